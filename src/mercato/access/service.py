@@ -1,0 +1,121 @@
+"""Roles and grants: seeding, editing (super admins) and building a caller's grants."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mercato.access import repository
+from mercato.access.errors import RoleNotFound, UnknownPermission
+from mercato.access.permissions import Condition, Permission
+from mercato.access.principal import merge_grants
+from mercato.access.seeds import DEFAULT_ROLES
+from mercato.bus.events import CloudEvent
+from mercato.bus.outbox import publish
+from mercato.models import Role, RoleGrant
+
+ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
+
+
+async def seed_roles(session: AsyncSession) -> None:
+    """Create missing system roles; grant permissions new to the code to their default roles."""
+    known = await repository.known_permissions(session)
+    for name, (description, grants) in DEFAULT_ROLES.items():
+        role = await repository.get_role(session, name)
+        if role is None:
+            await repository.add_role(session, name=name, description=description, is_system=True)
+            await repository.add_grants(session, name, {p.value: c.value for p, c in grants.items()})
+        else:
+            new = {p.value: c.value for p, c in grants.items() if p.value not in known}
+            await repository.add_grants(session, name, new)
+    await repository.mark_known(session, [p.value for p in Permission if p.value not in known])
+
+
+async def grants_for_user(session: AsyncSession, user_id: uuid.UUID) -> tuple[frozenset[str], dict[str, Condition]]:
+    roles = await repository.roles_of(session, user_id)
+    return frozenset(roles), merge_grants(await repository.grants_of_roles(session, roles))
+
+
+async def list_roles(session: AsyncSession) -> list[tuple[Role, list[RoleGrant]]]:
+    return await repository.list_roles(session)
+
+
+async def get_role(session: AsyncSession, name: str) -> tuple[Role, list[RoleGrant]]:
+    role = await repository.get_role(session, name)
+    if role is None:
+        raise RoleNotFound(f"There is no role named {name!r}.")
+    return role, await repository.grants_of_role(session, name)
+
+
+def validate_grants(grants: dict[str, str]) -> dict[str, str]:
+    valid_permissions = {p.value for p in Permission}
+    valid_conditions = {c.value for c in Condition}
+    errors = []
+    for permission, condition in grants.items():
+        if permission not in valid_permissions:
+            errors.append({"loc": ["body", "permissions", permission], "msg": "unknown permission",
+                           "type": "unknown_permission"})
+        if condition not in valid_conditions:
+            errors.append({"loc": ["body", "permissions", permission],
+                           "msg": f"condition must be one of {sorted(valid_conditions)}", "type": "unknown_condition"})
+    if errors:
+        raise UnknownPermission("Some permissions or conditions are not known to this store.", errors=errors)
+    return grants
+
+
+async def put_role(session: AsyncSession, *, name: str, description: str | None,
+                   grants: dict[str, str]) -> tuple[Role, list[RoleGrant], dict[str, str], bool]:
+    """Create or replace a role's grants. Returns the role, its grants, the grants before, and whether it is new."""
+    if not ROLE_NAME.match(name):
+        raise UnknownPermission("Role names are 2–64 characters: lowercase letters, digits and _.",
+                                errors=[{"loc": ["path", "name"], "msg": "invalid role name", "type": "value_error"}])
+    validate_grants(grants)
+    role = await repository.get_role(session, name)
+    created = role is None
+    before: dict[str, str] = {}
+    if role is None:
+        role = await repository.add_role(session, name=name, description=description or "", is_system=False)
+    else:
+        before = {g.permission: g.condition for g in await repository.grants_of_role(session, name)}
+        if description is not None:
+            role.description = description
+    await repository.replace_grants(session, name, grants)
+    await publish(session, CloudEvent(type="role.changed", subject=name, data={"role": name, "permissions": grants}))
+    return role, await repository.grants_of_role(session, name), before, created
+
+
+async def role_exists(session: AsyncSession, name: str) -> bool:
+    return await repository.get_role(session, name) is not None
+
+
+async def set_user_roles(session: AsyncSession, user_id: uuid.UUID, roles: list[str]) -> None:
+    for name in roles:
+        if not await role_exists(session, name):
+            raise RoleNotFound(f"There is no role named {name!r}.",
+                               errors=[{"loc": ["body", "roles"], "msg": f"unknown role {name!r}", "type": "role_not_found"}])
+    await repository.set_user_roles(session, user_id, roles)
+    await publish(session, CloudEvent(type="user.roles_changed", subject=str(user_id),
+                                      data={"user_id": str(user_id), "roles": sorted(set(roles))}))
+
+
+async def grant_role(session: AsyncSession, user_id: uuid.UUID, role: str) -> bool:
+    added = await repository.add_user_role(session, user_id, role)
+    if added:
+        roles = await repository.roles_of(session, user_id)
+        await publish(session, CloudEvent(type="user.roles_changed", subject=str(user_id),
+                                          data={"user_id": str(user_id), "roles": roles}))
+    return added
+
+
+async def roles_of(session: AsyncSession, user_id: uuid.UUID) -> list[str]:
+    return await repository.roles_of(session, user_id)
+
+
+async def roles_of_users(session: AsyncSession, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+    return await repository.roles_of_users(session, user_ids)
+
+
+async def active_super_admins(session: AsyncSession) -> list[uuid.UUID]:
+    return await repository.active_super_admins(session)

@@ -1,0 +1,113 @@
+"""Every query on users, refresh tokens and API tokens."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mercato.models import ApiToken, RefreshToken, User
+
+
+def email_key(email: str) -> str:
+    return email.strip().casefold()
+
+
+async def get(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email_key == email_key(email)))
+
+
+async def email_exists(session: AsyncSession, email: str) -> bool:
+    return await session.scalar(select(User.id).where(User.email_key == email_key(email))) is not None
+
+
+async def add(session: AsyncSession, user: User) -> User:
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def bump_token_version(session: AsyncSession, user_id: uuid.UUID) -> None:
+    await session.execute(update(User).where(User.id == user_id).values(token_version=User.token_version + 1))
+
+
+async def search(session: AsyncSession, *, query: str | None, active: bool | None,
+                 after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[User]:
+    stmt = select(User)
+    if query:
+        like = f"%{query.casefold()}%"
+        stmt = stmt.where(or_(User.email_key.like(like), User.display_name.ilike(like)))
+    if active is not None:
+        stmt = stmt.where(User.is_active == active)
+    if after is not None:
+        at, last_id = after
+        stmt = stmt.where(or_(User.created_at < at, and_(User.created_at == at, User.id < last_id)))
+    return list(await session.scalars(stmt.order_by(User.created_at.desc(), User.id.desc()).limit(limit)))
+
+
+# --- refresh tokens -----------------------------------------------------------------------
+
+async def add_refresh(session: AsyncSession, token: RefreshToken) -> None:
+    session.add(token)
+    await session.flush()
+
+
+async def refresh_by_hash(session: AsyncSession, token_hash: str) -> RefreshToken | None:
+    return await session.scalar(select(RefreshToken).where(RefreshToken.token_hash == token_hash))
+
+
+async def mark_rotated(session: AsyncSession, token_id: uuid.UUID, at: datetime) -> bool:
+    """Guarded: only one of two concurrent refreshes with the same token wins."""
+    result = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == token_id, RefreshToken.rotated_at.is_(None), RefreshToken.revoked_at.is_(None))
+        .values(rotated_at=at)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def revoke_family(session: AsyncSession, family_id: uuid.UUID, at: datetime) -> None:
+    await session.execute(
+        update(RefreshToken).where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=at)
+    )
+
+
+async def revoke_all_refresh(session: AsyncSession, user_id: uuid.UUID, at: datetime) -> None:
+    await session.execute(
+        update(RefreshToken).where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=at)
+    )
+
+
+# --- API tokens -----------------------------------------------------------------------------
+
+async def add_api_token(session: AsyncSession, token: ApiToken) -> None:
+    session.add(token)
+    await session.flush()
+
+
+async def api_token_by_hash(session: AsyncSession, token_hash: str) -> ApiToken | None:
+    return await session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+
+
+async def api_tokens_of(session: AsyncSession, user_id: uuid.UUID) -> list[ApiToken]:
+    return list(await session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+        .order_by(ApiToken.created_at.desc())
+    ))
+
+
+async def api_token_of(session: AsyncSession, user_id: uuid.UUID, token_id: uuid.UUID) -> ApiToken | None:
+    return await session.scalar(select(ApiToken).where(
+        ApiToken.id == token_id, ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None)))
+
+
+async def touch_api_token(session: AsyncSession, token_id: uuid.UUID, at: datetime) -> None:
+    await session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=at))

@@ -1,0 +1,318 @@
+"""Accounts: registration, sign-in, token rotation, password changes and API tokens.
+
+Callers pass the session and own the transaction; nothing here commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mercato.access import service as access
+from mercato.access.errors import LastSuperAdmin
+from mercato.access.seeds import PRIVILEGED_ROLES
+from mercato.access.permissions import Permission
+from mercato.accounts import repository
+from mercato.accounts.errors import (
+    AccountDisabled, EmailTaken, InvalidCredentials, InvalidRefreshToken, InvalidScope, TokenNotFound,
+    UserNotFound, WeakPassword, WrongCurrentPassword,
+)
+from mercato.audit.actions import AuditAction
+from mercato.audit.service import record as audit
+from mercato.bus.events import CloudEvent
+from mercato.bus.outbox import publish
+from mercato.kit.clock import utcnow
+from mercato.kit.errors import Forbidden
+from mercato.kit.passwords import policy_problems
+from mercato.kit.security import API_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX, new_secret, secret_digest
+from mercato.models import ApiToken, RefreshToken, User
+from mercato.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class BearerIdentity:
+    user: User
+    api_token: ApiToken | None
+
+
+def check_password_policy(password: str, *, email: str | None, field: str = "password") -> None:
+    problems = policy_problems(password, email=email)
+    if problems:
+        raise WeakPassword(f"The password {problems[0]}.", errors=[
+            {"loc": ["body", field], "msg": f"password {p}", "type": "weak_password"} for p in problems])
+
+
+async def create_user(session: AsyncSession, rt: Runtime, *, email: str, password: str, display_name: str = "",
+                      roles: list[str] | None = None) -> User:
+    check_password_policy(password, email=email)
+    password_hash = await rt.passwords.hash_async(password)  # before the first write: SQLite has one writer
+    if await repository.email_exists(session, email):
+        raise EmailTaken("Sign in instead, or use another email address.")
+    now = utcnow()
+    user = await repository.add(session, User(
+        id=uuid.uuid4(), email=email.strip(), email_key=repository.email_key(email), display_name=display_name.strip(),
+        password_hash=password_hash, is_active=True, token_version=1, created_at=now, updated_at=now,
+    ))
+    await access.set_user_roles(session, user.id, roles if roles is not None else ["user"])
+    await publish(session, CloudEvent(type="user.registered", subject=str(user.id),
+                                      data={"user_id": str(user.id), "email": user.email}))
+    return user
+
+
+async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await repository.get(session, user_id)
+    if user is None:
+        raise UserNotFound(f"There is no user with id {user_id}.")
+    return user
+
+
+async def verify_login(session: AsyncSession, rt: Runtime, *, email: str, password: str) -> uuid.UUID:
+    """The user id for a correct email and password (read-only: hashing runs outside the write lock).
+
+    Unknown accounts, wrong passwords and disabled accounts get the same answer (T7).
+    """
+    user = await repository.by_email(session, email)
+    ok = await rt.passwords.verify_async(user.password_hash if user else None, password)
+    if not ok or user is None or not user.is_active:
+        raise InvalidCredentials("Check the email and password and try again.")
+    return user.id
+
+
+async def start_session(session: AsyncSession, rt: Runtime, *, user_id: uuid.UUID) -> TokenPair:
+    user = await get_user(session, user_id)
+    if not user.is_active:
+        raise InvalidCredentials("Check the email and password and try again.")
+    user.last_login_at = utcnow()
+    return await _issue(session, rt, user, family_id=uuid.uuid4())
+
+
+async def _issue(session: AsyncSession, rt: Runtime, user: User, *, family_id: uuid.UUID) -> TokenPair:
+    refresh = new_secret(REFRESH_TOKEN_PREFIX)
+    now = utcnow()
+    await repository.add_refresh(session, RefreshToken(
+        id=uuid.uuid4(), user_id=user.id, family_id=family_id, token_hash=secret_digest(refresh), created_at=now,
+        expires_at=now + timedelta(days=rt.settings.refresh_token_days),
+    ))
+    access_token, expires_in = rt.tokens.issue_access(user_id=user.id, token_version=user.token_version)
+    return TokenPair(access_token=access_token, refresh_token=refresh, expires_in=expires_in)
+
+
+class RefreshReuse(Exception):
+    """A rotated refresh token came back: its family was revoked and must stay so."""
+
+    def __init__(self, token: RefreshToken) -> None:
+        self.token = token
+
+
+async def refresh(session: AsyncSession, rt: Runtime, *, refresh_token: str) -> TokenPair:
+    """Rotate a refresh token. Reuse of a rotated token revokes its whole family (T3)."""
+    now = utcnow()
+    token = await repository.refresh_by_hash(session, secret_digest(refresh_token))
+    if token is None or token.revoked_at is not None or token.expires_at <= now:
+        raise InvalidRefreshToken("Sign in again.")
+    if token.rotated_at is not None or not await repository.mark_rotated(session, token.id, now):
+        raise RefreshReuse(token)
+    user = await repository.get(session, token.user_id)
+    if user is None or not user.is_active:
+        raise InvalidRefreshToken("Sign in again.")
+    return await _issue(session, rt, user, family_id=token.family_id)
+
+
+async def revoke_reused_family(session: AsyncSession, token: RefreshToken) -> None:
+    await repository.revoke_family(session, token.family_id, utcnow())
+    await audit(session, actor_id=token.user_id, actor_email=None, action=AuditAction.refresh_reuse,
+                resource_type="refresh_token_family", resource_id=token.family_id, result="denied")
+
+
+async def logout(session: AsyncSession, *, user: User, refresh_token: str | None) -> None:
+    """End the session: its refresh family is revoked and every access token of the user dies (T4)."""
+    now = utcnow()
+    if refresh_token:
+        token = await repository.refresh_by_hash(session, secret_digest(refresh_token))
+        if token is not None and token.user_id == user.id:
+            await repository.revoke_family(session, token.family_id, now)
+    await repository.bump_token_version(session, user.id)
+
+
+async def change_password(session: AsyncSession, rt: Runtime, *, user: User, current: str, new: str) -> None:
+    if not await rt.passwords.verify_async(user.password_hash, current):
+        raise WrongCurrentPassword("Enter your current password to change it.")
+    check_password_policy(new, email=user.email, field="new_password")
+    user.password_hash = await rt.passwords.hash_async(new)
+    await repository.revoke_all_refresh(session, user.id, utcnow())
+    await repository.bump_token_version(session, user.id)
+    await audit(session, actor_id=user.id, actor_email=user.email, action=AuditAction.password_change,
+                resource_type="user", resource_id=user.id)
+    await publish(session, CloudEvent(type="user.password_changed", subject=str(user.id), data={"user_id": str(user.id)}))
+
+
+async def update_profile(session: AsyncSession, rt: Runtime, *, user: User, display_name: str | None,
+                         email: str | None, current_password: str | None) -> User:
+    """Display name changes freely; an email change needs the current password (T10)."""
+    changed: list[str] = []
+    if email is not None and repository.email_key(email) != user.email_key:
+        if current_password is None or not await rt.passwords.verify_async(user.password_hash, current_password):
+            raise WrongCurrentPassword("Changing the email needs your current password in current_password.")
+        if await repository.email_exists(session, email):
+            raise EmailTaken("Another account uses this email address.")
+        before = user.email
+        user.email, user.email_key = email.strip(), repository.email_key(email)
+        changed.append("email")
+        await audit(session, actor_id=user.id, actor_email=user.email, action=AuditAction.email_change,
+                    resource_type="user", resource_id=user.id, before={"email": before}, after={"email": user.email})
+    if display_name is not None and display_name.strip() != user.display_name:
+        user.display_name = display_name.strip()
+        changed.append("display_name")
+    if changed:
+        user.updated_at = utcnow()
+        await publish(session, CloudEvent(type="user.updated", subject=str(user.id),
+                                          data={"user_id": str(user.id), "changed": changed}))
+    return user
+
+
+async def admin_update(session: AsyncSession, *, actor_id: uuid.UUID, actor_email: str, user_id: uuid.UUID,
+                       display_name: str | None, is_active: bool | None, roles: list[str] | None,
+                       may_grant_privileged: bool) -> User:
+    user = await get_user(session, user_id)
+    before_roles = await access.roles_of(session, user.id)
+    before = {"display_name": user.display_name, "is_active": user.is_active, "roles": before_roles}
+    if display_name is not None:
+        user.display_name = display_name.strip()
+    end_sessions = False
+    if roles is not None and sorted(set(roles)) != before_roles:
+        touched = set(roles) ^ set(before_roles)
+        if touched & PRIVILEGED_ROLES and not may_grant_privileged:
+            raise Forbidden("Only a super admin grants or removes admin roles.")
+        if "super_admin" in before_roles and "super_admin" not in roles:
+            await _keep_one_super_admin(session, excluding=user.id, error=LastSuperAdmin)
+        await access.set_user_roles(session, user.id, roles)
+        end_sessions = True
+        await audit(session, actor_id=actor_id, actor_email=actor_email, action=AuditAction.user_roles_change,
+                    resource_type="user", resource_id=user.id, before={"roles": before_roles},
+                    after={"roles": sorted(set(roles))})
+    if is_active is not None and is_active != user.is_active:
+        if not is_active and "super_admin" in before_roles:
+            await _keep_one_super_admin(session, excluding=user.id, error=LastSuperAdmin)
+        user.is_active = is_active
+        end_sessions = True
+        await publish(session, CloudEvent(type="user.enabled" if is_active else "user.disabled",
+                                          subject=str(user.id), data={"user_id": str(user.id)}))
+        await audit(session, actor_id=actor_id, actor_email=actor_email,
+                    action=AuditAction.user_enable if is_active else AuditAction.user_disable,
+                    resource_type="user", resource_id=user.id)
+    if end_sessions:  # T4: disabling or changing roles ends the user's tokens at once
+        await repository.revoke_all_refresh(session, user.id, utcnow())
+        await repository.bump_token_version(session, user.id)
+    user.updated_at = utcnow()
+    after = {"display_name": user.display_name, "is_active": user.is_active,
+             "roles": await access.roles_of(session, user.id)}
+    await audit(session, actor_id=actor_id, actor_email=actor_email, action=AuditAction.user_update,
+                resource_type="user", resource_id=user.id, before=before, after=after)
+    await session.refresh(user)
+    return user
+
+
+async def _keep_one_super_admin(session: AsyncSession, *, excluding: uuid.UUID, error: type[Exception]) -> None:
+    if not [uid for uid in await access.active_super_admins(session) if uid != excluding]:
+        raise error("Grant super_admin to another active account first.")
+
+
+async def search_users(session: AsyncSession, *, query: str | None, active: bool | None,
+                       after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[User]:
+    return await repository.search(session, query=query, active=active, after=after, limit=limit)
+
+
+# --- API tokens -------------------------------------------------------------------------------
+
+async def create_api_token(session: AsyncSession, *, user: User, grants: dict[str, object], name: str,
+                           scopes: list[str], expires_at: datetime | None) -> tuple[ApiToken, str]:
+    """Create a token; its secret is returned once and stored only as a hash (T9)."""
+    valid = {p.value for p in Permission}
+    errors = []
+    for index, scope in enumerate(scopes):
+        permission = scope.partition("@")[0]
+        if permission not in valid:
+            errors.append({"loc": ["body", "scopes", index], "msg": f"unknown permission {permission!r}",
+                           "type": "invalid_scope"})
+        elif permission not in grants:
+            errors.append({"loc": ["body", "scopes", index], "msg": f"you do not hold {permission!r}",
+                           "type": "invalid_scope"})
+    if errors:
+        raise InvalidScope("A token can only carry permissions you hold.", errors=errors)
+    secret = new_secret(API_TOKEN_PREFIX)
+    token = ApiToken(id=uuid.uuid4(), user_id=user.id, name=name.strip(), hint=secret[:10],
+                     token_hash=secret_digest(secret), scopes=sorted(set(scopes)), created_at=utcnow(),
+                     expires_at=expires_at)
+    await repository.add_api_token(session, token)
+    await audit(session, actor_id=user.id, actor_email=user.email, action=AuditAction.token_create,
+                resource_type="api_token", resource_id=token.id,
+                after={"name": token.name, "scopes": token.scopes, "expires_at": expires_at})
+    return token, secret
+
+
+async def list_api_tokens(session: AsyncSession, *, user_id: uuid.UUID) -> list[ApiToken]:
+    return await repository.api_tokens_of(session, user_id)
+
+
+async def revoke_api_token(session: AsyncSession, *, user: User, token_id: uuid.UUID) -> None:
+    token = await repository.api_token_of(session, user.id, token_id)
+    if token is None:
+        raise TokenNotFound(f"You have no active API token with id {token_id}.")
+    token.revoked_at = utcnow()
+    await audit(session, actor_id=user.id, actor_email=user.email, action=AuditAction.token_revoke,
+                resource_type="api_token", resource_id=token.id, before={"name": token.name})
+
+
+# --- authentication of a bearer credential ---------------------------------------------------
+
+API_TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+async def identify_bearer(session: AsyncSession, rt: Runtime, credential: str) -> BearerIdentity | None:
+    """The user behind an access token or API token, or None when it is not valid now."""
+    if credential.startswith(API_TOKEN_PREFIX):
+        token = await repository.api_token_by_hash(session, secret_digest(credential))
+        now = utcnow()
+        if token is None or token.revoked_at is not None or (token.expires_at and token.expires_at <= now):
+            return None
+        user = await repository.get(session, token.user_id)
+        if user is None or not user.is_active:
+            return None
+        return BearerIdentity(user=user, api_token=token)
+    claims = rt.tokens.read_access(credential)
+    if claims is None:
+        return None
+    user = await repository.get(session, claims.user_id)
+    if user is None or not user.is_active or user.token_version != claims.token_version:
+        return None
+    return BearerIdentity(user=user, api_token=None)
+
+
+def ensure_active(user: User) -> None:
+    if not user.is_active:
+        raise AccountDisabled()
+
+
+async def touch_api_token_if_stale(rt: Runtime, token: ApiToken) -> None:
+    """Record ``last_used_at``, at most once a minute per token (it costs a write)."""
+    now = utcnow()
+    if token.last_used_at is None or now - token.last_used_at >= API_TOKEN_TOUCH_INTERVAL:
+        async with rt.db.transaction() as session:
+            await repository.touch_api_token(session, token.id, now)
+
+
+async def find_by_email(session: AsyncSession, email: str) -> User:
+    user = await repository.by_email(session, email)
+    if user is None:
+        raise UserNotFound(f"There is no account with the email {email!r}.")
+    return user

@@ -1,0 +1,87 @@
+"""The audit log for admins: filtered, paginated, exportable as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from starlette.responses import StreamingResponse
+
+from mercato.access.dependencies import requires
+from mercato.access.permissions import Permission
+from mercato.access.principal import Principal
+from mercato.audit import repository
+from mercato.audit.schemas import AuditRead
+from mercato.kit.errors import ValidationFailed
+from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
+from mercato.kit.routing import ReadSession, TransactionalRoute
+from mercato.kit.schemas import Page
+
+router = APIRouter(route_class=TransactionalRoute, tags=["admin"], prefix="/admin")
+
+CSV_COLUMNS = ["id", "at", "actor_id", "actor_email", "action", "resource_type", "resource_id", "result",
+               "before", "after", "ip", "user_agent", "request_id"]
+CSV_BATCH = 500
+
+
+@router.get("/audit", response_model=Page[AuditRead],
+            responses={200: {"content": {"text/csv": {}}, "description": "JSON page, or CSV with format=csv"}})
+async def search_audit(
+    actor: Annotated[Principal, requires(Permission.audit_read)], session: ReadSession,
+    actor_id: Annotated[uuid.UUID | None, Query(alias="actor")] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    resource: Annotated[str | None, Query(max_length=200, description="`type` or `type:id`")] = None,
+    since: datetime | None = None, until: datetime | None = None,
+    format: Literal["json", "csv"] = "json", cursor: CursorParam = None, limit: Limit = 20,
+) -> Page[AuditRead] | StreamingResponse:
+    """Audit rows, newest first. `format=csv` exports every matching row (no paging)."""
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise ValidationFailed(f"{name} needs a timezone (RFC 3339, e.g. 2026-01-01T00:00:00Z).",
+                                   errors=[{"loc": ["query", name], "msg": "timezone required", "type": "value_error"}])
+    resource_type, _, resource_id = (resource or "").partition(":")
+    filters = dict(actor=actor_id, action=action, resource_type=resource_type or None,
+                   resource_id=resource_id or None, since=since, until=until)
+    if format == "csv":
+        return StreamingResponse(_csv_rows(session, filters), media_type="text/csv",
+                                 headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
+    rows = await repository.search(session, **filters, after=decode_cursor(cursor), limit=limit + 1)
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1].at, page[-1].id) if len(rows) > limit else None
+    return Page[AuditRead](items=[AuditRead.model_validate(r) for r in page], next_cursor=next_cursor)
+
+
+async def _csv_rows(session, filters: dict) -> AsyncIterator[str]:  # type: ignore[no-untyped-def,type-arg]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    after = None
+    while True:
+        rows = await repository.search(session, **filters, after=after, limit=CSV_BATCH)
+        for row in rows:
+            values = []
+            for column in CSV_COLUMNS:
+                value = getattr(row, column)
+                if isinstance(value, dict):
+                    value = json.dumps(value, sort_keys=True)
+                elif isinstance(value, datetime):
+                    value = value.isoformat()
+                values.append("" if value is None else _csv_safe(str(value)))
+            writer.writerow(values)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        if len(rows) < CSV_BATCH:
+            return
+        after = (rows[-1].at, rows[-1].id)
+
+
+def _csv_safe(value: str) -> str:
+    """Defuse spreadsheet formula injection (a user agent can start with '=')."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

@@ -1,0 +1,43 @@
+"""Audit rows: inserted and read, never updated or deleted (triggers enforce it too)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mercato.models import AuditEntry
+
+
+async def add(session: AsyncSession, entry: AuditEntry) -> None:
+    session.add(entry)
+    await session.flush()
+
+
+async def search(session: AsyncSession, *, actor: uuid.UUID | None, action: str | None,
+                 resource_type: str | None, resource_id: str | None, since: datetime | None,
+                 until: datetime | None, after: tuple[datetime, uuid.UUID] | None,
+                 limit: int | None) -> list[AuditEntry]:
+    """Newest first; ``after`` is the (at, id) of the last row of the previous page."""
+    query = select(AuditEntry)
+    if actor is not None:
+        query = query.where(AuditEntry.actor_id == actor)
+    if action:
+        query = query.where(AuditEntry.action == action)
+    if resource_type:
+        query = query.where(AuditEntry.resource_type == resource_type)
+    if resource_id:
+        query = query.where(AuditEntry.resource_id == resource_id)
+    if since is not None:
+        query = query.where(AuditEntry.at >= since)
+    if until is not None:
+        query = query.where(AuditEntry.at < until)
+    if after is not None:
+        at, last_id = after
+        query = query.where(or_(AuditEntry.at < at, and_(AuditEntry.at == at, AuditEntry.id < last_id)))
+    query = query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return list(await session.scalars(query))

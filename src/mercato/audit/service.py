@@ -1,0 +1,49 @@
+"""Recording privileged and money-moving actions (O1).
+
+Call :func:`record` inside the transaction of the change: the audit row and the change
+commit together or not at all. Refused authorizations are recorded by the access layer
+in a transaction of their own, since the request itself changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mercato.audit import repository
+from mercato.audit.actions import AuditAction
+from mercato.kit.clock import utcnow
+from mercato.kit.requestinfo import current_request
+from mercato.models import AuditEntry
+
+
+async def record(session: AsyncSession, *, actor_id: uuid.UUID | None, actor_email: str | None,
+                 action: AuditAction, resource_type: str, resource_id: object | None = None,
+                 before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
+                 result: str = "success") -> None:
+    info = current_request()
+    await repository.add(session, AuditEntry(
+        id=uuid.uuid4(), at=utcnow(), actor_id=actor_id, actor_email=actor_email, action=action.value,
+        resource_type=resource_type, resource_id=None if resource_id is None else str(resource_id),
+        result=result, before=_jsonable(before), after=_jsonable(after), ip=info.ip,
+        user_agent=(info.user_agent or "")[:500] or None, request_id=info.request_id,
+    ))
+
+
+def _jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {key: _plain(item) for key, item in value.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_plain(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, (set, frozenset)) else items
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)

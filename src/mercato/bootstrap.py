@@ -1,0 +1,26 @@
+"""Bringing a store's database up to date: migrations, then the role seed."""
+
+from __future__ import annotations
+
+import asyncio
+
+from mercato.access import service as access
+from mercato.config import Settings
+from mercato.kit import migrate
+from mercato.kit.db import Database
+
+
+def prepare_database(settings: Settings) -> None:
+    """Apply migrations and seed roles. Blocking; call before the event loop starts."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.resolved_database_url)
+    asyncio.run(seed(settings.resolved_database_url))
+
+
+async def seed(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        async with db.transaction() as session:
+            await access.seed_roles(session)
+    finally:
+        await db.dispose()

@@ -1,0 +1,142 @@
+"""The ``mercato`` command. Every command finds the store through ``--data-dir`` or
+``MERCATO_DATA_DIR`` (default ``./mercato-data``) and ``MERCATO_DATABASE_URL``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mercato.config import Settings, load_settings
+
+app = typer.Typer(help="Mercato: a self-hostable marketplace server for software.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", envvar="MERCATO_DATA_DIR",
+                                              help="Where the embedded store keeps its files.")]
+
+
+def _settings(data_dir: Path | None) -> Settings:
+    return load_settings(data_dir=data_dir) if data_dir else load_settings()
+
+
+def fail(message: str) -> None:
+    """One readable line on stderr, exit 1: CLI errors are not tracebacks."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def migrate(data_dir: DataDir = None) -> None:
+    """Apply database migrations and seed the system roles."""
+    from mercato.bootstrap import prepare_database
+
+    settings = _settings(data_dir)
+    prepare_database(settings)
+    typer.echo(f"database is up to date ({_describe(settings)})")
+
+
+@app.command()
+def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+          data_dir: DataDir = None,
+          demo: Annotated[bool, typer.Option("--demo", help="Load the demo accounts and catalog.")] = False,
+          migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate",
+                                                      help="Apply migrations at start (default on SQLite).")] = None,  # type: ignore[assignment]
+          ) -> None:
+    """Run the API (and, on the embedded default, the workers) in this process."""
+    import uvicorn
+
+    from mercato.app import create_app
+    from mercato.bootstrap import prepare_database
+
+    settings = _settings(data_dir)
+    if migrate_first if migrate_first is not None else settings.is_sqlite:
+        prepare_database(settings)
+    if demo:
+        _load_demo(settings)
+    typer.echo(f"Mercato on http://{host}:{port}  ({_describe(settings)})")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def demo(data_dir: DataDir = None) -> None:
+    """Load the demo accounts and catalog (idempotent)."""
+    from mercato.bootstrap import prepare_database
+
+    settings = _settings(data_dir)
+    if settings.is_sqlite:
+        prepare_database(settings)
+    for line in _load_demo(settings):
+        typer.echo(f"created {line}")
+
+
+def _load_demo(settings: Settings) -> list[str]:
+    from mercato.demo import load_demo
+    from mercato.runtime import Runtime
+
+    async def run() -> list[str]:
+        rt = Runtime.from_settings(settings)
+        try:
+            return await load_demo(rt)
+        finally:
+            await rt.close()
+
+    return asyncio.run(run())
+
+
+@app.command()
+def createsuperuser(
+    email: Annotated[str, typer.Option(help="The super admin's email.")],
+    password: Annotated[str | None, typer.Option(envvar="MERCATO_ADMIN_PASSWORD",
+                                                 help="Or set MERCATO_ADMIN_PASSWORD; asked for when missing.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a super admin, or make an existing account one. Works non-interactively."""
+    from mercato.accounts import repository
+    from mercato.accounts import service as accounts
+    from mercato.access import service as access
+    from mercato.bootstrap import prepare_database
+    from mercato.kit.errors import MercatoError
+    from mercato.runtime import Runtime
+
+    settings = _settings(data_dir)
+    if settings.is_sqlite:
+        prepare_database(settings)
+    if password is None:
+        if not sys.stdin.isatty():
+            fail("give --password or set MERCATO_ADMIN_PASSWORD")
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    async def run() -> str:
+        rt = Runtime.from_settings(settings)
+        try:
+            async with rt.db.transaction() as session:
+                user = await repository.by_email(session, email)
+                if user is None:
+                    await accounts.create_user(session, rt, email=email, password=password,
+                                               roles=["user", "super_admin"])
+                    return f"created super admin {email}"
+                await access.grant_role(session, user.id, "super_admin")
+                return f"{email} is now a super admin"
+        finally:
+            await rt.close()
+
+    try:
+        typer.echo(asyncio.run(run()))
+    except MercatoError as error:
+        fail(f"{error.detail}" + (f" ({error.errors[0]['msg']})" if error.errors else ""))
+
+
+def _describe(settings: Settings) -> str:
+    url = settings.resolved_database_url
+    return f"SQLite at {url.split(':///', 1)[1]}" if settings.is_sqlite else "PostgreSQL"
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

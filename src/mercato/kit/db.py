@@ -1,0 +1,95 @@
+"""Database engines and sessions for both ways to run.
+
+SQLite (embedded default) is configured as a real database: WAL, a busy timeout,
+``BEGIN IMMEDIATE`` for every write transaction, one writer connection (writes queue in
+the pool instead of failing with "database is locked") and a separate engine for reads.
+With default settings SQLAlchemy + aiosqlite silently loses concurrent read-modify-write
+updates; ``tests/kit/test_db.py`` proves this configuration does not.
+
+PostgreSQL goes through asyncpg; an optional read replica serves the read engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _configure_sqlite(engine: AsyncEngine, *, writer: bool) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's implicit
+        # transactions would otherwise start DEFERRED ones).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+
+def _create_engine(url: str, *, writer: bool) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_async_engine(
+            url,
+            poolclass=AsyncAdaptedQueuePool,
+            pool_size=1 if writer else 4,
+            max_overflow=0,
+            pool_timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        _configure_sqlite(engine, writer=writer)
+        return engine
+    return create_async_engine(url, pool_size=10 if writer else 10, max_overflow=10, pool_pre_ping=True)
+
+
+class Database:
+    """The writer and reader engines of one store, with session factories."""
+
+    def __init__(self, url: str, *, read_url: str | None = None) -> None:
+        self.url = url
+        self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        self.writer = _create_engine(url, writer=True)
+        if self.is_sqlite:
+            self.reader = _create_engine(url, writer=False)
+        elif read_url:
+            self.reader = _create_engine(read_url, writer=False)
+        else:
+            self.reader = self.writer
+        self._write_sessions = async_sessionmaker(self.writer, expire_on_commit=False, autoflush=True)
+        self._read_sessions = async_sessionmaker(self.reader, expire_on_commit=False, autoflush=False)
+
+    def write_session(self) -> AsyncSession:
+        return self._write_sessions()
+
+    def read_session(self) -> AsyncSession:
+        return self._read_sessions()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction for code outside a request (CLI, workers, sweeps)."""
+        async with self.write_session() as session, session.begin():
+            yield session
+
+    async def ping(self) -> None:
+        async with self.reader.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()

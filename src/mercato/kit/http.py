@@ -1,0 +1,211 @@
+"""HTTP plumbing shared by every route: request ids, body limits, content types,
+metrics, access logs, and rendering every error as RFC 9457 problem JSON."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mercato.kit.errors import (
+    MalformedBody, MercatoError, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType,
+    ValidationFailed, problem_body, problem_response,
+)
+from mercato.kit.logging import log
+from mercato.kit.metrics import HTTP_ERRORS, HTTP_LATENCY, HTTP_REQUESTS
+from mercato.kit.requestinfo import RequestInfo, set_current_request
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+JSON_TYPES = ("application/json", "application/problem+json", "application/merge-patch+json")
+
+
+@dataclass
+class BodyRule:
+    """Limits for request bodies on paths matching ``pattern`` (first match wins)."""
+
+    pattern: re.Pattern[str]
+    max_bytes: int
+    content_types: tuple[str, ...]
+
+
+@dataclass
+class BodyPolicy:
+    default_max_bytes: int
+    rules: list[BodyRule] = field(default_factory=list)
+
+    def for_path(self, path: str) -> tuple[int, tuple[str, ...]]:
+        for rule in self.rules:
+            if rule.pattern.match(path):
+                return rule.max_bytes, rule.content_types
+        return self.default_max_bytes, JSON_TYPES
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class RequestMiddleware:
+    """Pure ASGI middleware: request id, body limits (413), content type (415),
+    metrics per route template and one structured access log line per request."""
+
+    def __init__(self, app: ASGIApp, *, body_policy: BodyPolicy) -> None:
+        self.app = app
+        self.body_policy = body_policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        offered = headers.get(REQUEST_ID_HEADER, "")
+        request_id = offered if _VALID_REQUEST_ID.match(offered) else uuid.uuid4().hex
+        client = scope.get("client")
+        info = RequestInfo(request_id=request_id, ip=client[0] if client else None,
+                           user_agent=headers.get("user-agent"))
+        set_current_request(info)
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            early = self._check_body(scope, headers)
+            if early is not None:
+                await early(scope, receive, send_wrapper)
+                return
+            max_bytes, _ = self.body_policy.for_path(scope["path"])
+            await self.app(scope, self._limited(receive, max_bytes), send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            templates = getattr(getattr(scope.get("app"), "state", None), "route_templates", {})
+            template = templates.get(id(route)) or getattr(route, "path", None) or "<unmatched>"
+            method = scope["method"]
+            status = status_holder["status"]
+            HTTP_REQUESTS.labels(template, method, str(status)).inc()
+            HTTP_LATENCY.labels(template, method).observe(elapsed)
+            if status >= 400:
+                HTTP_ERRORS.labels(template, method, str(status)).inc()
+            log.info("request", method=method, path=scope["path"], route=template, status=status,
+                     ms=round(elapsed * 1000, 2))
+
+    def _check_body(self, scope: Scope, headers: dict[str, str]) -> ASGIApp | None:
+        max_bytes, content_types = self.body_policy.for_path(scope["path"])
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.isdigit():
+                return _problem_app(MalformedBody("Content-Length is not a number."))
+            if int(length) > max_bytes:
+                return _problem_app(PayloadTooLarge(f"The body may be at most {max_bytes} bytes."))
+        has_body = (length is not None and int(length) > 0) or "transfer-encoding" in headers
+        if scope["method"] in ("POST", "PUT", "PATCH") and has_body:
+            media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if media_type not in content_types:
+                return _problem_app(UnsupportedMediaType(
+                    f"Send the body as {' or '.join(content_types)} (got {media_type or 'no Content-Type'})."))
+        return None
+
+    @staticmethod
+    def _limited(receive: Receive, max_bytes: int) -> Receive:
+        seen = 0
+
+        async def wrapped() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > max_bytes:
+                    raise _BodyTooLarge()
+            return message
+
+        return wrapped
+
+
+def _problem_app(error: MercatoError) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        await problem_response(request, error)(scope, receive, send)
+
+    return app
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for error in exc.errors():
+        out.append({"loc": [str(p) if not isinstance(p, int) else p for p in error.get("loc", ())],
+                    "msg": str(error.get("msg", "")), "type": str(error.get("type", ""))})
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(MercatoError)
+    async def on_mercato_error(request: Request, exc: MercatoError) -> JSONResponse:
+        return problem_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _validation_errors(exc)
+        if any(e["type"] == "json_invalid" for e in errors):
+            return problem_response(request, MalformedBody("The body is not valid JSON.", errors=errors))
+        return problem_response(request, ValidationFailed("Some fields are missing or invalid.", errors=errors))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, _BodyTooLarge):  # FastAPI wraps errors raised while reading the body
+            return problem_response(request, PayloadTooLarge("The body is larger than this endpoint accepts."))
+        codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "payload_too_large"}
+        code = codes.get(exc.status_code, f"http_{exc.status_code}")
+        body = problem_body(status=exc.status_code, code=code, title=str(exc.detail), detail=str(exc.detail),
+                            request_id=getattr(request.state, "request_id", None))
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None),
+                            media_type="application/problem+json")
+
+    @app.exception_handler(_BodyTooLarge)
+    async def on_body_too_large(request: Request, exc: _BodyTooLarge) -> JSONResponse:
+        return problem_response(request, PayloadTooLarge("The body is larger than this endpoint accepts."))
+
+    @app.exception_handler(OperationalError)
+    async def on_database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        log.error("database unavailable", error=str(exc.orig) if exc.orig else str(exc))
+        return problem_response(request, ServiceUnavailable("The database is unavailable; try again shortly.",
+                                                            headers={"Retry-After": "2"}))
+
+    @app.exception_handler(DBAPIError)
+    async def on_database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return problem_response(request, ServiceUnavailable("The database connection was lost; try again.",
+                                                                headers={"Retry-After": "2"}))
+        log.exception("database error")
+        return _internal(request)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return _internal(request)
+
+
+def _internal(request: Request) -> JSONResponse:
+    body = problem_body(status=500, code="internal_error", title="Internal error",
+                        detail="Something went wrong on our side; the request id helps us find it.",
+                        request_id=getattr(request.state, "request_id", None))
+    return JSONResponse(body, status_code=500, media_type="application/problem+json")

@@ -1,0 +1,99 @@
+"""Routes own their transaction.
+
+Every API route uses :class:`TransactionalRoute`. A handler asks for a ``WriteSession``
+(a session on the writer engine, its transaction begun lazily at first use) or a
+``ReadSession``; the route commits the write session after the handler has produced
+its response (storing the idempotent response in the same transaction), and rolls it
+back when the handler raises. Services and repositories never commit.
+
+Dependencies must not use the write session while they are being resolved: the
+idempotency claim and audit rows for refused authorizations run in short transactions
+of their own first, and on SQLite there is one writer connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+
+from mercato.kit import idempotency
+from mercato.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+def _write_session(request: Request) -> AsyncSession:
+    session = getattr(request.state, "write_session", None)
+    if session is None:
+        session = get_runtime(request).db.write_session()
+        request.state.write_session = session
+    return session
+
+
+def _read_session(request: Request) -> AsyncSession:
+    session = getattr(request.state, "read_session", None)
+    if session is None:
+        session = get_runtime(request).db.read_session()
+        request.state.read_session = session
+    return session
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+WriteSession = Annotated[AsyncSession, Depends(_write_session)]
+ReadSession = Annotated[AsyncSession, Depends(_read_session)]
+
+
+class TransactionalRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def run(request: Request) -> Response:
+            try:
+                try:
+                    response = await handler(request)
+                except idempotency.Replay as replay:
+                    return replay.response
+                await _finish(request, response)
+                return response
+            except BaseException:
+                await _abort(request)
+                raise
+            finally:
+                await _close(request)
+
+        return run
+
+
+async def _finish(request: Request, response: Response) -> None:
+    claim: idempotency.Claim | None = getattr(request.state, "idempotency_claim", None)
+    session: AsyncSession | None = getattr(request.state, "write_session", None)
+    if claim is not None:
+        if session is None:
+            session = _write_session(request)
+        await idempotency.complete(session, claim, response)
+    if session is not None and session.in_transaction():
+        await session.commit()
+
+
+async def _abort(request: Request) -> None:
+    session: AsyncSession | None = getattr(request.state, "write_session", None)
+    if session is not None and session.in_transaction():
+        await session.rollback()
+    claim: idempotency.Claim | None = getattr(request.state, "idempotency_claim", None)
+    if claim is not None:
+        await idempotency.release(get_runtime(request).db, claim)
+
+
+async def _close(request: Request) -> None:
+    for name in ("write_session", "read_session"):
+        session: AsyncSession | None = getattr(request.state, name, None)
+        if session is not None:
+            await session.close()
+            setattr(request.state, name, None)

@@ -1,0 +1,32 @@
+"""The transactional outbox: CloudEvents written in the same transaction as the change."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mercato.models.base import Base, JSONType
+
+# BIGINT identity on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
+SequenceType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class OutboxEvent(Base):
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_type_time", "type", "time"),
+        Index("ix_outbox_subject", "subject", "sequence"),
+    )
+
+    # ``sequence`` is the CloudEvents sequence: monotonic per store.
+    sequence: Mapped[int] = mapped_column(SequenceType, primary_key=True, autoincrement=True)
+    id: Mapped[uuid.UUID] = mapped_column(unique=True)
+    type: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str] = mapped_column(String(128))
+    time: Mapped[datetime]
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)

@@ -1,0 +1,121 @@
+"""Every query on publishers, their members and publisher applications.
+
+"Visible to" scoping lives here: an ``own`` grant sees the publishers the caller is a
+member of; ``public`` and ``any`` see every publisher (profiles are public).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mercato.models import Publisher, PublisherApplication, PublisherMember, User
+
+
+async def by_slug(session: AsyncSession, slug: str) -> Publisher | None:
+    return await session.scalar(select(Publisher).where(Publisher.slug == slug))
+
+
+async def slug_taken(session: AsyncSession, slug: str) -> bool:
+    return await session.scalar(select(Publisher.id).where(Publisher.slug == slug)) is not None
+
+
+async def add(session: AsyncSession, publisher: Publisher) -> Publisher:
+    session.add(publisher)
+    await session.flush()
+    return publisher
+
+
+async def member_role(session: AsyncSession, publisher_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
+    return await session.scalar(select(PublisherMember.role).where(
+        PublisherMember.publisher_id == publisher_id, PublisherMember.user_id == user_id))
+
+
+async def publisher_ids_of(session: AsyncSession, user_id: uuid.UUID) -> list[uuid.UUID]:
+    return list(await session.scalars(select(PublisherMember.publisher_id).where(PublisherMember.user_id == user_id)))
+
+
+async def members(session: AsyncSession, publisher_id: uuid.UUID) -> list[tuple[PublisherMember, User]]:
+    rows = await session.execute(
+        select(PublisherMember, User).join(User, User.id == PublisherMember.user_id)
+        .where(PublisherMember.publisher_id == publisher_id).order_by(PublisherMember.created_at)
+    )
+    return [(member, user) for member, user in rows]
+
+
+async def upsert_member(session: AsyncSession, *, publisher_id: uuid.UUID, user_id: uuid.UUID, role: str,
+                        at: datetime) -> bool:
+    """Add a member or change their role. True when the row is new."""
+    changed = await session.execute(update(PublisherMember).where(
+        PublisherMember.publisher_id == publisher_id, PublisherMember.user_id == user_id).values(role=role))
+    if changed.rowcount:  # type: ignore[attr-defined]
+        return False
+    session.add(PublisherMember(publisher_id=publisher_id, user_id=user_id, role=role, created_at=at))
+    await session.flush()
+    return True
+
+
+async def remove_member(session: AsyncSession, publisher_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    result = await session.execute(delete(PublisherMember).where(
+        PublisherMember.publisher_id == publisher_id, PublisherMember.user_id == user_id))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def owner_count(session: AsyncSession, publisher_id: uuid.UUID) -> int:
+    return int(await session.scalar(select(func.count()).select_from(PublisherMember).where(
+        PublisherMember.publisher_id == publisher_id, PublisherMember.role == "owner")) or 0)
+
+
+# --- applications ---------------------------------------------------------------------------
+
+async def add_application(session: AsyncSession, application: PublisherApplication) -> PublisherApplication:
+    session.add(application)
+    await session.flush()
+    return application
+
+
+async def pending_application_of(session: AsyncSession, user_id: uuid.UUID) -> PublisherApplication | None:
+    return await session.scalar(select(PublisherApplication).where(
+        PublisherApplication.user_id == user_id, PublisherApplication.status == "pending"))
+
+
+async def pending_slug_taken(session: AsyncSession, slug: str) -> bool:
+    return await session.scalar(select(PublisherApplication.id).where(
+        PublisherApplication.slug == slug, PublisherApplication.status == "pending")) is not None
+
+
+async def application(session: AsyncSession, application_id: uuid.UUID) -> PublisherApplication | None:
+    return await session.get(PublisherApplication, application_id)
+
+
+async def applications_of(session: AsyncSession, user_id: uuid.UUID) -> list[PublisherApplication]:
+    return list(await session.scalars(select(PublisherApplication).where(PublisherApplication.user_id == user_id)
+                                      .order_by(PublisherApplication.created_at.desc())))
+
+
+async def decide_application(session: AsyncSession, application_id: uuid.UUID, *, status: str, reason: str | None,
+                             decided_by: uuid.UUID, at: datetime, publisher_id: uuid.UUID | None) -> bool:
+    """Guarded transition pending -> approved|rejected: of two concurrent decisions one wins."""
+    result = await session.execute(
+        update(PublisherApplication)
+        .where(PublisherApplication.id == application_id, PublisherApplication.status == "pending")
+        .values(status=status, reason=reason, decided_by=decided_by, decided_at=at, updated_at=at,
+                publisher_id=publisher_id)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def search_applications(session: AsyncSession, *, status: str | None,
+                              after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[PublisherApplication]:
+    query = select(PublisherApplication)
+    if status:
+        query = query.where(PublisherApplication.status == status)
+    if after is not None:
+        at, last_id = after
+        query = query.where(or_(PublisherApplication.created_at < at,
+                                and_(PublisherApplication.created_at == at, PublisherApplication.id < last_id)))
+    query = query.order_by(PublisherApplication.created_at.desc(), PublisherApplication.id.desc()).limit(limit)
+    return list(await session.scalars(query))

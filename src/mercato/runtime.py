@@ -1,0 +1,37 @@
+"""The long-lived objects of one running store, built once from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from mercato.config import Settings
+from mercato.kit.db import Database
+from mercato.kit.passwords import PasswordHashing
+from mercato.kit.ratelimit import RateLimiter
+from mercato.kit.security import TokenSigner
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    passwords: PasswordHashing
+    tokens: TokenSigner
+    limiter: RateLimiter
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return cls(
+            settings=settings,
+            db=Database(settings.resolved_database_url, read_url=settings.database_read_url),
+            passwords=PasswordHashing(**settings.password_hash_parameters),
+            tokens=TokenSigner(key=settings.resolved_secret_key, issuer=settings.jwt_issuer,
+                               audience=settings.jwt_audience,
+                               access_lifetime=timedelta(minutes=settings.access_token_minutes)),
+            limiter=RateLimiter(settings.redis_url),
+        )
+
+    async def close(self) -> None:
+        await self.db.dispose()
