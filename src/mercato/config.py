@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     )
     database_read_url: str | None = Field(default=None, description="Optional read replica (PostgreSQL).")
     redis_url: str | None = None
+    redis_namespace: str = Field(default="mercato", description="Prefix of every Redis key this store uses.")
     broker_url: str | None = None
     secret_key: str | None = Field(default=None, description="JWT signing key; default: generated into the data dir.")
 

@@ -30,7 +30,7 @@ class Runtime:
             tokens=TokenSigner(key=settings.resolved_secret_key, issuer=settings.jwt_issuer,
                                audience=settings.jwt_audience,
                                access_lifetime=timedelta(minutes=settings.access_token_minutes)),
-            limiter=RateLimiter(settings.redis_url),
+            limiter=RateLimiter(settings.redis_url, namespace=settings.redis_namespace),
         )
 
     async def close(self) -> None:
