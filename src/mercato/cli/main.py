@@ -129,7 +129,7 @@ def createsuperuser(
     try:
         typer.echo(asyncio.run(run()))
     except MercatoError as error:
-        fail(f"{error.detail}" + (f" ({error.errors[0]['msg']})" if error.errors else ""))
+        fail(error.detail)
 
 
 def _describe(settings: Settings) -> str:
