@@ -5,7 +5,8 @@ on the scaled one (``.ci/run`` does both):
 
 - ``MERCATO_TEST_DATABASE_URL``: a PostgreSQL server URL (any database on it); each test
   gets its own database, cloned from a migrated template. Unset: SQLite files.
-- ``MERCATO_TEST_REDIS_URL``: Redis for rate limits (keys under a unique namespace).
+- ``MERCATO_TEST_REDIS_URL``: Redis for rate limits (keys under a unique namespace) and
+  the Redis Streams broker; ``MERCATO_TEST_AMQP_URL`` RabbitMQ; ``MERCATO_TEST_NATS_URL`` NATS.
 """
 
 from __future__ import annotations
@@ -31,16 +32,19 @@ from mercato.runtime import Runtime
 
 PG_URL = os.environ.get("MERCATO_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("MERCATO_TEST_REDIS_URL")
+AMQP_URL = os.environ.get("MERCATO_TEST_AMQP_URL")
+NATS_URL = os.environ.get("MERCATO_TEST_NATS_URL")
 DEFAULT_PASSWORD = "a perfectly fine test password"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked postgres/redis need that backend; they run in CI's scaled pass."""
+    """Tests marked with a backend need it; they run in CI's scaled pass."""
+    needs = {"postgres": (PG_URL, "MERCATO_TEST_DATABASE_URL"), "redis": (REDIS_URL, "MERCATO_TEST_REDIS_URL"),
+             "rabbitmq": (AMQP_URL, "MERCATO_TEST_AMQP_URL"), "nats": (NATS_URL, "MERCATO_TEST_NATS_URL")}
     for item in items:
-        if "postgres" in item.keywords and not PG_URL:
-            item.add_marker(pytest.mark.skip(reason="runs in the PostgreSQL pass (MERCATO_TEST_DATABASE_URL)"))
-        if "redis" in item.keywords and not REDIS_URL:
-            item.add_marker(pytest.mark.skip(reason="runs in the Redis pass (MERCATO_TEST_REDIS_URL)"))
+        for marker, (url, variable) in needs.items():
+            if marker in item.keywords and not url:
+                item.add_marker(pytest.mark.skip(reason=f"runs in the scaled pass ({variable})"))
 
 
 def _admin_url(database: str) -> str:

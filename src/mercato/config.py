@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     idempotency_retention_hours: int = 24
     idempotency_lease_seconds: int = 60
 
+    # the bus (see docs/events.md)
+    bus_queue: str = Field(default="mercato", description="Broker queue/stream name.")
+    bus_max_attempts: int = Field(default=8, ge=1, description="Attempts before a delivery becomes a dead letter.")
+    bus_retry_base_seconds: float = Field(default=0.5, gt=0)
+    bus_retry_max_seconds: float = Field(default=300.0, gt=0)
+    bus_redelivery_timeout_seconds: float = Field(default=30.0, gt=0, description=(
+        "A delivery handed to the broker but not processed after this is re-driven from the database."))
+    bus_sweep_interval_seconds: float = Field(default=1.0, gt=0)
+    bus_relay_poll_seconds: float = Field(default=0.2, gt=0)
+
     log_level: str = "INFO"
     log_json: bool = False
     testing: bool = False

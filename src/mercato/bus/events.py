@@ -34,6 +34,11 @@ EVENT_TYPES: dict[str, tuple[str, str]] = {
 }
 
 
+def declare_event_type(event_type: str, *, source: str, data: str) -> None:
+    """Add an event type (tests and plugins); the store's own types are listed above."""
+    EVENT_TYPES.setdefault(event_type, (source, data))
+
+
 class UnknownEventType(ValueError):
     pass
 

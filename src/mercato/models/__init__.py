@@ -4,12 +4,13 @@ from mercato.models.access import KnownPermission, Role, RoleGrant, UserRole
 from mercato.models.accounts import ApiToken, RefreshToken, User
 from mercato.models.audit import AuditEntry
 from mercato.models.base import Base
+from mercato.models.bus import EventDelivery, ProcessedEvent, SweepLease
 from mercato.models.idempotency import IdempotencyRecord
 from mercato.models.outbox import OutboxEvent
 from mercato.models.publishers import Publisher, PublisherApplication, PublisherMember
 
 __all__ = [
-    "ApiToken", "AuditEntry", "Base", "IdempotencyRecord", "KnownPermission", "OutboxEvent",
+    "ApiToken", "AuditEntry", "Base", "EventDelivery", "ProcessedEvent", "SweepLease", "IdempotencyRecord", "KnownPermission", "OutboxEvent",
     "Publisher", "PublisherApplication", "PublisherMember", "RefreshToken", "Role", "RoleGrant",
     "User", "UserRole",
 ]

@@ -20,6 +20,7 @@ class OutboxEvent(Base):
     __table_args__ = (
         Index("ix_outbox_type_time", "type", "time"),
         Index("ix_outbox_subject", "subject", "sequence"),
+        Index("ix_outbox_unrelayed", "relayed_at", "sequence"),
     )
 
     # ``sequence`` is the CloudEvents sequence: monotonic per store.
@@ -30,3 +31,9 @@ class OutboxEvent(Base):
     subject: Mapped[str] = mapped_column(String(128))
     time: Mapped[datetime]
     data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # Who the event concerns (from data.user_id / data.publisher_id): live streams and
+    # publisher webhooks select on these.
+    user_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    publisher_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    # Set once the relay has fanned the event out to its subscribers' deliveries.
+    relayed_at: Mapped[datetime | None]

@@ -1,0 +1,126 @@
+"""Handling one event for one subscriber, exactly once in effect.
+
+``deliver(subscriber, event_id)`` may be called any number of times, concurrently, in
+any process (the broker delivers at least once, sweeps re-drive, chaos duplicates):
+
+1. the delivery row must be pending; an earlier pending event of the same subject for
+   the same subscriber defers this one (per-subject order);
+2. in one transaction: record ``(subscriber, event_id)`` in ``processed_events`` (if it
+   is already there, this is a repeat: nothing happens), run the handler, mark the
+   delivery done; commit;
+3. on failure, in a new transaction: count the attempt and schedule the next with
+   exponential backoff and jitter, or, past the limit, make it a dead letter.
+"""
+
+from __future__ import annotations
+
+import random
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from mercato.bus import repository
+from mercato.bus.events import CloudEvent
+from mercato.bus.metrics import DELIVERIES, DELIVERY_LAG
+from mercato.bus.registry import Registry
+from mercato.kit.clock import utcnow
+from mercato.kit.db import Database
+from mercato.kit.failpoints import failpoint
+from mercato.kit.logging import log
+
+Kick = Callable[[str, uuid.UUID], Awaitable[None]]
+
+# A deferred delivery (an earlier one of its subject is pending) is retried this soon if
+# nothing chains it earlier.
+DEFER_DELAY = timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    base_delay: float = 0.5
+    max_delay: float = 300.0
+
+    def delay(self, attempt: int) -> timedelta:
+        """Exponential backoff with jitter (50–100 % of the step)."""
+        step = min(self.max_delay, self.base_delay * (2 ** max(0, attempt - 1)))
+        return timedelta(seconds=step * random.uniform(0.5, 1.0))
+
+
+def event_from_row(row) -> CloudEvent:  # type: ignore[no-untyped-def]
+    return CloudEvent(type=row.type, subject=row.subject, data=row.data, id=row.id, time=row.time,
+                      sequence=row.sequence)
+
+
+class Deliverer:
+    def __init__(self, db: Database, registry: Registry, retry: RetryPolicy, kick: Kick) -> None:
+        self.db = db
+        self.registry = registry
+        self.retry = retry
+        self.kick = kick
+
+    async def deliver(self, subscriber_name: str, event_id: uuid.UUID) -> str:
+        """Returns the outcome: done, duplicate, deferred, retry, dead, skipped."""
+        outcome = await self._deliver(subscriber_name, event_id)
+        DELIVERIES.labels(subscriber_name, outcome).inc()
+        return outcome
+
+    async def _deliver(self, subscriber_name: str, event_id: uuid.UUID) -> str:
+        subscriber = self.registry.get(subscriber_name)
+        await failpoint("delivery.start")
+        chained: tuple[str, uuid.UUID] | None = None
+        try:
+            async with self.db.transaction() as session:
+                delivery = await repository.delivery(session, subscriber_name, event_id)
+                if delivery is None or delivery.state != "pending":
+                    return "skipped"
+                if subscriber is None:
+                    raise LookupError(f"no subscriber named {subscriber_name!r} in this process")
+                if await repository.earlier_pending_exists(session, subscriber_name, delivery.subject,
+                                                           delivery.sequence):
+                    await repository.postpone(session, subscriber_name, event_id, utcnow() + DEFER_DELAY)
+                    return "deferred"
+                now = utcnow()
+                if not await repository.mark_processed(session, subscriber_name, event_id, now):
+                    await repository.mark_done(session, subscriber_name, event_id, now)
+                    return "duplicate"
+                row = await repository.event(session, event_id)
+                if row is None:
+                    raise LookupError(f"event {event_id} is not in the outbox")
+                event = event_from_row(row)
+                await failpoint("delivery.before_handler")
+                await subscriber.handler(session, event)
+                await failpoint("delivery.after_effect")
+                await repository.mark_done(session, subscriber_name, event_id, utcnow())
+                following = await repository.next_pending_in_subject(session, subscriber_name, delivery.subject,
+                                                                     delivery.sequence)
+                if following is not None:
+                    chained = (following.subscriber, following.event_id)
+            await failpoint("delivery.after_commit")
+            DELIVERY_LAG.labels(subscriber_name).observe(max(0.0, (utcnow() - event.time).total_seconds()))
+        except Exception as exc:
+            return await self._failed(subscriber_name, event_id, exc)
+        if chained is not None:  # the next event of this subject may go now
+            await self.kick(*chained)
+        return "done"
+
+    async def _failed(self, subscriber_name: str, event_id: uuid.UUID, exc: Exception) -> str:
+        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        try:
+            async with self.db.transaction() as session:
+                delivery = await repository.delivery(session, subscriber_name, event_id)
+                if delivery is None or delivery.state != "pending":
+                    return "skipped"
+                attempts = delivery.attempts + 1
+                dead = attempts >= self.retry.max_attempts
+                now = utcnow()
+                await repository.record_failure(session, subscriber_name, event_id, attempts=attempts, error=error,
+                                                next_attempt_at=now + self.retry.delay(attempts), dead=dead, at=now)
+        except Exception:  # the database itself is failing: the sweep re-drives later
+            log.exception("bus: could not record a failed delivery", subscriber=subscriber_name, event_id=str(event_id))
+            return "retry"
+        log.warning("bus: delivery failed", subscriber=subscriber_name, event_id=str(event_id), attempts=attempts,
+                    dead=dead, error=error)
+        return "dead" if dead else "retry"

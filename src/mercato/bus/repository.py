@@ -1,0 +1,229 @@
+"""Every query of the bus: outbox, deliveries, processed events, sweep leases."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mercato.models import EventDelivery, OutboxEvent, ProcessedEvent, SweepLease
+
+
+# --- outbox ------------------------------------------------------------------------------------
+
+async def unrelayed(session: AsyncSession, *, limit: int) -> list[OutboxEvent]:
+    """The oldest events not yet fanned out. On PostgreSQL rows another relay holds are skipped."""
+    query = select(OutboxEvent).where(OutboxEvent.relayed_at.is_(None)).order_by(OutboxEvent.sequence).limit(limit)
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(await session.scalars(query))
+
+
+async def mark_relayed(session: AsyncSession, sequences: Sequence[int], at: datetime) -> None:
+    if sequences:
+        await session.execute(update(OutboxEvent).where(OutboxEvent.sequence.in_(list(sequences)))
+                              .values(relayed_at=at))
+
+
+async def event(session: AsyncSession, event_id: uuid.UUID) -> OutboxEvent | None:
+    return await session.scalar(select(OutboxEvent).where(OutboxEvent.id == event_id))
+
+
+async def unrelayed_count(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(OutboxEvent)
+                                    .where(OutboxEvent.relayed_at.is_(None))) or 0)
+
+
+async def search_events(session: AsyncSession, *, event_type: str | None, subject: str | None,
+                        since: datetime | None, until: datetime | None, before_sequence: int | None,
+                        limit: int) -> list[OutboxEvent]:
+    """Newest first; ``before_sequence`` continues a previous page."""
+    query = select(OutboxEvent)
+    if event_type:
+        query = query.where(OutboxEvent.type == event_type)
+    if subject:
+        query = query.where(OutboxEvent.subject == subject)
+    if since is not None:
+        query = query.where(OutboxEvent.time >= since)
+    if until is not None:
+        query = query.where(OutboxEvent.time < until)
+    if before_sequence is not None:
+        query = query.where(OutboxEvent.sequence < before_sequence)
+    return list(await session.scalars(query.order_by(OutboxEvent.sequence.desc()).limit(limit)))
+
+
+async def events_for_user_after(session: AsyncSession, user_id: uuid.UUID, after_sequence: int,
+                                *, limit: int) -> list[OutboxEvent]:
+    return list(await session.scalars(
+        select(OutboxEvent).where(OutboxEvent.user_id == user_id, OutboxEvent.sequence > after_sequence)
+        .order_by(OutboxEvent.sequence).limit(limit)))
+
+
+async def latest_sequence(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.max(OutboxEvent.sequence))) or 0)
+
+
+# --- deliveries ----------------------------------------------------------------------------------
+
+async def add_deliveries(session: AsyncSession, rows: list[dict[str, object]]) -> None:
+    if rows:
+        await session.execute(insert(EventDelivery), rows)
+
+
+async def delivery(session: AsyncSession, subscriber: str, event_id: uuid.UUID) -> EventDelivery | None:
+    return await session.get(EventDelivery, (subscriber, event_id))
+
+
+async def delivery_by_id(session: AsyncSession, delivery_id: uuid.UUID) -> EventDelivery | None:
+    return await session.scalar(select(EventDelivery).where(EventDelivery.id == delivery_id))
+
+
+async def earlier_pending_exists(session: AsyncSession, subscriber: str, subject: str, sequence: int) -> bool:
+    return await session.scalar(
+        select(EventDelivery.event_id).where(
+            EventDelivery.subscriber == subscriber, EventDelivery.subject == subject,
+            EventDelivery.sequence < sequence, EventDelivery.state == "pending").limit(1)
+    ) is not None
+
+
+async def next_pending_in_subject(session: AsyncSession, subscriber: str, subject: str,
+                                  sequence: int) -> EventDelivery | None:
+    return await session.scalar(
+        select(EventDelivery).where(
+            EventDelivery.subscriber == subscriber, EventDelivery.subject == subject,
+            EventDelivery.sequence > sequence, EventDelivery.state == "pending")
+        .order_by(EventDelivery.sequence).limit(1))
+
+
+async def mark_done(session: AsyncSession, subscriber: str, event_id: uuid.UUID, at: datetime) -> bool:
+    result = await session.execute(
+        update(EventDelivery).where(EventDelivery.subscriber == subscriber, EventDelivery.event_id == event_id,
+                                    EventDelivery.state == "pending")
+        .values(state="done", done_at=at, updated_at=at, last_error=None))
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def record_failure(session: AsyncSession, subscriber: str, event_id: uuid.UUID, *, attempts: int,
+                         error: str, next_attempt_at: datetime, dead: bool, at: datetime) -> bool:
+    result = await session.execute(
+        update(EventDelivery).where(EventDelivery.subscriber == subscriber, EventDelivery.event_id == event_id,
+                                    EventDelivery.state == "pending")
+        .values(attempts=attempts, last_error=error[:4000], next_attempt_at=next_attempt_at,
+                state="dead" if dead else "pending", updated_at=at))
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def postpone(session: AsyncSession, subscriber: str, event_id: uuid.UUID, until: datetime) -> None:
+    await session.execute(
+        update(EventDelivery).where(EventDelivery.subscriber == subscriber, EventDelivery.event_id == event_id,
+                                    EventDelivery.state == "pending")
+        .values(next_attempt_at=until))
+
+
+async def take_due(session: AsyncSession, *, now: datetime, lease_until: datetime,
+                   limit: int) -> list[EventDelivery]:
+    """Due pending deliveries, each pushed to ``lease_until`` by a guarded update so two
+    sweeps running at once never both re-drive the same one."""
+    due = list(await session.scalars(
+        select(EventDelivery).where(EventDelivery.state == "pending", EventDelivery.next_attempt_at <= now)
+        .order_by(EventDelivery.sequence).limit(limit)))
+    taken = []
+    for row in due:
+        result = await session.execute(
+            update(EventDelivery).where(
+                EventDelivery.subscriber == row.subscriber, EventDelivery.event_id == row.event_id,
+                EventDelivery.state == "pending", EventDelivery.next_attempt_at == row.next_attempt_at)
+            .values(next_attempt_at=lease_until))
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            taken.append(row)
+    return taken
+
+
+async def all_pending(session: AsyncSession, *, limit: int) -> list[EventDelivery]:
+    return list(await session.scalars(select(EventDelivery).where(EventDelivery.state == "pending")
+                                      .order_by(EventDelivery.sequence).limit(limit)))
+
+
+async def counts_by_state(session: AsyncSession) -> dict[tuple[str, str], int]:
+    rows = await session.execute(select(EventDelivery.subscriber, EventDelivery.state, func.count())
+                                 .group_by(EventDelivery.subscriber, EventDelivery.state))
+    return {(subscriber, state): int(count) for subscriber, state, count in rows}
+
+
+async def dead_letters(session: AsyncSession, *, subscriber: str | None, after: tuple[datetime, uuid.UUID] | None,
+                       limit: int) -> list[EventDelivery]:
+    query = select(EventDelivery).where(EventDelivery.state == "dead")
+    if subscriber:
+        query = query.where(EventDelivery.subscriber == subscriber)
+    if after is not None:
+        at, last_id = after
+        query = query.where(or_(EventDelivery.updated_at < at,
+                                and_(EventDelivery.updated_at == at, EventDelivery.id < last_id)))
+    return list(await session.scalars(query.order_by(EventDelivery.updated_at.desc(), EventDelivery.id.desc())
+                                      .limit(limit)))
+
+
+async def revive(session: AsyncSession, delivery_id: uuid.UUID, at: datetime) -> EventDelivery | None:
+    """dead -> pending with a fresh attempt budget (replay)."""
+    result = await session.execute(
+        update(EventDelivery).where(EventDelivery.id == delivery_id, EventDelivery.state == "dead")
+        .values(state="pending", attempts=0, next_attempt_at=at, updated_at=at))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    return await delivery_by_id(session, delivery_id)
+
+
+# --- processed events (inbox) --------------------------------------------------------------------
+
+async def mark_processed(session: AsyncSession, subscriber: str, event_id: uuid.UUID, at: datetime) -> bool:
+    """False when this subscriber already processed this event (a repeated delivery)."""
+    exists = await session.scalar(select(ProcessedEvent.event_id).where(
+        ProcessedEvent.subscriber == subscriber, ProcessedEvent.event_id == event_id))
+    if exists is not None:
+        return False
+    try:
+        async with session.begin_nested():
+            session.add(ProcessedEvent(subscriber=subscriber, event_id=event_id, processed_at=at))
+            await session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+async def purge_processed_before(session: AsyncSession, before: datetime) -> int:
+    result = await session.execute(delete(ProcessedEvent).where(ProcessedEvent.processed_at < before))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# --- sweep leases -----------------------------------------------------------------------------
+
+async def take_lease(session: AsyncSession, name: str, holder: str, now: datetime, until: datetime) -> bool:
+    result = await session.execute(update(SweepLease).where(
+        SweepLease.name == name, or_(SweepLease.expires_at <= now, SweepLease.holder == holder))
+        .values(holder=holder, expires_at=until))
+    if result.rowcount == 1:  # type: ignore[attr-defined]
+        return True
+    if await session.get(SweepLease, name) is not None:
+        return False
+    try:
+        async with session.begin_nested():
+            session.add(SweepLease(name=name, holder=holder, expires_at=until))
+            await session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+async def finish_lease(session: AsyncSession, name: str, holder: str, *, at: datetime, next_at: datetime,
+                       ok: bool, error: str | None) -> None:
+    """Record the run; nobody runs the sweep again before ``next_at``."""
+    await session.execute(update(SweepLease).where(SweepLease.name == name, SweepLease.holder == holder)
+                          .values(expires_at=next_at, last_run_at=at, last_ok=ok, last_error=error))
+
+
+async def leases(session: AsyncSession) -> list[SweepLease]:
+    return list(await session.scalars(select(SweepLease).order_by(SweepLease.name)))

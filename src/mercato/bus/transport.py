@@ -1,0 +1,115 @@
+"""The broker that carries delivery jobs (``subscriber``, ``event_id``) to workers, through taskiq.
+
+- no ``MERCATO_BROKER_URL``: taskiq's in-memory broker; jobs run as asyncio tasks in this process;
+- ``redis://`` Redis Streams with consumer groups and acknowledgements;
+- ``amqp://`` RabbitMQ (aio-pika);
+- ``nats://`` NATS JetStream (pull consumers).
+
+Messages carry only ids: the delivery row in the database says what is owed, so a lost,
+duplicated or reordered message costs time, never correctness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from taskiq import AsyncBroker, InMemoryBroker
+from taskiq.api import run_receiver_task
+
+from mercato.kit.logging import log
+
+OnJob = Callable[[str, uuid.UUID], Awaitable[Any]]
+TASK_NAME = "mercato.bus.deliver"
+
+
+def make_taskiq_broker(url: str | None, *, queue: str) -> AsyncBroker:
+    if not url or url.startswith("memory"):
+        return InMemoryBroker(await_inplace=False)
+    if url.startswith(("redis://", "rediss://")):
+        from taskiq_redis import RedisStreamBroker
+
+        return RedisStreamBroker(url, queue_name=queue, consumer_group_name=f"{queue}-workers", consumer_id="0",
+                                 xread_block=1000, unacknowledged_lock_timeout=30, idle_timeout=30_000)
+    if url.startswith(("amqp://", "amqps://")):
+        from taskiq_aio_pika import AioPikaBroker
+        from taskiq_aio_pika.exchange import Exchange
+        from taskiq_aio_pika.queue import Queue, QueueType
+
+        # A quorum queue: replicated and durable. Our own dead letters live in the
+        # database; RabbitMQ's only catches messages a worker rejected outright.
+        return AioPikaBroker(url, exchange=Exchange(name=f"{queue}-exchange"),
+                             task_queues=[Queue(name=queue, type=QueueType.QUORUM)],
+                             dead_letter_queue=Queue(name=f"{queue}-rejected", type=QueueType.QUORUM))
+    if url.startswith(("nats://", "tls://")):
+        from taskiq_nats import PullBasedJetStreamBroker
+
+        return PullBasedJetStreamBroker(servers=[url], subject=f"{queue}.jobs", stream_name=queue.replace(".", "-"),
+                                        durable=f"{queue}-workers".replace(".", "-"))
+    raise ValueError(f"unsupported broker URL {url!r}: use redis://, amqp:// or nats://")
+
+
+class Transport:
+    """One taskiq broker with the delivery task registered on it."""
+
+    def __init__(self, url: str | None, *, queue: str, on_job: OnJob) -> None:
+        self.url = url
+        self.in_process = not url or url.startswith("memory")
+        self.broker = make_taskiq_broker(url, queue=queue)
+        self._on_job = on_job
+
+        async def deliver(subscriber: str, event_id: str) -> None:
+            await self._on_job(subscriber, uuid.UUID(event_id))
+
+        self.task = self.broker.register_task(deliver, task_name=TASK_NAME)
+        self._receiver: asyncio.Task[None] | None = None
+        self._started = False
+
+    async def start(self, *, consume: bool) -> None:
+        # Brokers open their consuming side only in worker processes (taskiq's flag).
+        self.broker.is_worker_process = consume
+        await self.broker.startup()
+        self._started = True
+        if consume and not self.in_process:
+            self._receiver = asyncio.create_task(run_receiver_task(self.broker, max_async_tasks=50,
+                                                                   propagate_exceptions=False))
+
+    async def stop(self) -> None:
+        if self._receiver is not None:
+            self._receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._receiver
+            self._receiver = None
+        if self._started:
+            with contextlib.suppress(Exception):
+                await self.broker.shutdown()
+            self._started = False
+
+    async def kick(self, subscriber: str, event_id: uuid.UUID) -> None:
+        """Hand a job to the broker; failures are logged, the sweep re-drives."""
+        try:
+            await self.task.kiq(subscriber, str(event_id))
+        except Exception as exc:
+            log.warning("bus: broker refused a job; the sweep will re-drive it", error=str(exc))
+
+    async def ping(self) -> None:
+        """Raise if the broker is unreachable (readiness)."""
+        if self.in_process:
+            return
+        if self.url and self.url.startswith(("redis://", "rediss://")):
+            from redis.asyncio import Redis
+
+            async with Redis.from_url(self.url) as client:
+                await client.ping()
+            return
+        if self.url and self.url.startswith(("amqp://", "amqps://")):
+            connection = getattr(self.broker, "write_conn", None) or getattr(self.broker, "_connection", None)
+            if connection is None or getattr(connection, "is_closed", False):
+                raise ConnectionError("RabbitMQ connection is closed")
+            return
+        client = getattr(self.broker, "client", None)
+        if client is None or not getattr(client, "is_connected", False):
+            raise ConnectionError("NATS is not connected")
