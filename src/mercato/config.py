@@ -61,6 +61,29 @@ class Settings(BaseSettings):
     bus_sweep_interval_seconds: float = Field(default=1.0, gt=0)
     bus_relay_poll_seconds: float = Field(default=0.2, gt=0)
 
+    # outgoing webhooks (see docs/webhooks.md)
+    webhook_max_attempts: int = Field(default=8, ge=1, description=(
+        "Attempts per webhook delivery before it is marked failed."))
+    webhook_disable_after_failures: int = Field(default=10, ge=1, description=(
+        "Consecutive failed attempts (any of its deliveries) after which a webhook is disabled."))
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60, description=(
+        "Whole-request timeout of one delivery attempt (DNS, connect, send, response headers)."))
+    webhook_retry_base_seconds: float = Field(default=30.0, gt=0, description=(
+        "First retry delay; doubles per attempt, with jitter."))
+    webhook_retry_max_seconds: float = Field(default=6 * 3600.0, gt=0, description="Longest retry delay.")
+    webhook_limit: int = Field(default=20, ge=1, description=(
+        "Webhooks per publisher (and store-wide webhooks without a publisher)."))
+    webhook_delivery_retention_days: int = Field(default=30, ge=1, description=(
+        "Finished deliveries (and their attempts) older than this are purged."))
+    outbound_allowed_hosts: list[str] = Field(default_factory=list, description=(
+        "Hosts (names or IP literals, matched exactly, case-insensitively) that the SSRF guard lets "
+        "through even when they resolve to loopback or private addresses: a local test receiver or an "
+        "in-cluster service. This is the admin allowlist of QUALITY I7, kept as a setting until "
+        "runtime-editable settings (O4) exist. JSON list in the environment: "
+        "MERCATO_OUTBOUND_ALLOWED_HOSTS='[\"hooks.internal\"]'."))
+
+    live_heartbeat_seconds: float = Field(default=15.0, gt=0, description="SSE heartbeat interval.")
+
     log_level: str = "INFO"
     log_json: bool = False
     testing: bool = False

@@ -10,6 +10,7 @@ from mercato.kit.db import Database
 from mercato.kit.passwords import PasswordHashing
 from mercato.kit.ratelimit import RateLimiter
 from mercato.kit.security import TokenSigner
+from mercato.live.hub import LiveHub, make_hub
 
 
 @dataclass
@@ -19,6 +20,7 @@ class Runtime:
     passwords: PasswordHashing
     tokens: TokenSigner
     limiter: RateLimiter
+    live: LiveHub
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -31,7 +33,9 @@ class Runtime:
                                audience=settings.jwt_audience,
                                access_lifetime=timedelta(minutes=settings.access_token_minutes)),
             limiter=RateLimiter(settings.redis_url, namespace=settings.redis_namespace),
+            live=make_hub(settings.redis_url, namespace=settings.redis_namespace),
         )
 
     async def close(self) -> None:
+        await self.live.close()
         await self.db.dispose()

@@ -25,14 +25,17 @@ POISON_FIXED = {"value": False}
 
 
 async def create_effects_table(db: Database) -> None:
+    # ``position`` records the order effects committed in (per-subject order checks).
+    position = "INTEGER PRIMARY KEY" if db.is_sqlite else "BIGSERIAL PRIMARY KEY"
     async with db.transaction() as session:
         await session.execute(text(
-            f"CREATE TABLE IF NOT EXISTS {EFFECTS_TABLE} (subscriber VARCHAR(100), event_id VARCHAR(36), "
-            "subject VARCHAR(128), n INTEGER, pid INTEGER)"))
+            f"CREATE TABLE IF NOT EXISTS {EFFECTS_TABLE} (position {position}, subscriber VARCHAR(100), "
+            "event_id VARCHAR(36), subject VARCHAR(128), n INTEGER, pid INTEGER)"))
 
 
 async def _record(session: AsyncSession, subscriber: str, event: CloudEvent) -> None:
-    await session.execute(text(f"INSERT INTO {EFFECTS_TABLE} VALUES (:s, :e, :subject, :n, :pid)"), {
+    await session.execute(text(
+        f"INSERT INTO {EFFECTS_TABLE} (subscriber, event_id, subject, n, pid) VALUES (:s, :e, :subject, :n, :pid)"), {
         "s": subscriber, "e": str(event.id), "subject": event.subject, "n": int(event.data.get("n", 0)),
         "pid": os.getpid()})
 
@@ -69,7 +72,8 @@ async def publish_pings(db: Database, count: int, *, subjects: int = 10, start: 
 
 async def effects(db: Database) -> list[tuple[str, str, str, int, int]]:
     async with db.read_session() as session:
-        rows = await session.execute(text(f"SELECT subscriber, event_id, subject, n, pid FROM {EFFECTS_TABLE}"))
+        rows = await session.execute(text(
+            f"SELECT subscriber, event_id, subject, n, pid FROM {EFFECTS_TABLE} ORDER BY position"))
         return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
@@ -93,7 +97,7 @@ def assert_exactly_once(rows: list[tuple], subscribers: tuple[str, ...], event_i
 
 
 def assert_in_order_per_subject(rows: list[tuple], subscriber: str) -> None:  # type: ignore[type-arg]
-    """rows come back in insertion order: within a subject, n must increase."""
+    """rows come in commit order: within a subject, n must increase."""
     last: dict[str, int] = {}
     for row in rows:
         if row[0] != subscriber:

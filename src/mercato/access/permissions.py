@@ -33,6 +33,10 @@ class Permission(StrEnum):
     publisher_member_manage = "publisher_member:manage"
     # operations
     audit_read = "audit:read"
+    event_read = "event:read"
+    dead_letter_manage = "dead_letter:manage"
+    # integrations
+    webhook_manage = "webhook:manage"
 
 
 class Condition(StrEnum):

@@ -23,6 +23,7 @@ DEVELOPER_GRANTS: dict[Permission, Condition] = {
     **USER_GRANTS,
     P.publisher_update: C.own,
     P.publisher_member_manage: C.own,
+    P.webhook_manage: C.own,
 }
 
 REVIEWER_GRANTS: dict[Permission, Condition] = {**USER_GRANTS}
@@ -40,6 +41,9 @@ MARKETPLACE_ADMIN_GRANTS: dict[Permission, Condition] = {
     P.publisher_verify: C.any,
     P.publisher_member_manage: C.any,
     P.audit_read: C.any,
+    P.event_read: C.any,
+    P.dead_letter_manage: C.any,
+    P.webhook_manage: C.any,
 }
 
 SUPER_ADMIN_GRANTS: dict[Permission, Condition] = {permission: C.any for permission in Permission}

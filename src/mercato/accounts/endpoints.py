@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, nullcontext
 from datetime import timedelta
 from typing import Annotated
 
@@ -31,6 +33,7 @@ from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cur
 from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page
 from mercato.models import User
+from mercato.runtime import Runtime
 
 router = APIRouter(route_class=TransactionalRoute, tags=["accounts"])
 
@@ -45,6 +48,21 @@ async def user_read(session, user: User) -> UserRead:  # type: ignore[no-untyped
 
 def _ip(request: Request) -> str:
     return request.client.host if request.client else "-"
+
+
+@asynccontextmanager
+async def _reauthentication(rt: Runtime, user: User) -> AsyncIterator[None]:
+    """Wrong current passwords count toward the account's sign-in lockout (T7, T10), so a
+    stolen session cannot become an unlimited oracle for the password."""
+    s = rt.settings
+    account = f"account:{user.email_key}"
+    async with rt.limiter.attempt(name="login", keys=[account], guarded=[account], limit=s.login_attempts,
+                                  window_seconds=s.login_window_seconds) as attempt:
+        try:
+            yield
+        except WrongCurrentPassword:
+            await attempt.failed()
+            raise
 
 
 @router.post("/auth/register", status_code=201, response_model=UserRead, dependencies=[public()],
@@ -68,13 +86,16 @@ async def login(body: LoginRequest, request: Request, reader: ReadSession, sessi
     with 429 and `Retry-After`. Unknown accounts and wrong passwords get the same answer.
     """
     s = rt.settings
-    keys = [f"account:{repository.email_key(body.email)}", f"ip:{_ip(request)}"]
-    await rt.limiter.check(name="login", keys=keys, limit=s.login_attempts, window_seconds=s.login_window_seconds)
-    try:
-        user_id = await service.verify_login(reader, rt, email=body.email, password=body.password)
-    except InvalidCredentials:
-        await rt.limiter.hit(name="login", keys=keys, limit=s.login_attempts, window_seconds=s.login_window_seconds)
-        raise
+    account = f"account:{repository.email_key(body.email)}"
+    # Attempts still running on the account count too: a burst of concurrent guesses must
+    # not all pass a check made before any of them failed.
+    async with rt.limiter.attempt(name="login", keys=[account, f"ip:{_ip(request)}"], guarded=[account],
+                                  limit=s.login_attempts, window_seconds=s.login_window_seconds) as attempt:
+        try:
+            user_id = await service.verify_login(reader, rt, email=body.email, password=body.password)
+        except InvalidCredentials:
+            await attempt.failed()
+            raise
     pair = await service.start_session(session, rt, user_id=user_id)
     return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token,
                          expires_in=pair.expires_in)
@@ -92,7 +113,7 @@ async def refresh(body: RefreshRequest, request: Request, session: WriteSession,
     except service.RefreshReuse as reuse:
         await session.rollback()
         async with rt.db.transaction() as revoke:
-            await service.revoke_reused_family(revoke, reuse.token)
+            await service.revoke_reused_family(revoke, reuse)
         await rt.limiter.hit(name="refresh", keys=keys, limit=s.refresh_attempts, window_seconds=s.refresh_window_seconds)
         raise InvalidRefreshToken("This refresh token was already used; the session was ended. Sign in again.") from None
     except InvalidRefreshToken:
@@ -115,23 +136,26 @@ async def get_me(me: Annotated[Principal, requires(Permission.account_read)], se
     return await user_read(session, await service.get_user(session, me.user_id))
 
 
-@router.patch("/me", response_model=UserRead, responses=WrongCurrentPassword.responses(EmailTaken))
+@router.patch("/me", response_model=UserRead, responses=WrongCurrentPassword.responses(EmailTaken, RateLimited))
 async def update_me(body: MeUpdate, me: Annotated[Principal, requires(Permission.account_update)],
                     session: WriteSession, rt: RuntimeDep) -> UserRead:
     """Change the display name, or the email (with `current_password`)."""
     user = await service.get_user(session, me.user_id)
-    user = await service.update_profile(session, rt, user=user, display_name=body.display_name,
-                                        email=str(body.email) if body.email else None,
-                                        current_password=body.current_password)
+    async with _reauthentication(rt, user) if body.email is not None else nullcontext():
+        user = await service.update_profile(session, rt, user=user, display_name=body.display_name,
+                                            email=str(body.email) if body.email else None,
+                                            current_password=body.current_password)
     return await user_read(session, user)
 
 
-@router.post("/me/password", status_code=204, responses=WrongCurrentPassword.responses(WeakPassword))
+@router.post("/me/password", status_code=204, responses=WrongCurrentPassword.responses(WeakPassword, RateLimited))
 async def change_password(body: PasswordChange, me: Annotated[Principal, requires(Permission.account_update)],
                           session: WriteSession, rt: RuntimeDep) -> Response:
     """Change the password (the current one is required). Every session of the account ends."""
     user = await service.get_user(session, me.user_id)
-    await service.change_password(session, rt, user=user, current=body.current_password, new=body.new_password)
+    async with _reauthentication(rt, user):
+        await service.change_password(session, rt, user=user, current=body.current_password,
+                                      new=body.new_password)
     return Response(status_code=204)
 
 

@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.access import service as access
@@ -59,14 +60,25 @@ async def create_user(session: AsyncSession, rt: Runtime, *, email: str, passwor
     if await repository.email_exists(session, email):
         raise EmailTaken("Sign in instead, or use another email address.")
     now = utcnow()
-    user = await repository.add(session, User(
-        id=uuid.uuid4(), email=email.strip(), email_key=repository.email_key(email), display_name=display_name.strip(),
-        password_hash=password_hash, is_active=True, token_version=1, created_at=now, updated_at=now,
-    ))
+    try:  # the check above races with a concurrent registration on PostgreSQL; the unique key decides
+        user = await repository.add(session, User(
+            id=uuid.uuid4(), email=email.strip(), email_key=repository.email_key(email),
+            display_name=display_name.strip(), password_hash=password_hash, is_active=True, token_version=1,
+            created_at=now, updated_at=now,
+        ))
+    except IntegrityError as error:
+        if not _is_email_conflict(error):
+            raise
+        raise EmailTaken("Sign in instead, or use another email address.") from None
     await access.set_user_roles(session, user.id, roles if roles is not None else ["user"])
     await publish(session, CloudEvent(type="user.registered", subject=str(user.id),
                                       data={"user_id": str(user.id), "email": user.email}))
     return user
+
+
+def _is_email_conflict(error: IntegrityError) -> bool:
+    """A unique violation on ``users.email_key`` (SQLite and PostgreSQL both name the column)."""
+    return "email_key" in str(error.orig)
 
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
@@ -108,10 +120,16 @@ async def _issue(session: AsyncSession, rt: Runtime, user: User, *, family_id: u
 
 
 class RefreshReuse(Exception):
-    """A rotated refresh token came back: its family was revoked and must stay so."""
+    """A rotated refresh token came back: its family must be revoked and stay so.
+
+    Carries plain values, not the ORM row: the caller rolls the request's session back
+    (which expires every loaded row) before revoking the family in a transaction of its own.
+    """
 
     def __init__(self, token: RefreshToken) -> None:
-        self.token = token
+        super().__init__("refresh token reuse")
+        self.family_id: uuid.UUID = token.family_id
+        self.user_id: uuid.UUID = token.user_id
 
 
 async def refresh(session: AsyncSession, rt: Runtime, *, refresh_token: str) -> TokenPair:
@@ -128,10 +146,10 @@ async def refresh(session: AsyncSession, rt: Runtime, *, refresh_token: str) -> 
     return await _issue(session, rt, user, family_id=token.family_id)
 
 
-async def revoke_reused_family(session: AsyncSession, token: RefreshToken) -> None:
-    await repository.revoke_family(session, token.family_id, utcnow())
-    await audit(session, actor_id=token.user_id, actor_email=None, action=AuditAction.refresh_reuse,
-                resource_type="refresh_token_family", resource_id=token.family_id, result="denied")
+async def revoke_reused_family(session: AsyncSession, reuse: RefreshReuse) -> None:
+    await repository.revoke_family(session, reuse.family_id, utcnow())
+    await audit(session, actor_id=reuse.user_id, actor_email=None, action=AuditAction.refresh_reuse,
+                resource_type="refresh_token_family", resource_id=reuse.family_id, result="denied")
 
 
 async def logout(session: AsyncSession, *, user: User, refresh_token: str | None) -> None:
@@ -167,6 +185,12 @@ async def update_profile(session: AsyncSession, rt: Runtime, *, user: User, disp
             raise EmailTaken("Another account uses this email address.")
         before = user.email
         user.email, user.email_key = email.strip(), repository.email_key(email)
+        try:  # flushed here, not at commit, so a concurrent change to the same address is a 409
+            await session.flush()
+        except IntegrityError as error:
+            if not _is_email_conflict(error):
+                raise
+            raise EmailTaken("Another account uses this email address.") from None
         changed.append("email")
         await audit(session, actor_id=user.id, actor_email=user.email, action=AuditAction.email_change,
                     resource_type="user", resource_id=user.id, before={"email": before}, after={"email": user.email})

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from mercato.bus import repository
+from mercato.bus.context import reset_current_bus, set_current_bus
 from mercato.bus.events import CloudEvent
 from mercato.bus.metrics import DELIVERIES, DELIVERY_LAG
 from mercato.bus.registry import Registry
@@ -32,9 +33,9 @@ from mercato.kit.logging import log
 
 Kick = Callable[[str, uuid.UUID], Awaitable[None]]
 
-# A deferred delivery (an earlier one of its subject is pending) is retried this soon if
-# nothing chains it earlier.
-DEFER_DELAY = timedelta(seconds=1)
+
+class StaleDelivery(RuntimeError):
+    """The delivery stopped being pending while its handler ran: roll the effect back."""
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,13 @@ def event_from_row(row) -> CloudEvent:  # type: ignore[no-untyped-def]
 
 
 class Deliverer:
-    def __init__(self, db: Database, registry: Registry, retry: RetryPolicy, kick: Kick) -> None:
+    def __init__(self, db: Database, registry: Registry, retry: RetryPolicy, kick: Kick, *,
+                 context: object = None) -> None:
         self.db = db
         self.registry = registry
         self.retry = retry
         self.kick = kick
+        self.context = context
 
     async def deliver(self, subscriber_name: str, event_id: uuid.UUID) -> str:
         """Returns the outcome: done, duplicate, deferred, retry, dead, skipped."""
@@ -71,17 +74,19 @@ class Deliverer:
         subscriber = self.registry.get(subscriber_name)
         await failpoint("delivery.start")
         chained: tuple[str, uuid.UUID] | None = None
+        # Cheap checks on the reader first: a duplicate or an out-of-order job must not
+        # take the (single, on SQLite) write connection.
+        async with self.db.read_session() as reader:
+            delivery = await repository.delivery(reader, subscriber_name, event_id)
+            if delivery is None or delivery.state != "pending":
+                return "skipped"
+            if await repository.earlier_pending_exists(reader, subscriber_name, delivery.subject, delivery.sequence):
+                # The earlier event's completion hands this one on; the sweep is the fallback.
+                return "deferred"
         try:
+            if subscriber is None:
+                raise LookupError(f"no subscriber named {subscriber_name!r} in this process")
             async with self.db.transaction() as session:
-                delivery = await repository.delivery(session, subscriber_name, event_id)
-                if delivery is None or delivery.state != "pending":
-                    return "skipped"
-                if subscriber is None:
-                    raise LookupError(f"no subscriber named {subscriber_name!r} in this process")
-                if await repository.earlier_pending_exists(session, subscriber_name, delivery.subject,
-                                                           delivery.sequence):
-                    await repository.postpone(session, subscriber_name, event_id, utcnow() + DEFER_DELAY)
-                    return "deferred"
                 now = utcnow()
                 if not await repository.mark_processed(session, subscriber_name, event_id, now):
                     await repository.mark_done(session, subscriber_name, event_id, now)
@@ -91,9 +96,14 @@ class Deliverer:
                     raise LookupError(f"event {event_id} is not in the outbox")
                 event = event_from_row(row)
                 await failpoint("delivery.before_handler")
-                await subscriber.handler(session, event)
+                token = set_current_bus(self.context)
+                try:
+                    await subscriber.handler(session, event)
+                finally:
+                    reset_current_bus(token)
                 await failpoint("delivery.after_effect")
-                await repository.mark_done(session, subscriber_name, event_id, utcnow())
+                if not await repository.mark_done(session, subscriber_name, event_id, utcnow()):
+                    raise StaleDelivery(f"delivery {subscriber_name}/{event_id} changed state while running")
                 following = await repository.next_pending_in_subject(session, subscriber_name, delivery.subject,
                                                                      delivery.sequence)
                 if following is not None:

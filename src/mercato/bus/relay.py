@@ -37,15 +37,21 @@ class Relay:
                 return 0
             now = utcnow()
             deliveries = []
+            seen: set[tuple[str, str]] = set()
             for row in rows:
                 for subscriber in self.registry.for_type(row.type):
+                    first_of_subject = (subscriber.name, row.subject) not in seen
+                    seen.add((subscriber.name, row.subject))
                     deliveries.append({
                         "id": uuid.uuid4(), "subscriber": subscriber.name, "event_id": row.id,
                         "sequence": row.sequence, "subject": row.subject, "event_type": row.type,
                         "state": "pending", "attempts": 0, "next_attempt_at": now + self.redelivery_timeout,
                         "created_at": now, "updated_at": now,
                     })
-                    handoff.append((subscriber.name, row.id))
+                    # Later events of a subject are handed on by the completion of the
+                    # earlier one (per-subject order); only the first goes to the broker now.
+                    if first_of_subject:
+                        handoff.append((subscriber.name, row.id))
             await repository.add_deliveries(session, deliveries)
             await repository.mark_relayed(session, [row.sequence for row in rows], now)
         await failpoint("relay.after_fanout")

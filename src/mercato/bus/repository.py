@@ -6,9 +6,10 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from mercato.models import EventDelivery, OutboxEvent, ProcessedEvent, SweepLease
 
@@ -79,7 +80,8 @@ async def delivery(session: AsyncSession, subscriber: str, event_id: uuid.UUID) 
 
 
 async def delivery_by_id(session: AsyncSession, delivery_id: uuid.UUID) -> EventDelivery | None:
-    return await session.scalar(select(EventDelivery).where(EventDelivery.id == delivery_id))
+    return await session.scalar(select(EventDelivery).where(EventDelivery.id == delivery_id)
+                                .execution_options(populate_existing=True))
 
 
 async def earlier_pending_exists(session: AsyncSession, subscriber: str, subject: str, sequence: int) -> bool:
@@ -125,22 +127,26 @@ async def postpone(session: AsyncSession, subscriber: str, event_id: uuid.UUID, 
 
 
 async def take_due(session: AsyncSession, *, now: datetime, lease_until: datetime,
-                   limit: int) -> list[EventDelivery]:
-    """Due pending deliveries, each pushed to ``lease_until`` by a guarded update so two
-    sweeps running at once never both re-drive the same one."""
-    due = list(await session.scalars(
-        select(EventDelivery).where(EventDelivery.state == "pending", EventDelivery.next_attempt_at <= now)
-        .order_by(EventDelivery.sequence).limit(limit)))
-    taken = []
-    for row in due:
-        result = await session.execute(
-            update(EventDelivery).where(
-                EventDelivery.subscriber == row.subscriber, EventDelivery.event_id == row.event_id,
-                EventDelivery.state == "pending", EventDelivery.next_attempt_at == row.next_attempt_at)
-            .values(next_attempt_at=lease_until))
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            taken.append(row)
-    return taken
+                   limit: int) -> list[tuple[str, uuid.UUID]]:
+    """Due pending deliveries that head their subject's queue, pushed to ``lease_until``
+    in one guarded UPDATE … RETURNING: two sweeps at once never both take the same one,
+    and events queued behind an earlier one are left to its completion."""
+    earlier = aliased(EventDelivery)
+    heads = (
+        select(EventDelivery.id).where(
+            EventDelivery.state == "pending", EventDelivery.next_attempt_at <= now,
+            ~exists().where(earlier.subscriber == EventDelivery.subscriber, earlier.subject == EventDelivery.subject,
+                            earlier.state == "pending", earlier.sequence < EventDelivery.sequence))
+        .order_by(EventDelivery.sequence).limit(limit)
+    )
+    result = await session.execute(
+        update(EventDelivery)
+        .where(EventDelivery.id.in_(heads.scalar_subquery()), EventDelivery.state == "pending",
+               EventDelivery.next_attempt_at <= now)
+        .values(next_attempt_at=lease_until)
+        .returning(EventDelivery.subscriber, EventDelivery.event_id)
+        .execution_options(synchronize_session=False))
+    return [(subscriber, event_id) for subscriber, event_id in result]
 
 
 async def all_pending(session: AsyncSession, *, limit: int) -> list[EventDelivery]:

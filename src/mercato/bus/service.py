@@ -28,14 +28,17 @@ from mercato.kit import idempotency
 from mercato.kit.clock import utcnow
 from mercato.kit.db import Database
 from mercato.kit.logging import log
+from mercato.live.hub import LiveHub
 
 ROLES = ("embedded", "api", "worker", "scheduler")
 
 
 class Bus:
     def __init__(self, settings: Settings, db: Database, registry: Registry, *, role: str,
-                 transport: Transport | None = None, sweeps: list[Sweep] | None = None) -> None:
+                 transport: Transport | None = None, sweeps: list[Sweep] | None = None,
+                 live: LiveHub | None = None) -> None:
         assert role in ROLES, role
+        self.live = live
         self.settings = settings
         self.db = db
         self.registry = registry
@@ -45,7 +48,7 @@ class Bus:
         self.deliverer = Deliverer(db, registry, RetryPolicy(max_attempts=settings.bus_max_attempts,
                                                              base_delay=settings.bus_retry_base_seconds,
                                                              max_delay=settings.bus_retry_max_seconds),
-                                   self.transport.kick)
+                                   self.transport.kick, context=self)
         self.relay = Relay(db, registry, self.transport.kick, redelivery_timeout=self.redelivery_timeout)
         builtin = [Sweep("bus.redeliver", settings.bus_sweep_interval_seconds, _redeliver),
                    Sweep("bus.gauges", 15.0, _gauges),
@@ -102,8 +105,8 @@ class Bus:
             now = utcnow()
             async with self.db.transaction() as session:
                 due = await repository.take_due(session, now=now, lease_until=now + self.redelivery_timeout, limit=500)
-            for row in due:
-                await self.transport.kick(row.subscriber, row.event_id)
+            for subscriber, event_id in due:
+                await self.transport.kick(subscriber, event_id)
             count += len(due)
             if len(due) < 500:
                 return count

@@ -30,10 +30,7 @@ def make_taskiq_broker(url: str | None, *, queue: str) -> AsyncBroker:
     if not url or url.startswith("memory"):
         return InMemoryBroker(await_inplace=False)
     if url.startswith(("redis://", "rediss://")):
-        from taskiq_redis import RedisStreamBroker
-
-        return RedisStreamBroker(url, queue_name=queue, consumer_group_name=f"{queue}-workers", consumer_id="0",
-                                 xread_block=1000, unacknowledged_lock_timeout=30, idle_timeout=30_000)
+        return _redis_streams_broker(url, queue)
     if url.startswith(("amqp://", "amqps://")):
         from taskiq_aio_pika import AioPikaBroker
         from taskiq_aio_pika.exchange import Exchange
@@ -50,6 +47,33 @@ def make_taskiq_broker(url: str | None, *, queue: str) -> AsyncBroker:
         return PullBasedJetStreamBroker(servers=[url], subject=f"{queue}.jobs", stream_name=queue.replace(".", "-"),
                                         durable=f"{queue}-workers".replace(".", "-"))
     raise ValueError(f"unsupported broker URL {url!r}: use redis://, amqp:// or nats://")
+
+
+def _redis_streams_broker(url: str, queue: str) -> AsyncBroker:
+    from redis.exceptions import ResponseError
+    from taskiq_redis import RedisStreamBroker
+
+    class RecoveringRedisStreamBroker(RedisStreamBroker):
+        """Redis Streams that survive the stream being deleted (a Redis restarted empty,
+        or wiped): the consumer group is declared again and listening goes on. Jobs lost
+        with the stream are re-driven from the database by the sweep."""
+
+        async def listen(self):  # type: ignore[no-untyped-def,override]
+            while True:
+                try:
+                    async for message in super().listen():
+                        yield message
+                except ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    log.warning("bus: the Redis stream is gone; declaring it again", stream=self.queue_name)
+                    await asyncio.sleep(0.5)
+                    await self._declare_consumer_group()
+
+    # consumer_id "0": a group created after jobs were added still reads them.
+    return RecoveringRedisStreamBroker(url, queue_name=queue, consumer_group_name=f"{queue}-workers",
+                                       consumer_id="0", xread_block=1000, unacknowledged_lock_timeout=30,
+                                       idle_timeout=30_000)
 
 
 class Transport:
@@ -74,8 +98,9 @@ class Transport:
         await self.broker.startup()
         self._started = True
         if consume and not self.in_process:
-            self._receiver = asyncio.create_task(run_receiver_task(self.broker, max_async_tasks=50,
-                                                                   propagate_exceptions=False))
+            # taskiq's receiver loop restarts its listener after any error.
+            self._receiver = asyncio.create_task(
+                run_receiver_task(self.broker, max_async_tasks=50, propagate_exceptions=False), name="bus:receiver")
 
     async def stop(self) -> None:
         if self._receiver is not None:

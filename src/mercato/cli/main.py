@@ -132,6 +132,47 @@ def createsuperuser(
         fail(error.detail)
 
 
+@app.command()
+def worker(data_dir: DataDir = None) -> None:
+    """Run event handlers, the relay and the scheduled sweeps (scaled form: set MERCATO_BROKER_URL)."""
+    settings = _settings(data_dir)
+    if not settings.broker_url:
+        typer.echo("note: no MERCATO_BROKER_URL; this worker relays and delivers in-process", err=True)
+    asyncio.run(_run_bus(settings, role="worker" if settings.broker_url else "embedded"))
+
+
+@app.command()
+def scheduler(data_dir: DataDir = None) -> None:
+    """Run only the scheduled sweeps (expiry, polling, redelivery, clean-ups).
+
+    Optional: every worker also runs them, and a lease per sweep keeps one run at a time.
+    """
+    asyncio.run(_run_bus(_settings(data_dir), role="scheduler"))
+
+
+async def _run_bus(settings: Settings, *, role: str) -> None:
+    import signal
+
+    from mercato.bus.registry import load_handlers
+    from mercato.bus.service import Bus
+    from mercato.runtime import Runtime
+
+    rt = Runtime.from_settings(settings)
+    bus = Bus(settings, rt.db, load_handlers(), role=role, live=rt.live)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await bus.start()
+    typer.echo(f"mercato {role} running ({_describe(settings)}, broker {settings.broker_url or 'in-process'})",
+               err=True)
+    try:
+        await stop.wait()
+    finally:
+        await bus.stop()
+        await rt.close()
+
+
 def _describe(settings: Settings) -> str:
     url = settings.resolved_database_url
     return f"SQLite at {url.split(':///', 1)[1]}" if settings.is_sqlite else "PostgreSQL"

@@ -72,7 +72,8 @@ class TokenSigner:
                 token, self.key, algorithms=[JWT_ALGORITHM], audience=self.audience, issuer=self.issuer,
                 options={"require": ["exp", "iat", "sub", "iss", "aud", "typ", "ver"]},
             )
-            if claims.get("typ") != ACCESS_TOKEN_TYPE or not isinstance(claims.get("ver"), int):
+            # ``type(...) is int``: a bool is an int to isinstance, and ``true`` would pass for version 1.
+            if claims.get("typ") != ACCESS_TOKEN_TYPE or type(claims.get("ver")) is not int:
                 return None
             return AccessClaims(user_id=uuid.UUID(claims["sub"]), token_version=claims["ver"],
                                 expires_at=datetime.fromtimestamp(claims["exp"]).astimezone())

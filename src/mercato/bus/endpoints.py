@@ -1,0 +1,103 @@
+"""Event history and dead letters, for admins (E1, E3)."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from mercato.access.dependencies import requires
+from mercato.access.permissions import Permission
+from mercato.access.principal import Principal
+from mercato.audit.actions import AuditAction
+from mercato.audit.service import record as audit
+from mercato.bus import repository
+from mercato.bus.schemas import DeadLetterRead, EventRead
+from mercato.kit.clock import utcnow
+from mercato.kit.errors import Conflict, NotFound
+from mercato.kit.pagination import CursorParam, InvalidCursor, Limit, decode_cursor, encode_cursor
+from mercato.kit.routing import ReadSession, TransactionalRoute, WriteSession
+from mercato.kit.schemas import Page
+
+router = APIRouter(route_class=TransactionalRoute, tags=["admin"], prefix="/admin")
+
+
+class DeadLetterNotFound(NotFound):
+    code, title = "dead_letter_not_found", "No such dead letter"
+
+
+class NotDeadLetter(Conflict):
+    code, title = "invalid_transition", "Only dead letters can be replayed"
+
+
+def _sequence_cursor(value: int) -> str:
+    return base64.urlsafe_b64encode(f"seq:{value}".encode()).decode().rstrip("=")
+
+
+def _read_sequence_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, number = raw.partition(":")
+        if prefix != "seq":
+            raise ValueError(prefix)
+        return int(number)
+    except ValueError as exc:
+        raise InvalidCursor("Use the next_cursor value from the previous page as it was given.",
+                            errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "invalid_cursor"}]) from exc
+
+
+@router.get("/events", response_model=Page[EventRead])
+async def list_events(
+    actor: Annotated[Principal, requires(Permission.event_read)], session: ReadSession,
+    type: Annotated[str | None, Query(max_length=100)] = None,
+    subject: Annotated[str | None, Query(max_length=128)] = None,
+    since: datetime | None = None, until: datetime | None = None,
+    cursor: CursorParam = None, limit: Limit = 20,
+) -> Page[EventRead]:
+    """Event history, newest first, filtered by type, subject and time range."""
+    rows = await repository.search_events(session, event_type=type, subject=subject, since=since, until=until,
+                                          before_sequence=_read_sequence_cursor(cursor), limit=limit + 1)
+    page = rows[:limit]
+    items = [EventRead(id=r.id, source=r.source, type=r.type, subject=r.subject, time=r.time, sequence=r.sequence,
+                       data=r.data, relayed_at=r.relayed_at) for r in page]
+    return Page[EventRead](items=items, next_cursor=_sequence_cursor(page[-1].sequence) if len(rows) > limit else None)
+
+
+@router.get("/dead-letters", response_model=Page[DeadLetterRead])
+async def list_dead_letters(
+    actor: Annotated[Principal, requires(Permission.dead_letter_manage)], session: ReadSession,
+    subscriber: Annotated[str | None, Query(max_length=100)] = None, cursor: CursorParam = None, limit: Limit = 20,
+) -> Page[DeadLetterRead]:
+    """Deliveries that failed every attempt, newest first."""
+    rows = await repository.dead_letters(session, subscriber=subscriber, after=decode_cursor(cursor), limit=limit + 1)
+    page = rows[:limit]
+    items = [DeadLetterRead(id=r.id, subscriber=r.subscriber, event_id=r.event_id, event_type=r.event_type,
+                            subject=r.subject, attempts=r.attempts, last_error=r.last_error, failed_at=r.updated_at)
+             for r in page]
+    next_cursor = encode_cursor(page[-1].updated_at, page[-1].id) if len(rows) > limit else None
+    return Page[DeadLetterRead](items=items, next_cursor=next_cursor)
+
+
+@router.post("/dead-letters/{dead_letter_id}/replay", status_code=202, response_model=DeadLetterRead,
+             responses=DeadLetterNotFound.responses(NotDeadLetter))
+async def replay_dead_letter(dead_letter_id: uuid.UUID, request: Request, session: WriteSession,
+                             actor: Annotated[Principal, requires(Permission.dead_letter_manage)]) -> DeadLetterRead:
+    """Deliver a dead letter again with a fresh attempt budget (after fixing its cause)."""
+    existing = await repository.delivery_by_id(session, dead_letter_id)
+    if existing is None:
+        raise DeadLetterNotFound(f"There is no dead letter {dead_letter_id}.")
+    revived = await repository.revive(session, dead_letter_id, utcnow())
+    if revived is None:
+        raise NotDeadLetter(f"Delivery {dead_letter_id} is {existing.state}, not dead.")
+    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.dead_letter_replay,
+                resource_type="dead_letter", resource_id=dead_letter_id,
+                before={"state": "dead", "attempts": existing.attempts}, after={"state": "pending"})
+    # The redelivery sweep picks it up (it is due now); no broker call inside the transaction.
+    return DeadLetterRead(id=revived.id, subscriber=revived.subscriber, event_id=revived.event_id,
+                          event_type=revived.event_type, subject=revived.subject, attempts=revived.attempts,
+                          last_error=revived.last_error, failed_at=revived.updated_at)

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from mercato.kit.schemas import ReadModel
+
+
+class EventRead(ReadModel):
+    """A CloudEvent as stored in the outbox."""
+
+    specversion: str = "1.0"
+    id: uuid.UUID
+    source: str
+    type: str
+    subject: str
+    time: datetime
+    sequence: int
+    data: dict[str, Any]
+    relayed_at: datetime | None = Field(default=None, description="When it was fanned out to subscribers.")
+
+
+class DeadLetterRead(ReadModel):
+    id: uuid.UUID
+    subscriber: str
+    event_id: uuid.UUID
+    event_type: str
+    subject: str
+    attempts: int
+    last_error: str | None
+    failed_at: datetime
