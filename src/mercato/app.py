@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from starlette.routing import compile_path
 
 from mercato import __version__
 from mercato.access import endpoints as access_endpoints
-from mercato.access.dependencies import api_routes, route_policy
+from mercato.access.dependencies import api_routes, idempotent, route_policy
 from mercato.accounts import endpoints as accounts_endpoints
 from mercato.audit import endpoints as audit_endpoints
+from mercato.bus import endpoints as bus_endpoints
+from mercato.bus.registry import load_handlers
+from mercato.bus.service import Bus
 from mercato.config import Settings, load_settings
+from mercato.kit import idempotency
 from mercato.kit.errors import ProblemModel
 from mercato.kit.http import BodyPolicy, RequestMiddleware, install_error_handlers
 from mercato.kit.logging import configure_logging
+from mercato.live import endpoints as live_endpoints
 from mercato.ops import endpoints as ops_endpoints
 from mercato.publishers import endpoints as publishers_endpoints
 from mercato.runtime import Runtime
@@ -32,12 +40,18 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = runtime is None
-        app.state.runtime = runtime or Runtime.from_settings(settings)
+        rt = app.state.runtime = runtime or Runtime.from_settings(settings)
+        # Embedded: the relay, deliveries and sweeps run in this process. With a broker
+        # URL, `mercato worker` processes do that and this one only serves the API.
+        bus = app.state.bus = Bus(rt.settings, rt.db, load_handlers(), live=rt.live,
+                                  role="api" if rt.settings.broker_url else "embedded")
+        await bus.start()
         try:
             yield
         finally:
+            await bus.stop()
             if owned:
-                await app.state.runtime.close()
+                await rt.close()
 
     app = FastAPI(
         title="Mercato", version=__version__, lifespan=lifespan,
@@ -51,18 +65,32 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, body_policy=BodyPolicy(default_max_bytes=settings.max_body_bytes))
 
-    for module in (accounts_endpoints, access_endpoints, publishers_endpoints, audit_endpoints):
+    for module in (accounts_endpoints, access_endpoints, publishers_endpoints, audit_endpoints, bus_endpoints,
+                   live_endpoints):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(accounts_endpoints.admin_router, prefix=API_PREFIX)
     app.include_router(ops_endpoints.router)
     # Full path templates (with prefixes) of every route, for metrics labels.
-    app.state.route_templates = {id(route): path for path, route in api_routes(app)}
+    routes = api_routes(app)
+    app.state.route_templates = {id(route): path for path, route in routes}
+    # Path patterns of the same, to label requests refused before routing (413, 415).
+    app.state.route_patterns = [(compile_path(path)[0], path) for path, _ in routes]
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
 
+PROBLEM_REF = "#/components/schemas/ProblemModel"
+PROBLEM_CONTENT = "application/problem+json"
+_VALIDATION_REFS = ("#/components/schemas/HTTPValidationError", "#/components/schemas/ValidationError")
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM_CONTENT: {"schema": {"$ref": PROBLEM_REF}}}}
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The OpenAPI document, with each operation's permission as ``x-permission``."""
+    """The OpenAPI document, with each operation's permission as ``x-permission`` and every
+    error it can answer documented as problem JSON (QUALITY I2: no undocumented status)."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
@@ -74,13 +102,68 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             operation = schema.get("paths", {}).get(path, {}).get(method.lower())
             if operation is not None:
                 operation["x-permission"] = policy
-                if policy and policy != "public":
-                    operation.setdefault("responses", {}).setdefault(
-                        "401", {"description": "Missing or invalid credentials",
-                                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemModel"}}}})
-                if policy not in (None, "public", "authenticated"):
-                    operation["responses"].setdefault(
-                        "403", {"description": f"Needs {policy}",
-                                "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemModel"}}}})
+                _document_errors(operation, policy)
+                key_required = _idempotency_key(route)
+                if key_required is not None:
+                    _document_idempotency_key(operation, required=key_required)
+    # Validation errors are ProblemModel too; FastAPI's own models are then unused.
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema.get("components", {}).get("schemas", {}).pop(name, None)
     app.openapi_schema = schema
     return schema
+
+
+def _document_errors(operation: dict[str, Any], policy: str | None) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    # Errors are sent as application/problem+json (kit/errors.py), whatever FastAPI assumed.
+    for status, response in list(responses.items()):
+        if not (status.isdigit() and int(status) >= 400) or not response.get("content"):
+            continue
+        content = response["content"]
+        if PROBLEM_CONTENT not in content and "application/json" in content:
+            media = content.pop("application/json")
+            if media.get("schema", {}).get("$ref") in _VALIDATION_REFS:
+                media = {"schema": {"$ref": PROBLEM_REF}}
+            content[PROBLEM_CONTENT] = media
+    # Any bearer credentials sent are checked, even on public routes that read them optionally.
+    if operation.get("security") or (policy and policy != "public"):
+        responses.setdefault("401", _problem("Missing, invalid or expired credentials"))
+    if policy not in (None, "public", "authenticated"):
+        responses.setdefault("403", _problem(f"Needs {policy}"))
+    # The request middleware refuses bodies before routing (kit/http.py).
+    if "requestBody" in operation:
+        responses.setdefault("413", _problem("The body is too large"))
+        responses.setdefault("415", _problem("The body is not JSON"))
+
+
+# Every ``idempotent(...)`` dependency is a closure over the same code.
+_IDEMPOTENT_CODE = idempotent(required=False).dependency.__code__
+
+
+def _idempotency_key(route: APIRoute) -> bool | None:
+    """Whether the route takes an ``Idempotency-Key``: None (no), False (optional), True (required)."""
+    stack = list(route.dependant.dependencies)
+    while stack:
+        dependant = stack.pop()
+        if getattr(dependant.call, "__code__", None) is _IDEMPOTENT_CODE:
+            return bool(inspect.getclosurevars(dependant.call).nonlocals.get("required"))
+        stack.extend(dependant.dependencies)
+    return None
+
+
+def _document_idempotency_key(operation: dict[str, Any], *, required: bool) -> None:
+    parameters: list[dict[str, Any]] = operation.setdefault("parameters", [])
+    if not any(p.get("in") == "header" and p.get("name", "").lower() == idempotency.HEADER.lower()
+               for p in parameters):
+        parameters.append({
+            "name": idempotency.HEADER, "in": "header", "required": required,
+            "description": ("Makes a retry safe: the same key with the same body within the retention "
+                            "period answers with the stored response (`Idempotent-Replayed: true`). "
+                            "Keys are scoped to the caller."),
+            "schema": {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_KEY_LENGTH,
+                       "pattern": "^[!-~]([ -~]*[!-~])?$"},  # printable ASCII, e.g. a UUID
+        })
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    responses.setdefault("409", _problem("A request with this Idempotency-Key is still running (retry)"))
+    responses.setdefault("422", _problem("Invalid request, or the Idempotency-Key was used for another body"))
+    responses.setdefault("400", _problem("Malformed request, or a missing or invalid Idempotency-Key"))

@@ -80,13 +80,13 @@ async def _set_record(runtime: Runtime, actor: Actor, key: str, **values: Any) -
 
 async def test_replay_returns_the_stored_status_and_body_and_runs_once(client, runtime, user) -> None:  # type: ignore[no-untyped-def]
     body, key = _body(), f"key-{uuid.uuid4()}"
+    body["description"] = "ünïcödé — \U0001f642 \u2028 \\u0000"
     first = await _post(client, user, key, body)
     assert first.status_code == 201, first.text
     assert "idempotent-replayed" not in first.headers
     second = await _post(client, user, key, body)
     assert second.status_code == first.status_code
-    assert second.json() == first.json()
-    assert second.content == first.content or second.json() == first.json()
+    assert second.content == first.content  # byte for byte, also on PostgreSQL (JSONB reorders keys)
     assert second.headers["idempotent-replayed"] == "true"
     assert second.headers["content-type"].startswith("application/json")
     assert second.headers["x-request-id"] != first.headers["x-request-id"]
@@ -113,7 +113,6 @@ async def test_concurrent_copies_have_exactly_one_effect(client, runtime, user) 
     body, key = _body(), f"key-{uuid.uuid4()}"
     responses = await asyncio.gather(*(_post(client, user, key, body) for _ in range(5)))
     statuses = sorted(r.status_code for r in responses)
-    print("STATUSES", statuses, [r.headers.get("idempotent-replayed") for r in responses])
     assert set(statuses) <= {201, 409}, [r.text for r in responses]
     created = [r for r in responses if r.status_code == 201]
     assert created, [r.text for r in responses]
@@ -345,27 +344,51 @@ async def test_a_late_finisher_whose_lease_was_taken_over_cannot_commit(runtime,
     async with runtime.db.transaction() as session:
         await idempotency.complete(session, retry, JSONResponse({"ok": True}, status_code=201))
     record = await _record(runtime, user, key)
-    assert record is not None and record.state == "done" and record.response_body == {"ok": True}
+    assert record is not None and record.state == "done" and record.response_status == 201
+    with pytest.raises(idempotency.Replay) as replay:
+        await idempotency.claim(runtime.db, owner=owner, key=key, request_hash=request_hash,
+                                retention=timedelta(hours=24), lease=timedelta(minutes=1))
+    assert bytes(replay.value.response.body) == b'{"ok":true}'
     # A late release by the old holder does not drop the finished record.
     await idempotency.release(runtime.db, late)
     assert await _record(runtime, user, key) is not None
 
 
-async def test_a_stored_non_json_response_replays_as_text(runtime, user) -> None:  # type: ignore[no-untyped-def]
-    from starlette.responses import PlainTextResponse
+@pytest.mark.parametrize(("stored", "content_type"), [
+    (b"hello \xc3\xa9", "text/plain; charset=utf-8"),
+    (b"\x00\xff\xfe binary", "application/octet-stream"),
+    (b'{"b": 1,  "a": "\\u0000"}', "application/json"),
+])
+async def test_stored_bodies_replay_byte_for_byte(runtime, user, stored: bytes, content_type: str) -> None:  # type: ignore[no-untyped-def]
+    from starlette.responses import Response
 
     owner, key = f"user:{user.id}", f"key-{uuid.uuid4()}"
     claim = await idempotency.claim(runtime.db, owner=owner, key=key, request_hash="h" * 64,
                                     retention=timedelta(hours=1), lease=timedelta(minutes=1))
     async with runtime.db.transaction() as session:
-        await idempotency.complete(session, claim, PlainTextResponse("hello", status_code=202))
+        await idempotency.complete(session, claim, Response(stored, status_code=202, media_type=content_type,
+                                                            headers={"Location": "/x/1", "X-Other": "dropped"}))
     with pytest.raises(idempotency.Replay) as replay:
         await idempotency.claim(runtime.db, owner=owner, key=key, request_hash="h" * 64,
                                 retention=timedelta(hours=1), lease=timedelta(minutes=1))
     response = replay.value.response
-    assert response.status_code == 202 and bytes(response.body) == b"hello"
-    assert response.headers["content-type"].startswith("text/plain")
+    assert response.status_code == 202 and bytes(response.body) == stored
+    assert response.headers["content-type"] == content_type
+    assert response.headers["location"] == "/x/1" and "x-other" not in response.headers
     assert response.headers["idempotent-replayed"] == "true"
+
+
+async def test_records_stored_as_parsed_json_still_replay(runtime, user) -> None:  # type: ignore[no-untyped-def]
+    owner, key, now = f"user:{user.id}", f"key-{uuid.uuid4()}", utcnow()
+    async with runtime.db.transaction() as session:
+        session.add(IdempotencyRecord(owner=owner, key=key, request_hash="h" * 64, state="done", lease_id="x",
+                                      locked_until=now, created_at=now, expires_at=now + timedelta(hours=1),
+                                      response_status=201, response_body={"id": 1},
+                                      response_headers={"content-type": "application/json"}))
+    with pytest.raises(idempotency.Replay) as replay:
+        await idempotency.claim(runtime.db, owner=owner, key=key, request_hash="h" * 64,
+                                retention=timedelta(hours=1), lease=timedelta(minutes=1))
+    assert replay.value.response.status_code == 201 and bytes(replay.value.response.body) == b'{"id":1}'
 
 
 # --- required keys --------------------------------------------------------------------------------
@@ -390,6 +413,14 @@ def _required_key_app(runtime: Runtime) -> FastAPI:
         await session.flush()
         return {"event": str(event_id), "amount": body["amount"]}
 
+    @router.post("/refusable", status_code=201)
+    async def refusable(body: dict[str, bool], actor: Annotated[Principal, requires(Permission.publisher_application_create)],
+                        key: Annotated[str | None, idempotent(required=False)]) -> Any:
+        if body.get("refuse"):  # an error returned rather than raised
+            from starlette.responses import JSONResponse
+            return JSONResponse({"code": "refused"}, status_code=409)
+        return {"done": True}
+
     app.include_router(router)
     return app
 
@@ -412,3 +443,17 @@ async def test_a_required_key_that_is_missing_is_a_400(runtime, user) -> None:  
     async with runtime.db.read_session() as session:
         assert await session.scalar(select(func.count()).select_from(OutboxEvent)
                                     .where(OutboxEvent.type == "test.charged")) == 1
+
+
+async def test_an_error_response_returned_by_a_handler_is_not_stored(runtime, user) -> None:  # type: ignore[no-untyped-def]
+    app = _required_key_app(runtime)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        refused = await http.post("/refusable", json={"refuse": True}, headers=_headers(user, "r1"))
+        assert refused.status_code == 409
+        assert await _record(runtime, user, "r1") is None
+        again = await http.post("/refusable", json={"refuse": True}, headers=_headers(user, "r1"))
+        assert again.status_code == 409 and "idempotent-replayed" not in again.headers
+        done = await http.post("/refusable", json={"refuse": False}, headers=_headers(user, "r2"))
+        assert done.status_code == 201
+        replay = await http.post("/refusable", json={"refuse": False}, headers=_headers(user, "r2"))
+        assert replay.headers["idempotent-replayed"] == "true" and replay.json() == {"done": True}

@@ -111,10 +111,14 @@ def requires(permission: Permission) -> Any:
 async def _audit_denied(request: Request, principal: Principal, permission: Permission) -> None:
     rt = get_runtime(request)
     route = request.scope.get("route")
+    # The full path template (with the /api/v1 prefix): a route of an included router only
+    # knows its own part of the path.
+    templates = getattr(request.app.state, "route_templates", {})
+    path = templates.get(id(route)) or request.url.path
     async with rt.db.transaction() as session:
         await audit(session, actor_id=principal.user_id, actor_email=principal.email,
                     action=AuditAction.authorization_denied, resource_type="route",
-                    resource_id=f"{request.method} {getattr(route, 'path', request.url.path)}",
+                    resource_id=f"{request.method} {path}",
                     after={"permission": permission.value}, result="denied")
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 
 from mercato.access import service
 from mercato.access.dependencies import requires
-from mercato.access.errors import RoleNotFound, UnknownPermission
+from mercato.access.errors import RoleLocked, RoleNotFound, UnknownPermission
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.access.schemas import RolePut, RoleRead
@@ -33,7 +33,7 @@ async def list_permissions(actor: Annotated[Principal, requires(Permission.role_
     return sorted(p.value for p in Permission)
 
 
-@router.put("/roles/{name}", response_model=RoleRead, responses=UnknownPermission.responses(RoleNotFound))
+@router.put("/roles/{name}", response_model=RoleRead, responses=UnknownPermission.responses(RoleLocked))
 async def put_role(name: Annotated[str, Path(max_length=64)], body: RolePut, session: WriteSession,
                    actor: Annotated[Principal, requires(Permission.role_update)]) -> RoleRead:
     """Create a role or replace its permissions (super admins). Takes effect on the next request

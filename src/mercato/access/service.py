@@ -8,15 +8,17 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.access import repository
-from mercato.access.errors import RoleNotFound, UnknownPermission
-from mercato.access.permissions import Condition, Permission
+from mercato.access.errors import RoleLocked, RoleNotFound, UnknownPermission, UnknownRole
+from mercato.access.permissions import CONDITION_BREADTH, Condition, Permission
 from mercato.access.principal import merge_grants
-from mercato.access.seeds import DEFAULT_ROLES
+from mercato.access.seeds import DEFAULT_ROLES, PRIVILEGED_ROLES
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.models import Role, RoleGrant
 
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
+# The role that holds everything: narrowing it could leave no one able to edit roles again.
+LOCKED_ROLE = "super_admin"
 
 
 async def seed_roles(session: AsyncSession) -> None:
@@ -72,6 +74,9 @@ async def put_role(session: AsyncSession, *, name: str, description: str | None,
         raise UnknownPermission("Role names are 2–64 characters: lowercase letters, digits and _.",
                                 errors=[{"loc": ["path", "name"], "msg": "invalid role name", "type": "value_error"}])
     validate_grants(grants)
+    if name == LOCKED_ROLE and grants != {p.value: Condition.any.value for p in Permission}:
+        raise RoleLocked(f"The {LOCKED_ROLE} role always holds every permission with the condition 'any'; "
+                         "create another role for narrower rights.")
     role = await repository.get_role(session, name)
     created = role is None
     before: dict[str, str] = {}
@@ -91,10 +96,11 @@ async def role_exists(session: AsyncSession, name: str) -> bool:
 
 
 async def set_user_roles(session: AsyncSession, user_id: uuid.UUID, roles: list[str]) -> None:
-    for name in roles:
-        if not await role_exists(session, name):
-            raise RoleNotFound(f"There is no role named {name!r}.",
-                               errors=[{"loc": ["body", "roles"], "msg": f"unknown role {name!r}", "type": "role_not_found"}])
+    unknown = [name for name in dict.fromkeys(roles) if not await role_exists(session, name)]
+    if unknown:
+        raise UnknownRole(f"There is no role named {unknown[0]!r}; GET /admin/roles lists them.",
+                          errors=[{"loc": ["body", "roles"], "msg": f"unknown role {name!r}", "type": "unknown_role"}
+                                  for name in unknown])
     await repository.set_user_roles(session, user_id, roles)
     await publish(session, CloudEvent(type="user.roles_changed", subject=str(user_id),
                                       data={"user_id": str(user_id), "roles": sorted(set(roles))}))
@@ -107,6 +113,37 @@ async def grant_role(session: AsyncSession, user_id: uuid.UUID, role: str) -> bo
         await publish(session, CloudEvent(type="user.roles_changed", subject=str(user_id),
                                           data={"user_id": str(user_id), "roles": roles}))
     return added
+
+
+async def ensure_roles_exist(session: AsyncSession, roles: list[str]) -> None:
+    missing = [name for name in sorted(set(roles)) if not await role_exists(session, name)]
+    if missing:
+        raise UnknownRole(f"There is no role named {missing[0]!r}.", errors=[
+            {"loc": ["body", "roles"], "msg": f"unknown role {name!r}", "type": "unknown_role"} for name in missing])
+
+
+async def roles_beyond(session: AsyncSession, grants: dict[str, Condition], role_names: list[str]) -> list[str]:
+    """The roles among ``role_names`` the caller may not hand out: admin roles need a
+    super admin (``role:update``), and no role may carry more than the caller holds."""
+    beyond = set(await _roles_carrying_more(session, grants, role_names))
+    if grants.get(Permission.role_update.value) is not Condition.any:
+        beyond |= set(role_names) & PRIVILEGED_ROLES
+    return sorted(beyond)
+
+
+async def _roles_carrying_more(session: AsyncSession, grants: dict[str, Condition],
+                               role_names: list[str]) -> list[str]:
+    """The roles among ``role_names`` that grant more than ``grants`` (a permission the caller
+    lacks, or holds only under a narrower condition). A caller may hand out only what they hold:
+    checking role names alone would let an admin grant a custom role that carries role:update."""
+    names = sorted(set(role_names))
+    held = {permission: CONDITION_BREADTH[condition] for permission, condition in grants.items()}
+    beyond = set()
+    for name in names:
+        for permission, condition in await repository.grants_of_roles(session, [name]):
+            if held.get(permission, -1) < CONDITION_BREADTH[Condition(condition)]:
+                beyond.add(name)
+    return sorted(beyond)
 
 
 async def roles_of(session: AsyncSession, user_id: uuid.UUID) -> list[str]:

@@ -14,8 +14,7 @@ from mercato.access import service as access
 from mercato.access.dependencies import authenticated, public, requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.access.errors import LastSuperAdmin
-from mercato.access.seeds import PRIVILEGED_ROLES
+from mercato.access.errors import LastSuperAdmin, UnknownRole
 from mercato.accounts import repository, service
 from mercato.accounts.errors import (
     EmailTaken, InvalidCredentials, InvalidRefreshToken, InvalidScope, TokenNotFound, UserNotFound, WeakPassword,
@@ -206,12 +205,15 @@ async def list_users(actor: Annotated[Principal, requires(Permission.user_read)]
 
 
 @admin_router.post("/users", status_code=201, response_model=UserRead,
-                   responses=EmailTaken.responses(WeakPassword, Forbidden))
+                   responses=EmailTaken.responses(WeakPassword, Forbidden, UnknownRole))
 async def create_user(body: AdminUserCreate, actor: Annotated[Principal, requires(Permission.user_create)],
                       session: WriteSession, rt: RuntimeDep) -> UserRead:
-    """Create an account with roles (e.g. a developer or reviewer). Admin roles need a super admin."""
-    if set(body.roles) & PRIVILEGED_ROLES and not actor.has_any(Permission.role_update):
-        raise Forbidden("Only a super admin creates admin accounts.")
+    """Create an account with roles (e.g. a developer or reviewer). You may grant only roles
+    whose permissions you hold yourself, so admin roles need a super admin."""
+    await access.ensure_roles_exist(session, body.roles)
+    beyond = await access.roles_beyond(session, dict(actor.grants), body.roles)
+    if beyond:  # e.g. a marketplace admin creating an admin, or a custom role carrying role:update
+        raise Forbidden(f"You cannot grant {', '.join(beyond)}: it carries permissions you do not hold.")
     user = await service.create_user(session, rt, email=str(body.email), password=body.password,
                                      display_name=body.display_name, roles=body.roles)
     await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.user_create,
@@ -220,14 +222,14 @@ async def create_user(body: AdminUserCreate, actor: Annotated[Principal, require
 
 
 @admin_router.patch("/users/{user_id}", response_model=UserRead,
-                    responses=UserNotFound.responses(Forbidden, LastSuperAdmin))
+                    responses=UserNotFound.responses(Forbidden, LastSuperAdmin, UnknownRole))
 async def update_user(user_id: uuid.UUID, body: AdminUserUpdate, session: WriteSession,
                       actor: Annotated[Principal, requires(Permission.user_update)]) -> UserRead:
     """Change a user's display name, roles, or disable/enable them. Disabling or a role
     change ends the user's sessions at once."""
     if user_id == actor.user_id and (body.is_active is False or body.roles is not None):
         raise Forbidden("You cannot disable yourself or change your own roles.")
-    user = await service.admin_update(session, actor_id=actor.user_id, actor_email=actor.email, user_id=user_id,
-                                      display_name=body.display_name, is_active=body.is_active, roles=body.roles,
-                                      may_grant_privileged=actor.has_any(Permission.role_update))
+    user = await service.admin_update(session, actor_id=actor.user_id, actor_email=actor.email,
+                                      actor_grants=dict(actor.grants), user_id=user_id,
+                                      display_name=body.display_name, is_active=body.is_active, roles=body.roles)
     return await user_read(session, user)

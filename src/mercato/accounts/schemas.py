@@ -7,7 +7,10 @@ from pydantic import EmailStr, Field
 
 from mercato.kit.schemas import ReadModel, WriteModel
 
-Password = Field(min_length=1, max_length=1024, description="12–256 characters; long phrases welcome.")
+# The policy (12–256 characters, not a common password) is checked by the service so its
+# refusal carries the code weak_password; the schema only bounds the body.
+Password = Field(min_length=1, max_length=1024, description=(
+    "12–256 characters, not a common password; long phrases welcome. Refused with 422 weak_password."))
 
 
 class RegisterRequest(WriteModel):

@@ -14,8 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.access import service as access
 from mercato.access.errors import LastSuperAdmin
-from mercato.access.seeds import PRIVILEGED_ROLES
-from mercato.access.permissions import Permission
+from mercato.access.permissions import Condition, Permission
 from mercato.accounts import repository
 from mercato.accounts.errors import (
     AccountDisabled, EmailTaken, InvalidCredentials, InvalidRefreshToken, InvalidScope, TokenNotFound,
@@ -204,43 +203,53 @@ async def update_profile(session: AsyncSession, rt: Runtime, *, user: User, disp
     return user
 
 
-async def admin_update(session: AsyncSession, *, actor_id: uuid.UUID, actor_email: str, user_id: uuid.UUID,
-                       display_name: str | None, is_active: bool | None, roles: list[str] | None,
-                       may_grant_privileged: bool) -> User:
+async def admin_update(session: AsyncSession, *, actor_id: uuid.UUID, actor_email: str,
+                       actor_grants: dict[str, Condition], user_id: uuid.UUID, display_name: str | None,
+                       is_active: bool | None, roles: list[str] | None) -> User:
+    """An admin changes an account: display name, roles, enabled. One audit row per change.
+
+    An admin may only hand out or take away roles whose permissions they hold themselves,
+    and only touch accounts that hold no more than they do (a marketplace admin cannot
+    disable a super admin).
+    """
     user = await get_user(session, user_id)
     before_roles = await access.roles_of(session, user.id)
     before = {"display_name": user.display_name, "is_active": user.is_active, "roles": before_roles}
-    if display_name is not None:
+    if await access.roles_beyond(session, actor_grants, before_roles) and (roles is not None or is_active is not None):
+        raise Forbidden("This account holds permissions you do not; only a super admin changes it.")
+    changes: list[AuditAction] = []
+    if display_name is not None and display_name.strip() != user.display_name:
         user.display_name = display_name.strip()
-    end_sessions = False
+        changes.append(AuditAction.user_update)
     if roles is not None and sorted(set(roles)) != before_roles:
-        touched = set(roles) ^ set(before_roles)
-        if touched & PRIVILEGED_ROLES and not may_grant_privileged:
-            raise Forbidden("Only a super admin grants or removes admin roles.")
+        await access.ensure_roles_exist(session, roles)
+        beyond = await access.roles_beyond(session, actor_grants, sorted(set(roles) ^ set(before_roles)))
+        if beyond:
+            raise Forbidden(f"You cannot grant or remove {', '.join(beyond)}: it carries permissions you do not hold.")
         if "super_admin" in before_roles and "super_admin" not in roles:
             await _keep_one_super_admin(session, excluding=user.id, error=LastSuperAdmin)
         await access.set_user_roles(session, user.id, roles)
-        end_sessions = True
-        await audit(session, actor_id=actor_id, actor_email=actor_email, action=AuditAction.user_roles_change,
-                    resource_type="user", resource_id=user.id, before={"roles": before_roles},
-                    after={"roles": sorted(set(roles))})
+        changes.append(AuditAction.user_roles_change)
     if is_active is not None and is_active != user.is_active:
         if not is_active and "super_admin" in before_roles:
             await _keep_one_super_admin(session, excluding=user.id, error=LastSuperAdmin)
         user.is_active = is_active
-        end_sessions = True
+        changes.append(AuditAction.user_enable if is_active else AuditAction.user_disable)
         await publish(session, CloudEvent(type="user.enabled" if is_active else "user.disabled",
                                           subject=str(user.id), data={"user_id": str(user.id)}))
-        await audit(session, actor_id=actor_id, actor_email=actor_email,
-                    action=AuditAction.user_enable if is_active else AuditAction.user_disable,
-                    resource_type="user", resource_id=user.id)
-    if end_sessions:  # T4: disabling or changing roles ends the user's tokens at once
+    if not changes:
+        return user
+    if AuditAction.user_roles_change in changes or AuditAction.user_disable in changes or \
+            AuditAction.user_enable in changes:
+        # T4: disabling or changing roles ends the user's tokens at once
         await repository.revoke_all_refresh(session, user.id, utcnow())
         await repository.bump_token_version(session, user.id)
     user.updated_at = utcnow()
     after = {"display_name": user.display_name, "is_active": user.is_active,
              "roles": await access.roles_of(session, user.id)}
-    await audit(session, actor_id=actor_id, actor_email=actor_email, action=AuditAction.user_update,
+    # One request, one row: its action names the change, or user:update when several.
+    action = changes[0] if len(changes) == 1 else AuditAction.user_update
+    await audit(session, actor_id=actor_id, actor_email=actor_email, action=action,
                 resource_type="user", resource_id=user.id, before=before, after=after)
     await session.refresh(user)
     return user

@@ -24,3 +24,8 @@ class AuditAction(StrEnum):
     publisher_verify = "publisher:verify"
     publisher_member_add = "publisher_member:add"
     publisher_member_remove = "publisher_member:remove"
+    dead_letter_replay = "dead_letter:replay"
+    webhook_create = "webhook:create"
+    webhook_update = "webhook:update"
+    webhook_delete = "webhook:delete"
+    webhook_rotate = "webhook:rotate_secret"

@@ -20,7 +20,8 @@ from mercato.audit import repository
 from mercato.audit.schemas import AuditRead
 from mercato.kit.errors import ValidationFailed
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
-from mercato.kit.routing import ReadSession, TransactionalRoute
+from mercato.kit.db import Database
+from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute
 from mercato.kit.schemas import Page
 
 router = APIRouter(route_class=TransactionalRoute, tags=["admin"], prefix="/admin")
@@ -33,7 +34,7 @@ CSV_BATCH = 500
 @router.get("/audit", response_model=Page[AuditRead],
             responses={200: {"content": {"text/csv": {}}, "description": "JSON page, or CSV with format=csv"}})
 async def search_audit(
-    actor: Annotated[Principal, requires(Permission.audit_read)], session: ReadSession,
+    actor: Annotated[Principal, requires(Permission.audit_read)], session: ReadSession, rt: RuntimeDep,
     actor_id: Annotated[uuid.UUID | None, Query(alias="actor")] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     resource: Annotated[str | None, Query(max_length=200, description="`type` or `type:id`")] = None,
@@ -49,7 +50,7 @@ async def search_audit(
     filters = dict(actor=actor_id, action=action, resource_type=resource_type or None,
                    resource_id=resource_id or None, since=since, until=until)
     if format == "csv":
-        return StreamingResponse(_csv_rows(session, filters), media_type="text/csv",
+        return StreamingResponse(_csv_rows(rt.db, filters), media_type="text/csv",
                                  headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
     rows = await repository.search(session, **filters, after=decode_cursor(cursor), limit=limit + 1)
     page = rows[:limit]
@@ -57,29 +58,32 @@ async def search_audit(
     return Page[AuditRead](items=[AuditRead.model_validate(r) for r in page], next_cursor=next_cursor)
 
 
-async def _csv_rows(session, filters: dict) -> AsyncIterator[str]:  # type: ignore[no-untyped-def,type-arg]
+async def _csv_rows(db: Database, filters: dict) -> AsyncIterator[str]:  # type: ignore[type-arg]
+    """The CSV body, streamed after the route has returned (and closed its sessions): it reads
+    through a session of its own, closed when the stream ends or is abandoned."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     after = None
-    while True:
-        rows = await repository.search(session, **filters, after=after, limit=CSV_BATCH)
-        for row in rows:
-            values = []
-            for column in CSV_COLUMNS:
-                value = getattr(row, column)
-                if isinstance(value, dict):
-                    value = json.dumps(value, sort_keys=True)
-                elif isinstance(value, datetime):
-                    value = value.isoformat()
-                values.append("" if value is None else _csv_safe(str(value)))
-            writer.writerow(values)
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        if len(rows) < CSV_BATCH:
-            return
-        after = (rows[-1].at, rows[-1].id)
+    async with db.read_session() as session:
+        while True:
+            rows = await repository.search(session, **filters, after=after, limit=CSV_BATCH)
+            for row in rows:
+                values = []
+                for column in CSV_COLUMNS:
+                    value = getattr(row, column)
+                    if isinstance(value, dict):
+                        value = json.dumps(value, sort_keys=True)
+                    elif isinstance(value, datetime):
+                        value = value.isoformat()
+                    values.append("" if value is None else _csv_safe(str(value)))
+                writer.writerow(values)
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            if len(rows) < CSV_BATCH:
+                return
+            after = (rows[-1].at, rows[-1].id)
 
 
 def _csv_safe(value: str) -> str:

@@ -8,6 +8,7 @@ in a transaction of their own, since the request itself changes nothing.
 from __future__ import annotations
 
 import uuid
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,4 +47,6 @@ def _plain(value: Any) -> Any:
         return sorted(items, key=str) if isinstance(value, (set, frozenset)) else items
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()  # RFC 3339, like every other timestamp of the API
     return str(value)

@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -28,6 +28,7 @@ from mercato.kit.requestinfo import RequestInfo, set_current_request
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+DATA_EXCEPTION_CLASS = "22"  # SQLSTATE class 22: data exception (bad value), e.g. 22021 NUL in text
 JSON_TYPES = ("application/json", "application/problem+json", "application/merge-patch+json")
 
 
@@ -88,6 +89,7 @@ class RequestMiddleware:
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
             await send(message)
 
+        early: ASGIApp | None = None
         try:
             early = self._check_body(scope, headers)
             if early is not None:
@@ -99,7 +101,10 @@ class RequestMiddleware:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             templates = getattr(getattr(scope.get("app"), "state", None), "route_templates", {})
-            template = templates.get(id(route)) or getattr(route, "path", None) or "<unmatched>"
+            template = templates.get(id(route)) or getattr(route, "path", None)
+            if template is None and early is not None:  # refused before routing: find its template
+                template = _template_of(scope)
+            template = template or "<unmatched>"
             method = scope["method"]
             status = status_holder["status"]
             HTTP_REQUESTS.labels(template, method, str(status)).inc()
@@ -141,6 +146,14 @@ class RequestMiddleware:
         return wrapped
 
 
+def _template_of(scope: Scope) -> str | None:
+    patterns = getattr(getattr(scope.get("app"), "state", None), "route_patterns", ())
+    for pattern, template in patterns:
+        if pattern.match(scope["path"]):
+            return template  # type: ignore[no-any-return]
+    return None
+
+
 def _problem_app(error: MercatoError) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope)
@@ -173,6 +186,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc.__cause__, _BodyTooLarge):  # FastAPI wraps errors raised while reading the body
             return problem_response(request, PayloadTooLarge("The body is larger than this endpoint accepts."))
+        if exc.status_code == 400 and exc.__cause__ is not None:  # the body could not be parsed at all
+            return problem_response(request, MalformedBody(
+                "The body could not be parsed (not valid JSON, or nested too deeply)."))
         codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request", 413: "payload_too_large"}
         code = codes.get(exc.status_code, f"http_{exc.status_code}")
         body = problem_body(status=exc.status_code, code=code, title=str(exc.detail), detail=str(exc.detail),
@@ -195,7 +211,26 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.connection_invalidated:
             return problem_response(request, ServiceUnavailable("The database connection was lost; try again.",
                                                                 headers={"Retry-After": "2"}))
+        sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(DATA_EXCEPTION_CLASS):
+            # A value from the request the database cannot store or compare (a NUL character,
+            # out of range, too long): bad input, not our failure. Validation should catch
+            # these first; this keeps any it misses from becoming a 500.
+            log.warning("database refused a value", sqlstate=sqlstate, error=str(exc.orig))
+            return problem_response(request, ValidationFailed(
+                "A value cannot be stored: it contains a NUL character, or is out of range or too long."))
         log.exception("database error")
+        return _internal(request)
+
+    @app.exception_handler(StatementError)
+    async def on_unbindable_value(request: Request, exc: StatementError) -> JSONResponse:
+        # A value that could not even be sent to the database (e.g. a timestamp that leaves the
+        # representable range when converted to UTC): bad input that validation let through.
+        if isinstance(exc.orig, (OverflowError, ValueError)):
+            log.warning("database refused a value", error=str(exc.orig), statement=exc.statement)
+            return problem_response(request, ValidationFailed(
+                "A value is out of the range this server can store (check dates and numbers)."))
+        log.exception("database statement error")
         return _internal(request)
 
     @app.exception_handler(Exception)

@@ -16,6 +16,7 @@ Keys are scoped to the caller and kept 24 h (setting ``idempotency_retention_hou
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import uuid
@@ -84,7 +85,7 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     """The request's identity: method, path and body (JSON compared by value, not by spacing)."""
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode() if body else b""
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than we re-encode: compare the bytes
         canonical = body
     digest = hashlib.sha256()
     for part in (method.encode(), b" ", path.encode(), b"\n", canonical):
@@ -133,10 +134,11 @@ async def claim(db: Database, *, owner: str, key: str, request_hash: str, retent
 async def complete(session: AsyncSession, claim: Claim, response: Response) -> None:
     """Store the response in the request's own transaction, only while the lease is ours."""
     body = bytes(response.body) if hasattr(response, "body") else b""
+    # The exact bytes, so a replay is byte-identical (PostgreSQL's JSONB would reorder keys).
     try:
-        stored_body = json.loads(body) if body else None
-    except ValueError:
-        stored_body = {"_text": body.decode("utf-8", "replace")}
+        stored_body: dict[str, str] = {"_text": body.decode("utf-8")}
+    except UnicodeDecodeError:
+        stored_body = {"_base64": base64.b64encode(body).decode("ascii")}
     headers = {name: value for name, value in response.headers.items() if name in KEPT_HEADERS}
     done = await session.execute(
         update(IdempotencyRecord)
@@ -168,8 +170,13 @@ def _stored_response(record: IdempotencyRecord) -> Response:
     headers = dict(record.response_headers or {})
     headers["idempotent-replayed"] = "true"
     media_type = headers.pop("content-type", "application/json")
-    if isinstance(record.response_body, dict) and set(record.response_body) == {"_text"}:
-        return Response(record.response_body["_text"], status_code=record.response_status or 200,
+    stored = record.response_body
+    if isinstance(stored, dict) and set(stored) == {"_text"}:
+        return Response(stored["_text"], status_code=record.response_status or 200,
                         headers=headers, media_type=media_type)
+    if isinstance(stored, dict) and set(stored) == {"_base64"}:
+        return Response(base64.b64decode(stored["_base64"]), status_code=record.response_status or 200,
+                        headers=headers, media_type=media_type)
+    # Records stored as parsed JSON (before bodies were kept verbatim).
     return JSONResponse(record.response_body, status_code=record.response_status or 200, headers=headers,
                         media_type=media_type)

@@ -74,6 +74,12 @@ class TransactionalRoute(APIRoute):
 async def _finish(request: Request, response: Response) -> None:
     claim: idempotency.Claim | None = getattr(request.state, "idempotency_claim", None)
     session: AsyncSession | None = getattr(request.state, "write_session", None)
+    if claim is not None and response.status_code >= 400:
+        # An error answer (returned rather than raised) is not stored either: the key stays retryable.
+        if session is not None and session.in_transaction():
+            await session.commit()
+        await idempotency.release(get_runtime(request).db, claim)
+        return
     if claim is not None:
         if session is None:
             session = _write_session(request)

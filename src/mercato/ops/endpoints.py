@@ -22,7 +22,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "A dependency is down"}})
 async def readyz(request: Request) -> JSONResponse:
-    """Ready to serve: the database answers."""
+    """Ready to serve: the database answers, and the broker when one is configured."""
     checks: dict[str, str] = {}
     try:
         await get_runtime(request).db.ping()
@@ -30,6 +30,14 @@ async def readyz(request: Request) -> JSONResponse:
     except Exception as exc:  # report, never raise: this endpoint exists to say what is down
         log.warning("readiness: database down", error=str(exc))
         checks["database"] = "down"
+    bus = getattr(request.app.state, "bus", None)
+    if bus is not None and bus.settings.broker_url:
+        try:
+            await bus.ping()
+            checks["broker"] = "ok"
+        except Exception as exc:
+            log.warning("readiness: broker down", error=str(exc))
+            checks["broker"] = "down"
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
                         status_code=200 if ready else 503)

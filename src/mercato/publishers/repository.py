@@ -9,7 +9,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.models import Publisher, PublisherApplication, PublisherMember, User
@@ -23,10 +24,16 @@ async def slug_taken(session: AsyncSession, slug: str) -> bool:
     return await session.scalar(select(Publisher.id).where(Publisher.slug == slug)) is not None
 
 
-async def add(session: AsyncSession, publisher: Publisher) -> Publisher:
-    session.add(publisher)
-    await session.flush()
-    return publisher
+async def add(session: AsyncSession, publisher: Publisher) -> bool:
+    """Insert a publisher; False when its slug is taken, also by a transaction that committed
+    after our check (the unique index decides, inside a savepoint so the caller's transaction
+    stays usable)."""
+    try:
+        async with session.begin_nested():
+            session.add(publisher)
+    except IntegrityError:
+        return False
+    return True
 
 
 async def member_role(session: AsyncSession, publisher_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
@@ -75,6 +82,28 @@ async def add_application(session: AsyncSession, application: PublisherApplicati
     session.add(application)
     await session.flush()
     return application
+
+
+async def _serialize(session: AsyncSession, *keys: str) -> None:
+    """Make transactions that take the same keys run one after the other, so a check that
+    follows (one owner left? one pending application?) sees the others' committed changes.
+
+    SQLite write transactions are already serial (BEGIN IMMEDIATE). PostgreSQL takes
+    transaction-level advisory locks, in a fixed order so two callers cannot deadlock.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted(keys):
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+
+
+async def serialize_member_changes(session: AsyncSession, publisher_id: uuid.UUID) -> None:
+    await _serialize(session, f"publisher_members:{publisher_id}")
+
+
+async def serialize_applications(session: AsyncSession, *, user_id: uuid.UUID, slug: str) -> None:
+    """Concurrent applications by one user, or for one slug, run one after the other."""
+    await _serialize(session, f"publisher_application:user:{user_id}", f"publisher_application:slug:{slug}")
 
 
 async def pending_application_of(session: AsyncSession, user_id: uuid.UUID) -> PublisherApplication | None:

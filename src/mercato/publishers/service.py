@@ -51,13 +51,12 @@ async def require_owner_or_any(session: AsyncSession, actor: Principal, permissi
 
 
 async def _create(session: AsyncSession, *, slug: str, name: str, description: str, website: str | None,
-                  owner_id: uuid.UUID) -> Publisher:
-    if await repository.slug_taken(session, slug):
-        raise SlugTaken(f"The slug {slug!r} is taken; choose another.")
+                  owner_id: uuid.UUID, publisher_id: uuid.UUID | None = None) -> Publisher:
     now = utcnow()
-    publisher = await repository.add(session, Publisher(
-        id=uuid.uuid4(), slug=slug, name=name, description=description, website=website, verified=False,
-        created_at=now, updated_at=now))
+    publisher = Publisher(id=publisher_id or uuid.uuid4(), slug=slug, name=name, description=description,
+                          website=website, verified=False, created_at=now, updated_at=now)
+    if await repository.slug_taken(session, slug) or not await repository.add(session, publisher):
+        raise SlugTaken(f"The slug {slug!r} is taken; choose another.")
     await repository.upsert_member(session, publisher_id=publisher.id, user_id=owner_id, role="owner", at=now)
     await access.grant_role(session, owner_id, "developer")
     await publish(session, CloudEvent(type="publisher.created", subject=str(publisher.id), data={
@@ -79,6 +78,7 @@ async def create(session: AsyncSession, *, actor: Principal, slug: str, name: st
 
 async def apply(session: AsyncSession, *, actor: Principal, slug: str, name: str, description: str,
                 website: str | None) -> PublisherApplication:
+    await repository.serialize_applications(session, user_id=actor.user_id, slug=slug)
     if await repository.pending_application_of(session, actor.user_id):
         raise ApplicationPending("Wait for the decision on your pending application.")
     if await repository.slug_taken(session, slug) or await repository.pending_slug_taken(session, slug):
@@ -105,14 +105,19 @@ async def _pending(session: AsyncSession, application_id: uuid.UUID) -> Publishe
 
 
 async def approve(session: AsyncSession, *, actor: Principal, application_id: uuid.UUID) -> PublisherApplication:
-    """Create the publisher with the applicant as owner and grant them the developer role."""
+    """Create the publisher with the applicant as owner and grant them the developer role.
+
+    The guarded decision comes first: of concurrent decisions one wins and the others stop
+    before creating anything. A slug taken meanwhile undoes the decision with the transaction.
+    """
     application = await _pending(session, application_id)
+    publisher_id = uuid.uuid4()
+    if not await repository.decide_application(session, application.id, status="approved", reason=None,
+                                               decided_by=actor.user_id, at=utcnow(), publisher_id=publisher_id):
+        raise ApplicationDecided("The application was decided by someone else meanwhile.")
     publisher = await _create(session, slug=application.slug, name=application.name,
                               description=application.description, website=application.website,
-                              owner_id=application.user_id)
-    if not await repository.decide_application(session, application.id, status="approved", reason=None,
-                                               decided_by=actor.user_id, at=utcnow(), publisher_id=publisher.id):
-        raise ApplicationDecided("The application was decided by someone else meanwhile.")
+                              owner_id=application.user_id, publisher_id=publisher_id)
     await publish(session, CloudEvent(type="publisher.application_approved", subject=str(application.id), data={
         "application_id": str(application.id), "user_id": str(application.user_id),
         "publisher_id": str(publisher.id), "slug": publisher.slug}))
@@ -174,6 +179,9 @@ async def members(session: AsyncSession, publisher: Publisher) -> list[tuple[str
 
 async def add_member(session: AsyncSession, *, actor: Principal, slug: str, email: str, role: str) -> Publisher:
     publisher = await get(session, slug)
+    # Member changes of one publisher run one at a time: two owners leaving at once leave one,
+    # and an owner removed meanwhile no longer passes the check below.
+    await repository.serialize_member_changes(session, publisher.id)
     await require_owner_or_any(session, actor, Permission.publisher_member_manage, publisher)
     user = await accounts.find_by_email(session, email)
     current = await repository.member_role(session, publisher.id, user.id)
@@ -191,6 +199,9 @@ async def add_member(session: AsyncSession, *, actor: Principal, slug: str, emai
 
 async def remove_member(session: AsyncSession, *, actor: Principal, slug: str, email: str) -> Publisher:
     publisher = await get(session, slug)
+    # Member changes of one publisher run one at a time: two owners leaving at once leave one,
+    # and an owner removed meanwhile no longer passes the check below.
+    await repository.serialize_member_changes(session, publisher.id)
     await require_owner_or_any(session, actor, Permission.publisher_member_manage, publisher)
     user = await accounts.find_by_email(session, email)
     current = await repository.member_role(session, publisher.id, user.id)
