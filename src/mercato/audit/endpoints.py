@@ -50,7 +50,10 @@ async def search_audit(
     filters = dict(actor=actor_id, action=action, resource_type=resource_type or None,
                    resource_id=resource_id or None, since=since, until=until)
     if format == "csv":
-        return StreamingResponse(_csv_rows(rt.db, filters), media_type="text/csv",
+        # The first batch is read before answering, so a filter the database refuses is a
+        # 4xx, not an error in the middle of a 200 stream.
+        first = await repository.search(session, **filters, after=None, limit=CSV_BATCH)
+        return StreamingResponse(_csv_rows(rt.db, filters, first), media_type="text/csv",
                                  headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
     rows = await repository.search(session, **filters, after=decode_cursor(cursor), limit=limit + 1)
     page = rows[:limit]
@@ -58,16 +61,15 @@ async def search_audit(
     return Page[AuditRead](items=[AuditRead.model_validate(r) for r in page], next_cursor=next_cursor)
 
 
-async def _csv_rows(db: Database, filters: dict) -> AsyncIterator[str]:  # type: ignore[type-arg]
-    """The CSV body, streamed after the route has returned (and closed its sessions): it reads
-    through a session of its own, closed when the stream ends or is abandoned."""
+async def _csv_rows(db: Database, filters: dict, first: list) -> AsyncIterator[str]:  # type: ignore[type-arg]
+    """The CSV body, streamed after the route has returned (and closed its sessions): later
+    batches are read through a session of its own, closed when the stream ends or is abandoned."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
-    after = None
+    rows = first
     async with db.read_session() as session:
         while True:
-            rows = await repository.search(session, **filters, after=after, limit=CSV_BATCH)
             for row in rows:
                 values = []
                 for column in CSV_COLUMNS:
@@ -83,7 +85,7 @@ async def _csv_rows(db: Database, filters: dict) -> AsyncIterator[str]:  # type:
             buffer.truncate()
             if len(rows) < CSV_BATCH:
                 return
-            after = (rows[-1].at, rows[-1].id)
+            rows = await repository.search(session, **filters, after=(rows[-1].at, rows[-1].id), limit=CSV_BATCH)
 
 
 def _csv_safe(value: str) -> str:

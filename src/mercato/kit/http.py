@@ -115,6 +115,12 @@ class RequestMiddleware:
                      ms=round(elapsed * 1000, 2))
 
     def _check_body(self, scope: Scope, headers: dict[str, str]) -> ASGIApp | None:
+        query = scope.get("query_string", b"")
+        if b"%00" in query or b"\x00" in query:
+            # No text in the store may hold NUL (PostgreSQL refuses it, SQLite would keep it):
+            # refuse it the same way on both, before any query runs.
+            return _problem_app(ValidationFailed("Query parameters must not contain NUL characters.", errors=[
+                {"loc": ["query"], "msg": "NUL character", "type": "value_error"}]))
         max_bytes, content_types = self.body_policy.for_path(scope["path"])
         length = headers.get("content-length")
         if length is not None:
