@@ -80,11 +80,12 @@ async def effects(db: Database) -> list[tuple[str, str, str, int, int]]:
 async def wait_for_effects(db: Database, expected: int, *, timeout: float = 60) -> list[tuple]:  # type: ignore[type-arg]
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        rows = await effects(db)
-        if len(rows) >= expected:
-            return rows
+        async with db.read_session() as session:
+            count = await session.scalar(text(f"SELECT count(*) FROM {EFFECTS_TABLE}"))
+        if count >= expected:
+            return await effects(db)
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"only {len(rows)} of {expected} effects after {timeout}s")
+            raise AssertionError(f"only {count} of {expected} effects after {timeout}s")
         await asyncio.sleep(0.05)
 
 

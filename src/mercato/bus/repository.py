@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -186,18 +188,15 @@ async def revive(session: AsyncSession, delivery_id: uuid.UUID, at: datetime) ->
 # --- processed events (inbox) --------------------------------------------------------------------
 
 async def mark_processed(session: AsyncSession, subscriber: str, event_id: uuid.UUID, at: datetime) -> bool:
-    """False when this subscriber already processed this event (a repeated delivery)."""
-    exists = await session.scalar(select(ProcessedEvent.event_id).where(
-        ProcessedEvent.subscriber == subscriber, ProcessedEvent.event_id == event_id))
-    if exists is not None:
-        return False
-    try:
-        async with session.begin_nested():
-            session.add(ProcessedEvent(subscriber=subscriber, event_id=event_id, processed_at=at))
-            await session.flush()
-    except IntegrityError:
-        return False
-    return True
+    """False when this subscriber already processed this event (a repeated delivery).
+
+    One INSERT … ON CONFLICT DO NOTHING: on PostgreSQL a concurrent copy blocks on the
+    unique key until the first commits, then finds the row and does nothing."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(ProcessedEvent).values(
+        subscriber=subscriber, event_id=event_id, processed_at=at).on_conflict_do_nothing()
+    result = await session.execute(statement)
+    return result.rowcount == 1  # type: ignore[attr-defined]
 
 
 async def purge_processed_before(session: AsyncSession, before: datetime) -> int:
