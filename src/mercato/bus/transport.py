@@ -95,7 +95,14 @@ class Transport:
     async def start(self, *, consume: bool) -> None:
         # Brokers open their consuming side only in worker processes (taskiq's flag).
         self.broker.is_worker_process = consume
-        await self.broker.startup()
+        if consume:
+            await self.broker.startup()
+        else:
+            try:  # an API process keeps answering with the broker down; /readyz says so
+                await self.broker.startup()
+            except Exception as exc:
+                log.warning("bus: broker unreachable at start", error=str(exc))
+                return
         self._started = True
         if consume and not self.in_process:
             # taskiq's receiver loop restarts its listener after any error.
