@@ -29,6 +29,7 @@ from mercato.live import endpoints as live_endpoints
 from mercato.ops import endpoints as ops_endpoints
 from mercato.publishers import endpoints as publishers_endpoints
 from mercato.runtime import Runtime
+from mercato.webhooks import endpoints as webhooks_endpoints
 
 API_PREFIX = "/api/v1"
 
@@ -66,7 +67,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(RequestMiddleware, body_policy=BodyPolicy(default_max_bytes=settings.max_body_bytes))
 
     for module in (accounts_endpoints, access_endpoints, publishers_endpoints, audit_endpoints, bus_endpoints,
-                   live_endpoints):
+                   live_endpoints, webhooks_endpoints):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(accounts_endpoints.admin_router, prefix=API_PREFIX)
     app.include_router(ops_endpoints.router)

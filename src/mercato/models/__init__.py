@@ -8,6 +8,7 @@ from mercato.models.bus import EventDelivery, ProcessedEvent, SweepLease
 from mercato.models.idempotency import IdempotencyRecord
 from mercato.models.outbox import OutboxEvent
 from mercato.models.publishers import Publisher, PublisherApplication, PublisherMember
+from mercato.models.webhooks import Webhook, WebhookAttempt, WebhookDelivery  # noqa: F401
 
 __all__ = [
     "ApiToken", "AuditEntry", "Base", "EventDelivery", "ProcessedEvent", "SweepLease", "IdempotencyRecord", "KnownPermission", "OutboxEvent",
