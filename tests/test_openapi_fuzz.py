@@ -19,6 +19,7 @@ derandomized (the same cases every run) unless ``MERCATO_FUZZ_RANDOM=1``.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import time
 from collections import Counter, defaultdict
@@ -143,8 +144,22 @@ def _summary(exc: BaseException) -> str:
     return f"{head} || {curl}"[:1500]
 
 
+def _no_outside_dns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Generated webhook URLs must never reach a resolver or a host outside this machine:
+    every host, name or literal, resolves to a documentation address (192.0.2.0/24), which
+    the SSRF guard refuses, so no generated webhook is ever created or sent to."""
+    from mercato.kit import ssrf
+
+    async def documentation_address(host: str, port: int, timeout: float) -> list:  # type: ignore[type-arg]
+        return [ipaddress.ip_address("192.0.2.10")]
+
+    monkeypatch.setattr(ssrf, "_addresses", documentation_address)
+
+
 @pytest.mark.parametrize("role", ["anonymous", "user", "super_admin"])
-async def test_every_operation_for_every_role(role: str, settings: Settings, actors: Actors) -> None:
+async def test_every_operation_for_every_role(role: str, settings: Settings, actors: Actors,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_outside_dns(monkeypatch)
     actor = None if role == "anonymous" else await actors.create(*([] if role == "user" else [role]))
     app = create_app(_fuzz_settings(settings))
     started = time.monotonic()
