@@ -14,6 +14,7 @@ database per row would cost more than the rows themselves.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 import uuid
@@ -28,6 +29,10 @@ import pytest_asyncio
 
 from mercato.access.dependencies import route_policies
 from mercato.app import create_app
+from mercato.bus import repository
+from mercato.bus.events import CloudEvent, declare_event_type
+from mercato.bus.outbox import publish
+from mercato.kit.clock import utcnow
 from mercato.config import Settings
 from mercato.runtime import Runtime
 from tests.conftest import DEFAULT_PASSWORD, PG_URL, REDIS_URL, Actor, Actors, _admin_url, _pg_admin
@@ -37,6 +42,8 @@ ANON, USER, DEV, OTHER_DEV, REVIEWER, ADMIN, SUPER = (
     "anonymous", "user", "developer", "other_developer", "reviewer", "marketplace_admin", "super_admin")
 PRINCIPALS = (ANON, USER, DEV, OTHER_DEV, REVIEWER, ADMIN, SUPER)
 NEW_PASSWORD = "another perfectly fine passphrase"
+
+declare_event_type("test.matrix", source="tests", data="{}")
 
 
 # --- the world every row runs in ------------------------------------------------------------
@@ -189,6 +196,50 @@ async def patch_a_user(world: World, who: str) -> dict[str, Any]:
     return {"url": f"{V1}/admin/users/{target}", "json": {"display_name": "Renamed"}}
 
 
+async def a_delivery(world: World, state: str) -> str:
+    """The id of a ``live.push`` delivery in ``state`` (its event already relayed, so the bus leaves it be)."""
+    event = CloudEvent(type="test.matrix", subject=f"matrix-{uuid.uuid4().hex[:8]}", data={})
+    delivery_id = uuid.uuid4()
+    now = utcnow()
+    async with world.runtime.db.transaction() as session:
+        await publish(session, event)
+        row = await repository.event(session, event.id)
+        assert row is not None
+        await repository.mark_relayed(session, [row.sequence], now)
+        await repository.add_deliveries(session, [{
+            "id": delivery_id, "subscriber": "live.push", "event_id": event.id, "sequence": row.sequence,
+            "subject": event.subject, "event_type": event.type, "state": state, "attempts": 8 if state == "dead" else 1,
+            "next_attempt_at": now, "last_error": "RuntimeError: boom" if state == "dead" else None,
+            "created_at": now, "updated_at": now, "done_at": now if state == "done" else None}])
+    return str(delivery_id)
+
+
+async def replay(world: World, state: str) -> dict[str, Any]:
+    return {"url": f"{V1}/admin/dead-letters/{await a_delivery(world, state)}/replay"}
+
+
+# Webhooks point at the discard port of the SSRF allowlist's one host, and subscribe to a
+# type no row publishes for a publisher: nothing is ever sent.
+HOOK_URL = "http://127.0.0.1:9/hook"
+HOOK_TYPES = ["publisher.application_rejected"]
+
+
+async def a_webhook(world: World) -> str:
+    """A webhook of the developer's publisher ``mine``, made by the super admin."""
+    response = await world.client.post(f"{V1}/webhooks", headers=world.super_admin.headers, json={
+        "url": HOOK_URL, "event_types": HOOK_TYPES, "publisher": world.mine})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def on_a_webhook(suffix: str = "", **kwargs: Any) -> Make:
+    """A request to a fresh webhook of ``mine`` (one per principal: DELETE removes it)."""
+    async def make(world: World, who: str) -> dict[str, Any]:
+        return {"url": f"{V1}/webhooks/{await a_webhook(world)}{suffix}", **kwargs}
+
+    return make
+
+
 @dataclass(frozen=True)
 class Row:
     name: str
@@ -196,6 +247,7 @@ class Row:
     route: str  # the path template as route_policies() reports it
     expect: dict[str, int]
     make: Make
+    stream: bool = False  # an endless response: only its status and headers are read
 
 
 MATRIX: list[Row] = [
@@ -275,7 +327,94 @@ MATRIX: list[Row] = [
     Row("edit a role", "PUT", f"{V1}/admin/roles/{{name}}", only(SUPER, status=200), dynamic(lambda w, who: {
         "url": f"{V1}/admin/roles/custom_{uuid.uuid4().hex[:6]}", "json": {"permissions": {"account:read": "own"}}})),
     Row("read the audit log", "GET", f"{V1}/admin/audit", only(*ADMINS, status=200), static(f"{V1}/admin/audit")),
+    # events (E1, E3)
+    Row("read the event history", "GET", f"{V1}/admin/events", only(*ADMINS, status=200),
+        static(f"{V1}/admin/events", params={"type": "user.registered"})),
+    Row("list dead letters", "GET", f"{V1}/admin/dead-letters", only(*ADMINS, status=200),
+        static(f"{V1}/admin/dead-letters")),
+    Row("replay a dead letter", "POST", f"{V1}/admin/dead-letters/{{dead_letter_id}}/replay",
+        only(*ADMINS, status=202), dynamic(lambda w, who: replay(w, "dead"))),
+    Row("replay a delivery that is not dead (A6)", "POST", f"{V1}/admin/dead-letters/{{dead_letter_id}}/replay",
+        only(*ADMINS, status=409), dynamic(lambda w, who: replay(w, "done"))),
+    Row("replay an unknown dead letter (A3)", "POST", f"{V1}/admin/dead-letters/{{dead_letter_id}}/replay",
+        only(*ADMINS, status=404), static(f"{V1}/admin/dead-letters/{uuid.uuid4()}/replay")),
+    # outgoing webhooks (E2): owners of the publisher and admins; another developer gets 404 (A3)
+    Row("list webhooks", "GET", f"{V1}/webhooks", only(DEV, OTHER_DEV, *ADMINS, status=200),
+        static(f"{V1}/webhooks")),
+    Row("create a webhook for own publisher / other's", "POST", f"{V1}/webhooks", only(DEV, *ADMINS, status=201),
+        dynamic(lambda w, who: {"url": f"{V1}/webhooks",
+                                "json": {"url": HOOK_URL, "event_types": HOOK_TYPES, "publisher": w.mine}})),
+    Row("create a store-wide webhook", "POST", f"{V1}/webhooks", only(*ADMINS, status=201),
+        static(f"{V1}/webhooks", json={"url": HOOK_URL, "event_types": HOOK_TYPES})),
+    Row("read a webhook", "GET", f"{V1}/webhooks/{{webhook_id}}", {**only(DEV, *ADMINS, status=200), OTHER_DEV: 404},
+        on_a_webhook()),
+    Row("update a webhook", "PATCH", f"{V1}/webhooks/{{webhook_id}}",
+        {**only(DEV, *ADMINS, status=200), OTHER_DEV: 404}, on_a_webhook(json={"active": False})),
+    Row("delete a webhook", "DELETE", f"{V1}/webhooks/{{webhook_id}}",
+        {**only(DEV, *ADMINS, status=204), OTHER_DEV: 404}, on_a_webhook()),
+    Row("rotate a webhook's secret", "POST", f"{V1}/webhooks/{{webhook_id}}/rotate-secret",
+        {**only(DEV, *ADMINS, status=200), OTHER_DEV: 404}, on_a_webhook("/rotate-secret")),
+    Row("list a webhook's deliveries", "GET", f"{V1}/webhooks/{{webhook_id}}/deliveries",
+        {**only(DEV, *ADMINS, status=200), OTHER_DEV: 404}, on_a_webhook("/deliveries")),
+    Row("delete an unknown webhook (A3)", "DELETE", f"{V1}/webhooks/{{webhook_id}}",
+        only(DEV, OTHER_DEV, *ADMINS, status=404), static(f"{V1}/webhooks/{uuid.uuid4()}")),
+    Row("read an unknown webhook (A3)", "GET", f"{V1}/webhooks/{{webhook_id}}",
+        only(DEV, OTHER_DEV, *ADMINS, status=404), static(f"{V1}/webhooks/{uuid.uuid4()}")),
+    # live events (S3): the caller's own stream
+    Row("open my event stream", "GET", f"{V1}/events/stream", signed_in(200), static(f"{V1}/events/stream"),
+        stream=True),
 ]
+
+
+@dataclass
+class Answer:
+    """What a row needs of a response: its status, headers and (start of the) body."""
+
+    status_code: int
+    headers: httpx.Headers
+    text: str
+
+
+async def open_and_close(app: Any, method: str, url: str, headers: dict[str, str], *,
+                         timeout: float = 10.0) -> Answer:
+    """Call ``app`` over raw ASGI and hang up as soon as the response has started.
+
+    httpx's ASGITransport returns only once the app has finished, which an event stream
+    never does: here the client disconnects after the status and headers, so the stream
+    ends at once, and a hang fails the row after ``timeout`` instead of stalling the suite.
+    """
+    target = httpx.URL(url)
+    started = asyncio.Event()
+    answer: dict[str, Any] = {"body": bytearray()}
+    requested = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await started.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+            answer["headers"] = httpx.Headers([(k.decode("latin-1"), v.decode("latin-1"))
+                                               for k, v in message.get("headers", [])])
+            started.set()
+        elif message["type"] == "http.response.body":
+            answer["body"].extend(message.get("body", b""))
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
+        "method": method, "scheme": "http", "path": target.path, "raw_path": target.raw_path.split(b"?")[0],
+        "query_string": target.query, "root_path": "", "client": ("127.0.0.1", 50000),
+        "server": ("mercato.test", 80),
+        "headers": [(b"host", b"mercato.test"), *((k.lower().encode(), v.encode()) for k, v in headers.items())],
+    }
+    await asyncio.wait_for(app(scope, receive, send), timeout)
+    assert "status" in answer, "the app answered nothing"
+    return Answer(answer["status"], answer["headers"], answer["body"].decode("utf-8", "replace"))
 
 
 @dataclass
@@ -283,6 +422,7 @@ class Store:
     client: httpx.AsyncClient
     actors: Actors
     runtime: Runtime
+    app: Any
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -298,13 +438,14 @@ async def store(database_template: str, tmp_path_factory: pytest.TempPathFactory
         url = f"sqlite+aiosqlite:///{directory / 'mercato.db'}"
     settings = Settings(data_dir=directory, database_url=url, testing=True,
                         secret_key="test-secret-key-of-reasonable-length-0123456789",
-                        redis_url=REDIS_URL, redis_namespace=f"mercato-test-{uuid.uuid4().hex[:8]}")
+                        redis_url=REDIS_URL, redis_namespace=f"mercato-test-{uuid.uuid4().hex[:8]}",
+                        outbound_allowed_hosts=["127.0.0.1"])  # the webhooks' URL (HOOK_URL)
     runtime = Runtime.from_settings(settings)
     app = create_app(runtime=runtime)
     try:
         async with app.router.lifespan_context(app), httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://mercato.test") as client:
-            yield Store(client, Actors(client, runtime), runtime)
+            yield Store(client, Actors(client, runtime), runtime, app)
     finally:
         if REDIS_URL:
             await runtime.limiter.reset()
@@ -325,7 +466,13 @@ async def test_route_answers_each_principal_exactly_as_specified(row: Row, store
     for who in PRINCIPALS:
         request = await row.make(world, who)
         headers = {} if who == ANON else world.who[who].headers
-        response = await client.request(row.method, headers=headers, **request)
+        if row.stream:
+            assert set(request) == {"url"}, "a stream row sends no body or parameters"
+            response: httpx.Response | Answer = await open_and_close(store.app, row.method, request["url"], headers)
+            if response.status_code == 200:
+                assert response.headers["content-type"].startswith("text/event-stream"), response.headers
+        else:
+            response = await client.request(row.method, headers=headers, **request)
         actual[who] = response.status_code
         bodies[who] = response.text[:200]
         # A5: no response carries a hash or anybody's session tokens

@@ -59,6 +59,19 @@ POLICY: dict[tuple[str, str], str] = {
     ("GET", f"{V1}/admin/permissions"): "role:read",
     ("PUT", f"{V1}/admin/roles/{{name}}"): "role:update",
     ("GET", f"{V1}/admin/audit"): "audit:read",
+    # events (E1, E3) and live events (S3)
+    ("GET", f"{V1}/admin/events"): "event:read",
+    ("GET", f"{V1}/admin/dead-letters"): "dead_letter:manage",
+    ("POST", f"{V1}/admin/dead-letters/{{dead_letter_id}}/replay"): "dead_letter:manage",
+    ("GET", f"{V1}/events/stream"): AUTHENTICATED,
+    # outgoing webhooks (E2)
+    ("GET", f"{V1}/webhooks"): "webhook:manage",
+    ("POST", f"{V1}/webhooks"): "webhook:manage",
+    ("GET", f"{V1}/webhooks/{{webhook_id}}"): "webhook:manage",
+    ("PATCH", f"{V1}/webhooks/{{webhook_id}}"): "webhook:manage",
+    ("DELETE", f"{V1}/webhooks/{{webhook_id}}"): "webhook:manage",
+    ("POST", f"{V1}/webhooks/{{webhook_id}}/rotate-secret"): "webhook:manage",
+    ("GET", f"{V1}/webhooks/{{webhook_id}}/deliveries"): "webhook:manage",
 }
 
 

@@ -128,9 +128,15 @@ class Deliverer:
                 now = utcnow()
                 await repository.record_failure(session, subscriber_name, event_id, attempts=attempts, error=error,
                                                 next_attempt_at=now + self.retry.delay(attempts), dead=dead, at=now)
+                following = None
+                if dead:  # a dead letter no longer holds its subject back
+                    following = await repository.next_pending_in_subject(session, subscriber_name, delivery.subject,
+                                                                         delivery.sequence)
         except Exception:  # the database itself is failing: the sweep re-drives later
             log.exception("bus: could not record a failed delivery", subscriber=subscriber_name, event_id=str(event_id))
             return "retry"
         log.warning("bus: delivery failed", subscriber=subscriber_name, event_id=str(event_id), attempts=attempts,
                     dead=dead, error=error)
+        if following is not None:
+            await self.kick(following.subscriber, following.event_id)
         return "dead" if dead else "retry"

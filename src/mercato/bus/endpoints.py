@@ -17,7 +17,7 @@ from mercato.audit.service import record as audit
 from mercato.bus import repository
 from mercato.bus.schemas import DeadLetterRead, EventRead
 from mercato.kit.clock import utcnow
-from mercato.kit.errors import Conflict, NotFound
+from mercato.kit.errors import Conflict, NotFound, ValidationFailed
 from mercato.kit.pagination import CursorParam, InvalidCursor, Limit, decode_cursor, encode_cursor
 from mercato.kit.routing import ReadSession, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page
@@ -33,6 +33,9 @@ class NotDeadLetter(Conflict):
     code, title = "invalid_transition", "Only dead letters can be replayed"
 
 
+MAX_SEQUENCE = 2**63 - 1  # BIGINT: a larger cursor is not one we handed out
+
+
 def _sequence_cursor(value: int) -> str:
     return base64.urlsafe_b64encode(f"seq:{value}".encode()).decode().rstrip("=")
 
@@ -43,9 +46,12 @@ def _read_sequence_cursor(cursor: str | None) -> int | None:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, number = raw.partition(":")
-        if prefix != "seq":
+        if prefix != "seq" or not number.isdigit():
             raise ValueError(prefix)
-        return int(number)
+        value = int(number)
+        if not 0 < value <= MAX_SEQUENCE:
+            raise ValueError(number)
+        return value
     except ValueError as exc:
         raise InvalidCursor("Use the next_cursor value from the previous page as it was given.",
                             errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "invalid_cursor"}]) from exc
@@ -59,7 +65,12 @@ async def list_events(
     since: datetime | None = None, until: datetime | None = None,
     cursor: CursorParam = None, limit: Limit = 20,
 ) -> Page[EventRead]:
-    """Event history, newest first, filtered by type, subject and time range."""
+    """Event history, newest first, filtered by type, subject and time range (`since` inclusive,
+    `until` exclusive)."""
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise ValidationFailed(f"{name} needs a timezone (RFC 3339, e.g. 2026-01-01T00:00:00Z).",
+                                   errors=[{"loc": ["query", name], "msg": "timezone required", "type": "value_error"}])
     rows = await repository.search_events(session, event_type=type, subject=subject, since=since, until=until,
                                           before_sequence=_read_sequence_cursor(cursor), limit=limit + 1)
     page = rows[:limit]
@@ -76,9 +87,7 @@ async def list_dead_letters(
     """Deliveries that failed every attempt, newest first."""
     rows = await repository.dead_letters(session, subscriber=subscriber, after=decode_cursor(cursor), limit=limit + 1)
     page = rows[:limit]
-    items = [DeadLetterRead(id=r.id, subscriber=r.subscriber, event_id=r.event_id, event_type=r.event_type,
-                            subject=r.subject, attempts=r.attempts, last_error=r.last_error, failed_at=r.updated_at)
-             for r in page]
+    items = [_dead_letter(r) for r in page]
     next_cursor = encode_cursor(page[-1].updated_at, page[-1].id) if len(rows) > limit else None
     return Page[DeadLetterRead](items=items, next_cursor=next_cursor)
 
@@ -91,13 +100,19 @@ async def replay_dead_letter(dead_letter_id: uuid.UUID, request: Request, sessio
     existing = await repository.delivery_by_id(session, dead_letter_id)
     if existing is None:
         raise DeadLetterNotFound(f"There is no dead letter {dead_letter_id}.")
+    # Read before revive(): it reloads the same ORM object, which would then say pending, 0 attempts.
+    state, attempts = existing.state, existing.attempts
     revived = await repository.revive(session, dead_letter_id, utcnow())
     if revived is None:
-        raise NotDeadLetter(f"Delivery {dead_letter_id} is {existing.state}, not dead.")
+        raise NotDeadLetter(f"Delivery {dead_letter_id} is {state}, not dead.")
     await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.dead_letter_replay,
                 resource_type="dead_letter", resource_id=dead_letter_id,
-                before={"state": "dead", "attempts": existing.attempts}, after={"state": "pending"})
+                before={"state": "dead", "attempts": attempts}, after={"state": "pending"})
     # The redelivery sweep picks it up (it is due now); no broker call inside the transaction.
-    return DeadLetterRead(id=revived.id, subscriber=revived.subscriber, event_id=revived.event_id,
-                          event_type=revived.event_type, subject=revived.subject, attempts=revived.attempts,
-                          last_error=revived.last_error, failed_at=revived.updated_at)
+    return _dead_letter(revived)
+
+
+def _dead_letter(row) -> DeadLetterRead:  # type: ignore[no-untyped-def]
+    return DeadLetterRead(id=row.id, subscriber=row.subscriber, event_id=row.event_id, event_type=row.event_type,
+                          subject=row.subject, state=row.state, attempts=row.attempts, last_error=row.last_error,
+                          failed_at=row.updated_at)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -24,11 +24,14 @@ class EventRead(ReadModel):
 
 
 class DeadLetterRead(ReadModel):
+    """A delivery that failed every attempt (``state`` dead), or one just replayed (pending)."""
+
     id: uuid.UUID
     subscriber: str
     event_id: uuid.UUID
     event_type: str
     subject: str
+    state: Literal["pending", "done", "dead"]
     attempts: int
     last_error: str | None
-    failed_at: datetime
+    failed_at: datetime = Field(description="When it last changed state: failed, or was replayed.")

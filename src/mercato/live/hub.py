@@ -5,6 +5,11 @@ process holding that user's stream delivers it. Embedded: in memory. Scaled: Red
 pub/sub, so a worker's publish reaches the API process that holds the connection.
 Pub/sub may drop messages (a process restarting); clients resume with ``Last-Event-ID``
 from the outbox, which never does.
+
+A subscription that can no longer promise every message (its queue overflowed because
+the client reads too slowly, the Redis connection broke, the hub closed) receives
+:data:`RESET`: the stream then ends, and the client's reconnection with
+``Last-Event-ID`` replays what it missed from the outbox.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from mercato.kit.logging import log
+
 QUEUE_SIZE = 1000
+SUBSCRIBE_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,24 @@ class LiveMessage:
         return cls(sequence=int(body["sequence"]), type=str(body["type"]), payload=dict(body["payload"]))
 
 
+# The subscription lost (or may have lost) messages: end the stream, the client resumes.
+RESET = LiveMessage(sequence=-1, type="", payload={})
+
+
+def offer(queue: asyncio.Queue[LiveMessage], message: LiveMessage) -> None:
+    """Queue a message; on overflow, replace the backlog with :data:`RESET`."""
+    try:
+        queue.put_nowait(message)
+    except asyncio.QueueFull:
+        reset(queue)
+
+
+def reset(queue: asyncio.Queue[LiveMessage]) -> None:
+    while not queue.empty():
+        queue.get_nowait()
+    queue.put_nowait(RESET)
+
+
 class LiveHub(Protocol):
     async def publish(self, user_id: uuid.UUID, message: LiveMessage) -> None: ...
 
@@ -49,8 +75,7 @@ class MemoryHub:
 
     async def publish(self, user_id: uuid.UUID, message: LiveMessage) -> None:
         for queue in list(self._queues.get(user_id, ())):
-            with contextlib.suppress(asyncio.QueueFull):  # a stalled client loses live messages, not the store
-                queue.put_nowait(message)
+            offer(queue, message)
 
     @contextlib.asynccontextmanager
     async def subscribe(self, user_id: uuid.UUID) -> AsyncIterator[asyncio.Queue[LiveMessage]]:
@@ -66,6 +91,9 @@ class MemoryHub:
                     self._queues.pop(user_id, None)
 
     async def close(self) -> None:
+        for queues in self._queues.values():
+            for queue in queues:
+                reset(queue)
         self._queues.clear()
 
 
@@ -86,23 +114,37 @@ class RedisHub:
     async def subscribe(self, user_id: uuid.UUID) -> AsyncIterator[asyncio.Queue[LiveMessage]]:
         queue: asyncio.Queue[LiveMessage] = asyncio.Queue(maxsize=QUEUE_SIZE)
         pubsub = self.redis.pubsub()
-        await pubsub.subscribe(self._channel(user_id))
-
-        async def pump() -> None:
-            async for item in pubsub.listen():
-                if item.get("type") == "message":
-                    with contextlib.suppress(asyncio.QueueFull, ValueError, KeyError):
-                        queue.put_nowait(LiveMessage.loads(item["data"]))
-
-        task = asyncio.create_task(pump())
+        task: asyncio.Task[None] | None = None
         try:
+            await pubsub.subscribe(self._channel(user_id))
+            # Only once Redis has confirmed is a publish sure to reach this subscription
+            # (the caller replays from the outbox after this returns).
+            async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
+                while (await pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT) or {}).get("type") != "subscribe":
+                    pass
+
+            async def pump() -> None:
+                try:
+                    async for item in pubsub.listen():
+                        if item.get("type") == "message":
+                            with contextlib.suppress(ValueError, KeyError, TypeError):
+                                offer(queue, LiveMessage.loads(item["data"]))
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.warning("live: Redis subscription lost", user_id=str(user_id), exc_info=True)
+                reset(queue)  # the connection is gone: end the stream, the client resumes
+
+            task = asyncio.create_task(pump(), name=f"live:{user_id}")
             yield queue
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             with contextlib.suppress(Exception):
                 await pubsub.unsubscribe()
+            with contextlib.suppress(Exception):
                 await pubsub.aclose()
 
     async def close(self) -> None:
