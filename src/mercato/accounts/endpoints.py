@@ -28,7 +28,7 @@ from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden, RateLimited, Unauthenticated
-from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, encode_cursor
 from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page
 from mercato.models import User
@@ -193,7 +193,7 @@ admin_router = APIRouter(route_class=TransactionalRoute, tags=["admin"], prefix=
 @admin_router.get("/users", response_model=Page[UserRead])
 async def list_users(actor: Annotated[Principal, requires(Permission.user_read)], session: ReadSession,
                      q: Annotated[str | None, Query(max_length=100)] = None, active: bool | None = None,
-                     cursor: CursorParam = None, limit: Limit = 20) -> Page[UserRead]:
+                     cursor: CursorParam = None, limit: Limit = 20, total: Total = False) -> Page[UserRead]:
     """Users, newest first; `q` matches email and display name."""
     rows = await service.search_users(session, query=q, active=active, after=decode_cursor(cursor), limit=limit + 1)
     page = rows[:limit]
@@ -201,7 +201,8 @@ async def list_users(actor: Annotated[Principal, requires(Permission.user_read)]
     items = [UserRead(id=u.id, email=u.email, display_name=u.display_name, is_active=u.is_active, roles=roles[u.id],
                       created_at=u.created_at, last_login_at=u.last_login_at) for u in page]
     next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-    return Page[UserRead](items=items, next_cursor=next_cursor)
+    counted = await service.count_users(session, query=q, active=active) if total else None
+    return Page[UserRead](items=items, next_cursor=next_cursor, total=counted)
 
 
 @admin_router.post("/users", status_code=201, response_model=UserRead,

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mercato.kit.pagination import count_matching
 from mercato.models import ApiToken, RefreshToken, User
 
 
@@ -37,14 +38,23 @@ async def bump_token_version(session: AsyncSession, user_id: uuid.UUID) -> None:
     await session.execute(update(User).where(User.id == user_id).values(token_version=User.token_version + 1))
 
 
-async def search(session: AsyncSession, *, query: str | None, active: bool | None,
-                 after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[User]:
+def _matching(query: str | None, active: bool | None):  # type: ignore[no-untyped-def]
     stmt = select(User)
     if query:
         like = f"%{query.casefold()}%"
         stmt = stmt.where(or_(User.email_key.like(like), User.display_name.ilike(like)))
     if active is not None:
         stmt = stmt.where(User.is_active == active)
+    return stmt
+
+
+async def count(session: AsyncSession, *, query: str | None, active: bool | None) -> int:
+    return await count_matching(session, _matching(query, active))
+
+
+async def search(session: AsyncSession, *, query: str | None, active: bool | None,
+                 after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[User]:
+    stmt = _matching(query, active)
     if after is not None:
         at, last_id = after
         stmt = stmt.where(or_(User.created_at < at, and_(User.created_at == at, User.id < last_id)))

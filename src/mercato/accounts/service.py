@@ -260,6 +260,10 @@ async def _keep_one_super_admin(session: AsyncSession, *, excluding: uuid.UUID, 
         raise error("Grant super_admin to another active account first.")
 
 
+async def count_users(session: AsyncSession, *, query: str | None, active: bool | None) -> int:
+    return await repository.count(session, query=query, active=active)
+
+
 async def search_users(session: AsyncSession, *, query: str | None, active: bool | None,
                        after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[User]:
     return await repository.search(session, query=query, active=active, after=after, limit=limit)

@@ -19,7 +19,7 @@ from mercato.access.principal import Principal
 from mercato.audit import repository
 from mercato.audit.schemas import AuditRead
 from mercato.kit.errors import ValidationFailed
-from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, encode_cursor
 from mercato.kit.db import Database
 from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute
 from mercato.kit.schemas import Page
@@ -39,7 +39,7 @@ async def search_audit(
     action: Annotated[str | None, Query(max_length=64)] = None,
     resource: Annotated[str | None, Query(max_length=200, description="`type` or `type:id`")] = None,
     since: datetime | None = None, until: datetime | None = None,
-    format: Literal["json", "csv"] = "json", cursor: CursorParam = None, limit: Limit = 20,
+    format: Literal["json", "csv"] = "json", cursor: CursorParam = None, limit: Limit = 20, total: Total = False,
 ) -> Page[AuditRead] | StreamingResponse:
     """Audit rows, newest first. `format=csv` exports every matching row (no paging)."""
     for name, value in (("since", since), ("until", until)):
@@ -58,7 +58,8 @@ async def search_audit(
     rows = await repository.search(session, **filters, after=decode_cursor(cursor), limit=limit + 1)
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1].at, page[-1].id) if len(rows) > limit else None
-    return Page[AuditRead](items=[AuditRead.model_validate(r) for r in page], next_cursor=next_cursor)
+    counted = await repository.count(session, **filters) if total else None
+    return Page[AuditRead](items=[AuditRead.model_validate(r) for r in page], next_cursor=next_cursor, total=counted)
 
 
 async def _csv_rows(db: Database, filters: dict, first: list) -> AsyncIterator[str]:  # type: ignore[type-arg]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mercato.kit.pagination import count_matching
 from mercato.models import AuditEntry
 
 
@@ -16,11 +18,25 @@ async def add(session: AsyncSession, entry: AuditEntry) -> None:
     await session.flush()
 
 
-async def search(session: AsyncSession, *, actor: uuid.UUID | None, action: str | None,
-                 resource_type: str | None, resource_id: str | None, since: datetime | None,
-                 until: datetime | None, after: tuple[datetime, uuid.UUID] | None,
-                 limit: int | None) -> list[AuditEntry]:
+async def count(session: AsyncSession, **filters: Any) -> int:
+    return await count_matching(session, _matching(**filters))
+
+
+async def search(session: AsyncSession, *, after: tuple[datetime, uuid.UUID] | None, limit: int | None,
+                 **filters: Any) -> list[AuditEntry]:
     """Newest first; ``after`` is the (at, id) of the last row of the previous page."""
+    query = _matching(**filters)
+    if after is not None:
+        at, last_id = after
+        query = query.where(or_(AuditEntry.at < at, and_(AuditEntry.at == at, AuditEntry.id < last_id)))
+    query = query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return list(await session.scalars(query))
+
+
+def _matching(*, actor: uuid.UUID | None, action: str | None, resource_type: str | None, resource_id: str | None,
+              since: datetime | None, until: datetime | None):  # type: ignore[no-untyped-def]
     query = select(AuditEntry)
     if actor is not None:
         query = query.where(AuditEntry.actor_id == actor)
@@ -34,10 +50,4 @@ async def search(session: AsyncSession, *, actor: uuid.UUID | None, action: str 
         query = query.where(AuditEntry.at >= since)
     if until is not None:
         query = query.where(AuditEntry.at < until)
-    if after is not None:
-        at, last_id = after
-        query = query.where(or_(AuditEntry.at < at, and_(AuditEntry.at == at, AuditEntry.id < last_id)))
-    query = query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
-    if limit is not None:
-        query = query.limit(limit)
-    return list(await session.scalars(query))
+    return query

@@ -18,7 +18,7 @@ from mercato.bus import repository
 from mercato.bus.schemas import DeadLetterRead, EventRead
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Conflict, NotFound, ValidationFailed
-from mercato.kit.pagination import CursorParam, InvalidCursor, Limit, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, InvalidCursor, Limit, Total, decode_cursor, encode_cursor
 from mercato.kit.routing import ReadSession, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page
 
@@ -63,7 +63,7 @@ async def list_events(
     type: Annotated[str | None, Query(max_length=100)] = None,
     subject: Annotated[str | None, Query(max_length=128)] = None,
     since: datetime | None = None, until: datetime | None = None,
-    cursor: CursorParam = None, limit: Limit = 20,
+    cursor: CursorParam = None, limit: Limit = 20, total: Total = False,
 ) -> Page[EventRead]:
     """Event history, newest first, filtered by type, subject and time range (`since` inclusive,
     `until` exclusive)."""
@@ -76,20 +76,25 @@ async def list_events(
     page = rows[:limit]
     items = [EventRead(id=r.id, source=r.source, type=r.type, subject=r.subject, time=r.time, sequence=r.sequence,
                        data=r.data, relayed_at=r.relayed_at) for r in page]
-    return Page[EventRead](items=items, next_cursor=_sequence_cursor(page[-1].sequence) if len(rows) > limit else None)
+    counted = await repository.count_events(session, event_type=type, subject=subject, since=since,
+                                            until=until) if total else None
+    return Page[EventRead](items=items, next_cursor=_sequence_cursor(page[-1].sequence) if len(rows) > limit else None,
+                           total=counted)
 
 
 @router.get("/dead-letters", response_model=Page[DeadLetterRead])
 async def list_dead_letters(
     actor: Annotated[Principal, requires(Permission.dead_letter_manage)], session: ReadSession,
     subscriber: Annotated[str | None, Query(max_length=100)] = None, cursor: CursorParam = None, limit: Limit = 20,
+    total: Total = False,
 ) -> Page[DeadLetterRead]:
     """Deliveries that failed every attempt, newest first."""
     rows = await repository.dead_letters(session, subscriber=subscriber, after=decode_cursor(cursor), limit=limit + 1)
     page = rows[:limit]
     items = [_dead_letter(r) for r in page]
     next_cursor = encode_cursor(page[-1].updated_at, page[-1].id) if len(rows) > limit else None
-    return Page[DeadLetterRead](items=items, next_cursor=next_cursor)
+    counted = await repository.count_dead_letters(session, subscriber=subscriber) if total else None
+    return Page[DeadLetterRead](items=items, next_cursor=next_cursor, total=counted)
 
 
 @router.post("/dead-letters/{dead_letter_id}/replay", status_code=202, response_model=DeadLetterRead,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -13,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from mercato.kit.pagination import count_matching
 from mercato.models import EventDelivery, OutboxEvent, ProcessedEvent, SweepLease
 
 
@@ -41,10 +43,21 @@ async def unrelayed_count(session: AsyncSession) -> int:
                                     .where(OutboxEvent.relayed_at.is_(None))) or 0)
 
 
-async def search_events(session: AsyncSession, *, event_type: str | None, subject: str | None,
-                        since: datetime | None, until: datetime | None, before_sequence: int | None,
-                        limit: int) -> list[OutboxEvent]:
+async def count_events(session: AsyncSession, **filters: Any) -> int:
+    return await count_matching(session, _events(**filters))
+
+
+async def search_events(session: AsyncSession, *, before_sequence: int | None, limit: int,
+                        **filters: Any) -> list[OutboxEvent]:
     """Newest first; ``before_sequence`` continues a previous page."""
+    query = _events(**filters)
+    if before_sequence is not None:
+        query = query.where(OutboxEvent.sequence < before_sequence)
+    return list(await session.scalars(query.order_by(OutboxEvent.sequence.desc()).limit(limit)))
+
+
+def _events(*, event_type: str | None, subject: str | None, since: datetime | None,
+            until: datetime | None):  # type: ignore[no-untyped-def]
     query = select(OutboxEvent)
     if event_type:
         query = query.where(OutboxEvent.type == event_type)
@@ -54,9 +67,7 @@ async def search_events(session: AsyncSession, *, event_type: str | None, subjec
         query = query.where(OutboxEvent.time >= since)
     if until is not None:
         query = query.where(OutboxEvent.time < until)
-    if before_sequence is not None:
-        query = query.where(OutboxEvent.sequence < before_sequence)
-    return list(await session.scalars(query.order_by(OutboxEvent.sequence.desc()).limit(limit)))
+    return query
 
 
 async def events_for_user_after(session: AsyncSession, user_id: uuid.UUID, after_sequence: int,
@@ -162,11 +173,20 @@ async def counts_by_state(session: AsyncSession) -> dict[tuple[str, str], int]:
     return {(subscriber, state): int(count) for subscriber, state, count in rows}
 
 
-async def dead_letters(session: AsyncSession, *, subscriber: str | None, after: tuple[datetime, uuid.UUID] | None,
-                       limit: int) -> list[EventDelivery]:
+def _dead(subscriber: str | None):  # type: ignore[no-untyped-def]
     query = select(EventDelivery).where(EventDelivery.state == "dead")
     if subscriber:
         query = query.where(EventDelivery.subscriber == subscriber)
+    return query
+
+
+async def count_dead_letters(session: AsyncSession, *, subscriber: str | None) -> int:
+    return await count_matching(session, _dead(subscriber))
+
+
+async def dead_letters(session: AsyncSession, *, subscriber: str | None, after: tuple[datetime, uuid.UUID] | None,
+                       limit: int) -> list[EventDelivery]:
+    query = _dead(subscriber)
     if after is not None:
         at, last_id = after
         query = query.where(or_(EventDelivery.updated_at < at,

@@ -6,13 +6,16 @@ import base64
 import json
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.kit.errors import ValidationFailed
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Items per page (1–100).")]
+Total = Annotated[bool, Query(description="Also count every matching item (`total` in the answer).")]
 CursorParam = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page.")]
 
 
@@ -38,3 +41,8 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     except (ValueError, TypeError, json.JSONDecodeError) as exc:
         raise InvalidCursor("Use the next_cursor value from the previous page as it was given.",
                             errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "invalid_cursor"}]) from exc
+
+
+async def count_matching(session: AsyncSession, statement: Select[Any]) -> int:
+    """How many rows a filtered (not yet paged) select matches."""
+    return int(await session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0)

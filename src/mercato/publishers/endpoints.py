@@ -13,7 +13,7 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.accounts.errors import UserNotFound
 from mercato.kit.errors import Forbidden
-from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, encode_cursor
 from mercato.kit.routing import ReadSession, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page, Slug
 from mercato.models import Publisher
@@ -60,11 +60,14 @@ async def my_applications(actor: Annotated[Principal, requires(Permission.publis
 @router.get("/admin/publisher-applications", response_model=Page[ApplicationRead])
 async def list_applications(actor: Annotated[Principal, requires(Permission.publisher_application_review)],
                             session: ReadSession, status: Literal["pending", "approved", "rejected"] | None = None,
-                            cursor: CursorParam = None, limit: Limit = 20) -> Page[ApplicationRead]:
+                            cursor: CursorParam = None, limit: Limit = 20,
+                            total: Total = False) -> Page[ApplicationRead]:
     rows = await service.search_applications(session, status=status, after=decode_cursor(cursor), limit=limit + 1)
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-    return Page[ApplicationRead](items=[ApplicationRead.model_validate(a) for a in page], next_cursor=next_cursor)
+    counted = await service.count_applications(session, status=status) if total else None
+    return Page[ApplicationRead](items=[ApplicationRead.model_validate(a) for a in page], next_cursor=next_cursor,
+                                 total=counted)
 
 
 @router.post("/admin/publisher-applications/{application_id}/approve", response_model=ApplicationRead,

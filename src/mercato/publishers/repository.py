@@ -13,6 +13,7 @@ from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mercato.kit.pagination import count_matching
 from mercato.models import Publisher, PublisherApplication, PublisherMember, User
 
 
@@ -137,11 +138,20 @@ async def decide_application(session: AsyncSession, application_id: uuid.UUID, *
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
-async def search_applications(session: AsyncSession, *, status: str | None,
-                              after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[PublisherApplication]:
+def _applications(status: str | None):  # type: ignore[no-untyped-def]
     query = select(PublisherApplication)
     if status:
         query = query.where(PublisherApplication.status == status)
+    return query
+
+
+async def count_applications(session: AsyncSession, *, status: str | None) -> int:
+    return await count_matching(session, _applications(status))
+
+
+async def search_applications(session: AsyncSession, *, status: str | None,
+                              after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[PublisherApplication]:
+    query = _applications(status)
     if after is not None:
         at, last_id = after
         query = query.where(or_(PublisherApplication.created_at < at,

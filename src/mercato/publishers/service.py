@@ -149,6 +149,10 @@ async def applications_of(session: AsyncSession, user_id: uuid.UUID) -> list[Pub
     return await repository.applications_of(session, user_id)
 
 
+async def count_applications(session: AsyncSession, *, status: str | None) -> int:
+    return await repository.count_applications(session, status=status)
+
+
 async def search_applications(session: AsyncSession, **filters: object) -> list[PublisherApplication]:
     return await repository.search_applications(session, **filters)  # type: ignore[arg-type]
 
