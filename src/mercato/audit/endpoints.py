@@ -22,7 +22,7 @@ from mercato.kit.errors import ValidationFailed
 from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, encode_cursor
 from mercato.kit.db import Database
 from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute
-from mercato.kit.schemas import Page
+from mercato.kit.schemas import Page, Timestamp
 
 router = APIRouter(route_class=TransactionalRoute, tags=["admin"], prefix="/admin")
 
@@ -38,7 +38,7 @@ async def search_audit(
     actor_id: Annotated[uuid.UUID | None, Query(alias="actor")] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     resource: Annotated[str | None, Query(max_length=200, description="`type` or `type:id`")] = None,
-    since: datetime | None = None, until: datetime | None = None,
+    since: Timestamp | None = None, until: Timestamp | None = None,
     format: Literal["json", "csv"] = "json", cursor: CursorParam = None, limit: Limit = 20, total: Total = False,
 ) -> Page[AuditRead] | StreamingResponse:
     """Audit rows, newest first. `format=csv` exports every matching row (no paging)."""

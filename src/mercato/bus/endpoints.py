@@ -20,7 +20,7 @@ from mercato.kit.clock import utcnow
 from mercato.kit.errors import Conflict, NotFound, ValidationFailed
 from mercato.kit.pagination import CursorParam, InvalidCursor, Limit, Total, decode_cursor, encode_cursor
 from mercato.kit.routing import ReadSession, TransactionalRoute, WriteSession
-from mercato.kit.schemas import Page
+from mercato.kit.schemas import Page, Timestamp
 
 router = APIRouter(route_class=TransactionalRoute, tags=["admin"], prefix="/admin")
 
@@ -62,7 +62,7 @@ async def list_events(
     actor: Annotated[Principal, requires(Permission.event_read)], session: ReadSession,
     type: Annotated[str | None, Query(max_length=100)] = None,
     subject: Annotated[str | None, Query(max_length=128)] = None,
-    since: datetime | None = None, until: datetime | None = None,
+    since: Timestamp | None = None, until: Timestamp | None = None,
     cursor: CursorParam = None, limit: Limit = 20, total: Total = False,
 ) -> Page[EventRead]:
     """Event history, newest first, filtered by type, subject and time range (`since` inclusive,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 T = TypeVar("T")
 
@@ -46,3 +48,16 @@ class Page(BaseModel, Generic[T]):
 
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{2,64}$")]
+
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _rfc3339_only(value: Any) -> Any:
+    """Query timestamps are RFC 3339 text; a bare number (Unix time) is refused, not guessed."""
+    if isinstance(value, str) and not _RFC3339.match(value):
+        raise ValueError("use an RFC 3339 timestamp, e.g. 2026-01-01T00:00:00Z")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339_only)]
