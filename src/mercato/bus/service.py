@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from mercato.bus import repository
 from mercato.bus.delivery import Deliverer, RetryPolicy
@@ -36,14 +37,17 @@ ROLES = ("embedded", "api", "worker", "scheduler")
 class Bus:
     def __init__(self, settings: Settings, db: Database, registry: Registry, *, role: str,
                  transport: Transport | None = None, sweeps: list[Sweep] | None = None,
-                 live: LiveHub | None = None) -> None:
+                 live: LiveHub | None = None, runtime: Any = None) -> None:
         assert role in ROLES, role
         self.live = live
+        # The store's long-lived objects (cache, artifact store, keys) for handlers that need them.
+        self.runtime = runtime
         self.settings = settings
         self.db = db
         self.registry = registry
         self.role = role
-        self.transport = transport or Transport(settings.broker_url, queue=settings.bus_queue, on_job=self._on_job)
+        self.transport = transport or Transport(settings.broker_url, queue=settings.bus_queue, on_job=self._on_job,
+                                                    concurrency=settings.bus_worker_concurrency)
         self.redelivery_timeout = timedelta(seconds=settings.bus_redelivery_timeout_seconds)
         self.deliverer = Deliverer(db, registry, RetryPolicy(max_attempts=settings.bus_max_attempts,
                                                              base_delay=settings.bus_retry_base_seconds,

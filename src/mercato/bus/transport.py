@@ -79,14 +79,19 @@ def _redis_streams_broker(url: str, queue: str) -> AsyncBroker:
 class Transport:
     """One taskiq broker with the delivery task registered on it."""
 
-    def __init__(self, url: str | None, *, queue: str, on_job: OnJob) -> None:
+    def __init__(self, url: str | None, *, queue: str, on_job: OnJob, concurrency: int = 4) -> None:
         self.url = url
         self.in_process = not url or url.startswith("memory")
         self.broker = make_taskiq_broker(url, queue=queue)
         self._on_job = on_job
+        self.concurrency = concurrency
+        # The in-memory broker starts a task per job at once: without this bound a backlog of
+        # thousands would queue for the connection pool ahead of every request.
+        slots = asyncio.Semaphore(concurrency)
 
         async def deliver(subscriber: str, event_id: str) -> None:
-            await self._on_job(subscriber, uuid.UUID(event_id))
+            async with slots:
+                await self._on_job(subscriber, uuid.UUID(event_id))
 
         self.task = self.broker.register_task(deliver, task_name=TASK_NAME)
         self._receiver: asyncio.Task[None] | None = None
@@ -115,6 +120,13 @@ class Transport:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._receiver
             self._receiver = None
+        if self.in_process:
+            # Jobs still queued in this process are cancelled, not awaited: their deliveries stay
+            # pending in the database and the next start re-drives them.
+            running = list(getattr(self.broker, "_running_tasks", ()))
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
         if self._started:
             with contextlib.suppress(Exception):
                 await self.broker.shutdown()
