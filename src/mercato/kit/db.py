@@ -93,3 +93,27 @@ class Database:
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()
+
+
+# --- helpers for repositories ------------------------------------------------------------------
+
+async def insert_unless_conflict(session: AsyncSession, row: object) -> bool:
+    """Insert ``row``; False when a unique index refuses it (a race lost to a transaction that
+    committed after the caller's check). A savepoint keeps the caller's transaction usable."""
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        async with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        return False
+    return True
+
+
+async def refresh_if_held(session: AsyncSession, model: type, row_id: object) -> None:
+    """After a guarded ``UPDATE`` changed a row: reload the object for it this session holds,
+    so the caller reads the new state (the update ran with ``synchronize_session=False``)."""
+    sync = session.sync_session
+    held = sync.identity_map.get(sync.identity_key(model, row_id))
+    if held is not None:
+        await session.refresh(held)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,65 @@ class _BodyTooLarge(Exception):
     pass
 
 
+# --- answers given before routing --------------------------------------------------------------
+# Routing a request through FastAPI (every route pattern, then the dependencies) costs several
+# times what a cached answer does. A module may register a fast path for a GET route whose
+# answer it can often give from a cache: ``answer(scope, headers)`` returns the ASGI response
+# the route would have sent, or None to let the request take the ordinary way (a miss,
+# credentials to check, anything unusual). Request id, metrics (under ``template``) and the
+# access log line are the same either way.
+
+FastAnswer = Callable[[Scope, dict[str, str]], Awaitable[ASGIApp | None]]
+
+
+@dataclass(frozen=True)
+class FastPath:
+    prefix: str  # only paths that start with this are offered to ``answer``
+    template: str  # the route's full path template (the metrics label)
+    answer: FastAnswer
+
+
+FAST_PATHS: list[FastPath] = []
+
+
+def register_fast_path(path: FastPath) -> None:
+    FAST_PATHS[:] = [p for p in FAST_PATHS if p.template != path.template] + [path]
+
+
+async def _fast_answer(scope: Scope, headers: dict[str, str]) -> tuple[str, ASGIApp] | None:
+    if scope["method"] != "GET":
+        return None
+    for fast in FAST_PATHS:
+        if scope["path"].startswith(fast.prefix):
+            try:
+                answer = await fast.answer(scope, headers)
+            except Exception:  # whatever went wrong, the ordinary way reports it properly
+                return None
+            if answer is not None:
+                return fast.template, answer
+    return None
+
+
+# Metric children by label values: ``labels()`` validates and locks on every call.
+_REQUEST_METRICS: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+
+
+def _observe(template: str, method: str, status: int, elapsed: float) -> None:
+    key = (template, method, status)
+    children = _REQUEST_METRICS.get(key)
+    if children is None:
+        if len(_REQUEST_METRICS) > 10_000:
+            _REQUEST_METRICS.clear()
+        children = _REQUEST_METRICS[key] = (
+            HTTP_REQUESTS.labels(template, method, str(status)), HTTP_LATENCY.labels(template, method),
+            HTTP_ERRORS.labels(template, method, str(status)) if status >= 400 else None)
+    requests, latency, errors = children
+    requests.inc()
+    latency.observe(elapsed)
+    if errors is not None:
+        errors.inc()
+
+
 class RequestMiddleware:
     """Pure ASGI middleware: request id, body limits (413), content type (415),
     metrics per route template and one structured access log line per request."""
@@ -90,27 +150,33 @@ class RequestMiddleware:
             await send(message)
 
         early: ASGIApp | None = None
+        fast: tuple[str, ASGIApp] | None = None
         try:
             early = self._check_body(scope, headers)
             if early is not None:
                 await early(scope, receive, send_wrapper)
                 return
+            if FAST_PATHS:
+                fast = await _fast_answer(scope, headers)
+                if fast is not None:
+                    await fast[1](scope, receive, send_wrapper)
+                    return
             max_bytes, _ = self.body_policy.for_path(scope["path"])
             await self.app(scope, self._limited(receive, max_bytes), send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            templates = getattr(getattr(scope.get("app"), "state", None), "route_templates", {})
-            template = templates.get(id(route)) or getattr(route, "path", None)
-            if template is None and early is not None:  # refused before routing: find its template
-                template = _template_of(scope)
-            template = template or "<unmatched>"
+            if fast is not None:
+                template = fast[0]
+            else:
+                route = scope.get("route")
+                templates = getattr(getattr(scope.get("app"), "state", None), "route_templates", {})
+                template = templates.get(id(route)) or getattr(route, "path", None)
+                if template is None and early is not None:  # refused before routing: find its template
+                    template = _template_of(scope)
+                template = template or "<unmatched>"
             method = scope["method"]
             status = status_holder["status"]
-            HTTP_REQUESTS.labels(template, method, str(status)).inc()
-            HTTP_LATENCY.labels(template, method).observe(elapsed)
-            if status >= 400:
-                HTTP_ERRORS.labels(template, method, str(status)).inc()
+            _observe(template, method, status, elapsed)
             log.info("request", method=method, path=scope["path"], route=template, status=status,
                      ms=round(elapsed * 1000, 2))
 

@@ -19,3 +19,8 @@ HTTP_LATENCY = Histogram(
     ["route", "method"], registry=REGISTRY,
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+CACHE_REQUESTS = Counter(
+    "mercato_cache_requests_total", "Cache lookups by cache and result (hit/miss).",
+    ["cache", "result"], registry=REGISTRY,
+)

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from mercato.kit import idempotency
+from mercato.kit.cache import EVICTIONS, apply_evictions
 from mercato.runtime import Runtime
 
 
@@ -86,12 +87,14 @@ async def _finish(request: Request, response: Response) -> None:
         await idempotency.complete(session, claim, response)
     if session is not None and session.in_transaction():
         await session.commit()
+        await apply_evictions(session, get_runtime(request).cache)
 
 
 async def _abort(request: Request) -> None:
     session: AsyncSession | None = getattr(request.state, "write_session", None)
     if session is not None and session.in_transaction():
         await session.rollback()
+        session.info.pop(EVICTIONS, None)
     claim: idempotency.Claim | None = getattr(request.state, "idempotency_claim", None)
     if claim is not None:
         await idempotency.release(get_runtime(request).db, claim)

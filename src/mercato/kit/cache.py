@@ -1,0 +1,104 @@
+"""The cache port: rendered responses that are expensive to build and cheap to keep.
+
+``MemoryCache`` serves the embedded default (one process); ``RedisCache`` is shared by
+every process of a scaled store, so an eviction made by a worker reaches every API
+process. Entries always carry a time to live, so a missed eviction only delays freshness.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Protocol
+
+from mercato.kit.metrics import CACHE_REQUESTS
+
+
+class Cache(Protocol):
+    async def get(self, key: str) -> bytes | None: ...
+    async def set(self, key: str, value: bytes, *, ttl: float) -> None: ...
+    async def delete(self, *keys: str) -> None: ...
+    async def close(self) -> None: ...
+
+
+class MemoryCache:
+    """A bounded LRU with per-entry expiry, for one process."""
+
+    def __init__(self, *, name: str = "default", max_entries: int = 10_000) -> None:
+        self.name = name
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+
+    async def get(self, key: str) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            if entry is not None:
+                del self._entries[key]
+            CACHE_REQUESTS.labels(self.name, "miss").inc()
+            return None
+        self._entries.move_to_end(key)
+        CACHE_REQUESTS.labels(self.name, "hit").inc()
+        return entry[1]
+
+    async def set(self, key: str, value: bytes, *, ttl: float) -> None:
+        if ttl <= 0:
+            return
+        self._entries[key] = (time.monotonic() + ttl, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    async def delete(self, *keys: str) -> None:
+        for key in keys:
+            self._entries.pop(key, None)
+
+    async def close(self) -> None:
+        self._entries.clear()
+
+
+class RedisCache:
+    def __init__(self, url: str, *, namespace: str, name: str = "default") -> None:
+        from redis.asyncio import Redis
+
+        self.name = name
+        self.prefix = f"{namespace}:cache:{name}:"
+        self.redis = Redis.from_url(url)
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self.redis.get(self.prefix + key)
+        CACHE_REQUESTS.labels(self.name, "hit" if value is not None else "miss").inc()
+        return value  # type: ignore[no-any-return]
+
+    async def set(self, key: str, value: bytes, *, ttl: float) -> None:
+        if ttl > 0:
+            await self.redis.set(self.prefix + key, value, px=max(1, int(ttl * 1000)))
+
+    async def delete(self, *keys: str) -> None:
+        if keys:
+            await self.redis.delete(*(self.prefix + key for key in keys))
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def make_cache(redis_url: str | None, *, namespace: str, name: str) -> Cache:
+    return RedisCache(redis_url, namespace=namespace, name=name) if redis_url else MemoryCache(name=name)
+
+
+# --- evictions that wait for the commit -----------------------------------------------------------
+# A change evicts cached copies only once it is committed: evicting earlier would let a
+# concurrent reader cache the old state again. The route that owns the transaction applies
+# them right after its commit (read-your-writes in this process); the bus handlers evict
+# again for other processes, and entries expire anyway.
+
+EVICTIONS = "mercato_cache_evictions"
+
+
+def evict_after_commit(session: object, *keys: str) -> None:
+    getattr(session, "info").setdefault(EVICTIONS, set()).update(keys)
+
+
+async def apply_evictions(session: object, cache: Cache) -> None:
+    keys = getattr(session, "info").pop(EVICTIONS, None)
+    if keys:
+        await cache.delete(*keys)
