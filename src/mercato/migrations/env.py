@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from mercato.catalog.search import autogenerate_includes
 from mercato.models import Base
 
 config = context.config
@@ -20,6 +21,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=autogenerate_includes,  # the search index has no models on purpose
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -4,14 +4,20 @@ from mercato.models.access import KnownPermission, Role, RoleGrant, UserRole
 from mercato.models.accounts import ApiToken, RefreshToken, User
 from mercato.models.audit import AuditEntry
 from mercato.models.base import Base
+from mercato.models.catalog import (
+    Category, Listing, ListingDailyStat, ListingReview, ListingVersion, ReviewTask,
+)
 from mercato.models.bus import EventDelivery, ProcessedEvent, SweepLease
 from mercato.models.idempotency import IdempotencyRecord
+from mercato.models.library import Entitlement
+from mercato.models.notifications import Notification
 from mercato.models.outbox import OutboxEvent
 from mercato.models.publishers import Publisher, PublisherApplication, PublisherMember
 from mercato.models.webhooks import Webhook, WebhookAttempt, WebhookDelivery  # noqa: F401
 
 __all__ = [
-    "ApiToken", "AuditEntry", "Base", "EventDelivery", "ProcessedEvent", "SweepLease", "IdempotencyRecord", "KnownPermission", "OutboxEvent",
+    "ApiToken", "AuditEntry", "Base", "Category", "Entitlement", "Listing", "ListingDailyStat", "ListingReview",
+    "ListingVersion", "Notification", "ReviewTask", "EventDelivery", "ProcessedEvent", "SweepLease", "IdempotencyRecord", "KnownPermission", "OutboxEvent",
     "Publisher", "PublisherApplication", "PublisherMember", "RefreshToken", "Role", "RoleGrant",
     "User", "UserRole",
 ]
