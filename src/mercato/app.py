@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,17 +19,24 @@ from mercato.access.dependencies import api_routes, idempotent, route_policy
 from mercato.accounts import endpoints as accounts_endpoints
 from mercato.audit import endpoints as audit_endpoints
 from mercato.bus import endpoints as bus_endpoints
+from mercato.catalog import endpoints as catalog_endpoints
 from mercato.bus.registry import load_handlers
 from mercato.bus.service import Bus
 from mercato.config import Settings, load_settings
 from mercato.kit import idempotency
 from mercato.kit.errors import ProblemModel
-from mercato.kit.http import BodyPolicy, RequestMiddleware, install_error_handlers
+from mercato.kit.http import BodyPolicy, BodyRule, RequestMiddleware, install_error_handlers
 from mercato.kit.logging import configure_logging
+from mercato.library import endpoints as library_endpoints
 from mercato.live import endpoints as live_endpoints
+from mercato.notifications import endpoints as notifications_endpoints
 from mercato.ops import endpoints as ops_endpoints
 from mercato.publishers import endpoints as publishers_endpoints
+from mercato.publishing import endpoints as publishing_endpoints
+from mercato.ratings import endpoints as ratings_endpoints
+from mercato.review import endpoints as review_endpoints
 from mercato.runtime import Runtime
+from mercato.stats import endpoints as stats_endpoints
 from mercato.webhooks import endpoints as webhooks_endpoints
 
 API_PREFIX = "/api/v1"
@@ -44,7 +52,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         rt = app.state.runtime = runtime or Runtime.from_settings(settings)
         # Embedded: the relay, deliveries and sweeps run in this process. With a broker
         # URL, `mercato worker` processes do that and this one only serves the API.
-        bus = app.state.bus = Bus(rt.settings, rt.db, load_handlers(), live=rt.live,
+        bus = app.state.bus = Bus(rt.settings, rt.db, load_handlers(), live=rt.live, runtime=rt,
                                   role="api" if rt.settings.broker_url else "embedded")
         await bus.start()
         try:
@@ -64,10 +72,16 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     if runtime is not None:
         app.state.runtime = runtime
     install_error_handlers(app)
-    app.add_middleware(RequestMiddleware, body_policy=BodyPolicy(default_max_bytes=settings.max_body_bytes))
+    # Package uploads are the one large body: multipart, up to the package limit (plus room for
+    # the multipart envelope); everything else is JSON under max_body_bytes.
+    upload = BodyRule(re.compile(rf"^{API_PREFIX}/listings/[^/]+/versions$"),
+                      max_bytes=settings.package_max_bytes + 64 * 1024, content_types=("multipart/form-data",))
+    app.add_middleware(RequestMiddleware, body_policy=BodyPolicy(default_max_bytes=settings.max_body_bytes,
+                                                                 rules=[upload]))
 
     for module in (accounts_endpoints, access_endpoints, publishers_endpoints, audit_endpoints, bus_endpoints,
-                   live_endpoints, webhooks_endpoints):
+                   live_endpoints, webhooks_endpoints, catalog_endpoints, publishing_endpoints, review_endpoints,
+                   library_endpoints, ratings_endpoints, notifications_endpoints, stats_endpoints):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(accounts_endpoints.admin_router, prefix=API_PREFIX)
     app.include_router(ops_endpoints.router)

@@ -1,10 +1,11 @@
-"""Bringing a store's database up to date: migrations, then the role seed."""
+"""Bringing a store's database up to date: migrations, then the role and category seeds."""
 
 from __future__ import annotations
 
 import asyncio
 
 from mercato.access import service as access
+from mercato.catalog import service as catalog
 from mercato.config import Settings
 from mercato.kit import migrate
 from mercato.kit.db import Database
@@ -22,5 +23,6 @@ async def seed(database_url: str) -> None:
     try:
         async with db.transaction() as session:
             await access.seed_roles(session)
+            await catalog.seed_categories(session)
     finally:
         await db.dispose()

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
         "A delivery handed to the broker but not processed after this is re-driven from the database."))
     bus_sweep_interval_seconds: float = Field(default=1.0, gt=0)
     bus_relay_poll_seconds: float = Field(default=0.2, gt=0)
+    bus_worker_concurrency: int = Field(default=4, ge=1, le=200, description=(
+        "Deliveries a process runs at once. Bounded so a backlog (after `serve --demo`, or a "
+        "burst of writes) cannot take every database connection from the requests."))
 
     # outgoing webhooks (see docs/webhooks.md)
     webhook_max_attempts: int = Field(default=8, ge=1, description=(
@@ -81,6 +84,34 @@ class Settings(BaseSettings):
         "in-cluster service. This is the admin allowlist of QUALITY I7, kept as a setting until "
         "runtime-editable settings (O4) exist. JSON list in the environment: "
         "MERCATO_OUTBOUND_ALLOWED_HOSTS='[\"hooks.internal\"]'."))
+
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$", description=(
+        "The store currency (ISO 4217); every price and balance is in its minor units."))
+    catalog_cache_seconds: float = Field(default=30.0, ge=0, description=(
+        "How long a published listing's rendered detail is served from cache; edits evict it at once, "
+        "counters (downloads, installs) may lag by up to this."))
+
+    # artifacts and packages (see docs/packages.md and docs/storage-and-signing.md)
+    storage_url: str | None = Field(default=None, description=(
+        "Where package archives live: `file:///path` or `s3://bucket/prefix?endpoint_url=...&region=...`; "
+        "default: the `artifacts` folder of the data dir."))
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    signing_key: str | None = Field(default=None, description=(
+        "The store's Ed25519 signing key (base64 of the 32-byte seed); default: generated into the data dir. "
+        "Every process of one store must use the same key."))
+    signing_retired_public_keys: list[str] = Field(default_factory=list, description=(
+        "Public keys (base64) of earlier signing keys, still published so older signatures verify."))
+    package_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1, description="Largest package archive accepted.")
+    package_max_unpacked_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=1,
+                                            description="Largest total unpacked size of a package.")
+    package_max_members: int = Field(default=10_000, ge=1, description="Most files and folders in one package.")
+    package_bomb_threshold_bytes: int = Field(default=64 * 1024 * 1024, ge=1, description=(
+        "Unpacked size beyond which the compression ratio is checked."))
+    package_max_ratio: float = Field(default=50.0, gt=1, description=(
+        "Highest unpacked/packed ratio accepted beyond the bomb threshold."))
+    review_claim_timeout_seconds: int = Field(default=2 * 3600, ge=60, description=(
+        "A review claim older than this goes back to the queue."))
 
     live_heartbeat_seconds: float = Field(default=15.0, gt=0, description="SSE heartbeat interval.")
 

@@ -48,4 +48,7 @@ async def load_demo(rt: Runtime) -> list[str]:
                                     description="Makes the demo apps, plugins and games of this store.",
                                     website="https://demo-studio.example", owner_email="dev@mercato.test")
             created.append(f"publisher {DEMO_PUBLISHER}")
+    from mercato.demo_catalog import load_catalog
+
+    created += await load_catalog(rt, DEMO_PASSWORD)
     return created

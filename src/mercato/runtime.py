@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from mercato.config import Settings
+from mercato.kit.cache import Cache, make_cache
 from mercato.kit.db import Database
+from mercato.kit.keys import StoreKeys
 from mercato.kit.passwords import PasswordHashing
 from mercato.kit.ratelimit import RateLimiter
 from mercato.kit.security import TokenSigner
+from mercato.kit.storage import ArtifactStore, open_store
 from mercato.live.hub import LiveHub, make_hub
 
 
@@ -21,6 +24,9 @@ class Runtime:
     tokens: TokenSigner
     limiter: RateLimiter
     live: LiveHub
+    cache: Cache
+    artifacts: ArtifactStore
+    keys: StoreKeys
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -34,8 +40,13 @@ class Runtime:
                                access_lifetime=timedelta(minutes=settings.access_token_minutes)),
             limiter=RateLimiter(settings.redis_url, namespace=settings.redis_namespace),
             live=make_hub(settings.redis_url, namespace=settings.redis_namespace),
+            cache=make_cache(settings.redis_url, namespace=settings.redis_namespace, name="catalog"),
+            artifacts=open_store(settings),
+            keys=StoreKeys.from_settings(settings),
         )
 
     async def close(self) -> None:
         await self.live.close()
+        await self.cache.close()
+        await self.artifacts.close()
         await self.db.dispose()

@@ -365,6 +365,16 @@ MATRIX: list[Row] = [
         stream=True),
 ]
 
+# Rows of other modules' routes. Here, not at the end of the file: the test below is
+# parametrised (with its ids) when this module is imported.
+from tests.access.matrix_rows_library import MATRIX_ROWS  # noqa: E402
+
+MATRIX.extend(MATRIX_ROWS)
+
+from tests.access.matrix_rows_catalog import MATRIX_ROWS as CATALOG_MATRIX_ROWS  # noqa: E402
+
+MATRIX.extend(CATALOG_MATRIX_ROWS)
+
 
 @dataclass
 class Answer:

@@ -143,3 +143,12 @@ async def test_openapi_documents_401_and_403_for_protected_operations(client: ht
             assert "401" in responses, (method, path)
         if policy not in (PUBLIC, AUTHENTICATED):
             assert "403" in responses, (method, path)
+
+
+from tests.access.policy_rows_library import POLICY_ROWS  # noqa: E402
+
+POLICY.update(POLICY_ROWS)
+
+from tests.access.policy_rows_catalog import POLICY_ROWS as CATALOG_POLICY_ROWS  # noqa: E402
+
+POLICY.update(CATALOG_POLICY_ROWS)

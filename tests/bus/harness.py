@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import sys
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish

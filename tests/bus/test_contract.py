@@ -68,7 +68,7 @@ async def _cleanup_broker(url: str | None, queue: str) -> None:
 
 async def test_every_subscriber_handles_every_event_exactly_once(bus: Bus) -> None:
     ids = await support.publish_pings(bus.db, 60)
-    rows = await support.wait_for_effects(bus.db, 120)
+    await support.wait_for_effects(bus.db, 120)
     await asyncio.sleep(0.3)  # a straggling duplicate would show up now
     support.assert_exactly_once(await support.effects(bus.db), ("tests.first", "tests.second"), ids)
 

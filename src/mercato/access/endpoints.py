@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 
 from mercato.access import service
 from mercato.access.dependencies import requires
-from mercato.access.errors import RoleLocked, RoleNotFound, UnknownPermission
+from mercato.access.errors import RoleLocked, UnknownPermission
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.access.schemas import RolePut, RoleRead

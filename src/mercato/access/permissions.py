@@ -37,6 +37,32 @@ class Permission(StrEnum):
     dead_letter_manage = "dead_letter:manage"
     # integrations
     webhook_manage = "webhook:manage"
+    # catalog
+    category_manage = "category:manage"
+    listing_read = "listing:read"
+    listing_create = "listing:create"
+    listing_update = "listing:update"
+    listing_submit = "listing:submit"
+    listing_delist = "listing:delist"
+    listing_suspend = "listing:suspend"
+    version_upload = "version:upload"
+    version_submit = "version:submit"
+    version_yank = "version:yank"
+    version_download = "version:download"
+    # review queue
+    review_task_read = "review_task:read"
+    review_task_decide = "review_task:decide"
+    review_appeal_create = "review_appeal:create"
+    review_appeal_decide = "review_appeal:decide"
+    # ratings
+    rating_write = "rating:write"
+    rating_reply = "rating:reply"
+    rating_hide = "rating:hide"
+    # library and stats
+    library_read = "library:read"
+    entitlement_grant = "entitlement:grant"
+    stats_read = "stats:read"
+    notification_read = "notification:read"
 
 
 class Condition(StrEnum):

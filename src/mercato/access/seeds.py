@@ -17,6 +17,11 @@ USER_GRANTS: dict[Permission, Condition] = {
     P.token_manage: C.own,
     P.publisher_application_create: C.own,
     P.publisher_read: C.public,
+    P.listing_read: C.public,
+    P.version_download: C.public,
+    P.rating_write: C.own,
+    P.library_read: C.own,
+    P.notification_read: C.own,
 }
 
 DEVELOPER_GRANTS: dict[Permission, Condition] = {
@@ -24,9 +29,28 @@ DEVELOPER_GRANTS: dict[Permission, Condition] = {
     P.publisher_update: C.own,
     P.publisher_member_manage: C.own,
     P.webhook_manage: C.own,
+    P.listing_read: C.own,
+    P.listing_create: C.own,
+    P.listing_update: C.own,
+    P.listing_submit: C.own,
+    P.listing_delist: C.own,
+    P.version_upload: C.own,
+    P.version_submit: C.own,
+    P.version_yank: C.own,
+    P.version_download: C.own,
+    P.review_appeal_create: C.own,
+    P.rating_reply: C.own,
+    P.stats_read: C.own,
 }
 
-REVIEWER_GRANTS: dict[Permission, Condition] = {**USER_GRANTS}
+REVIEWER_GRANTS: dict[Permission, Condition] = {
+    **USER_GRANTS,
+    P.listing_read: C.any,
+    P.version_download: C.any,
+    P.review_task_read: C.any,
+    P.review_task_decide: C.any,
+    P.rating_hide: C.any,
+}
 
 MARKETPLACE_ADMIN_GRANTS: dict[Permission, Condition] = {
     **USER_GRANTS,
@@ -44,6 +68,26 @@ MARKETPLACE_ADMIN_GRANTS: dict[Permission, Condition] = {
     P.event_read: C.any,
     P.dead_letter_manage: C.any,
     P.webhook_manage: C.any,
+    P.category_manage: C.any,
+    # Admins can act for any publisher (and must hold what they may grant: roles_beyond).
+    P.listing_create: C.any,
+    P.listing_submit: C.any,
+    P.version_upload: C.any,
+    P.version_submit: C.any,
+    P.review_appeal_create: C.any,
+    P.rating_reply: C.any,
+    P.listing_read: C.any,
+    P.listing_update: C.any,
+    P.listing_delist: C.any,
+    P.listing_suspend: C.any,
+    P.version_yank: C.any,
+    P.version_download: C.any,
+    P.review_task_read: C.any,
+    P.review_task_decide: C.any,
+    P.review_appeal_decide: C.any,
+    P.rating_hide: C.any,
+    P.entitlement_grant: C.any,
+    P.stats_read: C.any,
 }
 
 SUPER_ADMIN_GRANTS: dict[Permission, Condition] = {permission: C.any for permission in Permission}

@@ -24,7 +24,7 @@ Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 ALL_EVENTS = "*"
 
 # Domains whose handlers.py the store loads at start.
-HANDLER_MODULES = ("webhooks", "live")
+HANDLER_MODULES = ("catalog", "review", "notifications", "webhooks", "live")
 
 
 @dataclass(frozen=True)

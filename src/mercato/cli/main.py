@@ -158,7 +158,7 @@ async def _run_bus(settings: Settings, *, role: str) -> None:
     from mercato.runtime import Runtime
 
     rt = Runtime.from_settings(settings)
-    bus = Bus(settings, rt.db, load_handlers(), role=role, live=rt.live)
+    bus = Bus(settings, rt.db, load_handlers(), role=role, live=rt.live, runtime=rt)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -181,3 +181,9 @@ def _describe(settings: Settings) -> str:
 def main() -> None:  # pragma: no cover - console entry point
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     app()
+
+
+# Publisher commands (login, package init/build, publish, status, yank, download): mercato/cli/publisher.py
+from mercato.cli import publisher as _publisher  # noqa: E402
+
+_publisher.register(app)

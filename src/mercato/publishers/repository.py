@@ -21,6 +21,10 @@ async def by_slug(session: AsyncSession, slug: str) -> Publisher | None:
     return await session.scalar(select(Publisher).where(Publisher.slug == slug))
 
 
+async def by_id(session: AsyncSession, publisher_id: uuid.UUID) -> Publisher | None:
+    return await session.get(Publisher, publisher_id)
+
+
 async def slug_taken(session: AsyncSession, slug: str) -> bool:
     return await session.scalar(select(Publisher.id).where(Publisher.slug == slug)) is not None
 

@@ -31,6 +31,13 @@ async def get(session: AsyncSession, slug: str) -> Publisher:
     return publisher
 
 
+async def get_by_id(session: AsyncSession, publisher_id: uuid.UUID) -> Publisher:
+    publisher = await repository.by_id(session, publisher_id)
+    if publisher is None:
+        raise PublisherNotFound(f"There is no publisher {publisher_id}.")
+    return publisher
+
+
 async def publisher_ids_of(session: AsyncSession, user_id: uuid.UUID) -> list[uuid.UUID]:
     return await repository.publisher_ids_of(session, user_id)
 

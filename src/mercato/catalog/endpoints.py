@@ -1,0 +1,313 @@
+"""Catalog: categories, browsing and search, listing detail, batch, and listing changes."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.types import Scope
+
+from mercato.access.dependencies import OptionalPrincipal, idempotent, public, requires
+from mercato.access.permissions import Permission
+from mercato.access.principal import Principal
+from mercato.catalog import presenter, service
+from mercato.catalog.repository import DETAIL_CACHE_PREFIX
+from mercato.catalog.errors import (
+    CategoryInUse, CategoryNotFound, CategorySlugTaken, InvalidOffer, ListingNotFound, ListingSlugTaken,
+    ListingTransitionRefused, UnknownCategory,
+)
+from mercato.catalog.schemas import (
+    BatchRequest, BatchResponse, CategoryCreate, CategoryRead, CategoryUpdate, ListingCreate, ListingDetail,
+    ListingPage, ListingRead, ListingUpdate, Reason, VersionBrief,
+)
+from mercato.catalog.search import SearchQuery, listing_search_for
+from mercato.kit.errors import Forbidden
+from mercato.kit.http import FastPath, register_fast_path
+from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
+from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession, get_runtime
+from mercato.kit.schemas import Page, Slug
+from mercato.models import Listing
+from mercato.publishers.errors import PublisherNotFound
+
+router = APIRouter(route_class=TransactionalRoute, tags=["catalog"])
+API_PREFIX = "/api/v1"  # where app.py mounts this router (the fast path sees full paths)
+
+ListingKey = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{2,64}$", description="The listing's id or slug.")]
+
+
+# --- categories ---------------------------------------------------------------------------------
+
+@router.get("/categories", response_model=list[CategoryRead], dependencies=[public()])
+async def list_categories(session: ReadSession) -> list[CategoryRead]:
+    return [CategoryRead.model_validate(c) for c in await service.categories(session)]
+
+
+@router.post("/admin/categories", status_code=201, response_model=CategoryRead,
+             responses=CategorySlugTaken.responses())
+async def create_category(body: CategoryCreate, session: WriteSession,
+                          actor: Annotated[Principal, requires(Permission.category_manage)]) -> CategoryRead:
+    return CategoryRead.model_validate(
+        await service.create_category(session, actor=actor, fields=body.model_dump()))
+
+
+@router.patch("/admin/categories/{slug}", response_model=CategoryRead, responses=CategoryNotFound.responses())
+async def update_category(slug: Slug, body: CategoryUpdate, session: WriteSession,
+                          actor: Annotated[Principal, requires(Permission.category_manage)]) -> CategoryRead:
+    return CategoryRead.model_validate(await service.update_category(
+        session, actor=actor, slug=slug, changes=body.model_dump(exclude_unset=True)))
+
+
+@router.delete("/admin/categories/{slug}", status_code=204, responses=CategoryNotFound.responses(CategoryInUse))
+async def delete_category(slug: Slug, session: WriteSession,
+                          actor: Annotated[Principal, requires(Permission.category_manage)]) -> Response:
+    await service.delete_category(session, actor=actor, slug=slug)
+    return Response(status_code=204)
+
+
+# --- browse and search --------------------------------------------------------------------------
+
+@router.get("/listings", response_model=ListingPage, dependencies=[public()])
+async def search_listings(
+        session: ReadSession,
+        q: Annotated[str | None, Query(max_length=200, description="Full-text query.")] = None,
+        kind: Literal["app", "plugin", "game"] | None = None,
+        category: Slug | None = None,
+        price: Literal["free", "paid"] | None = None,
+        delivery: Literal["digital", "physical"] | None = None,
+        platform: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{2,32}$")] = None,
+        publisher: Slug | None = None,
+        sort: Literal["relevance", "popular", "rating", "newest", "price"] = "relevance",
+        cursor: CursorParam = None, limit: Limit = 20,
+        facets: Annotated[bool, Query(description="Include facet counts.")] = True) -> ListingPage:
+    """Published listings: full text over name, summary, description, tags and publisher, with
+    filters, sorts and facet counts (`facets.category` is keyed by category slug). An unknown
+    category or publisher simply matches nothing."""
+    categories = await service.categories(session)
+    category_id = next((c.id for c in categories if c.slug == category), None) if category else None
+    publisher_id = None
+    if publisher is not None:
+        from mercato.publishers import service as publishers
+
+        try:
+            publisher_id = (await publishers.get(session, publisher)).id
+        except PublisherNotFound:
+            publisher_id = uuid.UUID(int=0)
+    if category is not None and category_id is None:
+        category_id = uuid.UUID(int=0)
+    result = await listing_search_for(session.bind.dialect.name).search(session, SearchQuery(
+        q=q.strip() or None if q else None, kind=kind, category_id=category_id, price=price, delivery=delivery,
+        platform=platform, publisher_id=publisher_id, sort=sort, cursor=cursor, limit=limit, facets=facets))
+    found = {listing.id: listing for listing in await service.visible_batch_by_ids(session, result.ids)}
+    items = await presenter.present(session, [found[i] for i in result.ids if i in found])
+    slugs = {str(c.id): c.slug for c in categories}
+    out_facets = dict(result.facets)
+    if "category" in out_facets:
+        out_facets["category"] = {slugs.get(key, key): n for key, n in out_facets["category"].items()}
+    return ListingPage(items=items, next_cursor=result.next_cursor, total=result.total, facets=out_facets)
+
+
+@router.post("/listings/batch", response_model=BatchResponse, dependencies=[public()])
+async def batch(body: BatchRequest, session: ReadSession, viewer: OptionalPrincipal) -> BatchResponse:
+    """Up to 100 listings by id or by slug in one call (clients refreshing their caches)."""
+    found, missing = await service.visible_batch(session, viewer, ids=body.ids, slugs=body.slugs)
+    return BatchResponse(items=await presenter.present(session, found), missing=missing)
+
+
+async def _detail_body(session: AsyncSession, listing: Listing) -> bytes:
+    from mercato.publishing import service as publishing
+    from mercato.ratings import service as ratings
+
+    versions = [VersionBrief.model_validate(v) for v in await publishing.approved_versions(session, listing.id)]
+    # The listing and its related listings presented together: one query for their
+    # publishers and one for their categories.
+    base, *related = await presenter.present(session, [listing, *await service.related(session, listing)])
+    detail = ListingDetail(**base.model_dump(), versions=versions,
+                           rating_histogram=await ratings.histogram(session, listing.id), related=related)
+    return detail.model_dump_json().encode()
+
+
+# Slugs never change, so which id a slug names can be remembered for good in each process.
+_SLUG_IDS: dict[str, str] = {}
+
+
+def _remember_slug(slug: str, listing_id: str) -> None:
+    if len(_SLUG_IDS) > 100_000:
+        _SLUG_IDS.clear()
+    _SLUG_IDS[slug] = listing_id
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def _matches(offered: str | None, etag: str) -> bool:
+    if not offered:
+        return False
+    return offered.strip() == "*" or etag in [tag.strip().removeprefix("W/") for tag in offered.split(",")]
+
+
+def _cached_response(offered: str | None, body: bytes, etag: str, *, public_copy: bool) -> Response:
+    headers = {"ETag": etag, "Cache-Control": "public, no-cache" if public_copy else "private, no-cache"}
+    if _matches(offered, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(content=body, media_type="application/json", headers=headers)
+
+
+# --- the cached detail, answered before routing -------------------------------------------------
+# A published listing's cached detail is the same for every caller, so the request middleware
+# may answer it before FastAPI routes the request (kit/http.py, FastPath). Only for paths the
+# router has already sent to ``get_listing`` (so no other route could be meant), without
+# credentials (``OptionalPrincipal`` refuses a bad token with 401), and on a cache hit;
+# anything else takes the ordinary way. A miss seen there is handed on, so the route does not
+# look it up (and count it) again.
+_ROUTED_PATHS: set[str] = set()
+_MISSED = "mercato.listing_detail_missed"
+
+
+def _first_header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return None
+
+
+async def _answer_from_cache(scope: Scope, headers: dict[str, str]) -> Response | None:
+    path: str = scope["path"]
+    if "authorization" in headers or path not in _ROUTED_PATHS:
+        return None
+    key = path.rsplit("/", 1)[1].lower()
+    known_id = key if _is_uuid(key) else _SLUG_IDS.get(key)
+    if not known_id:
+        return None
+    cached = await scope["app"].state.runtime.cache.get(DETAIL_CACHE_PREFIX + known_id)
+    if cached is None:
+        scope.setdefault("state", {})[_MISSED] = known_id
+        return None
+    etag, _, body = cached.partition(b"\n")
+    return _cached_response(_first_header(scope, b"if-none-match"), body, etag.decode(), public_copy=True)
+
+
+register_fast_path(FastPath(prefix=f"{API_PREFIX}/listings/", template=f"{API_PREFIX}/listings/{{listing_id}}",
+                            answer=_answer_from_cache))
+
+
+@router.get("/listings/{listing_id}", response_model=ListingDetail, dependencies=[public()],
+            responses={**ListingNotFound.responses(), 304: {"description": "Not modified (If-None-Match)"}})
+async def get_listing(listing_id: ListingKey, request: Request, viewer: OptionalPrincipal) -> Response:
+    """A listing with its approved versions, rating histogram and related listings. Published
+    listings are served from a cache that every change evicts; send `If-None-Match` with the
+    `ETag` to revalidate (304)."""
+    rt = get_runtime(request)  # not a dependency: a sync one would cost a hop to the thread pool
+    if len(_ROUTED_PATHS) > 100_000:
+        _ROUTED_PATHS.clear()
+    _ROUTED_PATHS.add(request.scope["path"])
+    offered = request.headers.get("if-none-match")
+    key = listing_id.lower()
+    known_id = key if _is_uuid(key) else _SLUG_IDS.get(key)
+    if known_id and request.scope.get("state", {}).get(_MISSED) == known_id:
+        cached = None  # the middleware has just looked and missed
+    else:
+        cached = await rt.cache.get(DETAIL_CACHE_PREFIX + known_id) if known_id else None
+    if cached is not None:
+        etag, _, body = cached.partition(b"\n")
+        return _cached_response(offered, body, etag.decode(), public_copy=True)
+    async with rt.db.read_session() as session:
+        listing = await service.get_visible(session, viewer, listing_id)
+        body = await _detail_body(session, listing)
+    etag = _etag(body)
+    if listing.status == "published":
+        _remember_slug(listing.slug, str(listing.id))
+        await rt.cache.set(DETAIL_CACHE_PREFIX + str(listing.id), etag.encode() + b"\n" + body,
+                           ttl=rt.settings.catalog_cache_seconds)
+    return _cached_response(offered, body, etag, public_copy=listing.status == "published")
+
+
+# --- listing changes ----------------------------------------------------------------------------
+
+@router.post("/listings", status_code=201, response_model=ListingRead,
+             responses=ListingSlugTaken.responses(PublisherNotFound, UnknownCategory, InvalidOffer, Forbidden))
+async def create_listing(body: ListingCreate, session: WriteSession, rt: RuntimeDep,
+                         actor: Annotated[Principal, requires(Permission.listing_create)],
+                         _key: Annotated[str | None, idempotent(required=False)]) -> ListingRead:
+    """A draft listing of one of your publishers. It becomes public once its first version is
+    approved. Accepts an `Idempotency-Key`."""
+    fields = body.model_dump(mode="json")
+    listing = await service.create(session, actor=actor, fields=fields, currency=rt.settings.currency)
+    (out,) = await presenter.present(session, [listing])
+    return out
+
+
+@router.patch("/listings/{listing_id}", response_model=ListingRead,
+              responses=ListingNotFound.responses(UnknownCategory, InvalidOffer, Forbidden, ListingTransitionRefused))
+async def update_listing(listing_id: ListingKey, body: ListingUpdate, session: WriteSession, rt: RuntimeDep,
+                         actor: Annotated[Principal, requires(Permission.listing_update)]) -> ListingRead:
+    """Edit metadata and offers; changes show at once (also on a published listing). The slug
+    cannot change: it is the package name."""
+    changes = body.model_dump(mode="json", exclude_unset=True)
+    listing = await service.update(session, actor=actor, key=listing_id, changes=changes,
+                                   currency=rt.settings.currency)
+    (out,) = await presenter.present(session, [listing])
+    return out
+
+
+@router.post("/listings/{listing_id}/delist", response_model=ListingRead,
+             responses=ListingNotFound.responses(ListingTransitionRefused, Forbidden))
+async def delist(listing_id: ListingKey, session: WriteSession,
+                 actor: Annotated[Principal, requires(Permission.listing_delist)]) -> ListingRead:
+    """Take a published listing off the shelf; owners keep what they have. Relist to undo."""
+    (out,) = await presenter.present(session, [await service.delist(session, actor=actor, key=listing_id)])
+    return out
+
+
+@router.post("/listings/{listing_id}/relist", response_model=ListingRead,
+             responses=ListingNotFound.responses(ListingTransitionRefused, Forbidden))
+async def relist(listing_id: ListingKey, session: WriteSession,
+                 actor: Annotated[Principal, requires(Permission.listing_delist)]) -> ListingRead:
+    (out,) = await presenter.present(session, [await service.relist(session, actor=actor, key=listing_id)])
+    return out
+
+
+@router.post("/admin/listings/{listing_id}/suspend", response_model=ListingRead,
+             responses=ListingNotFound.responses(ListingTransitionRefused))
+async def suspend(listing_id: uuid.UUID, body: Reason, session: WriteSession,
+                  actor: Annotated[Principal, requires(Permission.listing_suspend)]) -> ListingRead:
+    """Admins hide a listing from everyone but its publisher, from any state; unsuspend returns
+    it to the state it had."""
+    listing = await service.suspend(session, actor=actor, listing_id=listing_id, reason=body.reason)
+    (out,) = await presenter.present(session, [listing])
+    return out
+
+
+@router.post("/admin/listings/{listing_id}/unsuspend", response_model=ListingRead,
+             responses=ListingNotFound.responses(ListingTransitionRefused))
+async def unsuspend(listing_id: uuid.UUID, session: WriteSession,
+                    actor: Annotated[Principal, requires(Permission.listing_suspend)]) -> ListingRead:
+    (out,) = await presenter.present(session, [await service.unsuspend(session, actor=actor, listing_id=listing_id)])
+    return out
+
+
+@router.get("/publishers/{slug}/listings", response_model=Page[ListingRead], dependencies=[public()],
+            responses=PublisherNotFound.responses())
+async def publisher_listings(slug: Slug, session: ReadSession, viewer: OptionalPrincipal,
+                             cursor: CursorParam = None, limit: Limit = 20) -> Page[ListingRead]:
+    """A publisher's listings, newest first: the public sees published ones, members all."""
+    from mercato.publishers import service as publishers
+
+    publisher = await publishers.get(session, slug)
+    rows = await service.of_publisher(session, viewer, publisher, after=decode_cursor(cursor), limit=limit + 1)
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return Page[ListingRead](items=await presenter.present(session, page), next_cursor=next_cursor)
+
+

@@ -1,0 +1,427 @@
+"""Catalog rules: categories, listings, their states and who may see or change them.
+
+Listing states follow DOMAIN.md. Review outcomes reach a listing through
+:func:`on_submitted`, :func:`on_approved` and :func:`on_refused`, called by the review
+module in its own transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mercato.access.permissions import Condition, Permission
+from mercato.access.principal import Principal
+from mercato.audit.actions import AuditAction
+from mercato.audit.service import record as audit
+from mercato.bus.events import CloudEvent
+from mercato.bus.outbox import publish
+from mercato.catalog import repository
+from mercato.catalog.errors import (
+    CategoryInUse, CategoryNotFound, CategorySlugTaken, InvalidOffer, ListingNotFound, ListingSlugTaken,
+    ListingTransitionRefused, UnknownCategory,
+)
+from mercato.catalog.search import listing_search_for
+from mercato.kit.clock import utcnow
+from mercato.kit.errors import Forbidden
+from mercato.models import Category, Listing, Publisher
+from mercato.publishers import service as publishers
+
+# Listing states from which a submitted version puts the listing (back) into review.
+REVIEWABLE = ("draft", "rejected", "changes_requested")
+DEFAULT_CATEGORIES = (
+    ("productivity", "Productivity", "Notes, tasks, calendars and office tools."),
+    ("developer-tools", "Developer tools", "Editors, plugins, debuggers and build tools."),
+    ("media", "Media", "Photos, music, video and streaming."),
+    ("communication", "Communication", "Chat, mail and collaboration."),
+    ("security", "Security", "Passwords, backups, VPNs and monitoring."),
+    ("games", "Games", "Games of every genre."),
+    ("utilities", "Utilities", "System tools and small helpers."),
+    ("education", "Education", "Learning and reference."),
+)
+
+
+# --- who sees what ------------------------------------------------------------------------------
+
+async def scope(session: AsyncSession, viewer: Principal | None,
+                permission: Permission = Permission.listing_read) -> tuple[Condition | None, list[uuid.UUID]]:
+    """The viewer's condition for ``permission`` and the publishers they belong to."""
+    if viewer is None:
+        return None, []
+    condition = viewer.condition_for(permission)
+    member_of = await publishers.publisher_ids_of(session, viewer.user_id) if condition is Condition.own else []
+    return condition, member_of
+
+
+async def get_visible(session: AsyncSession, viewer: Principal | None, key: str) -> Listing:
+    condition, member_of = await scope(session, viewer)
+    listing = await repository.by_key(session, key, condition=condition, publisher_ids=member_of)
+    if listing is None:
+        raise ListingNotFound(f"There is no listing {key!r}.")
+    return listing
+
+
+async def get_for_change(session: AsyncSession, actor: Principal, key: str, permission: Permission) -> Listing:
+    """A listing the actor may see (else 404) and change under ``permission`` (else 403):
+    ``any``, or ``own`` as a member of its publisher. API-token scopes name the listing slug."""
+    listing = await get_visible(session, actor, key)
+    condition = actor.condition_for(permission, listing.slug)
+    if condition is Condition.any:
+        return listing
+    if condition is Condition.own and await publishers.member_role(session, listing.publisher_id, actor.user_id):
+        return listing
+    raise Forbidden(f"Only members of this listing's publisher or admins may do this ({permission.value}).")
+
+
+async def get_by_id(session: AsyncSession, listing_id: uuid.UUID) -> Listing:
+    listing = await repository.by_id(session, listing_id)
+    if listing is None:
+        raise ListingNotFound(f"There is no listing {listing_id}.")
+    return listing
+
+
+async def visible_batch(session: AsyncSession, viewer: Principal | None, *, ids: Sequence[uuid.UUID] | None,
+                        slugs: Sequence[str] | None) -> tuple[list[Listing], list[str]]:
+    condition, member_of = await scope(session, viewer)
+    if ids is not None:
+        wanted = list(dict.fromkeys(ids))
+        found = {row.id: row for row in await repository.by_ids(session, wanted, condition=condition,
+                                                                  publisher_ids=member_of)}
+        return [found[i] for i in wanted if i in found], [str(i) for i in wanted if i not in found]
+    wanted_slugs = list(dict.fromkeys(slugs or []))
+    by_slug = {row.slug: row for row in await repository.by_slugs(session, wanted_slugs, condition=condition,
+                                                                    publisher_ids=member_of)}
+    return [by_slug[s] for s in wanted_slugs if s in by_slug], [s for s in wanted_slugs if s not in by_slug]
+
+
+async def of_publisher(session: AsyncSession, viewer: Principal | None, publisher: Publisher, *,
+                       after: Any, limit: int) -> list[Listing]:
+    condition, member_of = await scope(session, viewer)
+    return await repository.of_publisher(session, publisher.id, condition=condition, member_of=member_of,
+                                         after=after, limit=limit)
+
+
+# --- offers -------------------------------------------------------------------------------------
+
+def _offer_columns(offers: list[dict[str, Any]], currency: str) -> dict[str, Any]:
+    """Map the API's offers onto the listing's price columns."""
+    if not offers:
+        offers = [{"delivery": "digital", "price": {"amount": 0, "currency": currency}, "stock": None}]
+    deliveries = [offer["delivery"] for offer in offers]
+    if len(set(deliveries)) != len(deliveries):
+        raise InvalidOffer("Give at most one digital and one physical offer.",
+                           errors=[{"loc": ["body", "offers"], "msg": "duplicate delivery", "type": "value_error"}])
+    columns: dict[str, Any] = {"digital_price": None, "physical_price": None, "stock": None, "currency": currency}
+    for index, offer in enumerate(offers):
+        if offer["price"]["currency"] != currency:
+            raise InvalidOffer(f"Prices are in the store currency, {currency}.", errors=[
+                {"loc": ["body", "offers", index, "price", "currency"], "msg": f"must be {currency}",
+                 "type": "value_error"}])
+        if offer["delivery"] == "digital":
+            if offer.get("stock") is not None:
+                raise InvalidOffer("Only physical offers have stock.", errors=[
+                    {"loc": ["body", "offers", index, "stock"], "msg": "digital offers have no stock",
+                     "type": "value_error"}])
+            columns["digital_price"] = offer["price"]["amount"]
+        else:
+            columns["physical_price"] = offer["price"]["amount"]
+            columns["stock"] = offer.get("stock") or 0
+    prices = [p for p in (columns["digital_price"], columns["physical_price"]) if p is not None]
+    columns["sort_price"] = min(prices)
+    both = columns["digital_price"] is not None and columns["physical_price"] is not None
+    columns["delivery"] = "both" if both else ("digital" if columns["digital_price"] is not None else "physical")
+    return columns
+
+
+async def _category_id(session: AsyncSession, slug: str | None) -> uuid.UUID | None:
+    if slug is None:
+        return None
+    category = await repository.category_by_slug(session, slug)
+    if category is None:
+        raise UnknownCategory(f"There is no category {slug!r}; GET /api/v1/categories lists them.", errors=[
+            {"loc": ["body", "category"], "msg": "unknown category", "type": "value_error"}])
+    return category.id
+
+
+def _event_data(listing: Listing, **extra: Any) -> dict[str, Any]:
+    return {"listing_id": str(listing.id), "publisher_id": str(listing.publisher_id), "slug": listing.slug, **extra}
+
+
+async def reindex(session: AsyncSession, listing_id: uuid.UUID) -> None:
+    await listing_search_for(session.bind.dialect.name).reindex(session, listing_id)
+
+
+# --- listings -----------------------------------------------------------------------------------
+
+async def create(session: AsyncSession, *, actor: Principal, fields: dict[str, Any], currency: str) -> Listing:
+    publisher = await publishers.get(session, fields["publisher"])
+    condition = actor.condition_for(Permission.listing_create, publisher.slug)
+    if condition is not Condition.any and not (
+            condition is Condition.own and await publishers.member_role(session, publisher.id, actor.user_id)):
+        raise Forbidden(f"Only members of {publisher.slug!r} may create its listings.")
+    now = utcnow()
+    listing = Listing(
+        id=uuid.uuid4(), slug=fields["slug"], publisher_id=publisher.id, name=fields["name"], kind=fields["kind"],
+        status="draft", category_id=await _category_id(session, fields.get("category")),
+        tags=list(dict.fromkeys(fields.get("tags") or [])), summary=fields.get("summary", ""),
+        description=fields.get("description", ""), homepage=fields.get("homepage"), license=fields.get("license"),
+        icon_url=fields.get("icon_url"), screenshots=fields.get("screenshots") or [], platforms=[],
+        rating_count=0, rating_sum=0, rating_average=0.0, download_count=0, install_count=0, sale_count=0,
+        revision=1, created_at=now, updated_at=now, **_offer_columns(fields.get("offers") or [], currency))
+    if await repository.slug_taken(session, listing.slug) or not await repository.add(session, listing):
+        raise ListingSlugTaken(f"The listing slug {listing.slug!r} is taken; choose another.")
+    await publish(session, CloudEvent(type="listing.created", subject=str(listing.id),
+                                      data=_event_data(listing, kind=listing.kind)))
+    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.listing_create,
+                resource_type="listing", resource_id=listing.id,
+                after={"slug": listing.slug, "publisher": publisher.slug, "kind": listing.kind})
+    return listing
+
+
+async def update(session: AsyncSession, *, actor: Principal, key: str, changes: dict[str, Any],
+                 currency: str) -> Listing:
+    """Metadata edits go live at once, also on a published listing (only versions are reviewed)."""
+    listing = await get_for_change(session, actor, key, Permission.listing_update)
+    if listing.status == "suspended" and actor.condition_for(Permission.listing_suspend) is None:
+        raise ListingTransitionRefused("A suspended listing cannot be edited; contact the store's admins.")
+    values: dict[str, Any] = {}
+    for field in ("name", "summary", "description", "homepage", "license", "icon_url", "screenshots", "tags"):
+        if field in changes:
+            value = changes[field]
+            if value is None and field in ("name", "summary", "description", "screenshots", "tags"):
+                continue
+            values[field] = list(dict.fromkeys(value)) if field == "tags" else value
+    if "category" in changes:
+        values["category_id"] = await _category_id(session, changes["category"])
+    if changes.get("offers") is not None:
+        values.update(_offer_columns(changes["offers"], currency))
+    before = {field: getattr(listing, field) for field in values}
+    changed = sorted(field for field, value in values.items() if before[field] != value)
+    if not changed:
+        return listing
+    await repository.touch(session, listing.id, at=utcnow(), **{field: values[field] for field in changed})
+    await reindex(session, listing.id)
+    await publish(session, CloudEvent(type="listing.updated", subject=str(listing.id),
+                                      data=_event_data(listing, changed=changed)))
+    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.listing_update,
+                resource_type="listing", resource_id=listing.id, before={f: before[f] for f in changed},
+                after={f: values[f] for f in changed})
+    return listing
+
+
+async def _move(session: AsyncSession, listing: Listing, *, from_: Sequence[str], to: str, refusal: str,
+                **values: Any) -> None:
+    if not await repository.transition(session, listing.id, from_=from_, to=to, at=utcnow(), **values):
+        raise ListingTransitionRefused(refusal.format(status=listing.status))
+    await reindex(session, listing.id)
+
+
+async def delist(session: AsyncSession, *, actor: Principal, key: str) -> Listing:
+    listing = await get_for_change(session, actor, key, Permission.listing_delist)
+    await _move(session, listing, from_=("published",), to="delisted",
+                refusal="Only a published listing can be delisted (it is {status}).")
+    await publish(session, CloudEvent(type="listing.delisted", subject=str(listing.id), data=_event_data(listing)))
+    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.listing_delist,
+                resource_type="listing", resource_id=listing.id, before={"status": "published"},
+                after={"status": "delisted"})
+    return listing
+
+
+async def relist(session: AsyncSession, *, actor: Principal, key: str) -> Listing:
+    listing = await get_for_change(session, actor, key, Permission.listing_delist)
+    await _move(session, listing, from_=("delisted",), to="published",
+                refusal="Only a delisted listing can be relisted (it is {status}).")
+    await publish(session, CloudEvent(type="listing.relisted", subject=str(listing.id), data=_event_data(listing)))
+    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.listing_relist,
+                resource_type="listing", resource_id=listing.id, before={"status": "delisted"},
+                after={"status": "published"})
+    return listing
+
+
+async def suspend(session: AsyncSession, *, actor: Principal, listing_id: uuid.UUID, reason: str) -> Listing:
+    listing = await get_by_id(session, listing_id)
+    previous = listing.status
+    if previous == "suspended":
+        raise ListingTransitionRefused("The listing is already suspended.")
+    await _move(session, listing, from_=(previous,), to="suspended", status_before_suspension=previous,
+                suspension_reason=reason, refusal="The listing changed meanwhile (it was {status}); try again.")
+    await publish(session, CloudEvent(type="listing.suspended", subject=str(listing.id),
+                                      data=_event_data(listing, reason=reason)))
+    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.listing_suspend,
+                resource_type="listing", resource_id=listing.id, before={"status": previous},
+                after={"status": "suspended", "reason": reason})
+    return listing
+
+
+async def unsuspend(session: AsyncSession, *, actor: Principal, listing_id: uuid.UUID) -> Listing:
+    listing = await get_by_id(session, listing_id)
+    if listing.status != "suspended":
+        raise ListingTransitionRefused(f"Only a suspended listing can be unsuspended (it is {listing.status}).")
+    back_to = listing.status_before_suspension or "draft"
+    await _move(session, listing, from_=("suspended",), to=back_to, status_before_suspension=None,
+                suspension_reason=None, refusal="The listing changed meanwhile (it is {status}).")
+    await publish(session, CloudEvent(type="listing.unsuspended", subject=str(listing.id),
+                                      data=_event_data(listing, status=back_to)))
+    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.listing_unsuspend,
+                resource_type="listing", resource_id=listing.id, before={"status": "suspended"},
+                after={"status": back_to})
+    return listing
+
+
+# --- review outcomes (called by the review and publishing modules, same transaction) -----------
+
+async def on_submitted(session: AsyncSession, listing: Listing, *, version: str) -> bool:
+    """A version went to review: a listing not yet public goes into review with it.
+    Returns whether the listing itself is under review (a new listing)."""
+    if listing.status in REVIEWABLE:
+        await _move(session, listing, from_=REVIEWABLE, to="in_review",
+                    refusal="The listing changed meanwhile (it is {status}).")
+        await publish(session, CloudEvent(type="listing.submitted", subject=str(listing.id),
+                                          data=_event_data(listing, version=version)))
+        return True
+    if listing.status == "suspended":
+        raise ListingTransitionRefused("A suspended listing takes no new submissions.")
+    return listing.status == "in_review"
+
+
+async def on_approved(session: AsyncSession, listing: Listing, *, latest_id: uuid.UUID | None,
+                      latest: str | None, platforms: list[str]) -> None:
+    """A version was approved: "latest" moves, and a listing in review is published."""
+    now = utcnow()
+    await repository.touch(session, listing.id, at=now, latest_version_id=latest_id, latest_version=latest,
+                           platforms=platforms)
+    if listing.status == "in_review":
+        await _move(session, listing, from_=("in_review",), to="published",
+                    published_at=listing.published_at or now, refusal="The listing changed meanwhile ({status}).")
+        await publish(session, CloudEvent(type="listing.published", subject=str(listing.id),
+                                          data=_event_data(listing)))
+    else:
+        await reindex(session, listing.id)
+
+
+async def on_refused(session: AsyncSession, listing: Listing, *, outcome: str, reason: str) -> None:
+    """A version was rejected or sent back: a listing in review follows it."""
+    if listing.status != "in_review":
+        return
+    await _move(session, listing, from_=("in_review",), to=outcome, refusal="The listing changed meanwhile.")
+    await publish(session, CloudEvent(type=f"listing.{outcome}", subject=str(listing.id),
+                                      data=_event_data(listing, reason=reason)))
+
+
+async def on_latest_changed(session: AsyncSession, listing: Listing, *, latest_id: uuid.UUID | None,
+                            latest: str | None, platforms: list[str]) -> None:
+    await repository.touch(session, listing.id, at=utcnow(), latest_version_id=latest_id, latest_version=latest,
+                           platforms=platforms)
+    await reindex(session, listing.id)
+
+
+async def count(session: AsyncSession, listing_id: uuid.UUID, *, day_stat: str | None = None,
+                **increments: int) -> None:
+    """Move a listing's counters (downloads, installs, sales) and its day's stats together."""
+    await repository.add_to_counters(session, listing_id, **increments)
+    if day_stat is not None:
+        await repository.add_daily(session, listing_id, utcnow().date(),
+                                   **{day_stat: sum(increments.values())})
+
+
+async def add_rating(session: AsyncSession, listing_id: uuid.UUID, *, count: int, total: int) -> None:
+    await repository.add_rating(session, listing_id, count=count, total=total, at=utcnow())
+    if count != 0:  # hiding takes a rating out of its day's figures as unhiding puts it back
+        await repository.add_daily(session, listing_id, utcnow().date(), ratings=count, rating_sum=total)
+
+
+# --- categories ---------------------------------------------------------------------------------
+
+async def categories(session: AsyncSession) -> list[Category]:
+    return await repository.categories(session)
+
+
+async def categories_by_id(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Category]:
+    return await repository.categories_by_id(session, ids)
+
+
+async def category(session: AsyncSession, slug: str) -> Category:
+    found = await repository.category_by_slug(session, slug)
+    if found is None:
+        raise CategoryNotFound(f"There is no category {slug!r}.")
+    return found
+
+
+async def seed_categories(session: AsyncSession) -> None:
+    """The default categories, once, on a store that has none (admins edit them after)."""
+    if await repository.any_category(session):
+        return
+    now = utcnow()
+    for position, (slug, name, description) in enumerate(DEFAULT_CATEGORIES):
+        await repository.add_category(session, Category(id=uuid.uuid4(), slug=slug, name=name,
+                                                        description=description, position=position,
+                                                        created_at=now, updated_at=now))
+
+
+async def create_category(session: AsyncSession, *, actor: Principal, fields: dict[str, Any]) -> Category:
+    now = utcnow()
+    created = Category(id=uuid.uuid4(), created_at=now, updated_at=now, **fields)
+    if await repository.category_by_slug(session, created.slug) or not await repository.add_category(session, created):
+        raise CategorySlugTaken(f"The category slug {created.slug!r} is taken.")
+    await publish(session, CloudEvent(type="category.changed", subject=str(created.id),
+                                      data={"category_id": str(created.id), "slug": created.slug,
+                                            "change": "created"}))
+    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.category_create,
+                resource_type="category", resource_id=created.id, after=fields)
+    return created
+
+
+async def update_category(session: AsyncSession, *, actor: Principal, slug: str,
+                          changes: dict[str, Any]) -> Category:
+    found = await category(session, slug)
+    changes = {field: value for field, value in changes.items() if value is not None}
+    before = {field: getattr(found, field) for field in changes}
+    for field, value in changes.items():
+        setattr(found, field, value)
+    if changes:
+        found.updated_at = utcnow()
+        await publish(session, CloudEvent(type="category.changed", subject=str(found.id),
+                                          data={"category_id": str(found.id), "slug": found.slug,
+                                                "change": "updated"}))
+        await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.category_update,
+                    resource_type="category", resource_id=found.id, before=before, after=changes)
+    return found
+
+
+async def delete_category(session: AsyncSession, *, actor: Principal, slug: str) -> None:
+    found = await category(session, slug)
+    if await repository.category_in_use(session, found.id):
+        raise CategoryInUse(f"Move the listings of {slug!r} to another category first.")
+    await repository.delete_category(session, found.id)
+    await publish(session, CloudEvent(type="category.changed", subject=str(found.id),
+                                      data={"category_id": str(found.id), "slug": slug, "change": "deleted"}))
+    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.category_delete,
+                resource_type="category", resource_id=found.id, before={"slug": slug, "name": found.name})
+
+
+# --- stats --------------------------------------------------------------------------------------
+
+async def listings_of_publisher(session: AsyncSession, publisher_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
+    """(id, slug) of every listing of a publisher, whatever its state."""
+    return await repository.ids_of_publisher(session, publisher_id)
+
+
+async def daily_stats(session: AsyncSession, listing_ids: Sequence[uuid.UUID], *, since: Any, until: Any) -> list[Any]:
+    """ListingDailyStat rows of these listings between two dates (inclusive)."""
+    return await repository.daily_stats(session, listing_ids, since=since, until=until)
+
+
+async def publishers_by_id(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Publisher]:
+    return await repository.publishers(session, ids)
+
+
+async def visible_batch_by_ids(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[Listing]:
+    """Published listings by id (search results are published ones)."""
+    return await repository.by_ids(session, ids, condition=None, publisher_ids=())
+
+
+async def related(session: AsyncSession, listing: Listing) -> list[Listing]:
+    return await repository.related(session, listing)

@@ -1,0 +1,123 @@
+"""Events that become notifications (P5: every review decision and publishing change
+reaches the publisher's members; C5: reviews reach the publisher, replies the author).
+
+The bus runs each subscriber once per event in effect (``processed_events``), and
+:func:`service.notify` inserts at most one row per (user, event) besides, so a
+redelivered event notifies nobody twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mercato.bus.events import CloudEvent
+from mercato.bus.registry import subscribe
+from mercato.catalog import service as catalog
+from mercato.catalog.errors import ListingNotFound
+from mercato.notifications import service
+from mercato.publishers import service as publishers
+
+V1 = "/api/v1"
+# What of an event's data a notification keeps (never who else was involved).
+KEPT = ("listing_id", "publisher_id", "slug", "version_id", "version", "task_id", "new_task_id", "review_id",
+        "rating", "reason", "latest", "status")
+
+Text = Callable[[str, dict[str, Any]], tuple[str, str]]
+
+
+def _version(name: str, d: dict[str, Any]) -> str:
+    return f"{name} {d['version']}" if d.get("version") else name
+
+
+def _reason(d: dict[str, Any]) -> str:
+    return f"Reason: {d['reason']}" if d.get("reason") else ""
+
+
+# event type -> (title, body) for the publisher's members
+PUBLISHER_TEXTS: dict[str, Text] = {
+    "review.approved": lambda n, d: (f"{_version(n, d)} was approved", ""),
+    "review.rejected": lambda n, d: (f"{_version(n, d)} was rejected", _reason(d)),
+    "review.changes_requested": lambda n, d: (f"Changes requested for {_version(n, d)}", _reason(d)),
+    "review.appeal_upheld": lambda n, d: (f"Your appeal for {_version(n, d)} was upheld",
+                                          "It is back in the review queue."),
+    "review.appeal_denied": lambda n, d: (f"Your appeal for {_version(n, d)} was denied", _reason(d)),
+    "version.approved": lambda n, d: (f"{_version(n, d)} is available",
+                                      "It is the latest version now." if d.get("latest") else ""),
+    "version.yanked": lambda n, d: (f"{_version(n, d)} was yanked", _reason(d)),
+    "listing.published": lambda n, d: (f"{n} is published", "It is visible in the store now."),
+    "listing.suspended": lambda n, d: (f"{n} was suspended", _reason(d)),
+    "listing.unsuspended": lambda n, d: (f"{n} is no longer suspended",
+                                         f"It is {d['status']} again." if d.get("status") else ""),
+    "rating.created": lambda n, d: (f"New {d.get('rating', '?')}-star review of {n}", ""),
+}
+
+
+def _uuid(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+async def _listing_name(session: AsyncSession, data: dict[str, Any]) -> str:
+    listing_id = _uuid(data.get("listing_id"))
+    if listing_id is not None:
+        try:
+            return (await catalog.get_by_id(session, listing_id)).name
+        except ListingNotFound:
+            pass
+    return str(data.get("slug") or "Your listing")
+
+
+def _link(event: CloudEvent) -> str | None:
+    listing_id = event.data.get("listing_id")
+    if not listing_id:
+        return None
+    if event.type.startswith("rating."):
+        return f"{V1}/listings/{listing_id}/reviews"
+    if event.data.get("version") and event.type.startswith(("review.", "version.")):
+        return f"{V1}/listings/{listing_id}/versions/{event.data['version']}"
+    return f"{V1}/listings/{listing_id}"
+
+
+def _kept(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: data[key] for key in KEPT if key in data}
+
+
+async def _members_of(session: AsyncSession, publisher_id: uuid.UUID | None) -> list[uuid.UUID]:
+    if publisher_id is None:
+        return []
+    publisher = (await catalog.publishers_by_id(session, {publisher_id})).get(publisher_id)
+    if publisher is None:
+        return []
+    return [uuid.UUID(user_id) for user_id, _email, _role in await publishers.members(session, publisher)]
+
+
+@subscribe(*PUBLISHER_TEXTS, name="notifications.publisher_members")
+async def notify_publisher_members(session: AsyncSession, event: CloudEvent) -> None:
+    """Review decisions, appeal outcomes, version and listing changes, new reviews: every
+    member of the listing's publisher is told."""
+    members = await _members_of(session, _uuid(event.data.get("publisher_id")))
+    if event.type == "rating.created":  # the author is told nothing of their own review
+        members = [m for m in members if str(m) != str(event.data.get("user_id"))]
+    if not members:
+        return
+    title, body = PUBLISHER_TEXTS[event.type](await _listing_name(session, event.data), event.data)
+    await service.notify(session, event_id=event.id, user_ids=members, kind=event.type, title=title, body=body,
+                         link=_link(event), data=_kept(event.data))
+
+
+@subscribe("rating.replied", name="notifications.review_author")
+async def notify_review_author(session: AsyncSession, event: CloudEvent) -> None:
+    """The publisher answered a review: its author is told."""
+    author = _uuid(event.data.get("user_id"))
+    if author is None:
+        return
+    name = await _listing_name(session, event.data)
+    await service.notify(session, event_id=event.id, user_ids=[author], kind=event.type,
+                         title=f"The publisher of {name} replied to your review", link=_link(event),
+                         data=_kept(event.data))

@@ -1,0 +1,249 @@
+"""Versions: upload, list, submit, yank, appeal, download; and the store's public keys."""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from pathlib import Path as FilePath
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, File, Form, Path, Request, Response, UploadFile
+from fastapi.responses import StreamingResponse
+
+from mercato.access.dependencies import OptionalPrincipal, public, requires
+from mercato.access.permissions import Permission
+from mercato.access.principal import Principal
+from mercato.catalog import service as catalog
+from mercato.catalog.errors import ListingNotFound, ListingTransitionRefused
+from mercato.catalog.endpoints import ListingKey
+from mercato.kit.errors import Forbidden
+from mercato.kit.keys import ARTIFACT_PREFIX
+from mercato.kit.storage import ArtifactMissing
+from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
+from mercato.kit.schemas import Page
+from mercato.packages.errors import PackageTooLarge
+from mercato.publishing import service
+from mercato.publishing.ingest import ingest
+from mercato.publishing.errors import (
+    ManifestMismatch, NotEntitled, NothingToSubmit, RangeNotSatisfiable, VersionExists, VersionNotFound,
+    VersionTransitionRefused,
+)
+from mercato.publishing.schemas import KeysRead, PublicKeyRead, SubmitBody, VersionRead, YankBody
+from mercato.kit.pagination import CursorParam, InvalidCursor, Limit
+
+router = APIRouter(route_class=TransactionalRoute, tags=["versions"])
+
+VersionText = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[0-9A-Za-z.+-]+$",
+                                  description="A SemVer version, e.g. 1.4.0.")]
+Sha256 = Annotated[str | None, Form(pattern=r"^[0-9a-fA-F]{64}$",
+                                    description="The SHA-256 (hex) you computed; the upload is refused if it differs.")]
+UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ListingNotFound.responses(VersionExists, ManifestMismatch, Forbidden, ListingTransitionRefused, PackageTooLarge),
+    422: {"description": "The package is not valid (codes: manifest_invalid, manifest_missing, archive_unsafe_path, "
+                         "archive_link, archive_duplicate_member, archive_bomb, archive_too_many_members, "
+                         "archive_unsupported, archive_corrupt, archive_header_mismatch, checksum_mismatch, "
+                         "manifest_mismatch)"},
+}
+CHUNK = 1024 * 1024
+
+
+def _cursor(cursor: str | None) -> tuple[str, uuid.UUID] | None:
+    if not cursor:
+        return None
+    try:
+        ordering, _, version_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().partition("|")
+        return ordering, uuid.UUID(version_id)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidCursor("Use the next_cursor value from the previous page as it was given.", errors=[
+            {"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "invalid_cursor"}]) from exc
+
+
+@router.get("/listings/{listing_id}/versions", response_model=Page[VersionRead], dependencies=[public()],
+            responses=ListingNotFound.responses())
+async def list_versions(listing_id: ListingKey, session: ReadSession, viewer: OptionalPrincipal,
+                        cursor: CursorParam = None, limit: Limit = 20) -> Page[VersionRead]:
+    """Highest version first. The public sees approved and yanked versions; the publisher's
+    members, reviewers and admins see every state."""
+    listing = await catalog.get_visible(session, viewer, listing_id)
+    rows = await service.list_versions(session, viewer, listing, after=_cursor(cursor), limit=limit + 1)
+    page = rows[:limit]
+    next_cursor = (base64.urlsafe_b64encode(f"{page[-1].ordering}|{page[-1].id}".encode()).decode().rstrip("=")
+                   if len(rows) > limit else None)
+    return Page[VersionRead](items=[VersionRead.model_validate(v) for v in page], next_cursor=next_cursor)
+
+
+@router.get("/listings/{listing_id}/versions/{version}", response_model=VersionRead, dependencies=[public()],
+            responses=ListingNotFound.responses(VersionNotFound))
+async def get_version(listing_id: ListingKey, version: VersionText, session: ReadSession,
+                      viewer: OptionalPrincipal) -> VersionRead:
+    listing = await catalog.get_visible(session, viewer, listing_id)
+    return VersionRead.model_validate(await service.get_version(session, viewer, listing, version))
+
+
+def _spool(upload: UploadFile, directory: FilePath, max_bytes: int) -> FilePath:
+    """Copy the uploaded part to a file of our own (the multipart spool has no name)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"upload-{uuid.uuid4().hex}"
+    written = 0
+    upload.file.seek(0)
+    with open(target, "wb") as out:
+        while block := upload.file.read(CHUNK):
+            written += len(block)
+            if written > max_bytes:
+                out.close()
+                target.unlink(missing_ok=True)
+                raise PackageTooLarge(f"Packages may be at most {max_bytes} bytes.")
+            out.write(block)
+    return target
+
+
+@router.post("/listings/{listing_id}/versions", status_code=201, response_model=VersionRead, responses=UPLOAD_ERRORS)
+async def upload_version(listing_id: ListingKey, rt: RuntimeDep, session: WriteSession,
+                         actor: Annotated[Principal, requires(Permission.version_upload)],
+                         file: Annotated[UploadFile, File(description="The package: .tar.gz or .zip")],
+                         sha256: Sha256 = None) -> VersionRead:
+    """Upload a package archive (multipart field `file`). It is inspected without being
+    unpacked (paths, links, bombs, the manifest), checked automatically, stored by its
+    SHA-256 and recorded as an `uploaded` version. Submit it for review next."""
+    async with rt.db.read_session() as check_session:  # 403/404 before any work on the body
+        await service.listing_for_upload(check_session, actor=actor, key=listing_id)
+    spooled = await anyio.to_thread.run_sync(_spool, file, rt.settings.data_dir / "tmp", rt.settings.package_max_bytes)
+    try:
+        archive, report = await ingest(rt, spooled, declared_sha256=sha256.lower() if sha256 else None)
+    finally:
+        spooled.unlink(missing_ok=True)
+        await file.close()
+    version = await service.record_upload(session, actor=actor, key=listing_id, archive=archive, report=report)
+    return VersionRead.model_validate(version)
+
+
+@router.post("/listings/{listing_id}/submit", response_model=VersionRead,
+             responses=ListingNotFound.responses(NothingToSubmit, ListingTransitionRefused, Forbidden))
+async def submit_listing(listing_id: ListingKey, session: WriteSession,
+                         actor: Annotated[Principal, requires(Permission.listing_submit)],
+                         body: SubmitBody | None = None) -> VersionRead:
+    """Submit the newest uploaded version; a draft (or rejected) listing goes into review with it."""
+    body = body or SubmitBody()
+    _, version = await service.submit(session, actor=actor, key=listing_id, version=None,
+                                      security_update=body.security_update, note=body.note)
+    return VersionRead.model_validate(version)
+
+
+@router.post("/listings/{listing_id}/versions/{version}/submit", response_model=VersionRead,
+             responses=ListingNotFound.responses(VersionNotFound, VersionTransitionRefused, ListingTransitionRefused,
+                                                 Forbidden))
+async def submit_version(listing_id: ListingKey, version: VersionText, session: WriteSession,
+                         actor: Annotated[Principal, requires(Permission.version_submit)],
+                         body: SubmitBody | None = None) -> VersionRead:
+    """Put an uploaded version into the review queue (high priority for security updates and
+    verified publishers)."""
+    body = body or SubmitBody()
+    _, found = await service.submit(session, actor=actor, key=listing_id, version=version,
+                                    security_update=body.security_update, note=body.note)
+    return VersionRead.model_validate(found)
+
+
+@router.post("/listings/{listing_id}/versions/{version}/yank", response_model=VersionRead,
+             responses=ListingNotFound.responses(VersionNotFound, VersionTransitionRefused, Forbidden))
+async def yank_version(listing_id: ListingKey, version: VersionText, body: YankBody, session: WriteSession,
+                       actor: Annotated[Principal, requires(Permission.version_yank)]) -> VersionRead:
+    """Hide an approved version from new installs (owners keep it); "latest" moves down."""
+    return VersionRead.model_validate(
+        await service.yank(session, actor=actor, key=listing_id, version=version, reason=body.reason))
+
+
+@router.post("/listings/{listing_id}/versions/{version}/appeal", response_model=VersionRead,
+             responses=ListingNotFound.responses(VersionNotFound, VersionTransitionRefused, Forbidden))
+async def appeal_rejection(listing_id: ListingKey, version: VersionText, body: YankBody, session: WriteSession,
+                           actor: Annotated[Principal, requires(Permission.review_appeal_create)]) -> VersionRead:
+    """Appeal a rejection, once; an admin upholds it (back to the queue) or denies it."""
+    from mercato.review import service as review
+
+    task = await review.appeal(session, actor=actor, key=listing_id, version=version, reason=body.reason)
+    return VersionRead.model_validate(await service.by_id(session, task.version_id))
+
+
+# --- downloads ----------------------------------------------------------------------------------
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """One ``bytes=a-b`` range as [start, end) or None for the whole file. Several ranges are
+    answered with the whole file (allowed by RFC 9110); a range outside the file is 416."""
+    if not header or "," in header:
+        return None
+    match = _RANGE.match(header.strip())
+    if match is None or match.group(1) == match.group(2) == "":
+        return None
+    first, last = match.group(1), match.group(2)
+    if first == "":  # the last N bytes
+        length = int(last)
+        if length == 0:
+            raise RangeNotSatisfiable("The range asks for no bytes.", headers={"Content-Range": f"bytes */{size}"})
+        return max(0, size - length), size
+    start = int(first)
+    end = min(int(last) + 1, size) if last else size
+    if start >= size or end <= start:
+        raise RangeNotSatisfiable(f"The file has {size} bytes.", headers={"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+@router.get("/listings/{listing_id}/versions/{version}/download",
+            responses={**ListingNotFound.responses(VersionNotFound, NotEntitled, RangeNotSatisfiable, ArtifactMissing),
+                       200: {"content": {"application/octet-stream": {}}, "description": "The package archive"},
+                       206: {"description": "Part of the archive (Range)"},
+                       304: {"description": "Not modified (If-None-Match)"}})
+async def download(listing_id: ListingKey, version: VersionText, request: Request, session: WriteSession,
+                   rt: RuntimeDep, actor: Annotated[Principal, requires(Permission.version_download)]) -> Response:
+    """The package archive, for entitled callers (free listings: any signed-in user, who gets
+    it into their library; paid: its owners). Supports `Range` and `If-None-Match`; headers
+    carry the SHA-256 and the store's Ed25519 signature of it (verify with `GET /api/v1/keys`).
+    A download is counted when the body is requested from its first byte."""
+    # Revalidations and resumed downloads do not count towards the owner's download count
+    # (the refund policy reads it).
+    range_header = request.headers.get("range", "").replace(" ", "")
+    fresh = not request.headers.get("if-none-match") and (not range_header or range_header.startswith("bytes=0-"))
+    listing, found = await service.for_download(session, viewer=actor, key=listing_id, version=version, count=fresh)
+    if await rt.artifacts.size(found.sha256) is None:  # a clean 404 rather than a body that breaks off
+        raise ArtifactMissing(f"The archive of {listing.slug} {found.version} is missing from storage.")
+    etag = f'"{found.sha256}"'
+    headers = {
+        "ETag": etag, "Accept-Ranges": "bytes", "X-Checksum-SHA256": found.sha256,
+        "Digest": "sha-256=" + base64.b64encode(bytes.fromhex(found.sha256)).decode(),
+        "Content-Disposition": f'attachment; filename="{listing.slug}-{found.version}.'
+                               f'{"zip" if found.archive_format == "zip" else "tar.gz"}"',
+        "Cache-Control": "private, max-age=0",
+    }
+    if found.signature:
+        headers["X-Signature-Ed25519"] = found.signature
+        headers["X-Signature-Key-Id"] = found.signature_key_id or ""
+    offered = request.headers.get("if-none-match")
+    if offered and (offered.strip() == "*" or etag in [t.strip().removeprefix("W/") for t in offered.split(",")]):
+        return Response(status_code=304, headers=headers)
+    if_range = request.headers.get("if-range")
+    selected = byte_range(range_header, found.size) if (not if_range or if_range.strip() == etag) else None
+    if selected is None or selected[0] == 0:  # resuming a download does not count it again
+        await service.count_download(session, listing=listing, version=found)
+    start, end = selected if selected else (0, found.size)
+    headers["Content-Length"] = str(end - start)
+    status = 200
+    if selected is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{found.size}"
+    media = "application/zip" if found.archive_format == "zip" else "application/gzip"
+    return StreamingResponse(rt.artifacts.open(found.sha256, start=start, end=end), status_code=status,
+                             headers=headers, media_type=media)
+
+
+@router.get("/keys", response_model=KeysRead, dependencies=[public()])
+async def public_keys(rt: RuntimeDep) -> KeysRead:
+    """The store's Ed25519 public keys. A download's `X-Signature-Ed25519` signs
+    `artifact_message` + the file's hex SHA-256 with the key named by `X-Signature-Key-Id`."""
+    return KeysRead(keys=[PublicKeyRead(id=k.id, algorithm="ed25519", public_key=k.public_key)
+                          for k in rt.keys.public_keys()],
+                    artifact_message=ARTIFACT_PREFIX.decode())
+
+

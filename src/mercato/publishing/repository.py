@@ -1,0 +1,88 @@
+"""Every query on listing versions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mercato.kit.db import insert_unless_conflict, refresh_if_held
+from mercato.models import ListingVersion
+
+PUBLIC_STATUSES = ("approved", "yanked")
+
+
+async def add(session: AsyncSession, version: ListingVersion) -> bool:
+    """Insert; False when the listing already has this version (the unique index decides)."""
+    return await insert_unless_conflict(session, version)
+
+
+async def exists(session: AsyncSession, listing_id: uuid.UUID, version: str) -> bool:
+    return await session.scalar(select(ListingVersion.id).where(
+        ListingVersion.listing_id == listing_id, ListingVersion.version == version)) is not None
+
+
+async def get(session: AsyncSession, listing_id: uuid.UUID, version: str, *,
+              statuses: Sequence[str] | None = None) -> ListingVersion | None:
+    statement = select(ListingVersion).where(ListingVersion.listing_id == listing_id,
+                                             ListingVersion.version == version)
+    if statuses is not None:
+        statement = statement.where(ListingVersion.status.in_(statuses))
+    return await session.scalar(statement)
+
+
+async def by_id(session: AsyncSession, version_id: uuid.UUID) -> ListingVersion | None:
+    return await session.get(ListingVersion, version_id)
+
+
+async def of_listing(session: AsyncSession, listing_id: uuid.UUID, *, statuses: Sequence[str] | None,
+                     after: tuple[str, uuid.UUID] | None, limit: int) -> list[ListingVersion]:
+    """Newest (highest SemVer) first."""
+    statement = select(ListingVersion).where(ListingVersion.listing_id == listing_id)
+    if statuses is not None:
+        statement = statement.where(ListingVersion.status.in_(statuses))
+    if after is not None:
+        statement = statement.where(or_(ListingVersion.ordering < after[0],
+                                        and_(ListingVersion.ordering == after[0], ListingVersion.id < after[1])))
+    rows = await session.scalars(statement.order_by(ListingVersion.ordering.desc(), ListingVersion.id.desc())
+                                 .limit(limit))
+    return list(rows)
+
+
+async def latest_approved(session: AsyncSession, listing_id: uuid.UUID) -> ListingVersion | None:
+    return await session.scalar(select(ListingVersion).where(
+        ListingVersion.listing_id == listing_id, ListingVersion.status == "approved")
+        .order_by(ListingVersion.ordering.desc()).limit(1))
+
+
+async def newest_uploaded(session: AsyncSession, listing_id: uuid.UUID) -> ListingVersion | None:
+    return await session.scalar(select(ListingVersion).where(
+        ListingVersion.listing_id == listing_id, ListingVersion.status == "uploaded")
+        .order_by(ListingVersion.created_at.desc()).limit(1))
+
+
+async def in_review(session: AsyncSession, listing_id: uuid.UUID) -> ListingVersion | None:
+    return await session.scalar(select(ListingVersion).where(
+        ListingVersion.listing_id == listing_id, ListingVersion.status == "in_review").limit(1))
+
+
+async def transition(session: AsyncSession, version_id: uuid.UUID, *, from_: Sequence[str], to: str,
+                     at: datetime, **values: Any) -> bool:
+    result = await session.execute(
+        update(ListingVersion).where(ListingVersion.id == version_id, ListingVersion.status.in_(from_))
+        .values(status=to, updated_at=at, **values).returning(ListingVersion.id)
+        .execution_options(synchronize_session=False))
+    changed = result.first() is not None
+    if changed:
+        await refresh_if_held(session, ListingVersion, version_id)
+    return changed
+
+
+async def count_download(session: AsyncSession, version_id: uuid.UUID) -> None:
+    await session.execute(update(ListingVersion).where(ListingVersion.id == version_id)
+                          .values(download_count=ListingVersion.download_count + 1)
+                          .execution_options(synchronize_session=False))

@@ -1,0 +1,127 @@
+"""P6: publisher dashboard data per listing and day, for the publisher's members and admins."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from mercato.catalog import repository as catalog_repository
+from mercato.catalog import service as catalog
+from mercato.kit.clock import utcnow
+from mercato.runtime import Runtime
+from tests.conftest import Actor, Actors
+from tests.library.support import V1, Store
+
+
+@pytest.fixture
+async def store(client: httpx.AsyncClient, actors: Actors, runtime: Runtime) -> Store:
+    return await Store.open(client, actors, runtime)
+
+
+def stats_url(store: Store) -> str:
+    return f"{V1}/publishers/{store.publisher}/stats"
+
+
+async def record_day(runtime: Runtime, listing: dict[str, Any], day: date, **counters: int) -> None:
+    """Activity on a past day: services only ever count today, so earlier days are written
+    with the catalog repository's upsert-increment that the services use."""
+    async with runtime.db.transaction() as session:
+        await catalog_repository.add_daily(session, uuid.UUID(listing["id"]), day, **counters)
+
+
+async def stats(client: httpx.AsyncClient, store: Store, actor: Actor | None = None,
+                **params: str) -> dict[str, Any]:
+    response = await client.get(stats_url(store), headers=(actor or store.developer).headers, params=params)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def test_the_default_period_is_the_last_thirty_days_zero_filled(
+        store: Store, client: httpx.AsyncClient, runtime: Runtime) -> None:
+    listing = await store.listing()
+    body = await stats(client, store)
+    today = utcnow().date()
+    assert (body["since"], body["until"]) == ((today - timedelta(days=29)).isoformat(), today.isoformat())
+    [shown] = body["listings"]
+    assert (shown["listing_id"], shown["slug"]) == (listing["id"], listing["slug"])
+    assert [d["day"] for d in shown["days"]] == [(today - timedelta(days=n)).isoformat() for n in range(29, -1, -1)]
+    assert all((d["downloads"], d["ratings"], d["revenue"]["amount"]) == (0, 0, 0) for d in shown["days"])
+    assert shown["totals"] == {"downloads": 0, "installs": 0, "sales": 0,
+                               "revenue": {"amount": 0, "currency": "USD"}, "ratings": 0, "rating_average": None}
+
+
+async def test_activity_is_summed_per_listing_and_day_within_the_period(
+        store: Store, client: httpx.AsyncClient, runtime: Runtime, actors: Actors) -> None:
+    first, second = await store.listing(), await store.listing(price=500)
+    for rating in (5, 2):  # reviews count today's ratings (through the ratings API)
+        await store.review(first, await store.owner(first), rating=rating)
+    async with runtime.db.transaction() as session:  # two downloads today, as the download endpoint counts them
+        for _ in range(2):
+            await catalog.count(session, uuid.UUID(first["id"]), day_stat="downloads", download_count=1)
+    since = date(2026, 3, 1)
+    await record_day(runtime, second, date(2026, 3, 2), sales=2, revenue=1000, installs=3)
+    await record_day(runtime, second, date(2026, 3, 4), sales=1, revenue=500)
+    await record_day(runtime, second, date(2026, 2, 28), sales=9, revenue=9999)  # before the period
+    await record_day(runtime, second, date(2026, 3, 5), sales=9, revenue=9999)  # after it
+
+    body = await stats(client, store, since="2026-03-01", until="2026-03-04")
+    by_slug = {item["slug"]: item for item in body["listings"]}
+    paid = by_slug[second["slug"]]
+    assert [(d["day"], d["sales"], d["revenue"]["amount"], d["installs"]) for d in paid["days"]] == [
+        ("2026-03-01", 0, 0, 0), ("2026-03-02", 2, 1000, 3), ("2026-03-03", 0, 0, 0), ("2026-03-04", 1, 500, 0)]
+    assert (paid["totals"]["sales"], paid["totals"]["revenue"], paid["totals"]["installs"]) == (
+        3, {"amount": 1500, "currency": "USD"}, 3)
+    assert (body["since"], len(by_slug[first["slug"]]["days"])) == (since.isoformat(), 4)
+
+    today = utcnow().date().isoformat()
+    now = await stats(client, store, since=today, until=today)
+    free = {item["slug"]: item for item in now["listings"]}[first["slug"]]
+    assert (free["totals"]["downloads"], free["totals"]["ratings"], free["totals"]["rating_average"]) == (2, 2, 3.5)
+    assert (free["days"][0]["ratings"], free["days"][0]["rating_average"]) == (2, 3.5)
+    assert (now["totals"]["downloads"], now["totals"]["ratings"]) == (2, 2)
+
+
+async def test_only_the_publishers_own_listings_are_shown(
+        store: Store, client: httpx.AsyncClient, runtime: Runtime, actors: Actors) -> None:
+    mine = await store.listing()
+    other = await Store.open(client, actors, runtime)
+    await other.listing()
+    assert [item["slug"] for item in (await stats(client, store))["listings"]] == [mine["slug"]]
+
+
+@pytest.mark.parametrize(("params", "status"), [
+    ({"since": "2025-01-01", "until": "2026-01-01"}, 200),   # 366 days
+    ({"since": "2025-01-01", "until": "2026-01-02"}, 422),   # 367 days
+    ({"since": "2026-02-02", "until": "2026-02-01"}, 422),   # backwards
+    ({"since": "1700000000"}, 422),                          # not a date
+    ({"until": "2026-13-01"}, 422),
+    ({"since": "2026-02-01", "until": "2026-02-01"}, 200),   # one day
+])
+async def test_the_period_is_checked(store: Store, client: httpx.AsyncClient, params: dict[str, str],
+                                     status: int) -> None:
+    await store.listing()
+    response = await client.get(stats_url(store), headers=store.developer.headers, params=params)
+    assert response.status_code == status, response.text
+    if status == 422:
+        assert response.json()["code"] in ("invalid_period", "validation_failed")
+
+
+async def test_members_and_admins_read_stats_and_nobody_else(
+        store: Store, client: httpx.AsyncClient, actors: Actors, user: Actor) -> None:
+    await store.listing()
+    other_developer = await actors.create()
+    await actors.publisher(other_developer)
+    for actor in (store.developer, store.member, store.admin):
+        assert (await client.get(stats_url(store), headers=actor.headers)).status_code == 200
+    for actor in (user, other_developer, store.reviewer):
+        response = await client.get(stats_url(store), headers=actor.headers)
+        assert response.status_code == 403, actor.email
+        assert "listings" not in response.json()
+    assert (await client.get(stats_url(store))).status_code == 401
+    for actor in (store.developer, store.admin):
+        response = await client.get(f"{V1}/publishers/no-such-publisher/stats", headers=actor.headers)
+        assert (response.status_code, response.json()["code"]) == (404, "publisher_not_found")
