@@ -86,22 +86,17 @@ class Deliverer:
         try:
             if subscriber is None:
                 raise LookupError(f"no subscriber named {subscriber_name!r} in this process")
+            if subscriber.outside_transaction:  # the effect leaves the database: never hold the writer for it
+                async with self.db.read_session() as reader:
+                    await self._run(subscriber.handler, reader, await self._event(reader, event_id))
             async with self.db.transaction() as session:
                 now = utcnow()
                 if not await repository.mark_processed(session, subscriber_name, event_id, now):
                     await repository.mark_done(session, subscriber_name, event_id, now)
                     return "duplicate"
-                row = await repository.event(session, event_id)
-                if row is None:
-                    raise LookupError(f"event {event_id} is not in the outbox")
-                event = event_from_row(row)
-                await failpoint("delivery.before_handler")
-                token = set_current_bus(self.context)
-                try:
-                    await subscriber.handler(session, event)
-                finally:
-                    reset_current_bus(token)
-                await failpoint("delivery.after_effect")
+                event = await self._event(session, event_id)
+                if not subscriber.outside_transaction:
+                    await self._run(subscriber.handler, session, event)
                 if not await repository.mark_done(session, subscriber_name, event_id, utcnow()):
                     raise StaleDelivery(f"delivery {subscriber_name}/{event_id} changed state while running")
                 following = await repository.next_pending_in_subject(session, subscriber_name, delivery.subject,
@@ -115,6 +110,22 @@ class Deliverer:
         if chained is not None:  # the next event of this subject may go now
             await self.kick(*chained)
         return "done"
+
+    @staticmethod
+    async def _event(session, event_id: uuid.UUID) -> CloudEvent:  # type: ignore[no-untyped-def]
+        row = await repository.event(session, event_id)
+        if row is None:
+            raise LookupError(f"event {event_id} is not in the outbox")
+        return event_from_row(row)
+
+    async def _run(self, handler, session, event: CloudEvent) -> None:  # type: ignore[no-untyped-def]
+        await failpoint("delivery.before_handler")
+        token = set_current_bus(self.context)
+        try:
+            await handler(session, event)
+        finally:
+            reset_current_bus(token)
+        await failpoint("delivery.after_effect")
 
     async def _failed(self, subscriber_name: str, event_id: uuid.UUID, exc: Exception) -> str:
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip()

@@ -8,6 +8,11 @@ Each domain declares its reactions in its ``handlers.py``::
 A handler runs inside the delivery's transaction; the bus records the event as processed
 for that subscriber in the same transaction, so a repeated delivery is a no-op. ``"*"``
 subscribes to every event type.
+
+A handler whose effect is outside the database (sending an e-mail) subscribes with
+``outside_transaction=True``: it runs with a read session before the delivery's write
+transaction, so a slow outside party never holds the (on SQLite, single) writer. Its
+effect is at least once: a crash after it and before the commit runs it again.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 ALL_EVENTS = "*"
 
 # Domains whose handlers.py the store loads at start.
-HANDLER_MODULES = ("catalog", "review", "notifications", "webhooks", "live")
+HANDLER_MODULES = ("catalog", "review", "notifications", "webhooks", "live", "policies", "wallet", "refunds", "earnings", "payments",
+                   "orders", "library")
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class Subscriber:
     name: str
     event_types: frozenset[str]
     handler: Handler
+    outside_transaction: bool = False
 
     def wants(self, event_type: str) -> bool:
         return ALL_EVENTS in self.event_types or event_type in self.event_types
@@ -41,9 +48,11 @@ class Subscriber:
 class Registry:
     subscribers: dict[str, Subscriber] = field(default_factory=dict)
 
-    def subscribe(self, *event_types: str, name: str) -> Callable[[Handler], Handler]:
+    def subscribe(self, *event_types: str, name: str, outside_transaction: bool = False
+                  ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            self.add(Subscriber(name=name, event_types=frozenset(event_types), handler=handler))
+            self.add(Subscriber(name=name, event_types=frozenset(event_types), handler=handler,
+                                outside_transaction=outside_transaction))
             return handler
 
         return register
