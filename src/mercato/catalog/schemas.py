@@ -8,16 +8,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field, HttpUrl, StringConstraints, model_validator
 
+from mercato.kit.money import Money
 from mercato.kit.schemas import ReadModel, Slug, WriteModel
 
 Kind = Literal["app", "plugin", "game"]
 ListingStatus = Literal["draft", "in_review", "published", "rejected", "changes_requested", "delisted", "suspended"]
 Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
-
-
-class Money(ReadModel):
-    amount: int = Field(ge=0, le=10**12, description="Integer minor units (cents).")
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
 
 
 class Offer(WriteModel):

@@ -7,7 +7,7 @@ from datetime import date
 
 from pydantic import Field
 
-from mercato.catalog.schemas import Money
+from mercato.kit.money import Money
 from mercato.kit.schemas import ReadModel
 
 

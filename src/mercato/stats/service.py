@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mercato.access.permissions import Condition, Permission
 from mercato.access.principal import Principal
 from mercato.catalog import service as catalog
-from mercato.catalog.schemas import Money
+from mercato.kit.money import Money
 from mercato.kit.errors import Forbidden, ValidationFailed
 from mercato.publishers import service as publishers
 from mercato.stats.schemas import DayStats, ListingStats, PublisherStats, Totals
