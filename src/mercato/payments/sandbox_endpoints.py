@@ -1,0 +1,88 @@
+"""The sandbox provider's own pages and API (enabled by ``sandbox_payments_enabled``).
+
+These routes play an outside provider's site, so they live outside ``/api/v1`` and need no
+store credentials: the pay page a payer opens from a payment's ``checkout_url``, and the
+provider-side status API. Their answers come from the sandbox's books, never from the
+store's payments.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Path
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from mercato.access.dependencies import public
+from mercato.kit.clock import utcnow
+from mercato.kit.money import format_money
+from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
+from mercato.models import SandboxPayment
+from mercato.payments import repository
+from mercato.payments.providers import gateway
+from mercato.payments.providers.sandbox import (
+    TEST_CARDS, SandboxCheckoutClosed, SandboxCheckoutNotFound, SandboxProvider, UnknownTestCard, report_of,
+)
+from mercato.payments.schemas import SandboxStatus
+from mercato.runtime import Runtime
+
+router = APIRouter(route_class=TransactionalRoute, tags=["sandbox provider"], dependencies=[public()])
+
+_templates = Environment(loader=PackageLoader("mercato.payments", "templates"), autoescape=select_autoescape(),
+                         undefined=StrictUndefined)
+
+
+def _sandbox(rt: Runtime) -> SandboxProvider:
+    provider = gateway(rt.settings).providers.get("sandbox")
+    if not isinstance(provider, SandboxProvider):
+        raise SandboxCheckoutNotFound("The sandbox provider is switched off.")
+    return provider
+
+
+def _page(row: SandboxPayment, *, status_code: int = 200, error: str | None = None,
+          card_number: str = "") -> HTMLResponse:
+    html = _templates.get_template("sandbox/pay.html").render(
+        payment=row, amount_text=format_money(row.amount, row.currency), error=error, card_number=card_number,
+        action_url=f"/sandbox/pay/{row.merchant_payment_id}", test_cards=TEST_CARDS)
+    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/sandbox/pay/{payment_id}", response_class=HTMLResponse,
+            responses=SandboxCheckoutNotFound.responses())
+async def pay_page(payment_id: uuid.UUID, session: ReadSession, rt: RuntimeDep) -> HTMLResponse:
+    """The sandbox's hosted pay page: the amount, a card number field, Approve / Decline."""
+    return _page(await _sandbox(rt).checkout(session, payment_id))
+
+
+@router.post("/sandbox/pay/{payment_id}", response_class=HTMLResponse,
+             responses=SandboxCheckoutNotFound.responses(SandboxCheckoutClosed, UnknownTestCard))
+async def pay(payment_id: uuid.UUID, action: Annotated[Literal["approve", "decline", "cancel"], Form()],
+              session: WriteSession, rt: RuntimeDep,
+              card_number: Annotated[str, Form(max_length=32)] = "") -> HTMLResponse:
+    """The payer's answer (an HTML form post). The provider then tells the store by signed
+    webhook (`POST /api/v1/payments/webhooks/sandbox`), subject to the failure injection."""
+    sandbox = _sandbox(rt)
+    try:
+        row = await sandbox.pay(session, rt.db, payment_id=payment_id, action=action, card_number=card_number)
+    except (SandboxCheckoutClosed, UnknownTestCard) as exc:
+        current = await sandbox.checkout(session, payment_id)
+        return _page(current, status_code=exc.status, error=exc.detail, card_number=card_number[:32])
+    return _page(row)
+
+
+@router.get("/sandbox/api/payments/{provider_ref}", response_model=SandboxStatus,
+            responses=SandboxCheckoutNotFound.responses())
+async def sandbox_status(provider_ref: Annotated[str, Path(max_length=64)], session: ReadSession,
+                         rt: RuntimeDep) -> SandboxStatus:
+    """What the sandbox provider knows of one of its payments (what the store's poller asks)."""
+    _sandbox(rt)
+    row = await repository.sandbox_by_ref(session, provider_ref)
+    if row is None:
+        raise SandboxCheckoutNotFound(f"The sandbox knows no payment {provider_ref!r}.")
+    report = report_of(row, utcnow())
+    return SandboxStatus(id=row.ref, merchant_payment_id=row.merchant_payment_id, status=report.status,
+                         sandbox_status=row.status, amount=row.amount, currency=row.currency,
+                         refunded_amount=row.refunded_amount, reason=row.reason)
+
