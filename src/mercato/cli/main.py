@@ -187,3 +187,8 @@ def main() -> None:  # pragma: no cover - console entry point
 from mercato.cli import publisher as _publisher  # noqa: E402
 
 _publisher.register(app)
+
+# Licence commands (licence verify): mercato/cli/licence.py
+from mercato.cli import licence as _licence  # noqa: E402
+
+_licence.register(app)

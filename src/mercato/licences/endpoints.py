@@ -1,0 +1,67 @@
+"""Key pools of listings (M12) and the caller's signed licences (L1)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response
+
+from mercato.access.dependencies import requires
+from mercato.access.permissions import Permission
+from mercato.access.principal import Principal
+from mercato.catalog.errors import ListingNotFound
+from mercato.kit.routing import (
+    ReadSession,
+    RuntimeDep,
+    TransactionalRoute,
+    WriteSession,
+)
+from mercato.licences import service
+from mercato.licences.errors import LicenceNotFound
+from mercato.licences.schemas import (
+    KeyPoolRead,
+    KeyUpload,
+    KeyUploadResult,
+    LicenceDocument,
+)
+
+router = APIRouter(route_class=TransactionalRoute, tags=["licences"])
+
+ListingKey = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{2,64}$", description="The listing's id or slug.")]
+KeyManager = Annotated[Principal, requires(Permission.licence_key_manage)]
+
+
+@router.post("/listings/{listing_id}/keys", status_code=201, response_model=KeyUploadResult,
+             responses=ListingNotFound.responses())
+async def upload_keys(listing_id: ListingKey, body: KeyUpload, actor: KeyManager,
+                      session: WriteSession) -> KeyUploadResult:
+    """Add licence keys to the listing's pool (members of its publisher, admins). Each
+    buyer of the listing then gets one key per order line; an order finds the pool empty
+    once every key is handed out. Keys the pool already has are skipped and counted;
+    uploading the same batch again adds nothing. The answer carries counts, never keys."""
+    listing = await service.listing_for_keys(session, actor=actor, key=listing_id)
+    result = await service.upload_keys(session, actor=actor, listing=listing, keys=body.keys)
+    return KeyUploadResult(added=result.added, skipped=result.skipped, free=result.pool.free,
+                           assigned=result.pool.assigned)
+
+
+@router.get("/listings/{listing_id}/keys", response_model=KeyPoolRead, responses=ListingNotFound.responses())
+async def key_pool(listing_id: ListingKey, actor: KeyManager, session: ReadSession) -> KeyPoolRead:
+    """How many keys the listing's pool holds and how many are still free. The keys
+    themselves are never listed: a handed-out key belongs to its buyer, and the
+    publisher keeps its own copy of the ones it uploaded."""
+    listing = await service.listing_for_keys(session, actor=actor, key=listing_id)
+    counts = await service.pool(session, listing_id=listing.id)
+    return KeyPoolRead(listing_id=listing.id, total=counts.total, free=counts.free, assigned=counts.assigned)
+
+
+@router.get("/library/{listing_id}/license", response_model=LicenceDocument, responses=LicenceNotFound.responses())
+async def my_licence(listing_id: uuid.UUID, actor: Annotated[Principal, requires(Permission.library_read)],
+                     session: ReadSession, rt: RuntimeDep, response: Response) -> dict[str, Any]:
+    """The signed licence of a listing you are entitled to (404 `not_entitled` otherwise,
+    or once a refund revoked it), with the licence key handed out with your purchase.
+    Verify it offline: `mercato licence verify FILE`, or see docs/licences.md. The
+    document is the same on every request until the entitlement changes."""
+    response.headers["Cache-Control"] = "private, no-store"  # it may carry a licence key
+    return await service.licence_document(session, keys=rt.keys, user_id=actor.user_id, listing_id=listing_id)
