@@ -1,0 +1,1 @@
+"""Coupons (M8): percent or fixed discounts, store-wide, per publisher or per listing."""

@@ -1,0 +1,1 @@
+"""Publisher earnings and payouts (M7)."""
