@@ -4,6 +4,9 @@ reaches the publisher's members; C5: reviews reach the publisher, replies the au
 The bus runs each subscriber once per event in effect (``processed_events``), and
 :func:`service.notify` inserts at most one row per (user, event) besides, so a
 redelivered event notifies nobody twice.
+
+``notifications.email`` e-mails each new notification of an e-mailed kind to its
+recipient, after the notification's transaction committed (see ``email.py``).
 """
 
 from __future__ import annotations
@@ -14,11 +17,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mercato.accounts import service as accounts
+from mercato.accounts.errors import UserNotFound
+from mercato.bus.context import current_bus
 from mercato.bus.events import CloudEvent
 from mercato.bus.registry import subscribe
 from mercato.catalog import service as catalog
 from mercato.catalog.errors import ListingNotFound
-from mercato.notifications import service
+from mercato.kit.logging import log
+from mercato.notifications import email, repository, service
 from mercato.publishers import service as publishers
 
 V1 = "/api/v1"
@@ -121,3 +128,33 @@ async def notify_review_author(session: AsyncSession, event: CloudEvent) -> None
     await service.notify(session, event_id=event.id, user_ids=[author], kind=event.type,
                          title=f"The publisher of {name} replied to your review", link=_link(event),
                          data=_kept(event.data))
+
+
+@subscribe("notification.created", name="notifications.email", outside_transaction=True)
+async def email_notification(session: AsyncSession, event: CloudEvent) -> None:
+    """A new notification of an e-mailed kind goes to its recipient's address too: only when
+    the store has an SMTP server and the account is active (a deleted account took its
+    notifications with it). A failed send raises: the bus retries with backoff, then makes
+    the delivery a dead letter. At least once: see ``email.py`` on the ``Message-ID``.
+    It runs outside the delivery's write transaction (reads only): a slow SMTP server never
+    holds the database writer."""
+    runtime = current_bus().runtime
+    mailer = runtime.mailer if runtime is not None else None
+    if mailer is None or not email.is_emailed(str(event.data.get("kind"))):
+        return
+    notification_id, user_id = _uuid(event.data.get("notification_id")), _uuid(event.data.get("user_id"))
+    if notification_id is None or user_id is None:
+        return
+    notification = await repository.own(session, user_id, notification_id)
+    if notification is None or not email.is_emailed(notification.kind):
+        return
+    try:
+        user = await accounts.get_user(session, user_id)
+    except UserNotFound:
+        return
+    if not user.is_active:
+        return
+    await mailer.send(email.compose(notification, email=user.email, display_name=user.display_name,
+                                    settings=runtime.settings))
+    log.info("notifications: e-mailed", notification_id=str(notification.id), kind=notification.kind,
+             user_id=str(user_id))

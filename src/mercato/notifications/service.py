@@ -4,8 +4,9 @@ Handlers turn events into notifications with :func:`notify`: one row per (recipi
 event), inserted at most once however often the event is delivered. Each new row then
 goes through :func:`deliver`, the seam for delivery channels. Today there is one: the
 in-app channel, which announces the row as ``notification.created`` (with ``user_id``, so
-the recipient's live stream pushes it). Email (SMTP) is a later channel: it implements
-:class:`Channel` and is appended to :data:`CHANNELS`.
+the recipient's live stream pushes it). E-mail is not a channel here: the
+``notifications.email`` subscriber sends the e-mailed kinds after the notification's
+transaction committed, reacting to ``notification.created`` (see ``email.py``).
 """
 
 from __future__ import annotations
