@@ -20,6 +20,8 @@ from mercato.accounts import endpoints as accounts_endpoints
 from mercato.audit import endpoints as audit_endpoints
 from mercato.bus import endpoints as bus_endpoints
 from mercato.catalog import endpoints as catalog_endpoints
+from mercato.coupons import endpoints as coupons_endpoints
+from mercato.earnings import endpoints as earnings_endpoints
 from mercato.bus.registry import load_handlers
 from mercato.bus.service import Bus
 from mercato.config import Settings, load_settings
@@ -28,15 +30,24 @@ from mercato.kit.errors import ProblemModel
 from mercato.kit.http import BodyPolicy, BodyRule, RequestMiddleware, install_error_handlers
 from mercato.kit.logging import configure_logging
 from mercato.library import endpoints as library_endpoints
+from mercato.licences import endpoints as licences_endpoints
 from mercato.live import endpoints as live_endpoints
 from mercato.notifications import endpoints as notifications_endpoints
 from mercato.ops import endpoints as ops_endpoints
+from mercato.orders import endpoints as orders_endpoints
+from mercato.payments import endpoints as payments_endpoints
+from mercato.payments import providers as payment_providers
+from mercato.payments import sandbox_endpoints
+from mercato.policies import endpoints as policies_endpoints
 from mercato.publishers import endpoints as publishers_endpoints
 from mercato.publishing import endpoints as publishing_endpoints
 from mercato.ratings import endpoints as ratings_endpoints
+from mercato.receipts import endpoints as receipts_endpoints
+from mercato.refunds import endpoints as refunds_endpoints
 from mercato.review import endpoints as review_endpoints
 from mercato.runtime import Runtime
 from mercato.stats import endpoints as stats_endpoints
+from mercato.wallet import endpoints as wallet_endpoints
 from mercato.webhooks import endpoints as webhooks_endpoints
 
 API_PREFIX = "/api/v1"
@@ -59,6 +70,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             yield
         finally:
             await bus.stop()
+            await payment_providers.close(rt.settings)
             if owned:
                 await rt.close()
 
@@ -76,14 +88,26 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     # the multipart envelope); everything else is JSON under max_body_bytes.
     upload = BodyRule(re.compile(rf"^{API_PREFIX}/listings/[^/]+/versions$"),
                       max_bytes=settings.package_max_bytes + 64 * 1024, content_types=("multipart/form-data",))
+    # The sandbox pay page posts an HTML form.
+    sandbox_form = BodyRule(re.compile(r"^/sandbox/pay/[^/]+$"), max_bytes=4096,
+                            content_types=("application/x-www-form-urlencoded", "multipart/form-data"))
     app.add_middleware(RequestMiddleware, body_policy=BodyPolicy(default_max_bytes=settings.max_body_bytes,
-                                                                 rules=[upload]))
+                                                                 rules=[upload, sandbox_form]))
 
     for module in (accounts_endpoints, access_endpoints, publishers_endpoints, audit_endpoints, bus_endpoints,
                    live_endpoints, webhooks_endpoints, catalog_endpoints, publishing_endpoints, review_endpoints,
-                   library_endpoints, ratings_endpoints, notifications_endpoints, stats_endpoints):
+                   library_endpoints, ratings_endpoints, notifications_endpoints, stats_endpoints, policies_endpoints,
+                   wallet_endpoints, refunds_endpoints, receipts_endpoints):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(accounts_endpoints.admin_router, prefix=API_PREFIX)
+    app.include_router(licences_endpoints.router, prefix=API_PREFIX)
+    app.include_router(orders_endpoints.router, prefix=API_PREFIX)
+    app.include_router(coupons_endpoints.router, prefix=API_PREFIX)
+    app.include_router(earnings_endpoints.router, prefix=API_PREFIX)
+    app.include_router(payments_endpoints.router, prefix=API_PREFIX)
+    if settings.sandbox_payments_enabled:  # the built-in provider's pay page and API (docs/payments.md)
+        app.include_router(sandbox_endpoints.router)
+    payment_providers.configure(settings)
     app.include_router(ops_endpoints.router)
     # Full path templates (with prefixes) of every route, for metrics labels.
     routes = api_routes(app)
@@ -135,8 +159,12 @@ def _document_errors(operation: dict[str, Any], policy: str | None) -> None:
         if not (status.isdigit() and int(status) >= 400) or not response.get("content"):
             continue
         content = response["content"]
-        if PROBLEM_CONTENT not in content and "application/json" in content:
-            media = content.pop("application/json")
+        # An HTML page's errors are problems too: FastAPI documented them as the page's type.
+        assumed = next((kind for kind in ("application/json", "text/html") if kind in content), None)
+        if PROBLEM_CONTENT not in content and assumed is not None:
+            media = content.pop(assumed)
+            if assumed == "text/html":
+                media = {"schema": {"$ref": PROBLEM_REF}}
             if media.get("schema", {}).get("$ref") in _VALIDATION_REFS:
                 media = {"schema": {"$ref": PROBLEM_REF}}
             content[PROBLEM_CONTENT] = media

@@ -10,8 +10,9 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,6 +38,7 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(default=None, description="JWT signing key; default: generated into the data dir.")
 
     public_url: str = "http://127.0.0.1:8000"
+    store_name: str = Field(default="Mercato", max_length=100, description="Shown on receipts and e-mails.")
     jwt_issuer: str = "mercato"
     jwt_audience: str = "mercato-api"
     access_token_minutes: int = 10
@@ -114,6 +116,51 @@ class Settings(BaseSettings):
         "A review claim older than this goes back to the queue."))
 
     live_heartbeat_seconds: float = Field(default=15.0, gt=0, description="SSE heartbeat interval.")
+
+    # notifications by e-mail (see docs/library-ratings-notifications.md, "E-mail")
+    smtp_host: str | None = Field(default=None, description=(
+        "SMTP server that sends notification e-mails (a relay or a provider's submission host); "
+        "unset: no e-mail is sent."))
+    smtp_port: int = Field(default=587, ge=1, le=65535, description=(
+        "SMTP port: 587 for submission with STARTTLS, 465 for implicit TLS, 25 for a local relay."))
+    smtp_username: str | None = Field(default=None, description="SMTP login; unset: no login.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password of `smtp_username`.")
+    smtp_starttls: bool = Field(default=True, description=(
+        "Upgrade the connection with STARTTLS; when on, a server that does not offer it fails the send "
+        "(no silent fallback to plain text). Ignored with `smtp_tls`."))
+    smtp_tls: bool = Field(default=False, description=(
+        "Implicit TLS from the first byte (usually port 465); takes precedence over `smtp_starttls`."))
+    smtp_from: str = Field(default="Mercato <no-reply@localhost>", pattern=r"^[^\r\n]+@[^\r\n@]+$", description=(
+        "`From` of every notification e-mail and its envelope sender; its domain is also the domain "
+        "of the messages' `Message-ID`."))
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description=(
+        "Whole-exchange timeout of sending one message (connect, TLS, login, data); a timeout is a "
+        "failed attempt that the bus retries."))
+
+    # provider payments (see docs/payments.md)
+    payment_provider: Literal["sandbox", "stripe"] = Field(default="sandbox", description=(
+        "Provider of new payments (top-ups, order shortfalls): `sandbox` (built in, offline) or `stripe` "
+        "(needs `stripe_secret_key` and `stripe_webhook_secret`)."))
+    payment_poll_max_interval_seconds: float = Field(default=300.0, gt=0, description=(
+        "Longest pause of the payment poller's exponential backoff between two questions to the provider."))
+    sandbox_payments_enabled: bool = Field(default=True, description=(
+        "Serve the sandbox provider (pay page, provider API, test cards). Turn off in production."))
+    sandbox_webhook_secret: SecretStr | None = Field(default=None, description=(
+        "HMAC secret of the sandbox's signed webhooks; default: generated into the data dir."))
+    sandbox_confirm_delay_seconds: float = Field(default=3.0, ge=0, le=3600, description=(
+        "How long the sandbox's delayed test card (4000000000000077) takes to confirm."))
+    sandbox_webhook_drop_probability: float = Field(default=0.0, ge=0, le=1, description=(
+        "Failure injection: chance that the sandbox never delivers a webhook (the poller must notice)."))
+    sandbox_webhook_duplicate_probability: float = Field(default=0.0, ge=0, le=1, description=(
+        "Failure injection: chance that the sandbox delivers a webhook twice."))
+    sandbox_webhook_late_probability: float = Field(default=0.0, ge=0, le=1, description=(
+        "Failure injection: chance that the sandbox delivers a webhook late (out of order)."))
+    sandbox_webhook_late_seconds: float = Field(default=5.0, ge=0, le=3600, description=(
+        "How late a late sandbox webhook arrives."))
+    stripe_secret_key: SecretStr | None = Field(default=None, description=(
+        "Stripe API secret key (sk_live_… / sk_test_…); with `stripe_webhook_secret` enables Stripe."))
+    stripe_webhook_secret: SecretStr | None = Field(default=None, description=(
+        "Signing secret (whsec_…) of the Stripe webhook endpoint /api/v1/payments/webhooks/stripe."))
 
     log_level: str = "INFO"
     log_json: bool = False

@@ -14,6 +14,7 @@ from mercato.kit.ratelimit import RateLimiter
 from mercato.kit.security import TokenSigner
 from mercato.kit.storage import ArtifactStore, open_store
 from mercato.live.hub import LiveHub, make_hub
+from mercato.notifications.email import Mailer, make_mailer
 
 
 @dataclass
@@ -27,6 +28,8 @@ class Runtime:
     cache: Cache
     artifacts: ArtifactStore
     keys: StoreKeys
+    # Sends notification e-mails; None when no SMTP server is configured (e-mail off).
+    mailer: Mailer | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -43,6 +46,7 @@ class Runtime:
             cache=make_cache(settings.redis_url, namespace=settings.redis_namespace, name="catalog"),
             artifacts=open_store(settings),
             keys=StoreKeys.from_settings(settings),
+            mailer=make_mailer(settings),
         )
 
     async def close(self) -> None:

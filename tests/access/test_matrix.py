@@ -375,6 +375,38 @@ from tests.access.matrix_rows_catalog import MATRIX_ROWS as CATALOG_MATRIX_ROWS 
 
 MATRIX.extend(CATALOG_MATRIX_ROWS)
 
+from tests.access.matrix_rows_policies import MATRIX_ROWS as POLICIES_MATRIX_ROWS  # noqa: E402
+
+MATRIX.extend(POLICIES_MATRIX_ROWS)
+
+from tests.access.matrix_rows_wallet import MATRIX_ROWS as WALLET_MATRIX_ROWS  # noqa: E402
+
+MATRIX.extend(WALLET_MATRIX_ROWS)
+
+from tests.access.matrix_rows_refunds import MATRIX_ROWS as REFUNDS_MATRIX_ROWS  # noqa: E402
+
+MATRIX.extend(REFUNDS_MATRIX_ROWS)
+
+from tests.access.matrix_rows_receipts import MATRIX_ROWS as RECEIPTS_MATRIX_ROWS  # noqa: E402
+
+MATRIX.extend(RECEIPTS_MATRIX_ROWS)
+
+from tests.access.matrix_rows_payments import MATRIX_ROWS as PAYMENTS_MATRIX_ROWS  # noqa: E402
+
+MATRIX.extend(PAYMENTS_MATRIX_ROWS)
+
+from tests.access.matrix_rows_licences import MATRIX_ROWS as LICENCES_MATRIX_ROWS  # noqa: E402
+
+MATRIX.extend(LICENCES_MATRIX_ROWS)
+
+from tests.access.matrix_rows_money_payouts import MATRIX_ROWS as MONEY_PAYOUTS_MATRIX_ROWS  # noqa: E402
+
+MATRIX.extend(MONEY_PAYOUTS_MATRIX_ROWS)
+
+from tests.access.matrix_rows_orders import MATRIX_ROWS as ORDERS_MATRIX_ROWS  # noqa: E402
+
+MATRIX.extend(ORDERS_MATRIX_ROWS)
+
 
 @dataclass
 class Answer:
@@ -475,7 +507,8 @@ async def test_route_answers_each_principal_exactly_as_specified(row: Row, store
     leaks: dict[str, list[str]] = {}
     for who in PRINCIPALS:
         request = await row.make(world, who)
-        headers = {} if who == ANON else world.who[who].headers
+        # a row may add headers (an Idempotency-Key); the principal's credentials come on top
+        headers = {**request.pop("headers", {}), **({} if who == ANON else world.who[who].headers)}
         if row.stream:
             assert set(request) == {"url"}, "a stream row sends no body or parameters"
             response: httpx.Response | Answer = await open_and_close(store.app, row.method, request["url"], headers)

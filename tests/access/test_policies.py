@@ -152,3 +152,35 @@ POLICY.update(POLICY_ROWS)
 from tests.access.policy_rows_catalog import POLICY_ROWS as CATALOG_POLICY_ROWS  # noqa: E402
 
 POLICY.update(CATALOG_POLICY_ROWS)
+
+from tests.access.policy_rows_policies import POLICY_ROWS as POLICIES_POLICY_ROWS  # noqa: E402
+
+POLICY.update(POLICIES_POLICY_ROWS)
+
+from tests.access.policy_rows_wallet import POLICY_ROWS as WALLET_POLICY_ROWS  # noqa: E402
+
+POLICY.update(WALLET_POLICY_ROWS)
+
+from tests.access.policy_rows_payments import POLICY_ROWS as PAYMENTS_POLICY_ROWS  # noqa: E402
+
+POLICY.update(PAYMENTS_POLICY_ROWS)
+
+from tests.access.policy_rows_refunds import POLICY_ROWS as REFUNDS_POLICY_ROWS  # noqa: E402
+
+POLICY.update(REFUNDS_POLICY_ROWS)
+
+from tests.access.policy_rows_licences import POLICY_ROWS as LICENCES_POLICY_ROWS  # noqa: E402
+
+POLICY.update(LICENCES_POLICY_ROWS)
+
+from tests.access.policy_rows_money_payouts import POLICY_ROWS as MONEY_PAYOUTS_POLICY_ROWS  # noqa: E402
+
+POLICY.update(MONEY_PAYOUTS_POLICY_ROWS)
+
+from tests.access.policy_rows_receipts import POLICY_ROWS as RECEIPTS_POLICY_ROWS  # noqa: E402
+
+POLICY.update(RECEIPTS_POLICY_ROWS)
+
+from tests.access.policy_rows_orders import POLICY_ROWS as ORDERS_POLICY_ROWS  # noqa: E402
+
+POLICY.update(ORDERS_POLICY_ROWS)

@@ -63,6 +63,26 @@ class Permission(StrEnum):
     entitlement_grant = "entitlement:grant"
     stats_read = "stats:read"
     notification_read = "notification:read"
+    # runtime store policies (O4)
+    settings_read = "settings:read"
+    settings_write = "settings:write"
+    # money
+    wallet_read = "wallet:read"
+    order_create = "order:create"
+    order_read = "order:read"
+    order_cancel = "order:cancel"
+    order_fulfil = "order:fulfil"
+    payment_read = "payment:read"
+    payment_create = "payment:create"
+    refund_request = "refund:request"
+    refund_decide = "refund:decide"
+    # coupons, earnings and payouts (M7, M8)
+    coupon_manage = "coupon:manage"
+    earnings_read = "earnings:read"
+    payout_request = "payout:request"
+    payout_decide = "payout:decide"
+    # licence key pools (M12)
+    licence_key_manage = "licence_key:manage"
 
 
 class Condition(StrEnum):

@@ -22,6 +22,13 @@ USER_GRANTS: dict[Permission, Condition] = {
     P.rating_write: C.own,
     P.library_read: C.own,
     P.notification_read: C.own,
+    P.wallet_read: C.own,
+    P.payment_read: C.own,
+    P.payment_create: C.own,
+    P.refund_request: C.own,
+    P.order_create: C.own,
+    P.order_read: C.own,
+    P.order_cancel: C.own,
 }
 
 DEVELOPER_GRANTS: dict[Permission, Condition] = {
@@ -41,6 +48,12 @@ DEVELOPER_GRANTS: dict[Permission, Condition] = {
     P.review_appeal_create: C.own,
     P.rating_reply: C.own,
     P.stats_read: C.own,
+    P.licence_key_manage: C.own,
+    P.coupon_manage: C.own,
+    P.earnings_read: C.own,
+    P.payout_request: C.own,
+    P.refund_decide: C.own,
+    P.order_fulfil: C.own,
 }
 
 REVIEWER_GRANTS: dict[Permission, Condition] = {
@@ -88,6 +101,18 @@ MARKETPLACE_ADMIN_GRANTS: dict[Permission, Condition] = {
     P.rating_hide: C.any,
     P.entitlement_grant: C.any,
     P.stats_read: C.any,
+    P.order_read: C.any,
+    P.order_cancel: C.any,
+    P.order_fulfil: C.any,
+    P.licence_key_manage: C.any,
+    P.settings_read: C.any,
+    P.settings_write: C.any,
+    P.payment_read: C.any,
+    P.coupon_manage: C.any,
+    P.earnings_read: C.any,
+    P.payout_decide: C.any,
+    P.payout_request: C.any,
+    P.refund_decide: C.any,
 }
 
 SUPER_ADMIN_GRANTS: dict[Permission, Condition] = {permission: C.any for permission in Permission}

@@ -67,6 +67,36 @@ EVENT_TYPES: dict[str, tuple[str, str]] = {
     "entitlement.granted": ("library", "{entitlement_id, user_id, listing_id, source, order_id}"),
     "entitlement.revoked": ("library", "{entitlement_id, user_id, listing_id, reason}"),
     "notification.created": ("notifications", "{notification_id, user_id, kind, title}"),
+    "config.changed": ("policies", "{changed: {key: {before, after}}}"),
+    "order.created": ("orders", "{order_id, user_id, status, total, currency, lines: [{line_id, listing_id, "
+                                "publisher_id, delivery, quantity, total}]}"),
+    "order.awaiting_payment": ("orders", "{order_id, user_id, status, total, currency, shortfall}"),
+    "order.paid": ("orders", "{order_id, user_id, status, total, currency, physical: bool, lines: [...]}"),
+    "order.shipped": ("orders", "{order_id, user_id, status, total, currency, publisher_id, carrier, "
+                                "tracking_number}"),
+    "order.delivered": ("orders", "{order_id, user_id, status, total, currency, lines: [...]}"),
+    "order.completed": ("orders", "{order_id, user_id, status, total, currency, commission_bps, lines: [...]}"),
+    "order.expired": ("orders", "{order_id, user_id, status, total, currency, reason}"),
+    "order.canceled": ("orders", "{order_id, user_id, status, total, currency, reason, by: buyer|publisher|admin}"),
+    "order.failed": ("orders", "{order_id, user_id, status, total, currency, reason}"),
+    "wallet.debited": ("wallet", "{order_id, user_id, total, currency, transaction_id}"),
+    "wallet.debit_refused": ("wallet", "{order_id, user_id, total, currency, balance, shortfall}"),
+    "entitlement.refused": ("library", "{order_id, user_id, reason: already_owned|licence_keys_exhausted, detail, "
+                                       "total, currency}"),
+    "payment.created": ("payments", "{payment_id, user_id, provider, purpose, order_id, amount, currency, status}"),
+    "payment.succeeded": ("payments", "{payment_id, user_id, provider, purpose, order_id, amount, currency, status}"),
+    "payment.failed": ("payments", "{payment_id, user_id, provider, purpose, order_id, amount, currency, status}"),
+    "payment.canceled": ("payments", "{payment_id, user_id, provider, purpose, order_id, amount, currency, status}"),
+    "payment.expired": ("payments", "{payment_id, user_id, provider, purpose, order_id, amount, currency, status}"),
+    "payment.refunded": ("payments", "{payment_id, user_id, provider, purpose, order_id, amount, currency, status, "
+                                     "refund_amount, refunded_amount, reason}"),
+    "refund.requested": ("refunds", "{refund_id, order_id, user_id, amount, currency, status, automatic}"),
+    "refund.approved": ("refunds", "{refund_id, order_id, user_id, amount, currency, status, automatic}"),
+    "refund.rejected": ("refunds", "{refund_id, order_id, user_id, amount, currency, status, automatic}"),
+    "refund.completed": ("refunds", "{refund_id, order_id, user_id, amount, currency, status, automatic}"),
+    "payout.requested": ("earnings", "{payout_id, publisher_id, amount, currency, requested_by}"),
+    "payout.approved": ("earnings", "{payout_id, publisher_id, amount, currency, decided_by}"),
+    "payout.rejected": ("earnings", "{payout_id, publisher_id, amount, currency, decided_by, reason}"),
 }
 
 

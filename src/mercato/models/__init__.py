@@ -10,14 +10,21 @@ from mercato.models.catalog import (
 from mercato.models.bus import EventDelivery, ProcessedEvent, SweepLease
 from mercato.models.idempotency import IdempotencyRecord
 from mercato.models.library import Entitlement
+from mercato.models.money import (
+    Coupon, CouponRedemption, LedgerAccount, LedgerEntry, LedgerTransaction, LicenceKey, Order, OrderLine, Payment,
+    Payout, Refund, RefundLine, Shipment,
+)
 from mercato.models.notifications import Notification
 from mercato.models.outbox import OutboxEvent
+from mercato.models.policies import StoreSetting  # noqa: F401
 from mercato.models.publishers import Publisher, PublisherApplication, PublisherMember
+from mercato.models.sandbox import SandboxPayment  # noqa: F401
 from mercato.models.webhooks import Webhook, WebhookAttempt, WebhookDelivery  # noqa: F401
 
 __all__ = [
     "ApiToken", "AuditEntry", "Base", "Category", "Entitlement", "Listing", "ListingDailyStat", "ListingReview",
     "ListingVersion", "Notification", "ReviewTask", "EventDelivery", "ProcessedEvent", "SweepLease", "IdempotencyRecord", "KnownPermission", "OutboxEvent",
     "Publisher", "PublisherApplication", "PublisherMember", "RefreshToken", "Role", "RoleGrant",
-    "User", "UserRole",
+    "User", "UserRole", "Coupon", "CouponRedemption", "LedgerAccount", "LedgerEntry", "LedgerTransaction",
+    "LicenceKey", "Order", "OrderLine", "Payment", "Payout", "Refund", "RefundLine", "Shipment",
 ]

@@ -42,6 +42,11 @@ async def publisher_ids_of(session: AsyncSession, user_id: uuid.UUID) -> list[uu
     return await repository.publisher_ids_of(session, user_id)
 
 
+async def member_ids(session: AsyncSession, publisher_id: uuid.UUID) -> list[uuid.UUID]:
+    """Everyone who acts for the publisher (notifications addressed to "the publisher")."""
+    return [member.user_id for member, _user in await repository.members(session, publisher_id)]
+
+
 async def member_role(session: AsyncSession, publisher_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
     return await repository.member_role(session, publisher_id, user_id)
 
