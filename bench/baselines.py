@@ -6,6 +6,9 @@
   ``BENCH_PK_TABLE`` the table (made by :func:`create_pk_table`).
 - ``static_file``: Starlette ``FileResponse`` of ``BENCH_STATIC_FILE`` at ``GET /file`` —
   PERF-8's yardstick.
+- ``checkout``: FastAPI, ``POST /checkout``: a whole digital purchase in one asyncpg
+  transaction (guarded wallet debit, order row, entitlement) — PERF-4's yardstick, the
+  "one-transaction checkout" the saga is compared with. Tables from :func:`create_checkout_tables`.
 """
 
 from __future__ import annotations
@@ -91,3 +94,60 @@ async def _ok(request: Request) -> PlainTextResponse:
 
 
 static_file = Starlette(routes=[Route("/file", _serve_file), Route("/", _ok)])
+
+
+# --- one-transaction checkout ---------------------------------------------------------------------
+
+CHECKOUT_TABLES = ("bench_wallets", "bench_orders", "bench_entitlements")
+
+
+@asynccontextmanager
+async def _checkout_pool(app: FastAPI) -> AsyncIterator[None]:
+    import asyncpg
+
+    app.state.pool = await asyncpg.create_pool(os.environ["BENCH_PG_DSN"], min_size=1, max_size=10)
+    try:
+        yield
+    finally:
+        await app.state.pool.close()
+
+
+checkout = FastAPI(lifespan=_checkout_pool)
+
+
+@checkout.post("/checkout")
+async def check_out(body: dict[str, Any], request: Request) -> dict[str, Any]:
+    """Debit the wallet (never below zero), record the order and the entitlement: one transaction."""
+    async with request.app.state.pool.acquire() as connection, connection.transaction():
+        balance = await connection.fetchval(
+            "UPDATE bench_wallets SET balance = balance - $2 WHERE user_id = $1 AND balance >= $2 RETURNING balance",
+            body["user"], body["amount"])
+        if balance is None:
+            return {"status": "refused"}
+        order_id = await connection.fetchval(
+            "INSERT INTO bench_orders (user_id, listing_id, amount, status) VALUES ($1, $2, $3, 'completed') "
+            "RETURNING id", body["user"], body["listing"], body["amount"])
+        await connection.execute("INSERT INTO bench_entitlements (user_id, listing_id, order_id) VALUES ($1, $2, $3) "
+                                 "ON CONFLICT DO NOTHING", body["user"], body["listing"], order_id)
+    return {"id": order_id, "status": "completed", "balance": balance}
+
+
+async def create_checkout_tables(dsn: str, users: list[str], balance: int) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(
+            "CREATE TABLE IF NOT EXISTS bench_wallets (user_id text PRIMARY KEY, balance bigint NOT NULL "
+            "CHECK (balance >= 0));"
+            "CREATE TABLE IF NOT EXISTS bench_orders (id bigserial PRIMARY KEY, user_id text NOT NULL, "
+            "listing_id text NOT NULL, amount bigint NOT NULL, status text NOT NULL, "
+            "created_at timestamptz NOT NULL DEFAULT now());"
+            "CREATE TABLE IF NOT EXISTS bench_entitlements (user_id text NOT NULL, listing_id text NOT NULL, "
+            "order_id bigint NOT NULL, PRIMARY KEY (user_id, listing_id))")
+        await connection.executemany("INSERT INTO bench_wallets (user_id, balance) VALUES ($1, $2) "
+                                     "ON CONFLICT (user_id) DO UPDATE SET balance = EXCLUDED.balance",
+                                     [(user, balance) for user in users])
+    finally:
+        await connection.close()
+

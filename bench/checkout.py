@@ -1,0 +1,329 @@
+"""PERF-4 (checkout → completed, the whole saga, digital) and PERF-5 (flash sale).
+
+    python -m bench.checkout [--quick] [--pg-url postgresql+asyncpg://…] [--json out.json]
+
+One run on a fresh PostgreSQL database (``mercato migrate`` + ``mercato demo``): buyers are
+created and their wallets funded through the services, then signed in through the API.
+
+PERF-4. Two uvicorn processes with the same settings, measured in turn:
+
+    checkout   bench.baselines:checkout — the whole purchase in ONE asyncpg transaction
+               (guarded wallet debit, order row, entitlement): the yardstick
+    mercato    POST /api/v1/orders?wait=30 for a paid digital listing: the order is created,
+               then the saga (wallet debit, library grant, completion, settlement) runs over
+               the embedded bus; the answer comes when the order is completed
+
+Throughput: completed orders per second with 16 concurrent buyers (closed loop).
+ratio = mercato / checkout, bar ≥ 0.25. Latency: the saga's p99 at half of Mercato's
+measured rate (open loop: requests started on a fixed schedule), bar < 250 ms.
+
+PERF-5. 100 physical copies, 2,000 concurrent buyers with money, each ordering one: exactly
+100 orders reserve stock (paid), the rest are refused with 409 ``out_of_stock``, no 5xx,
+everything answered within 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from bench.baselines import create_checkout_tables
+from bench.servers import DEFAULT_PG_URL, Server, Store, asyncpg_dsn, demo_store, running
+
+BARS = {"ratio": 0.25, "p99_ms": 250.0, "flash_seconds": 10.0}
+PASSWORD = "bench buyer password 1"
+ADDRESS = {"name": "Bench Buyer", "line1": "1 Load Street", "city": "Testville", "postal_code": "12345",
+           "country": "DE"}
+
+
+def _log(message: str) -> None:
+    print(f"[checkout] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Buyer:
+    user_id: str
+    email: str
+    token: str = ""
+
+
+# --- arranging the store ---------------------------------------------------------------------------
+
+async def _make_buyers(store: Store, count: int, funds: int) -> list[Buyer]:
+    """Accounts (cheap password hashes: the benchmark measures checkout, not sign-in) with money."""
+    from mercato.accounts import service as accounts
+    from mercato.config import Settings
+    from mercato.runtime import Runtime
+    from mercato.wallet import service as wallet
+
+    settings = Settings(data_dir=store.data_dir, database_url=store.database_url, testing=True)
+    rt = Runtime.from_settings(settings)
+    buyers: list[Buyer] = []
+    try:
+        for start in range(0, count, 200):
+            async with rt.db.transaction() as session:
+                for _ in range(start, min(count, start + 200)):
+                    email = f"buyer-{uuid.uuid4().hex[:10]}@bench.test"
+                    user = await accounts.create_user(session, rt, email=email, password=PASSWORD, roles=["user"])
+                    await wallet.credit_payment(session, payment_id=uuid.uuid4(), user_id=user.id, provider="bench",
+                                                amount=funds, currency=settings.currency)
+                    buyers.append(Buyer(str(user.id), email))
+    finally:
+        await rt.close()
+    return buyers
+
+
+async def _paid_digital_listings(store: Store) -> list[tuple[str, int]]:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(store.database_url)  # type: ignore[arg-type]
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(text(
+                "SELECT id, digital_price FROM listings WHERE status = 'published' AND digital_price > 0 "
+                "ORDER BY slug"))
+            return [(str(row[0]), int(row[1])) for row in rows]
+    finally:
+        await engine.dispose()
+
+
+async def _flash_listing(store: Store, stock: int) -> tuple[str, int]:
+    """A published listing with a physical offer, its stock set to ``stock``."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(store.database_url)  # type: ignore[arg-type]
+    try:
+        async with engine.begin() as connection:
+            row = (await connection.execute(text(
+                "SELECT id, physical_price FROM listings WHERE status = 'published' AND physical_price IS NOT NULL "
+                "ORDER BY slug LIMIT 1"))).one()
+            await connection.execute(text("UPDATE listings SET stock = :stock WHERE id = :id"),
+                                     {"stock": stock, "id": row[0]})
+            return str(row[0]), int(row[1])
+    finally:
+        await engine.dispose()
+
+
+async def _sign_in(base: str, buyers: list[Buyer]) -> None:
+    limits = httpx.Limits(max_connections=16)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+        semaphore = asyncio.Semaphore(16)
+
+        async def one(buyer: Buyer) -> None:
+            async with semaphore:
+                response = await client.post("/api/v1/auth/login", json={"email": buyer.email, "password": PASSWORD})
+                response.raise_for_status()
+                buyer.token = response.json()["access_token"]
+
+        await asyncio.gather(*(one(buyer) for buyer in buyers))
+
+
+# --- load ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    completed: int
+    other: dict[str, int]
+    latencies_ms: list[float]
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.completed / self.seconds if self.seconds else 0.0
+
+    def p(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def _purchases(buyers: list[Buyer], listings: list[tuple[str, int]]) -> list[tuple[Buyer, str, int]]:
+    """Every (buyer, listing) pair once, interleaved so consecutive purchases touch other rows."""
+    return [(buyer, listing, price) for listing, price in listings for buyer in buyers]
+
+
+async def _mercato_purchase(client: httpx.AsyncClient, buyer: Buyer, listing: str, _price: int) -> str:
+    response = await client.post("/api/v1/orders", params={"wait": 30}, json={
+        "items": [{"listing_id": listing, "delivery": "digital", "quantity": 1}]},
+        headers={"Authorization": f"Bearer {buyer.token}", "Idempotency-Key": uuid.uuid4().hex})
+    if response.status_code >= 500:
+        return f"http_{response.status_code}"
+    if response.status_code != 201:
+        return f"refused_{response.json().get('code')}"
+    return str(response.json()["status"])
+
+
+async def _baseline_purchase(client: httpx.AsyncClient, buyer: Buyer, listing: str, price: int) -> str:
+    response = await client.post("/checkout", json={"user": buyer.user_id, "listing": listing, "amount": price})
+    return str(response.json()["status"]) if response.status_code == 200 else f"http_{response.status_code}"
+
+
+async def _closed_loop(base: str, purchase, work: list[tuple[Buyer, str, int]], *,  # type: ignore[no-untyped-def]
+                       concurrency: int, duration: float) -> Outcome:
+    queue = list(reversed(work))
+    counts: dict[str, int] = {}
+    latencies: list[float] = []
+    deadline = time.perf_counter() + duration
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(max_connections=concurrency)) as client:
+        async def worker() -> None:
+            while queue and time.perf_counter() < deadline:
+                buyer, listing, price = queue.pop()
+                started = time.perf_counter()
+                status = await purchase(client, buyer, listing, price)
+                latencies.append((time.perf_counter() - started) * 1000)
+                counts[status] = counts.get(status, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    completed = counts.pop("completed", 0)
+    return Outcome(completed, counts, latencies, elapsed)
+
+
+async def _open_loop(base: str, purchase, work: list[tuple[Buyer, str, int]], *,  # type: ignore[no-untyped-def]
+                     rate: float, duration: float) -> Outcome:
+    """Start one purchase every 1/rate s, whatever the earlier ones are doing."""
+    counts: dict[str, int] = {}
+    latencies: list[float] = []
+    total = min(len(work), max(1, int(rate * duration)))
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(max_connections=256)) as client:
+        async def one(buyer: Buyer, listing: str, price: int) -> None:
+            started = time.perf_counter()
+            status = await purchase(client, buyer, listing, price)
+            latencies.append((time.perf_counter() - started) * 1000)
+            counts[status] = counts.get(status, 0) + 1
+
+        tasks = []
+        started = time.perf_counter()
+        for n, (buyer, listing, price) in enumerate(work[:total]):
+            await asyncio.sleep(max(0.0, started + n / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(buyer, listing, price)))
+        await asyncio.gather(*tasks)
+        elapsed = time.perf_counter() - started
+    completed = counts.pop("completed", 0)
+    return Outcome(completed, counts, latencies, elapsed)
+
+
+async def _flash_sale(base: str, buyers: list[Buyer], listing: str) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    limits = httpx.Limits(max_connections=len(buyers), max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+        async def one(buyer: Buyer) -> None:
+            response = await client.post("/api/v1/orders", json={
+                "items": [{"listing_id": listing, "delivery": "physical", "quantity": 1}],
+                "shipping_address": ADDRESS},
+                headers={"Authorization": f"Bearer {buyer.token}", "Idempotency-Key": uuid.uuid4().hex})
+            key = str(response.status_code) if response.status_code != 409 else f"409_{response.json().get('code')}"
+            counts[key] = counts.get(key, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(buyer) for buyer in buyers), return_exceptions=False)
+        elapsed = time.perf_counter() - started
+    return {"answers": counts, "seconds": elapsed}
+
+
+async def _reserved(store: Store, listing: str) -> dict[str, int]:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(store.database_url)  # type: ignore[arg-type]
+    try:
+        async with engine.connect() as connection:
+            stock = (await connection.execute(text("SELECT stock FROM listings WHERE id = :id"), {"id": listing})).scalar()
+            ordered = (await connection.execute(text(
+                "SELECT coalesce(sum(l.quantity), 0) FROM order_lines l JOIN orders o ON o.id = l.order_id "
+                "WHERE l.listing_id = :id AND o.status NOT IN ('expired', 'canceled', 'failed')"),
+                {"id": listing})).scalar()
+            return {"stock_left": int(stock), "units_ordered": int(ordered)}
+    finally:
+        await engine.dispose()
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+def run(*, quick: bool = False, pg_url: str = DEFAULT_PG_URL) -> dict[str, Any]:
+    duration = 6.0 if quick else 15.0
+    results: dict[str, Any] = {"bars": BARS, "duration_s": duration}
+    with demo_store("postgresql", pg_url) as store:
+        listings = asyncio.run(_paid_digital_listings(store))
+        per_round = max(1, int(duration * 400 / len(listings)))  # enough pairs for a fast baseline
+        _log(f"{len(listings)} paid digital listings; creating {per_round * 3} buyers and the flash-sale crowd")
+        buyers = asyncio.run(_make_buyers(store, per_round * 3, funds=10_000_000))
+        crowd = asyncio.run(_make_buyers(store, 2000, funds=1_000_000))
+        flash_listing, _ = asyncio.run(_flash_listing(store, 100))
+        dsn = asyncpg_dsn(store.database_url)  # type: ignore[arg-type]
+        asyncio.run(create_checkout_tables(dsn, [b.user_id for b in buyers], 10_000_000))
+        baseline = Server("checkout", "bench.baselines:checkout", env={"BENCH_PG_DSN": dsn}, ready_path="/docs",
+                          log_dir=store.data_dir)
+        with running(store.server("mercato"), baseline) as (mercato, checkout):
+            asyncio.run(_sign_in(mercato.base_url, buyers + crowd))
+            rounds = [buyers[:per_round], buyers[per_round:2 * per_round], buyers[2 * per_round:]]
+            _log("PERF-4: the one-transaction baseline")
+            base = asyncio.run(_closed_loop(checkout.base_url, _baseline_purchase, _purchases(rounds[0], listings),
+                                            concurrency=16, duration=duration))
+            _log("PERF-4: Mercato's saga")
+            saga = asyncio.run(_closed_loop(mercato.base_url, _mercato_purchase, _purchases(rounds[1], listings),
+                                            concurrency=16, duration=duration))
+            _log(f"PERF-4: the saga's latency at {saga.rate / 2:.1f} orders/s")
+            paced = asyncio.run(_open_loop(mercato.base_url, _mercato_purchase, _purchases(rounds[2], listings),
+                                           rate=max(0.5, saga.rate / 2), duration=duration))
+            _log("PERF-5: 2,000 buyers, 100 copies")
+            flash = asyncio.run(_flash_sale(mercato.base_url, crowd, flash_listing))
+            flash.update(asyncio.run(_reserved(store, flash_listing)))
+    results["baseline"] = {"rate": base.rate, "other": base.other, "p50_ms": base.p(0.5)}
+    results["saga"] = {"rate": saga.rate, "other": saga.other, "p50_ms": saga.p(0.5), "p99_ms": saga.p(0.99)}
+    results["paced"] = {"rate": paced.completed / paced.seconds if paced.seconds else 0, "target_rate": saga.rate / 2,
+                        "other": paced.other, "p50_ms": paced.p(0.5), "p99_ms": paced.p(0.99)}
+    results["ratio"] = saga.rate / base.rate if base.rate else 0.0
+    results["flash"] = flash
+    return results
+
+
+def report_lines(results: dict[str, Any]) -> dict[str, list[str]]:
+    ratio, p99 = results["ratio"], results["paced"]["p99_ms"]
+    passed = ratio >= BARS["ratio"] and p99 < BARS["p99_ms"] and not results["paced"]["other"]
+    flash = results["flash"]
+    answers = flash["answers"]
+    sold = answers.get("201", 0)
+    errors = sum(n for code, n in answers.items() if code.startswith("5"))
+    flash_ok = (sold == 100 and flash["units_ordered"] == 100 and flash["stock_left"] == 0 and errors == 0
+                and flash["seconds"] < BARS["flash_seconds"])
+    return {
+        "PERF-4": [f"PERF-4 ratio={ratio:.2f} bar={BARS['ratio']} p99={p99:.0f}ms bar={BARS['p99_ms']:.0f}ms "
+                   f"{'PASS' if passed else 'FAIL'}",
+                   f"  baseline {results['baseline']['rate']:.1f} orders/s, saga {results['saga']['rate']:.1f} "
+                   f"completed/s (p50 {results['saga']['p50_ms']:.0f} ms), paced at "
+                   f"{results['paced']['target_rate']:.1f}/s: p50 {results['paced']['p50_ms']:.0f} ms; "
+                   f"not completed: {results['saga']['other'] or results['paced']['other'] or 'none'}"],
+        "PERF-5": [f"PERF-5 sold={sold} oversold={max(0, flash['units_ordered'] - 100)} 5xx={errors} "
+                   f"done={flash['seconds']:.1f}s bar=100/0/0/<{BARS['flash_seconds']:.0f}s "
+                   f"{'PASS' if flash_ok else 'FAIL'}",
+                   f"  answers {answers}, stock left {flash['stock_left']}"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    results = run(quick=args.quick, pg_url=args.pg_url)
+    for lines in report_lines(results).values():
+        print("\n".join(lines))
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(results, out, indent=2, default=str)
+
+
+if __name__ == "__main__":
+    main()
