@@ -11,7 +11,6 @@ scheduler`` when scaled.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from mercato.bus.metrics import SWEEP_RUNS
 from mercato.kit.clock import utcnow
 from mercato.kit.db import Database
 from mercato.kit.logging import log
+from mercato.kit.tasks import cancel_and_wait
 
 SweepFunction = Callable[[Any], Awaitable[Any]]
 
@@ -59,11 +59,7 @@ class Scheduler:
         self._tasks = [asyncio.create_task(self._loop(s), name=f"sweep:{s.name}") for s in self.sweeps]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks, what="sweeps")
         self._tasks = []
 
     async def _loop(self, item: Sweep) -> None:

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from mercato.bus import repository
+from mercato.kit.tasks import cancel_and_wait
 from mercato.bus.delivery import Deliverer, RetryPolicy
 from mercato.bus.metrics import DEAD_LETTERS, OUTBOX_BACKLOG, PENDING
 from mercato.bus.outbox import register_wakeup, unregister_wakeup
@@ -83,9 +84,7 @@ class Bus:
         await self.scheduler.stop()
         if self._relay_task is not None:
             unregister_wakeup(self._wakeup)
-            self._relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._relay_task
+            await cancel_and_wait([self._relay_task], what="bus relay")
             self._relay_task = None
         await self.transport.stop()
 

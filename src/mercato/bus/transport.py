@@ -21,6 +21,7 @@ from taskiq import AsyncBroker, InMemoryBroker
 from taskiq.api import run_receiver_task
 
 from mercato.kit.logging import log
+from mercato.kit.tasks import cancel_and_wait
 
 OnJob = Callable[[str, uuid.UUID], Awaitable[Any]]
 TASK_NAME = "mercato.bus.deliver"
@@ -116,17 +117,12 @@ class Transport:
 
     async def stop(self) -> None:
         if self._receiver is not None:
-            self._receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._receiver
+            await cancel_and_wait([self._receiver], what="broker receiver")
             self._receiver = None
         if self.in_process:
             # Jobs still queued in this process are cancelled, not awaited: their deliveries stay
             # pending in the database and the next start re-drives them.
-            running = list(getattr(self.broker, "_running_tasks", ()))
-            for task in running:
-                task.cancel()
-            await asyncio.gather(*running, return_exceptions=True)
+            await cancel_and_wait(list(getattr(self.broker, "_running_tasks", ())), what="in-process deliveries")
         if self._started:
             with contextlib.suppress(Exception):
                 await self.broker.shutdown()

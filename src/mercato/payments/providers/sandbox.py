@@ -14,7 +14,6 @@ a timestamp more than :data:`TOLERANCE_SECONDS` away from now is refused as stal
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -33,6 +32,7 @@ from mercato.kit.clock import utcnow
 from mercato.kit.db import Database
 from mercato.kit.errors import Conflict, NotFound, ValidationFailed
 from mercato.kit.logging import log
+from mercato.kit.tasks import cancel_and_wait
 from mercato.models import Payment, SandboxPayment
 from mercato.payments import repository
 from mercato.payments.errors import InvalidSignature, MalformedWebhook, ProviderError, StaleWebhook
@@ -285,11 +285,7 @@ class SandboxProvider:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(list(self._tasks), what="sandbox webhooks")
 
 
 def report_of(row: SandboxPayment, now: datetime) -> ProviderStatus:
