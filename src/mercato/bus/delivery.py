@@ -73,7 +73,6 @@ class Deliverer:
     async def _deliver(self, subscriber_name: str, event_id: uuid.UUID) -> str:
         subscriber = self.registry.get(subscriber_name)
         await failpoint("delivery.start")
-        chained: tuple[str, uuid.UUID] | None = None
         # Cheap checks on the reader first: a duplicate or an out-of-order job must not
         # take the (single, on SQLite) write connection.
         async with self.db.read_session() as reader:
@@ -99,16 +98,23 @@ class Deliverer:
                     await self._run(subscriber.handler, session, event)
                 if not await repository.mark_done(session, subscriber_name, event_id, utcnow()):
                     raise StaleDelivery(f"delivery {subscriber_name}/{event_id} changed state while running")
-                following = await repository.next_pending_in_subject(session, subscriber_name, delivery.subject,
-                                                                     delivery.sequence)
-                if following is not None:
-                    chained = (following.subscriber, following.event_id)
             await failpoint("delivery.after_commit")
             DELIVERY_LAG.labels(subscriber_name).observe(max(0.0, (utcnow() - event.time).total_seconds()))
         except Exception as exc:
             return await self._failed(subscriber_name, event_id, exc)
-        if chained is not None:  # the next event of this subject may go now
-            await self.kick(*chained)
+        # The next event of this subject may go now. Looked up after the commit: a later
+        # delivery that checked while this one was still pending (and deferred itself) is
+        # committed by then, so it is found here; looked up inside the transaction it could
+        # be missed and wait for the redelivery sweep.
+        try:
+            async with self.db.read_session() as reader:
+                following = await repository.next_pending_in_subject(reader, subscriber_name, delivery.subject,
+                                                                     delivery.sequence)
+        except Exception:  # the sweep re-drives it
+            log.exception("bus: could not look up the next delivery of a subject", subscriber=subscriber_name)
+            following = None
+        if following is not None:
+            await self.kick(following.subscriber, following.event_id)
         return "done"
 
     @staticmethod
