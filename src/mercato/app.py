@@ -22,6 +22,7 @@ from mercato.bus import endpoints as bus_endpoints
 from mercato.catalog import endpoints as catalog_endpoints
 from mercato.coupons import endpoints as coupons_endpoints
 from mercato.earnings import endpoints as earnings_endpoints
+from mercato.history import endpoints as history_endpoints
 from mercato.bus.registry import load_handlers
 from mercato.bus.service import Bus
 from mercato.config import Settings, load_settings
@@ -29,6 +30,8 @@ from mercato.kit import idempotency
 from mercato.kit.errors import ProblemModel
 from mercato.kit.http import BodyPolicy, BodyRule, RequestMiddleware, install_error_handlers
 from mercato.kit.logging import configure_logging
+from mercato.installs import agent as installs_agent
+from mercato.installs import endpoints as installs_endpoints
 from mercato.library import endpoints as library_endpoints
 from mercato.licences import endpoints as licences_endpoints
 from mercato.live import endpoints as live_endpoints
@@ -47,6 +50,7 @@ from mercato.refunds import endpoints as refunds_endpoints
 from mercato.review import endpoints as review_endpoints
 from mercato.runtime import Runtime
 from mercato.stats import endpoints as stats_endpoints
+from mercato.sync import endpoints as sync_endpoints
 from mercato.wallet import endpoints as wallet_endpoints
 from mercato.webhooks import endpoints as webhooks_endpoints
 
@@ -105,6 +109,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(coupons_endpoints.router, prefix=API_PREFIX)
     app.include_router(earnings_endpoints.router, prefix=API_PREFIX)
     app.include_router(payments_endpoints.router, prefix=API_PREFIX)
+    app.include_router(installs_endpoints.router, prefix=API_PREFIX)
+    app.include_router(installs_agent.router, prefix=API_PREFIX)
+    app.include_router(history_endpoints.router, prefix=API_PREFIX)
+    app.include_router(sync_endpoints.router, prefix=API_PREFIX)
     if settings.sandbox_payments_enabled:  # the built-in provider's pay page and API (docs/payments.md)
         app.include_router(sandbox_endpoints.router)
     payment_providers.configure(settings)

@@ -162,6 +162,30 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = Field(default=None, description=(
         "Signing secret (whsec_…) of the Stripe webhook endpoint /api/v1/payments/webhooks/stripe."))
 
+    # installs on instances (I1–I6, docs/installs.md)
+    installs_status_sweep_seconds: float = Field(default=120.0, gt=0, description=(
+        "How often status correction compares reported inventories with the records and fails "
+        "tasks past their deadline (I5)."))
+    installs_task_deadline_seconds: int = Field(default=900, ge=10, description=(
+        "A dispatched or running task must report (progress or result) within this many seconds; "
+        "each report extends it. Past it, status correction fails the task."))
+    installs_task_max_attempts: int = Field(default=3, ge=1, le=20, description=(
+        "Attempts a task may take: retrying a failed task adds one, up to this."))
+    installs_heartbeat_stale_seconds: int = Field(default=300, ge=10, description=(
+        "An inventory older than this is not trusted for status correction (the agent is away)."))
+
+    # operation history and incremental sync (O2, S1, S2; docs/history.md, docs/sync.md)
+    history_retention_days: int = Field(default=30, ge=1, description=(
+        "How long operation history entries are kept (GET /me/history); a daily sweep deletes older ones."))
+    sync_tombstone_retention_days: int = Field(default=30, ge=1, description=(
+        "How long the catalog change feed keeps tombstones of removed listings; a client whose cursor "
+        "is older than the purged tombstones gets `reset` with a full snapshot."))
+    sync_page_limit: int = Field(default=500, ge=1, le=5000, description=(
+        "Most changes in one GET /sync/catalog answer (clients ask for fewer with `limit`)."))
+    sync_head_cache_seconds: float = Field(default=2.0, ge=0, description=(
+        "How long the feed's head position is cached for unchanged polls (304); a recorded change "
+        "evicts it at once in this process and in a shared cache."))
+
     log_level: str = "INFO"
     log_json: bool = False
     testing: bool = False

@@ -399,6 +399,10 @@ from tests.access.matrix_rows_licences import MATRIX_ROWS as LICENCES_MATRIX_ROW
 
 MATRIX.extend(LICENCES_MATRIX_ROWS)
 
+from tests.access.matrix_rows_installs import MATRIX_ROWS as INSTALLS_MATRIX_ROWS  # noqa: E402
+
+MATRIX.extend(INSTALLS_MATRIX_ROWS)
+
 from tests.access.matrix_rows_money_payouts import MATRIX_ROWS as MONEY_PAYOUTS_MATRIX_ROWS  # noqa: E402
 
 MATRIX.extend(MONEY_PAYOUTS_MATRIX_ROWS)
@@ -406,6 +410,14 @@ MATRIX.extend(MONEY_PAYOUTS_MATRIX_ROWS)
 from tests.access.matrix_rows_orders import MATRIX_ROWS as ORDERS_MATRIX_ROWS  # noqa: E402
 
 MATRIX.extend(ORDERS_MATRIX_ROWS)
+
+from tests.access.matrix_rows_history import MATRIX_ROWS as HISTORY_MATRIX_ROWS  # noqa: E402
+
+MATRIX.extend(HISTORY_MATRIX_ROWS)
+
+from tests.access.matrix_rows_sync import MATRIX_ROWS as SYNC_MATRIX_ROWS  # noqa: E402
+
+MATRIX.extend(SYNC_MATRIX_ROWS)
 
 
 @dataclass

@@ -184,3 +184,15 @@ POLICY.update(RECEIPTS_POLICY_ROWS)
 from tests.access.policy_rows_orders import POLICY_ROWS as ORDERS_POLICY_ROWS  # noqa: E402
 
 POLICY.update(ORDERS_POLICY_ROWS)
+
+from tests.access.policy_rows_installs import POLICY_ROWS as INSTALLS_POLICY_ROWS  # noqa: E402
+
+POLICY.update(INSTALLS_POLICY_ROWS)
+
+from tests.access.policy_rows_history import POLICY_ROWS as HISTORY_POLICY_ROWS  # noqa: E402
+
+POLICY.update(HISTORY_POLICY_ROWS)
+
+from tests.access.policy_rows_sync import POLICY_ROWS as SYNC_POLICY_ROWS  # noqa: E402
+
+POLICY.update(SYNC_POLICY_ROWS)

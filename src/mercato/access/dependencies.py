@@ -27,6 +27,7 @@ from mercato.access.principal import Principal
 from mercato.accounts import service as accounts
 from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
+from mercato.installs.auth import INSTANCE_TOKEN_PREFIX, identify_instance
 from mercato.kit import idempotency
 from mercato.kit.errors import Forbidden, Unauthenticated
 from mercato.kit.routing import get_runtime
@@ -106,6 +107,30 @@ def requires(permission: Permission) -> Any:
         return principal
 
     return Depends(_policy(authorize, permission.value))
+
+
+def requires_instance() -> Any:
+    """Routes of the install agent (policy ``agent:connect``): an instance token only.
+
+    No credentials or an unknown/revoked token: 401. A user's access or API token: 403
+    (audited): these routes act for one instance, and an instance token opens nothing else.
+    """
+    async def authorize_instance(request: Request, credentials: Annotated[
+            HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+        if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+            raise Unauthenticated("Send Authorization: Bearer <instance token>.")
+        if not credentials.credentials.startswith(INSTANCE_TOKEN_PREFIX):
+            principal = await _principal_or_none(request, credentials)  # 401 when it is no valid token
+            assert principal is not None
+            await _audit_denied(request, principal, Permission.agent_connect)
+            raise Forbidden("This route takes an instance token (mci_…), shown when the instance was registered.")
+        async with get_runtime(request).db.read_session() as session:
+            principal = await identify_instance(session, credentials.credentials)
+        if principal is None:
+            raise Unauthenticated("The instance token is invalid or revoked (the instance was deleted).")
+        return principal
+
+    return Depends(_policy(authorize_instance, Permission.agent_connect.value))
 
 
 async def _audit_denied(request: Request, principal: Principal, permission: Permission) -> None:

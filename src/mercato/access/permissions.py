@@ -63,6 +63,8 @@ class Permission(StrEnum):
     entitlement_grant = "entitlement:grant"
     stats_read = "stats:read"
     notification_read = "notification:read"
+    history_read = "history:read"
+    sync_read = "sync:read"
     # runtime store policies (O4)
     settings_read = "settings:read"
     settings_write = "settings:write"
@@ -83,6 +85,15 @@ class Permission(StrEnum):
     payout_decide = "payout:decide"
     # licence key pools (M12)
     licence_key_manage = "licence_key:manage"
+    # installs on the user's instances (I1–I6)
+    instance_read = "instance:read"
+    instance_manage = "instance:manage"
+    installation_manage = "installation:manage"
+    task_read = "task:read"
+    task_manage = "task:manage"
+    # the install agent's routes: held by instance tokens only (no role grants it)
+    agent_connect = "agent:connect"
+    runtime_read = "runtime:read"
 
 
 class Condition(StrEnum):

@@ -22,6 +22,8 @@ USER_GRANTS: dict[Permission, Condition] = {
     P.rating_write: C.own,
     P.library_read: C.own,
     P.notification_read: C.own,
+    P.history_read: C.own,
+    P.sync_read: C.own,
     P.wallet_read: C.own,
     P.payment_read: C.own,
     P.payment_create: C.own,
@@ -29,6 +31,11 @@ USER_GRANTS: dict[Permission, Condition] = {
     P.order_create: C.own,
     P.order_read: C.own,
     P.order_cancel: C.own,
+    P.instance_read: C.own,
+    P.instance_manage: C.own,
+    P.installation_manage: C.own,
+    P.task_read: C.own,
+    P.task_manage: C.own,
 }
 
 DEVELOPER_GRANTS: dict[Permission, Condition] = {
@@ -113,6 +120,9 @@ MARKETPLACE_ADMIN_GRANTS: dict[Permission, Condition] = {
     P.payout_decide: C.any,
     P.payout_request: C.any,
     P.refund_decide: C.any,
+    P.instance_read: C.any,
+    P.task_read: C.any,
+    P.runtime_read: C.any,
 }
 
 SUPER_ADMIN_GRANTS: dict[Permission, Condition] = {permission: C.any for permission in Permission}

@@ -68,3 +68,5 @@ class AuditAction(StrEnum):
     order_cancel = "order:cancel"
     order_ship = "order:ship"
     order_deliver = "order:deliver"
+    instance_register = "instance:register"
+    instance_delete = "instance:delete"

@@ -97,6 +97,22 @@ EVENT_TYPES: dict[str, tuple[str, str]] = {
     "payout.requested": ("earnings", "{payout_id, publisher_id, amount, currency, requested_by}"),
     "payout.approved": ("earnings", "{payout_id, publisher_id, amount, currency, decided_by}"),
     "payout.rejected": ("earnings", "{payout_id, publisher_id, amount, currency, decided_by, reason}"),
+    # installs (I1–I6): ``user_id`` is the owner, so the owner's live stream carries them
+    "instance.registered": ("installs", "{instance_id, user_id, name}"),
+    "instance.deleted": ("installs", "{instance_id, user_id, name}"),
+    "installation.created": ("installs", "{installation_id, instance_id, user_id, listing_id, name, state, version}"),
+    "installation.state_changed": ("installs", "{installation_id, instance_id, user_id, listing_id, name, from, to, "
+                                               "version}"),
+    "installation.update_available": ("installs", "{installation_id, instance_id, user_id, listing_id, version, "
+                                                  "installed_version, auto_upgrade: bool}"),
+    "task.queued": ("installs", "{task_id, instance_id, installation_id, user_id, kind, state, version, attempt}"),
+    "task.dispatched": ("installs", "{task_id, instance_id, installation_id, user_id, kind, state, version, attempt}"),
+    "task.progress": ("installs", "{task_id, instance_id, installation_id, user_id, kind, state, progress, message}"),
+    "task.succeeded": ("installs", "{task_id, instance_id, installation_id, user_id, kind, state, version, message}"),
+    "task.failed": ("installs", "{task_id, instance_id, installation_id, user_id, kind, state, version, message}"),
+    "task.canceled": ("installs", "{task_id, instance_id, installation_id, user_id, kind, state, version, message}"),
+    "status.corrected": ("installs", "{resource: installation|task, id, user_id, instance_id, field, old, new, "
+                                     "reason}"),
 }
 
 

@@ -31,6 +31,9 @@ ALL_EVENTS = "*"
 # Domains whose handlers.py the store loads at start.
 HANDLER_MODULES = ("catalog", "review", "notifications", "webhooks", "live", "policies", "wallet", "refunds", "earnings", "payments",
                    "orders", "library")
+HANDLER_MODULES += ("installs",)
+HANDLER_MODULES += ("history", "sync")
+HANDLER_MODULES += ("stats",)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -325,6 +326,12 @@ async def count(session: AsyncSession, listing_id: uuid.UUID, *, day_stat: str |
     if day_stat is not None:
         await repository.add_daily(session, listing_id, utcnow().date(),
                                    **{day_stat: sum(increments.values())})
+
+
+async def add_to_day(session: AsyncSession, listing_id: uuid.UUID, day: date, **increments: int) -> None:
+    """Add to one listing's figures of one day only (the stats module books revenue so,
+    on the day of the sale or refund); a negative increment takes away."""
+    await repository.add_daily(session, listing_id, day, **increments)
 
 
 async def add_rating(session: AsyncSession, listing_id: uuid.UUID, *, count: int, total: int) -> None:

@@ -8,7 +8,9 @@ from mercato.models.catalog import (
     Category, Listing, ListingDailyStat, ListingReview, ListingVersion, ReviewTask,
 )
 from mercato.models.bus import EventDelivery, ProcessedEvent, SweepLease
+from mercato.models.history import HistoryEntry  # noqa: F401
 from mercato.models.idempotency import IdempotencyRecord
+from mercato.models.installs import Installation, InstallTask, Instance  # noqa: F401
 from mercato.models.library import Entitlement
 from mercato.models.money import (
     Coupon, CouponRedemption, LedgerAccount, LedgerEntry, LedgerTransaction, LicenceKey, Order, OrderLine, Payment,
@@ -19,6 +21,7 @@ from mercato.models.outbox import OutboxEvent
 from mercato.models.policies import StoreSetting  # noqa: F401
 from mercato.models.publishers import Publisher, PublisherApplication, PublisherMember
 from mercato.models.sandbox import SandboxPayment  # noqa: F401
+from mercato.models.sync import CatalogChange, SyncCounter  # noqa: F401
 from mercato.models.webhooks import Webhook, WebhookAttempt, WebhookDelivery  # noqa: F401
 
 __all__ = [
