@@ -192,3 +192,8 @@ _publisher.register(app)
 from mercato.cli import licence as _licence  # noqa: E402
 
 _licence.register(app)
+
+# The install agent (agent --server --token --root): mercato/agent/cli.py
+from mercato.agent import cli as _agent
+
+_agent.register(app)
