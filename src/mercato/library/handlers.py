@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.bus.registry import subscribe
+from mercato.kit.failpoints import failpoint
 from mercato.library import repository, service
 
 
@@ -94,6 +95,7 @@ async def _grant_or_refuse(session: AsyncSession, event: CloudEvent, lines: list
         await publish(session, CloudEvent(type="entitlement.refused", subject=str(order_id), data={
             "order_id": str(order_id), "user_id": str(user_id), "reason": refused.reason, "detail": refused.detail,
             "total": data.get("total"), "currency": data.get("currency")}))
+    await failpoint("saga.after_grant")
 
 
 @subscribe("order.paid", name="library.grant_on_paid")

@@ -13,6 +13,7 @@ from mercato.access.dependencies import idempotent, requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.errors import Forbidden
+from mercato.kit.failpoints import failpoint
 from mercato.kit.money import Money
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
 from mercato.kit.routing import (
@@ -95,6 +96,7 @@ async def create_order(body: OrderCreate, actor: Buyer, key: Annotated[str, idem
     # commit and the stored reply leaves the key retryable, and the retry finds this order
     # by its (user, key) pair.
     await session.commit()
+    await failpoint("saga.after_checkout_commit")  # committed, no reply stored (tests/money/test_saga_faults.py)
     await _wait_settled(rt, order.id, wait)
     return await _read(rt, actor, order.id)
 

@@ -16,6 +16,7 @@ from mercato.bus.events import CloudEvent
 from mercato.bus.registry import subscribe
 from mercato.bus.scheduler import sweep
 from mercato.catalog import service as catalog
+from mercato.kit.failpoints import failpoint
 from mercato.kit.logging import log
 from mercato.notifications import service as notifications
 from mercato.orders import service
@@ -34,6 +35,7 @@ async def on_debited(session: AsyncSession, event: CloudEvent) -> None:
     order_id = _order_id(event)
     if order_id is not None:
         await service.on_debited(session, order_id=order_id)
+        await failpoint("saga.after_paid")
 
 
 @subscribe("wallet.debit_refused", name="orders.on_debit_refused")
@@ -52,6 +54,7 @@ async def on_payment_succeeded(session: AsyncSession, event: CloudEvent) -> None
     await service.on_payment_succeeded(session, payment_id=uuid.UUID(data["payment_id"]), order_id=order_id,
                                        user_id=uuid.UUID(data["user_id"]), provider=data["provider"],
                                        amount=int(data["amount"]), currency=data["currency"])
+    await failpoint("saga.after_shortfall_paid")
 
 
 @subscribe("entitlement.granted", name="orders.complete_on_granted")
@@ -59,6 +62,7 @@ async def complete_on_granted(session: AsyncSession, event: CloudEvent) -> None:
     order_id = _order_id(event)
     if order_id is not None and event.data.get("source") == "purchase":
         await service.complete(session, order_id=order_id)
+        await failpoint("saga.after_completion")
 
 
 @subscribe("entitlement.refused", name="orders.fail_on_refused")
@@ -67,6 +71,7 @@ async def fail_on_refused(session: AsyncSession, event: CloudEvent) -> None:
     if order_id is not None:
         reason = event.data.get("detail") or event.data.get("reason") or "The purchase could not be delivered"
         await service.fail(session, order_id=order_id, reason=str(reason)[:2000])
+        await failpoint("saga.after_failure")
 
 
 @subscribe("order.completed", name="orders.notify_completed")

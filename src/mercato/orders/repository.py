@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.kit.db import insert_unless_conflict, refresh_if_held
@@ -172,3 +172,36 @@ async def return_stock(session: AsyncSession, listing_id: uuid.UUID, quantity: i
     await session.execute(update(Listing).where(Listing.id == listing_id, Listing.stock.is_not(None))
                           .values(stock=Listing.stock + quantity).execution_options(synchronize_session=False))
     await refresh_if_held(session, Listing, listing_id)
+
+
+# --- refunds (the refunds module's writes on orders, through orders.service) ------------------------
+
+REFUNDABLE = ("completed", "partially_refunded")
+
+
+async def take_refunded_units(session: AsyncSession, line_id: uuid.UUID, *, quantity: int, amount: int) -> bool:
+    """Count ``quantity`` more units of the line as refunded; False when that would refund
+    more units than were bought (a concurrent refund got there first)."""
+    changed = await session.execute(
+        update(OrderLine).where(OrderLine.id == line_id, OrderLine.refunded_quantity + quantity <= OrderLine.quantity)
+        .values(refunded_quantity=OrderLine.refunded_quantity + quantity,
+                refunded_amount=OrderLine.refunded_amount + amount)
+        .execution_options(synchronize_session=False))
+    return changed.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def lock_lines(session: AsyncSession, line_ids: Iterable[uuid.UUID]) -> None:
+    """Row locks on the lines until the transaction ends (PostgreSQL; SQLite's single writer
+    serialises anyway), taken in id order so two lockers never wait on each other."""
+    await session.execute(select(OrderLine.id).where(OrderLine.id.in_(sorted(set(line_ids))))
+                          .order_by(OrderLine.id).with_for_update())
+
+
+async def add_refunded(session: AsyncSession, order_id: uuid.UUID, amount: int, *, at: datetime) -> None:
+    """Raise the order's refunded amount; the order becomes refunded once all of it is
+    (SET expressions read the row as it was, on SQLite and PostgreSQL alike)."""
+    await session.execute(
+        update(Order).where(Order.id == order_id, Order.status.in_(REFUNDABLE))
+        .values(refunded_amount=Order.refunded_amount + amount, updated_at=at,
+                status=case((Order.refunded_amount + amount >= Order.total, "refunded"), else_="partially_refunded"))
+        .execution_options(synchronize_session=False))

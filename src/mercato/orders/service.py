@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +36,7 @@ from mercato.catalog import service as catalog
 from mercato.catalog.errors import ListingNotFound
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden
+from mercato.kit.failpoints import failpoint
 from mercato.ledger.errors import InsufficientFunds
 from mercato.library import service as library
 from mercato.models import Order, OrderLine, Shipment
@@ -247,7 +249,12 @@ async def create(session: AsyncSession, *, actor: Principal, idempotency_key: st
                           created_at=now, updated_at=now)
                  for publisher_id in dict.fromkeys(line.publisher_id for line in priced if line.delivery == "physical")]
 
-    # Reserve in listing order so concurrent multi-item orders never wait on each other in a cycle.
+    if not await repository.add(session, order, lines, shipments):
+        # The same key won by a concurrent request that committed first: that order is the answer.
+        raise OrderTransitionRefused("An order with this Idempotency-Key is being created; retry to get it.")
+    # Stock is reserved after the inserts, so the hot stock rows stay locked for as short a time
+    # as possible (a flash sale queues on them: PERF-5); a refusal rolls the inserts back. In
+    # listing order, so concurrent multi-item orders never wait on each other in a cycle.
     wanted: dict[uuid.UUID, int] = defaultdict(int)
     for line in priced:
         if line.delivery == "physical":
@@ -256,15 +263,12 @@ async def create(session: AsyncSession, *, actor: Principal, idempotency_key: st
         if not await repository.reserve_stock(session, listing_id, wanted[listing_id]):
             title = next(line.title for line in priced if line.listing_id == listing_id)
             raise OutOfStock(f"Fewer than {wanted[listing_id]} of {title} are left.")
-
-    if not await repository.add(session, order, lines, shipments):
-        # The same key won by a concurrent request that committed first: that order is the answer.
-        raise OrderTransitionRefused("An order with this Idempotency-Key is being created; retry to get it.")
     if coupon_id is not None:
         from mercato.coupons import service as coupons
 
         await coupons.redeem(session, coupon_id=coupon_id, user_id=actor.user_id, order_id=order_id)
     await _publish(session, order, "order.created", lines=[_line_data(line) for line in lines])
+    await failpoint("saga.after_order_created")  # written, not committed (tests/money/test_saga_faults.py)
     if order.total == 0:
         await _settle_free(session, order, lines)
     return order
@@ -354,7 +358,11 @@ async def on_payment_succeeded(session: AsyncSession, *, payment_id: uuid.UUID, 
     order = await repository.by_id(session, order_id, fresh=True)
     if order is not None and order.status in UNPAID and order.user_id == user_id \
             and not await _debit_and_mark_paid(session, order):
-        return  # still short: the money waits in the wallet for the next attempt
+        # Either still short, or the order left UNPAID meanwhile (the expiry sweep or the
+        # buyer won the race: QUALITY M8), and then the late money must go back below.
+        await session.refresh(order)
+        if order.status in UNPAID:
+            return  # still short: the money waits in the wallet for the next attempt
     # The part of the payment still in the wallet was not needed by this order.
     excess = min(amount, await wallet.balance(session, user_id))
     if excess > 0:
@@ -589,3 +597,37 @@ async def _for_fulfilment(session: AsyncSession, actor: Principal, order_id: uui
     if not mine:
         raise OrderNotFound(f"There is no order {order_id}.")
     return order, mine
+
+
+# --- what other modules read and change of an order (receipts, refunds, stats) -------------------------
+
+REFUNDABLE = repository.REFUNDABLE
+
+
+async def find(session: AsyncSession, order_id: uuid.UUID, *, buyer_id: uuid.UUID | None = None) -> Order | None:
+    """The order, read fresh; with ``buyer_id`` only if it is that user's (others' orders do
+    not exist for them). None when there is none."""
+    return await repository.visible(session, order_id, buyer_id=buyer_id)
+
+
+async def lines(session: AsyncSession, order_id: uuid.UUID) -> list[OrderLine]:
+    """The order's lines in their order."""
+    return await _lines(session, order_id)
+
+
+async def lock_lines(session: AsyncSession, line_ids: Iterable[uuid.UUID]) -> None:
+    """Hold the lines until the caller's transaction ends (refund settlements of one line
+    take turns, so each sees what the ones before it reversed)."""
+    await repository.lock_lines(session, line_ids)
+
+
+async def take_refunded_units(session: AsyncSession, line_id: uuid.UUID, *, quantity: int, amount: int) -> bool:
+    """A refund takes ``quantity`` units of the line (worth ``amount``): False, changing
+    nothing, when fewer are left unrefunded (a concurrent refund took them)."""
+    return await repository.take_refunded_units(session, line_id, quantity=quantity, amount=amount)
+
+
+async def add_refunded(session: AsyncSession, order_id: uuid.UUID, amount: int, *, at: datetime) -> None:
+    """Count ``amount`` more of a completed order as refunded: ``partially_refunded``, or
+    ``refunded`` once all of its total is."""
+    await repository.add_refunded(session, order_id, amount, at=at)

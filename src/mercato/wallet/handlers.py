@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mercato.bus.context import current_bus
 from mercato.bus.events import CloudEvent
 from mercato.bus.registry import subscribe
+from mercato.kit.failpoints import failpoint
 from mercato.policies import service as policies
 from mercato.wallet import service
 
@@ -57,9 +58,11 @@ async def debit_order(session: AsyncSession, event: CloudEvent) -> None:
         held = await service.balance(session, user_id)
         await publish(session, CloudEvent(type="wallet.debit_refused", subject=str(order_id), data={
             **reply, "balance": held, "shortfall": total - held}))
+        await failpoint("saga.after_debit_refused")
         return
     await publish(session, CloudEvent(type="wallet.debited", subject=str(order_id), data={
         **reply, "transaction_id": str(posted.transaction.id)}))
+    await failpoint("saga.after_debit")
 
 
 @subscribe("entitlement.refused", "order.canceled", "order.expired", "order.failed", name="wallet.return_escrow")
@@ -79,6 +82,7 @@ async def return_escrow(session: AsyncSession, event: CloudEvent) -> None:
     await service.return_escrow(session, reference=f"order-compensate:{order_id}", order_id=order_id,
                                 user_id=uuid.UUID(data["user_id"]), amount=total, currency=data["currency"],
                                 memo="Order refunded: it did not complete")
+    await failpoint("saga.after_compensation")
 
 
 @subscribe("order.completed", name="earnings.settle")
@@ -90,3 +94,4 @@ async def settle_order(session: AsyncSession, event: CloudEvent) -> None:
                                splits=[service.Split(uuid.UUID(line["publisher_id"]), int(line["total"]))
                                        for line in data.get("lines", [])],
                                commission_bps=int(data["commission_bps"]), currency=data["currency"])
+    await failpoint("saga.after_settlement")

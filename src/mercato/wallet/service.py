@@ -30,10 +30,15 @@ class Split:
     """One line's share at completion: what the publisher earns and what the platform keeps."""
 
     publisher_id: uuid.UUID
-    amount: int  # the line's total as paid
+    amount: int  # the line's total as paid (or, for a refund, the part of it refunded now)
+    reversed_before: int = 0  # refunds only: how much of the line earlier refunds reversed
 
     def commission(self, commission_bps: int) -> int:
-        return self.amount * commission_bps // 10_000
+        """The commission on this amount. For a refund, the difference of the rounded
+        commission on the running refunded total, so that refunding a line in parts gives
+        back exactly what the sale took (3 × 333 at 20 %: 66 + 67 + 66 = 199, not 3 × 66)."""
+        before = self.reversed_before * commission_bps // 10_000
+        return (self.reversed_before + self.amount) * commission_bps // 10_000 - before
 
 
 async def balance(session: AsyncSession, user_id: uuid.UUID) -> int:
