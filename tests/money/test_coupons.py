@@ -1,6 +1,8 @@
 """M8 coupons: CRUD and scopes through the API; quote, redeem and release through the
-service the orders module calls (orders are arranged as rows: the orders module is not
-under test here)."""
+service the orders module calls (orders arranged as rows); and checkout with a coupon end
+to end through the API: the discount frozen in the order, the ledger, the publisher's
+earnings and the commission on the discounted price, the limits enforced, also under
+concurrent checkouts."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from mercato.coupons import service as coupons
 from mercato.coupons.errors import (
@@ -28,6 +30,16 @@ from tests.catalog.support import Shop
 from tests.conftest import Actor, Actors
 from tests.library.support import publish_listing
 from tests.money.invariants import assert_money_invariants
+from tests.money.orders_support import (
+    Seller,
+    account_balance,
+    balance,
+    fund,
+    item,
+    order_of,
+    place,
+    quiet,
+)
 
 V1 = "/api/v1"
 PAID = [{"delivery": "digital", "price": {"amount": 1000, "currency": "USD"}}]
@@ -355,4 +367,165 @@ async def test_an_inactive_coupon_cannot_be_redeemed(client: httpx.AsyncClient, 
             await coupons.redeem(session, coupon_id=uuid.UUID(coupon["id"]), user_id=uuid.UUID(user.id),
                                  order_id=await an_order(runtime, user.id))
     assert (await coupon_row(runtime, coupon["id"])).redemptions == 0
+    await assert_money_invariants(runtime.db)
+
+
+# --- checkout with a coupon, end to end through the API ----------------------------------------------
+
+async def seller_coupon(client: httpx.AsyncClient, seller: Seller, **body: Any) -> dict[str, Any]:
+    return await created(client, seller.developer, **{"scope": "publisher", "publisher": seller.slug, **body})
+
+
+async def earned(client: httpx.AsyncClient, seller: Seller) -> dict[str, Any]:
+    response = await client.get(f"{V1}/publishers/{seller.slug}/earnings", headers=seller.developer.headers)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def test_a_checkout_with_a_coupon_freezes_the_discount_and_settles_the_discounted_price(
+        client: httpx.AsyncClient, runtime: Runtime, actors: Actors, user: Actor) -> None:
+    seller = await Seller.open(client, actors, runtime)
+    app, other = await seller.listing(digital=1000), await seller.listing(digital=999)
+    coupon = await created(client, seller.developer, scope="listing", listing_id=app["id"], kind="percent",
+                           value=25, max_redemptions=10)
+    await fund(runtime, user, 3000)
+    response = await place(client, user, [item(app), item(other)], coupon=coupon["code"].lower(), wait=20)
+    assert response.status_code == 201, response.text
+    order = response.json()
+    assert order["status"] == "completed", order
+    assert (order["subtotal"]["amount"], order["discount"]["amount"], order["total"]["amount"],
+            order["coupon_code"]) == (1999, 250, 1749, coupon["code"])
+    assert [(line["discount"]["amount"], line["total"]["amount"]) for line in order["lines"]] == [(250, 750),
+                                                                                                 (0, 999)]
+    await quiet(runtime)
+    assert await balance(runtime, user) == 3000 - 1749
+    # commission 20 % per line on what was paid: ⌊750·0.2⌋ = 150, ⌊999·0.2⌋ = 199
+    assert await account_balance(runtime, "platform_revenue") == 150 + 199
+    shown = await earned(client, seller)
+    assert (shown["total_earned"]["amount"], shown["available"]["amount"]) == (600 + 800, 600 + 800)
+    assert (await coupon_row(runtime, coupon["id"])).redemptions == 1
+    async with runtime.db.read_session() as session:
+        [redemption] = list(await session.scalars(select(CouponRedemption).where(
+            CouponRedemption.coupon_id == uuid.UUID(coupon["id"]))))
+    assert (str(redemption.order_id), str(redemption.user_id)) == (order["id"], user.id)
+
+    # Frozen: changing the coupon afterwards changes neither the order nor its receipt.
+    changed = await client.patch(f"{V1}/coupons/{coupon['id']}", headers=seller.developer.headers,
+                                 json={"active": False})
+    assert changed.status_code == 200, changed.text
+    assert (await order_of(client, user, order["id"]))["discount"]["amount"] == 250
+    receipt = await client.get(f"{V1}/orders/{order['id']}/receipt", headers=user.headers)
+    assert receipt.status_code == 200, receipt.text
+    assert (receipt.json()["discount"]["amount"], receipt.json()["total"]["amount"], receipt.json()["coupon"]) == (
+        250, 1749, coupon["code"])
+    await assert_money_invariants(runtime.db)
+
+
+async def test_a_refund_of_a_discounted_line_gives_back_what_was_paid(
+        client: httpx.AsyncClient, runtime: Runtime, actors: Actors, user: Actor) -> None:
+    seller = await Seller.open(client, actors, runtime)
+    app = await seller.listing(digital=2000)
+    coupon = await seller_coupon(client, seller, kind="fixed", value=500)
+    await fund(runtime, user, 1500)
+    order = (await place(client, user, [item(app)], coupon=coupon["code"], wait=20)).json()
+    assert (order["status"], order["total"]["amount"]) == ("completed", 1500), order
+    await quiet(runtime)
+    assert await balance(runtime, user) == 0
+    refund = await client.post(f"{V1}/orders/{order['id']}/refunds", headers={**user.headers,
+                                                                             "Idempotency-Key": uuid.uuid4().hex},
+                               json={"reason": "Not what I expected"})
+    assert refund.status_code == 201, refund.text
+    assert refund.json()["amount"]["amount"] == 1500
+    await quiet(runtime)
+    assert await balance(runtime, user) == 1500  # what was paid, not the list price
+    shown = await earned(client, seller)
+    assert (shown["total_earned"]["amount"], shown["total_refunded"]["amount"], shown["available"]["amount"]) == (
+        1200, 1200, 0)
+    assert (await coupon_row(runtime, coupon["id"])).redemptions == 1  # a paid order keeps its redemption
+    await assert_money_invariants(runtime.db)
+
+
+async def test_checkout_enforces_the_coupons_limits_and_a_refused_checkout_changes_nothing(
+        client: httpx.AsyncClient, runtime: Runtime, actors: Actors, admin: Actor, user: Actor) -> None:
+    seller = await Seller.open(client, actors, runtime)
+    app, book, extra = (await seller.listing(digital=1000), await seller.listing(digital=800),
+                        await seller.listing(digital=600))
+    foreign = await (await Seller.open(client, actors, runtime)).listing(digital=700)
+    await fund(runtime, user, 10_000)
+    once = await seller_coupon(client, seller, per_user_limit=1)
+    assert (await place(client, user, [item(app)], coupon=once["code"], wait=20)).status_code == 201
+    now = utcnow()
+    refusals = {
+        (once["code"], "book"): (409, "coupon_limit_reached"),
+        ("NO-SUCH-COUPON", "book"): (422, "coupon_invalid"),
+        ((await seller_coupon(client, seller, ends_at=(now - timedelta(minutes=1)).isoformat()))["code"], "book"):
+            (422, "coupon_invalid"),
+        ((await seller_coupon(client, seller, starts_at=(now + timedelta(days=1)).isoformat()))["code"], "book"):
+            (422, "coupon_invalid"),
+        ((await seller_coupon(client, seller, active=False))["code"], "book"): (422, "coupon_invalid"),
+        ((await created(client, seller.developer, scope="listing", listing_id=app["id"]))["code"], "book"):
+            (422, "coupon_not_applicable"),
+        ((await seller_coupon(client, seller))["code"], "foreign"): (422, "coupon_not_applicable"),
+        ((await created(client, admin, scope="store", max_redemptions=1))["code"], "none"): (0, ""),
+    }
+    used_up = next(code for code, what in refusals if what == "none")
+    assert (await place(client, user, [item(extra)], coupon=used_up, wait=20)).status_code == 201
+    del refusals[(used_up, "none")]
+    refusals[(used_up, "foreign")] = (409, "coupon_exhausted")
+    listings = {"book": book, "foreign": foreign}
+    before = await balance(runtime, user)
+    async with runtime.db.read_session() as session:
+        orders_before = int(await session.scalar(select(func.count()).select_from(Order)) or 0)
+    for (text, what), (status, problem) in refusals.items():
+        refused = await place(client, user, [item(listings[what])], coupon=text)
+        assert (refused.status_code, refused.json()["code"]) == (status, problem), (text, what, refused.text)
+    async with runtime.db.read_session() as session:
+        assert await session.scalar(select(func.count()).select_from(Order)) == orders_before
+    assert (await coupon_row(runtime, once["id"])).redemptions == 1
+    await quiet(runtime)
+    assert await balance(runtime, user) == before
+    await assert_money_invariants(runtime.db)
+
+
+async def test_concurrent_checkouts_with_a_coupon_limited_to_k_uses_discount_exactly_k(
+        client: httpx.AsyncClient, runtime: Runtime, actors: Actors) -> None:
+    seller = await Seller.open(client, actors, runtime)
+    app = await seller.listing(digital=1000)
+    coupon = await seller_coupon(client, seller, kind="fixed", value=300, max_redemptions=3)
+    buyers = [await actors.create() for _ in range(8)]
+    for buyer in buyers:
+        await fund(runtime, buyer, 1000)
+    answers = await asyncio.gather(*(place(client, buyer, [item(app)], coupon=coupon["code"]) for buyer in buyers))
+    placed = [a.json() for a in answers if a.status_code == 201]
+    refused = [a for a in answers if a.status_code != 201]
+    assert len(placed) == 3 and all(o["discount"]["amount"] == 300 for o in placed), [a.text for a in answers]
+    assert {(a.status_code, a.json()["code"]) for a in refused} == {(409, "coupon_exhausted")}
+    assert (await coupon_row(runtime, coupon["id"])).redemptions == 3
+    by_id = {buyer.id: buyer for buyer in buyers}
+    for order in placed:
+        assert (await order_of(client, by_id[order["user_id"]], order["id"], wait=20))["status"] == "completed"
+    await quiet(runtime)
+    assert (await earned(client, seller))["total_earned"]["amount"] == 3 * (700 - 140)
+    await assert_money_invariants(runtime.db)
+
+
+async def test_an_order_that_lapses_unpaid_gives_its_redemption_back(
+        client: httpx.AsyncClient, runtime: Runtime, actors: Actors, user: Actor) -> None:
+    seller = await Seller.open(client, actors, runtime)
+    app = await seller.listing(digital=1000)
+    coupon = await seller_coupon(client, seller, max_redemptions=1, per_user_limit=1)
+    key = uuid.uuid4().hex
+    unpaid = (await place(client, user, [item(app)], coupon=coupon["code"], key=key, wait=20)).json()
+    assert unpaid["status"] == "awaiting_payment", unpaid
+    again = await place(client, user, [item(app)], coupon=coupon["code"], key=key)  # a retry: the same order
+    assert (again.status_code, again.json()["id"]) == (201, unpaid["id"])
+    assert (await coupon_row(runtime, coupon["id"])).redemptions == 1
+    canceled = await client.post(f"{V1}/orders/{unpaid['id']}/cancel", headers=user.headers)
+    assert canceled.status_code == 200, canceled.text
+    assert (await coupon_row(runtime, coupon["id"])).redemptions == 0
+    await fund(runtime, user, 900)
+    paid = await place(client, user, [item(app)], coupon=coupon["code"], wait=20)
+    assert (paid.status_code, paid.json()["status"], paid.json()["total"]["amount"]) == (201, "completed", 900)
+    assert (await coupon_row(runtime, coupon["id"])).redemptions == 1
+    await quiet(runtime)
     await assert_money_invariants(runtime.db)

@@ -256,3 +256,24 @@ async def test_members_of_another_publisher_cannot_request_its_payouts(
     assert (await request(client, user, other.publisher, 100)).status_code == 403
     assert (await client.get(f"{V1}/admin/payouts", headers=shop.developer.headers)).status_code == 403
     await assert_money_invariants(runtime.db)
+
+
+async def test_a_payout_never_takes_more_than_is_left_after_refunds_and_pending_payouts(
+        client: httpx.AsyncClient, runtime: Runtime, shop: Shop, admin: Actor, user: Actor) -> None:
+    pub = await publisher_id(client, shop.publisher)
+    order_id = await sold(runtime, user, pub, 1000)  # earns 800
+    async with runtime.db.transaction() as session:  # half of it refunded: 400 of the earnings go back
+        await wallet.reverse_sale(session, refund_id=uuid.uuid4(), order_id=order_id, user_id=uuid.UUID(user.id),
+                                  splits=[Split(pub, 500)], commission_bps=2000, currency="USD")
+    refused = await request(client, shop.developer, shop.publisher, 401)
+    assert refused.status_code == 409 and refused.json()["code"] == "insufficient_funds", refused.text
+    pending = await requested(client, shop.developer, shop.publisher, 300)
+    beyond = await request(client, shop.developer, shop.publisher, 101)  # 300 of the 400 are set aside
+    assert beyond.status_code == 409 and beyond.json()["code"] == "insufficient_funds", beyond.text
+    rejected = await client.post(f"{V1}/admin/payouts/{pending['id']}/reject", headers=admin.headers,
+                                 json={"reason": "Wrong account"})
+    assert rejected.status_code == 200, rejected.text
+    assert (await request(client, shop.developer, shop.publisher, 400)).status_code == 201
+    assert (await request(client, shop.developer, shop.publisher, 1)).status_code == 409
+    assert await balances(runtime, pub) == (0, 400, 0)
+    await assert_money_invariants(runtime.db)

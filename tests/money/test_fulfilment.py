@@ -3,6 +3,7 @@ completion and entitlement, the publisher's cancel with a full refund, and who m
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
@@ -148,4 +149,40 @@ async def test_a_mixed_order_of_two_publishers_completes_when_both_delivered(
                                              listing_id=uuid.UUID(listing["id"]))
     await quiet(runtime)
     assert await account_balance(runtime, f"publisher_earnings:{second.publisher_id}") == 300 - 60
+    await assert_money_invariants(runtime.db)
+
+
+async def test_a_publisher_ships_and_delivers_only_its_own_part_once_and_never_a_digital_order(
+        client: httpx.AsyncClient, actors: Actors, runtime: Runtime, user: Actor) -> None:
+    first, second = await Seller.open(client, actors, runtime), await Seller.open(client, actors, runtime)
+    box_a, box_b = await first.listing(physical=200, stock=2), await second.listing(physical=300, stock=2)
+    await fund(runtime, user, 500)
+    created = (await place(client, user, [item(box_a, "physical"), item(box_b, "physical")],
+                           shipping_address=ADDRESS, wait=20)).json()
+    assert created["status"] == "awaiting_shipment", created
+    url = f"{V1}/orders/{created['id']}"
+    at_once = await asyncio.gather(*(client.post(f"{url}/ship", headers=first.developer.headers, json=SHIPPING)
+                                     for _ in range(3)))
+    assert sorted(r.status_code for r in at_once) == [200, 409, 409], [r.text for r in at_once]
+    body = await order_of(client, user, created["id"])
+    assert body["status"] == "awaiting_shipment"  # the second publisher's part has not shipped
+    assert {s["publisher_id"]: s["status"] for s in body["shipments"]} == {
+        first.publisher_id: "shipped", second.publisher_id: "awaiting"}
+    early = await client.post(f"{url}/deliver", headers=second.developer.headers)
+    assert early.status_code == 409 and early.json()["code"] == "invalid_transition"
+    assert (await client.post(f"{url}/deliver", headers=first.developer.headers)).status_code == 200
+    again = await client.post(f"{url}/deliver", headers=first.developer.headers)
+    assert again.status_code == 409 and again.json()["code"] == "invalid_transition"
+    assert (await order_of(client, user, created["id"]))["status"] == "awaiting_shipment"
+
+    app = await first.listing(digital=100)
+    await fund(runtime, user, 100)
+    digital = (await place(client, user, [item(app)], wait=20)).json()
+    assert digital["status"] == "completed", digital
+    for verb, body_ in (("ship", SHIPPING), ("deliver", None)):
+        refused = await client.post(f"{V1}/orders/{digital['id']}/{verb}", headers=first.developer.headers,
+                                    json=body_)
+        assert refused.status_code == 404, (verb, refused.text)
+    await quiet(runtime)
+    assert await account_balance(runtime, f"publisher_earnings:{first.publisher_id}") == 100 - 20
     await assert_money_invariants(runtime.db)

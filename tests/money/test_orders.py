@@ -244,3 +244,20 @@ async def test_stock_of_ten_and_a_hundred_concurrent_buyers(
         assert await session.scalar(select(func.count()).select_from(Order)) == 10
     await quiet(runtime)
     await assert_money_invariants(runtime.db)
+
+
+async def test_an_order_is_paid_once_when_pay_is_sent_many_times_at_once(
+        client: httpx.AsyncClient, actors: Actors, runtime: Runtime, user: Actor) -> None:
+    seller = await Seller.open(client, actors, runtime)
+    app = await seller.listing(digital=500)
+    created = (await place(client, user, [item(app)], wait=20)).json()
+    assert created["status"] == "awaiting_payment", created
+    await fund(runtime, user, 1500)  # enough for three payments of it
+    answers = await asyncio.gather(*(client.post(f"{V1}/orders/{created['id']}/pay", headers=user.headers)
+                                     for _ in range(4)))
+    assert sorted(a.status_code for a in answers) == [200, 409, 409, 409], [a.text for a in answers]
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {"invalid_transition"}
+    assert (await order_of(client, user, created["id"], wait=20))["status"] == "completed"
+    await quiet(runtime)
+    assert await balance(runtime, user) == 1000
+    await assert_money_invariants(runtime.db)

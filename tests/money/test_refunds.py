@@ -135,6 +135,26 @@ async def test_partial_refunds_of_a_physical_line_add_up_to_exactly_what_was_pai
     assert over.status_code == 409 and over.json()["code"] == "already_refunded"
 
 
+async def test_a_line_refunded_in_parts_gives_back_exactly_the_commission_its_sale_took(
+        client: httpx.AsyncClient, runtime: Runtime, store: Store, actors) -> None:  # type: ignore[no-untyped-def]
+    """3 × 333 at 20 %: the sale took 199 (not 3 × 66); refunding unit by unit gives back
+    66 + 67 + 66, so the publisher and the platform both end at exactly zero."""
+    listing = await store.listing(price=333)
+    buyer = await actors.create()
+    bought = await completed_order(runtime, buyer, [(listing, 333, 3, "physical")])
+    publisher = accounts.publisher_earnings(uuid.UUID(listing["publisher"]["id"]))
+    assert (await balance(runtime, publisher), await balance(runtime, accounts.PLATFORM_REVENUE)) == (800, 199)
+    for _ in range(3):
+        response = await ask(client, buyer, bought, lines=[{"line_id": bought.line_ids[0], "quantity": 1}])
+        assert response.status_code == 201, response.text
+        approved = await client.post(f"{V1}/refunds/{response.json()['id']}/approve", headers=store.admin.headers)
+        assert approved.status_code == 200, approved.text
+        await settled(client, buyer, response.json()["id"])
+    assert await balance(runtime, publisher) == 0
+    assert await balance(runtime, accounts.PLATFORM_REVENUE) == 0
+    await assert_money_invariants(runtime.db)
+
+
 async def test_concurrent_refunds_of_the_same_order_refund_once(
         client: httpx.AsyncClient, runtime: Runtime, store: Store, actors) -> None:  # type: ignore[no-untyped-def]
     listing = await store.listing(price=2000)
@@ -216,3 +236,45 @@ async def _downloaded(runtime: Runtime, buyer: Actor, listing_id: str, *, times:
         await session.execute(update(Entitlement).where(Entitlement.user_id == uuid.UUID(buyer.id),
                                                         Entitlement.listing_id == uuid.UUID(listing_id))
                               .values(download_count=times))
+
+
+async def test_nothing_is_refunded_twice_one_request_after_the_other(
+        client: httpx.AsyncClient, runtime: Runtime, store: Store, actors) -> None:  # type: ignore[no-untyped-def]
+    listing = await store.listing(price=1500)
+    buyer = await actors.create()
+    bought = await completed_order(runtime, buyer, [(listing, 1500, 1, "digital")])
+    first = await ask(client, buyer, bought)
+    assert first.status_code == 201 and first.json()["status"] == "approved", first.text
+    await settled(client, buyer, first.json()["id"])
+    for body in ({}, {"lines": [{"line_id": bought.line_ids[0], "quantity": 1}]}):
+        again = await ask(client, buyer, bought, **body)
+        assert again.status_code == 409 and again.json()["code"] == "order_not_refundable", again.text
+    for verb, body in (("approve", {}), ("reject", {"reason": "Too late now"})):
+        decided = await client.post(f"{V1}/refunds/{first.json()['id']}/{verb}", headers=store.admin.headers,
+                                    json=body)
+        assert decided.status_code == 409 and decided.json()["code"] == "invalid_transition", decided.text
+    assert await balance(runtime, accounts.user_wallet(uuid.UUID(buyer.id))) == 1500
+    assert await _order_status(runtime, bought.order_id) == ("refunded", 1500)
+    await assert_money_invariants(runtime.db)
+
+
+async def test_two_pending_requests_for_the_same_units_refund_them_once(
+        client: httpx.AsyncClient, runtime: Runtime, store: Store, actors) -> None:  # type: ignore[no-untyped-def]
+    listing = await store.listing(price=1800)
+    buyer = await actors.create()
+    bought = await completed_order(runtime, buyer, [(listing, 1800, 1, "physical")])
+    # a physical line waits for the publisher, so both requests are pending at once
+    first, second = await ask(client, buyer, bought), await ask(client, buyer, bought)
+    assert (first.json()["status"], second.json()["status"]) == ("requested", "requested")
+    approved = await client.post(f"{V1}/refunds/{first.json()['id']}/approve", headers=store.developer.headers,
+                                 json={})
+    assert approved.status_code == 200, approved.text
+    twice = await client.post(f"{V1}/refunds/{second.json()['id']}/approve", headers=store.developer.headers,
+                              json={})
+    assert twice.status_code == 409 and twice.json()["code"] == "already_refunded", twice.text
+    await settled(client, buyer, first.json()["id"])
+    assert (await client.get(f"{V1}/refunds/{second.json()['id']}", headers=buyer.headers)).json()["status"] == \
+        "requested"
+    assert await balance(runtime, accounts.user_wallet(uuid.UUID(buyer.id))) == 1800
+    assert await _order_status(runtime, bought.order_id) == ("refunded", 1800)
+    await assert_money_invariants(runtime.db)

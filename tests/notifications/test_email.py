@@ -26,10 +26,15 @@ from mercato.config import Settings
 from mercato.models import EventDelivery, Notification
 from mercato.notifications import email as channel
 from mercato.notifications import service as notifications
+from mercato.payments.providers.sandbox import CARD_DECLINED
 from mercato.runtime import Runtime
 from tests.catalog.support import Shop
 from tests.conftest import Actor, Actors
 from tests.library.support import V1, eventually
+from tests.money.orders_support import ADDRESS, Seller, fund, item, place, until
+from tests.money.payments_support import pay, topup
+from tests.money.refunds_support import completed_order
+from tests.money.test_earnings import sold
 
 PUBLIC_URL = "https://store.example.org"
 SENDER = "store@mercato.test"
@@ -321,6 +326,98 @@ async def test_money_notifications_are_emailed_with_their_templates(
         assert "Note: &lt;b&gt;fast&lt;/b&gt;" in html and "<b>fast</b>" not in html
         assert f"{PUBLIC_URL}/api/v1/things/{kind}" in text
         assert f'href="{PUBLIC_URL}/api/v1/things/{kind}"' in html
+
+
+# --- each money event, from the flow that causes it to the buyer's or publisher's mailbox ------------------
+
+async def mailed(runtime: Runtime, smtp: SmtpServer, who: Actor, kind: str) -> tuple[Notification, str, str]:
+    """The one notification of ``kind`` ``who`` got, once its e-mail arrived: its text and HTML."""
+    [notification] = await eventually(lambda: rows(runtime, user=who, kind=kind), lambda found: len(found) == 1)
+    message_id = f"<notification-{notification.id}@mercato.test>"
+    await eventually(lambda: received(smtp), lambda messages: any(
+        m["Message-ID"] == message_id for m in messages), timeout=30)
+    message = next(m for m in smtp.to(who.email) if m["Message-ID"] == message_id)
+    assert message["Subject"] == notification.title
+    text, html = parts(message)
+    assert MONEY_INTROS[kind] in text and MONEY_INTROS[kind] in html
+    if notification.link:
+        assert f"{PUBLIC_URL}/{notification.link.lstrip('/')}" in text
+    return notification, text, html
+
+
+async def test_a_shipment_and_the_completion_of_an_order_are_emailed_to_the_buyer(
+        client: httpx.AsyncClient, actors: Actors, runtime: Runtime, smtp: SmtpServer) -> None:
+    seller, buyer = await Seller.open(client, actors, runtime), await actors.create()
+    book = await seller.listing(physical=2500, stock=3, name="Printed Manual")
+    await fund(runtime, buyer, 2500)
+    order = (await place(client, buyer, [item(book, "physical")], shipping_address=ADDRESS)).json()
+    await until(runtime, order["id"], "awaiting_shipment")
+    shipped = await client.post(f"{V1}/orders/{order['id']}/ship", headers=seller.developer.headers,
+                                json={"carrier": "DHL", "tracking_number": "JD0146 0000 1234"})
+    assert shipped.status_code == 200, shipped.text
+    _, text, _ = await mailed(runtime, smtp, buyer, "order.shipped")
+    assert "DHL, tracking number JD0146 0000 1234" in text
+    delivered = await client.post(f"{V1}/orders/{order['id']}/deliver", headers=seller.developer.headers)
+    assert delivered.status_code == 200, delivered.text
+    notification, _, _ = await mailed(runtime, smtp, buyer, "order.completed")
+    assert notification.data["order_id"] == order["id"]
+    assert smtp.to(seller.developer.email) == []
+
+
+async def test_a_declined_payment_is_emailed_to_the_payer(
+        client: httpx.AsyncClient, actors: Actors, runtime: Runtime, smtp: SmtpServer) -> None:
+    buyer = await actors.create()
+    payment = await topup(client, buyer, 1250)
+    declined = await pay(client, payment, CARD_DECLINED)
+    assert declined.status_code < 400, declined.text
+    notification, text, _ = await mailed(runtime, smtp, buyer, "payment.failed")
+    assert notification.title == "Your wallet top-up of 12.50 USD did not go through"
+    assert notification.link == f"{V1}/payments/{payment['id']}"
+    assert (notification.data["payment_id"], notification.data["amount"]) == (payment["id"], 1250)
+    assert "Nothing was credited to your wallet." in text
+
+
+async def test_refund_decisions_are_emailed_to_the_buyer(
+        client: httpx.AsyncClient, actors: Actors, runtime: Runtime, smtp: SmtpServer) -> None:
+    seller, buyer = await Seller.open(client, actors, runtime), await actors.create()
+    listing = await seller.listing(physical=900, name="Boxed Game")
+    answers = []
+    for verb, body in (("approve", {}), ("reject", {"reason": "Opened and used"})):
+        # a physical line is never refunded automatically: the publisher decides
+        bought = await completed_order(runtime, buyer, [(listing, 900, 1, "physical")])
+        asked = await client.post(f"{V1}/orders/{bought.order_id}/refunds", json={"reason": "Arrived damaged"},
+                                  headers={**buyer.headers, "Idempotency-Key": uuid.uuid4().hex})
+        assert asked.status_code == 201 and asked.json()["status"] == "requested", asked.text
+        decided = await client.post(f"{V1}/refunds/{asked.json()['id']}/{verb}", headers=seller.developer.headers,
+                                    json=body)
+        assert decided.status_code == 200, decided.text
+        answers.append(decided.json())
+    approved, _, _ = await mailed(runtime, smtp, buyer, "refund.approved")
+    rejected, text, _ = await mailed(runtime, smtp, buyer, "refund.rejected")
+    assert approved.title == "Your refund of 9.00 USD was approved"
+    assert (approved.data["refund_id"], rejected.data["refund_id"]) == (answers[0]["id"], answers[1]["id"])
+    assert "Opened and used" in text
+
+
+async def test_payout_decisions_are_emailed_to_the_publishers_members(
+        client: httpx.AsyncClient, actors: Actors, runtime: Runtime, smtp: SmtpServer) -> None:
+    shop, member = await shop_with_member(client, actors)
+    admin, buyer = await actors.create("marketplace_admin"), await actors.create()
+    publisher_id = uuid.UUID((await client.get(f"{V1}/publishers/{shop.publisher}")).json()["id"])
+    await sold(runtime, buyer, publisher_id, 5000)  # 4000 earned
+    for verb, body in (("approve", None), ("reject", {"reason": "Bank details missing"})):
+        payout = await client.post(f"{V1}/publishers/{shop.publisher}/payouts", json={"amount": 1000},
+                                   headers={**shop.developer.headers, "Idempotency-Key": uuid.uuid4().hex})
+        assert payout.status_code == 201, payout.text
+        decided = await client.post(f"{V1}/admin/payouts/{payout.json()['id']}/{verb}", headers=admin.headers,
+                                    json=body)
+        assert decided.status_code == 200, decided.text
+    for recipient in (shop.developer, member):
+        approved, _, _ = await mailed(runtime, smtp, recipient, "payout.approved")
+        rejected, text, _ = await mailed(runtime, smtp, recipient, "payout.rejected")
+        assert (approved.title, rejected.title) == ("Payout of 10.00 USD approved", "Payout of 10.00 USD rejected")
+        assert "Bank details missing" in text
+    assert smtp.to(buyer.email) == []
 
 
 # --- the channel without a server ---------------------------------------------------------------------------

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from mercato.bus.events import CloudEvent
 from mercato.catalog import repository as catalog_repository
 from mercato.catalog import service as catalog
 from mercato.kit.clock import utcnow
 from mercato.runtime import Runtime
+from mercato.stats import handlers as stats_handlers
 from tests.conftest import Actor, Actors
 from tests.library.support import V1, Store
+from tests.money.orders_support import Seller, fund, item, place, quiet
 
 
 @pytest.fixture
@@ -125,3 +128,74 @@ async def test_members_and_admins_read_stats_and_nobody_else(
     for actor in (store.developer, store.admin):
         response = await client.get(f"{V1}/publishers/no-such-publisher/stats", headers=actor.headers)
         assert (response.status_code, response.json()["code"]) == (404, "publisher_not_found")
+
+
+# --- revenue: completed sales, after coupons, net of refunds -----------------------------------------------
+
+async def test_revenue_counts_completed_sales_after_discounts_net_of_refunds(
+        client: httpx.AsyncClient, actors: Actors, runtime: Runtime) -> None:
+    seller = await Seller.open(client, actors, runtime)
+    app, tool = await seller.listing(digital=1000, name="App"), await seller.listing(digital=500, name="Tool")
+    first, second, late = await actors.create(), await actors.create(), await actors.create()
+    coupon = await client.post(f"{V1}/coupons", headers=seller.developer.headers, json={
+        "code": f"TEN-{uuid.uuid4().hex[:6]}", "kind": "percent", "value": 10, "scope": "publisher",
+        "publisher": seller.slug})
+    assert coupon.status_code == 201, coupon.text
+    for buyer in (first, second):
+        await fund(runtime, buyer, 2000)
+    one = await place(client, first, [item(app)], coupon=coupon.json()["code"], wait=20)
+    two = await place(client, second, [item(app), item(tool)], wait=20)
+    unpaid = await place(client, late, [item(app), item(tool)], wait=20)  # no money: canceled, counts nothing
+    assert [r.json()["status"] for r in (one, two, unpaid)] == ["completed", "completed", "awaiting_payment"], (
+        one.text, two.text, unpaid.text)
+    assert (await client.post(f"{V1}/orders/{unpaid.json()['id']}/cancel", headers=late.headers)).status_code == 200
+    tool_line = next(line for line in two.json()["lines"] if line["listing_id"] == tool["id"])
+    refund = await client.post(f"{V1}/orders/{two.json()['id']}/refunds", json={
+        "reason": "Did not need it", "lines": [{"line_id": tool_line["id"]}]},
+        headers={**second.headers, "Idempotency-Key": uuid.uuid4().hex})
+    assert refund.status_code == 201, refund.text
+    await quiet(runtime)
+
+    body = (await client.get(f"{V1}/publishers/{seller.slug}/stats", headers=seller.developer.headers)).json()
+    today = utcnow().date().isoformat()
+    by_slug = {listing["slug"]: listing for listing in body["listings"]}
+    app_today = next(d for d in by_slug[app["slug"]]["days"] if d["day"] == today)
+    tool_today = next(d for d in by_slug[tool["slug"]]["days"] if d["day"] == today)
+    assert (app_today["sales"], app_today["revenue"]["amount"]) == (2, 900 + 1000)  # the coupon's 10 % off
+    assert (tool_today["sales"], tool_today["revenue"]["amount"]) == (1, 500 - 500)  # refunded the same day
+    assert body["totals"]["revenue"] == {"amount": 1900, "currency": "USD"}
+    assert sum(d["revenue"]["amount"] for d in by_slug[app["slug"]]["days"]) == app_today["revenue"]["amount"]
+
+
+async def test_revenue_lands_on_the_day_of_the_sale_and_of_the_refund(
+        client: httpx.AsyncClient, actors: Actors, runtime: Runtime) -> None:
+    seller = await Seller.open(client, actors, runtime)
+    app = await seller.listing(digital=1000, name="App")
+    buyer = await actors.create()
+    await fund(runtime, buyer, 1000)
+    order = (await place(client, buyer, [item(app)], wait=20)).json()
+    assert order["status"] == "completed", order
+    await quiet(runtime)
+    sold_on, refunded_on = date(2026, 3, 2), date(2026, 3, 4)
+    # The same events again, as if they had happened on earlier days: the event's time decides the day.
+    async with runtime.db.transaction() as session:
+        await stats_handlers.count_revenue(session, CloudEvent(
+            type="order.completed", subject=order["id"], time=datetime(2026, 3, 2, 23, 59, tzinfo=UTC),
+            data={"order_id": order["id"], "lines": [{"listing_id": app["id"], "total": 1000, "quantity": 1}]}))
+    refund = await client.post(f"{V1}/orders/{order['id']}/refunds", json={"reason": "Changed my mind"},
+                               headers={**buyer.headers, "Idempotency-Key": uuid.uuid4().hex})
+    assert refund.status_code == 201, refund.text
+    await quiet(runtime)
+    async with runtime.db.transaction() as session:
+        await stats_handlers.count_refunds(session, CloudEvent(
+            type="refund.completed", subject=refund.json()["id"], time=datetime(2026, 3, 4, 0, 1, tzinfo=UTC),
+            data={"refund_id": refund.json()["id"], "order_id": order["id"]}))
+    body = (await client.get(f"{V1}/publishers/{seller.slug}/stats", headers=seller.developer.headers,
+                             params={"since": "2026-03-01", "until": "2026-03-05"})).json()
+    [shown] = body["listings"]
+    assert [(d["day"], d["revenue"]["amount"]) for d in shown["days"]] == [
+        ("2026-03-01", 0), (sold_on.isoformat(), 1000), ("2026-03-03", 0), (refunded_on.isoformat(), -1000),
+        ("2026-03-05", 0)]
+    assert body["totals"]["revenue"]["amount"] == 0
+    today = (await client.get(f"{V1}/publishers/{seller.slug}/stats", headers=seller.developer.headers)).json()
+    assert today["totals"]["revenue"]["amount"] == 0  # sold and refunded today: net nothing

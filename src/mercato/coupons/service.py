@@ -101,8 +101,7 @@ async def create(session: AsyncSession, *, actor: Principal, code: str, kind: st
     elif scope == "publisher":
         assert publisher is not None  # the schema requires it
         found = await publishers.get(session, publisher)
-        if condition is not Condition.any and not (
-                condition is Condition.own and await publishers.member_role(session, found.id, actor.user_id)):
+        if not await publishers.acts_for(session, actor, Permission.coupon_manage, found):
             raise CouponScopeForbidden(f"Only members of {found.slug!r} or admins may create its coupons.")
         publisher_id = found.id
     else:

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.access.permissions import Condition, Permission
+from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
@@ -55,10 +55,7 @@ async def publisher_for(session: AsyncSession, *, actor: Principal, slug: str, p
     member); 404 otherwise, as for a publisher that does not exist: another publisher's
     money is nobody else's business."""
     publisher = await publishers.get(session, slug)
-    condition = actor.condition_for(permission, publisher.slug)
-    if condition is Condition.any:
-        return publisher
-    if condition is Condition.own and await publishers.member_role(session, publisher.id, actor.user_id):
+    if await publishers.acts_for(session, actor, permission, publisher):
         return publisher
     raise PublisherNotFound(f"There is no publisher {slug!r} you are a member of.")
 

@@ -7,6 +7,12 @@ redelivered event notifies nobody twice.
 
 ``notifications.email`` e-mails each new notification of an e-mailed kind to its
 recipient, after the notification's transaction committed (see ``email.py``).
+
+Where the e-mailed kinds come from (O5): ``order.completed`` (orders.notify_completed),
+``order.shipped`` (orders.service.ship), ``refund.approved``/``refund.rejected``
+(refunds.service), ``payout.approved``/``payout.rejected`` (earnings.notify_payout_decided),
+the review decisions (:func:`notify_publisher_members`) and ``payment.failed``
+(:func:`notify_payment_failed`, here: the payments module announces the event only).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from mercato.bus.registry import subscribe
 from mercato.catalog import service as catalog
 from mercato.catalog.errors import ListingNotFound
 from mercato.kit.logging import log
+from mercato.kit.money import format_money
 from mercato.notifications import email, repository, service
 from mercato.publishers import service as publishers
 
@@ -128,6 +135,28 @@ async def notify_review_author(session: AsyncSession, event: CloudEvent) -> None
     await service.notify(session, event_id=event.id, user_ids=[author], kind=event.type,
                          title=f"The publisher of {name} replied to your review", link=_link(event),
                          data=_kept(event.data))
+
+
+@subscribe("payment.failed", name="notifications.payment_failed")
+async def notify_payment_failed(session: AsyncSession, event: CloudEvent) -> None:
+    """The provider declined a payment: its payer is told (in the inbox, and by e-mail where
+    the store sends mail). A payment for an order says the order still waits for money;
+    canceled and expired payments are the payer's own doing and tell nobody."""
+    payer, payment_id = _uuid(event.data.get("user_id")), _uuid(event.data.get("payment_id"))
+    if payer is None or payment_id is None:
+        return
+    money = format_money(int(event.data.get("amount") or 0), str(event.data.get("currency") or ""))
+    order_id = _uuid(event.data.get("order_id"))
+    if order_id is not None:
+        title = f"Your payment of {money} for an order did not go through"
+        body = "The order still waits for payment: pay it again before it expires."
+    else:
+        title = f"Your wallet top-up of {money} did not go through"
+        body = ""
+    await service.notify(session, event_id=event.id, user_ids=[payer], kind="payment.failed", title=title,
+                         body=body, link=f"{V1}/payments/{payment_id}",
+                         data={key: event.data[key] for key in ("payment_id", "order_id", "amount", "currency",
+                                                                "provider", "purpose") if key in event.data})
 
 
 @subscribe("notification.created", name="notifications.email", outside_transaction=True)

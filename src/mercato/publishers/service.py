@@ -51,6 +51,16 @@ async def member_role(session: AsyncSession, publisher_id: uuid.UUID, user_id: u
     return await repository.member_role(session, publisher_id, user_id)
 
 
+async def acts_for(session: AsyncSession, actor: Principal, permission: Permission, publisher: Publisher) -> bool:
+    """Whether the actor holds ``permission`` for this publisher: ``any``, or ``own`` as one
+    of its members (an API token's scope may name the publisher's slug). Callers answer a
+    refusal their own way (404 where the publisher's business is nobody else's, else 403)."""
+    condition = actor.condition_for(permission, publisher.slug)
+    if condition is Condition.any:
+        return True
+    return condition is Condition.own and await repository.member_role(session, publisher.id, actor.user_id) is not None
+
+
 async def require_owner_or_any(session: AsyncSession, actor: Principal, permission: Permission,
                                publisher: Publisher) -> None:
     """``any`` passes; ``own`` needs the caller to be an owner of this publisher."""

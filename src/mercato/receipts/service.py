@@ -16,6 +16,7 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.errors import Conflict, NotFound
 from mercato.kit.money import format_money
+from mercato.orders import service as orders
 from mercato.receipts import repository
 
 RECEIPTED_ORDERS = ("completed", "partially_refunded", "refunded")
@@ -72,7 +73,7 @@ def _owner_filter(actor: Principal, permission: Permission) -> uuid.UUID | None:
 
 
 async def for_order(session: AsyncSession, *, actor: Principal, order_id: uuid.UUID) -> Receipt:
-    order = await repository.order(session, order_id, owner_id=_owner_filter(actor, Permission.order_read))
+    order = await orders.find(session, order_id, buyer_id=_owner_filter(actor, Permission.order_read))
     if order is None:
         raise ReceiptNotFound(f"There is no order {order_id}.")
     if order.status not in RECEIPTED_ORDERS or order.completed_at is None:
@@ -83,7 +84,7 @@ async def for_order(session: AsyncSession, *, actor: Principal, order_id: uuid.U
                    lines=[ReceiptLine(description=line.title + (" (physical copy)" if line.delivery == "physical" else ""),
                                       quantity=line.quantity, unit_price=line.unit_price, discount=line.discount,
                                       total=line.total, refunded=line.refunded_amount)
-                          for line in await repository.lines(session, order.id)],
+                          for line in await orders.lines(session, order.id)],
                    subtotal=order.subtotal, discount=order.discount, total=order.total, refunded=order.refunded_amount,
                    paid_with="wallet", reference_id=order.id, coupon=order.coupon_code,
                    shipping_address=order.shipping_address)

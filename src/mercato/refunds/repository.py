@@ -1,4 +1,8 @@
-"""Every query on refunds, and the guarded statements that make a refund happen once."""
+"""Every query on refunds, and the guarded statements that make a refund happen once.
+
+The order and its lines belong to the orders module: they are read and changed here only
+through :mod:`mercato.orders.service` (the guarded statements that count refunded units
+and amounts on them live in the orders repository)."""
 
 from __future__ import annotations
 
@@ -6,25 +10,22 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, case, exists, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.models import Order, OrderLine, Refund, RefundLine
+from mercato.orders import service as orders
 
-REFUNDABLE_ORDER = ("completed", "partially_refunded")
+REFUNDABLE_ORDER = orders.REFUNDABLE
 
 
 async def order(session: AsyncSession, order_id: uuid.UUID, *, buyer_id: uuid.UUID | None = None) -> Order | None:
     """The order; with ``buyer_id`` only if it is that user's (others' orders do not exist for them)."""
-    statement = select(Order).where(Order.id == order_id)
-    if buyer_id is not None:
-        statement = statement.where(Order.user_id == buyer_id)
-    return await session.scalar(statement)
+    return await orders.find(session, order_id, buyer_id=buyer_id)
 
 
 async def lines_of(session: AsyncSession, order_id: uuid.UUID) -> list[OrderLine]:
-    return list(await session.scalars(select(OrderLine).where(OrderLine.order_id == order_id)
-                                      .order_by(OrderLine.position)))
+    return await orders.lines(session, order_id)
 
 
 def add(session: AsyncSession, refund: Refund, lines: Sequence[RefundLine]) -> None:
@@ -74,25 +75,29 @@ async def set_line_amount(session: AsyncSession, refund_line_id: uuid.UUID, amou
                           .execution_options(synchronize_session=False))
 
 
+async def lock_lines(session: AsyncSession, line_ids: Sequence[uuid.UUID]) -> None:
+    await orders.lock_lines(session, line_ids)
+
+
+async def reversed_before(session: AsyncSession, line_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Per order line: how much completed refunds have already reversed."""
+    rows = await session.execute(
+        select(RefundLine.order_line_id, func.sum(RefundLine.amount))
+        .join(Refund, Refund.id == RefundLine.refund_id)
+        .where(RefundLine.order_line_id.in_(line_ids), Refund.status == "completed")
+        .group_by(RefundLine.order_line_id))
+    return {line_id: int(total) for line_id, total in rows.all()}
+
+
 async def take_units(session: AsyncSession, line_id: uuid.UUID, *, quantity: int, amount: int) -> bool:
     """Count ``quantity`` more units of the line as refunded; False when that would refund
     more units than were bought (a concurrent refund got there first)."""
-    changed = await session.execute(
-        update(OrderLine).where(OrderLine.id == line_id, OrderLine.refunded_quantity + quantity <= OrderLine.quantity)
-        .values(refunded_quantity=OrderLine.refunded_quantity + quantity,
-                refunded_amount=OrderLine.refunded_amount + amount)
-        .execution_options(synchronize_session=False))
-    return changed.rowcount == 1  # type: ignore[attr-defined]
+    return await orders.take_refunded_units(session, line_id, quantity=quantity, amount=amount)
 
 
 async def add_refunded_to_order(session: AsyncSession, order_id: uuid.UUID, amount: int, *, at: datetime) -> None:
-    """Raise the order's refunded amount; the order becomes refunded once all of it is
-    (SET expressions read the row as it was, on SQLite and PostgreSQL alike)."""
-    await session.execute(
-        update(Order).where(Order.id == order_id, Order.status.in_(REFUNDABLE_ORDER))
-        .values(refunded_amount=Order.refunded_amount + amount, updated_at=at,
-                status=case((Order.refunded_amount + amount >= Order.total, "refunded"), else_="partially_refunded"))
-        .execution_options(synchronize_session=False))
+    """Raise the order's refunded amount (refunded once all of it is)."""
+    await orders.add_refunded(session, order_id, amount, at=at)
 
 
 async def visible(session: AsyncSession, *, user_id: uuid.UUID | None, publisher_ids: Sequence[uuid.UUID],

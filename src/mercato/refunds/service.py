@@ -218,8 +218,12 @@ async def settle(session: AsyncSession, *, refund_id: uuid.UUID) -> bool:
     assert order is not None
     lines = {line.id: line for line in await repository.lines_of(session, order.id)}
     refund_lines = await repository.refund_lines(session, refund.id)
+    line_ids = [rl.order_line_id for rl in refund_lines]
+    await repository.lock_lines(session, line_ids)  # settlements of one line take turns
+    before = await repository.reversed_before(session, line_ids)
     await wallet.reverse_sale(session, refund_id=refund.id, order_id=order.id, user_id=order.user_id,
-                              splits=[Split(lines[rl.order_line_id].publisher_id, rl.amount) for rl in refund_lines],
+                              splits=[Split(lines[rl.order_line_id].publisher_id, rl.amount,
+                                            before.get(rl.order_line_id, 0)) for rl in refund_lines],
                               commission_bps=order.commission_bps, currency=order.currency)
     for refund_line in refund_lines:
         line = lines[refund_line.order_line_id]

@@ -7,7 +7,7 @@ from datetime import date
 
 from pydantic import Field
 
-from mercato.kit.money import Money
+from mercato.kit.money import SignedMoney
 from mercato.kit.schemas import ReadModel
 
 
@@ -16,7 +16,9 @@ class DayStats(ReadModel):
     downloads: int
     installs: int
     sales: int
-    revenue: Money
+    revenue: SignedMoney = Field(description="What buyers paid that day for completed sales (after coupons), "
+                                             "less what was refunded that day: negative on a day of more "
+                                             "refunds than sales.")
     ratings: int = Field(description="Ratings given that day.")
     rating_average: float | None = Field(description="Average of the ratings given that day; null without any.")
 
@@ -25,7 +27,7 @@ class Totals(ReadModel):
     downloads: int
     installs: int
     sales: int
-    revenue: Money
+    revenue: SignedMoney = Field(description="Completed sales after coupons, net of refunds, over the period.")
     ratings: int
     rating_average: float | None = Field(description="Average of the ratings given in the period.")
 

@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.access.permissions import Condition, Permission
+from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.catalog import service as catalog
-from mercato.kit.money import Money
 from mercato.kit.errors import Forbidden, ValidationFailed
+from mercato.kit.money import SignedMoney
 from mercato.publishers import service as publishers
 from mercato.stats.schemas import DayStats, ListingStats, PublisherStats, Totals
 
@@ -45,7 +45,7 @@ def _average(total: int, count: int) -> float | None:
 
 def _totals(values: dict[str, int], currency: str) -> Totals:
     return Totals(downloads=values["downloads"], installs=values["installs"], sales=values["sales"],
-                  revenue=Money(amount=values["revenue"], currency=currency), ratings=values["ratings"],
+                  revenue=SignedMoney(amount=values["revenue"], currency=currency), ratings=values["ratings"],
                   rating_average=_average(values["rating_sum"], values["ratings"]))
 
 
@@ -53,9 +53,7 @@ async def publisher_stats(session: AsyncSession, *, actor: Principal, slug: str,
                           currency: str) -> PublisherStats:
     """Members of the publisher (``stats:read`` own) or ``any`` holders; others 403."""
     publisher = await publishers.get(session, slug)
-    condition = actor.condition_for(Permission.stats_read, publisher.slug)
-    if not (condition is Condition.any or (
-            condition is Condition.own and await publishers.member_role(session, publisher.id, actor.user_id))):
+    if not await publishers.acts_for(session, actor, Permission.stats_read, publisher):
         raise Forbidden(f"Only members of {publisher.slug!r} and admins see its statistics.")
     listings = await catalog.listings_of_publisher(session, publisher.id)
     rows: dict[tuple[uuid.UUID, date], Any] = {
@@ -75,7 +73,7 @@ async def publisher_stats(session: AsyncSession, *, actor: Principal, slug: str,
                 sums[name] += value
                 overall[name] += value
             series.append(DayStats(day=day, downloads=values["downloads"], installs=values["installs"],
-                                   sales=values["sales"], revenue=Money(amount=values["revenue"], currency=currency),
+                                   sales=values["sales"], revenue=SignedMoney(amount=values["revenue"], currency=currency),
                                    ratings=values["ratings"],
                                    rating_average=_average(values["rating_sum"], values["ratings"])))
         out.append(ListingStats(listing_id=listing_id, slug=listing_slug,
