@@ -402,3 +402,25 @@ async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert ready.json() == {"status": "ready", "checks": {"database": "ok"}}
+
+
+async def test_an_exhausted_connection_pool_is_a_503_with_retry_after(
+        client: httpx.AsyncClient, runtime, user: Actor) -> None:  # type: ignore[no-untyped-def]
+    """Overload (every pooled connection busy for the pool's whole timeout) is a 503 the
+    client can retry after, never a 500 (QUALITY F9; the PERF-5 flash sale found it)."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+    from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+    tiny = create_async_engine(runtime.db.url, poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0,
+                               pool_timeout=0.2)
+    normal = runtime.db._read_sessions
+    runtime.db._read_sessions = async_sessionmaker(tiny, expire_on_commit=False)
+    try:
+        async with tiny.connect():  # the pool's only connection, held
+            busy = await client.get("/api/v1/me", headers=user.headers)
+        problem = assert_problem(busy, 503, "service_unavailable")
+        assert busy.headers["retry-after"] == "2" and "busy" in problem["detail"]
+    finally:
+        runtime.db._read_sessions = normal
+        await tiny.dispose()
+    assert (await client.get("/api/v1/me", headers=user.headers)).status_code == 200

@@ -14,6 +14,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -276,6 +277,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
         log.error("database unavailable", error=str(exc.orig) if exc.orig else str(exc))
         return problem_response(request, ServiceUnavailable("The database is unavailable; try again shortly.",
+                                                            headers={"Retry-After": "2"}))
+
+    @app.exception_handler(PoolTimeout)
+    async def on_database_pool_exhausted(request: Request, exc: PoolTimeout) -> JSONResponse:
+        # Every connection stayed busy for the pool's whole timeout: overload, not a fault of
+        # the request. A 503 with Retry-After lets clients back off (QUALITY F9), never a 500.
+        log.warning("database pool exhausted", error=str(exc))
+        return problem_response(request, ServiceUnavailable("The store is busy; try again shortly.",
                                                             headers={"Retry-After": "2"}))
 
     @app.exception_handler(DBAPIError)
