@@ -544,3 +544,35 @@ async def test_a_publish_from_another_process_reaches_the_stream_through_redis(s
         await until_subscriptions(server.runtime.live, me.id, 0)
     finally:
         await worker.close()
+
+
+async def test_an_instance_token_streams_only_its_own_instance(server: Server) -> None:
+    """``mercato agent`` may open the stream with its instance token (API.md "Sync and live"):
+    it gets its own instance's events and nothing else of its owner's — not the account's,
+    not another instance's. A deleted instance's token is refused."""
+    me = await server.sign_up()
+    tokens, ids = {}, {}
+    for name in ("a", "b"):
+        created = await server.http.post(f"{V1}/instances", headers=me.headers, json={"name": f"box {name}"})
+        assert created.status_code == 201, created.text
+        tokens[name], ids[name] = created.json()["token"], created.json()["id"]
+    agent = Actor(id=me.id, email=me.email, password="", access_token=tokens["a"], refresh_token="")
+
+    async def latest_about(instance_id: str, event_type: str) -> OutboxEvent:
+        async with server.runtime.db.read_session() as session:
+            rows = await repository.search_events(session, event_type=event_type, subject=instance_id, since=None,
+                                                  until=None, before_sequence=None, limit=1)
+        assert rows, f"no {event_type} about {instance_id}"
+        return rows[0]
+
+    async with open_stream(server.http, agent, last_event_id="0") as stream:
+        assert_frame_is(await stream.next_event(), await latest_about(ids["a"], "instance.registered"))
+        await server.pushed(await server.rename(me, "Not for the agent"))
+        deleted_b = await server.http.delete(f"{V1}/instances/{ids['b']}", headers=me.headers)
+        assert deleted_b.status_code == 204, deleted_b.text
+        await server.pushed(await latest_about(ids["b"], "instance.deleted"))
+        deleted_a = await server.http.delete(f"{V1}/instances/{ids['a']}", headers=me.headers)
+        assert deleted_a.status_code == 204, deleted_a.text
+        assert_frame_is(await stream.next_event(), await latest_about(ids["a"], "instance.deleted"))
+    refused = await server.http.get(STREAM, headers=agent.headers)
+    assert refused.status_code == 401, refused.text

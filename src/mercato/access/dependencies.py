@@ -95,6 +95,26 @@ def authenticated() -> Any:
     return Depends(_policy(signed_in, AUTHENTICATED))
 
 
+def user_or_instance() -> Any:
+    """Any signed-in caller, or an instance token (``mercato agent`` on the live stream,
+    API.md "Sync and live"). The principal's ``kind`` says which; routes using this must
+    narrow what an instance sees to its own instance. Policy: ``authenticated``."""
+    async def signed_in_or_instance(request: Request, credentials: Annotated[
+            HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+        if credentials is not None and credentials.credentials.startswith(INSTANCE_TOKEN_PREFIX):
+            async with get_runtime(request).db.read_session() as session:
+                principal = await identify_instance(session, credentials.credentials)
+            if principal is None:
+                raise Unauthenticated("The instance token is invalid or revoked (the instance was deleted).")
+            return principal
+        principal = await _principal_or_none(request, credentials)
+        if principal is None:
+            raise Unauthenticated("Send Authorization: Bearer <token>.")
+        return principal
+
+    return Depends(_policy(signed_in_or_instance, AUTHENTICATED))
+
+
 def requires(permission: Permission) -> Any:
     async def authorize(request: Request, credentials: Annotated[
             HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:

@@ -29,11 +29,8 @@ Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 ALL_EVENTS = "*"
 
 # Domains whose handlers.py the store loads at start.
-HANDLER_MODULES = ("catalog", "review", "notifications", "webhooks", "live", "policies", "wallet", "refunds", "earnings", "payments",
-                   "orders", "library")
-HANDLER_MODULES += ("installs",)
-HANDLER_MODULES += ("history", "sync")
-HANDLER_MODULES += ("stats",)
+HANDLER_MODULES = ("catalog", "review", "notifications", "webhooks", "live", "policies", "wallet", "refunds", "earnings",
+                   "payments", "orders", "library", "installs", "history", "sync", "stats")
 
 
 @dataclass(frozen=True)

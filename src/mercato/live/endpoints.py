@@ -11,11 +11,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from sse_starlette.sse import EventSourceResponse
 
-from mercato.access.dependencies import authenticated
+from mercato.access.dependencies import user_or_instance
 from mercato.access.principal import Principal
 from mercato.accounts import service as accounts
 from mercato.bus import repository
 from mercato.bus.delivery import event_from_row
+from mercato.installs.auth import INSTANCE_KIND, identify_instance, instance_id_of
 from mercato.kit.routing import TransactionalRoute, get_runtime
 from mercato.live.hub import RESET
 
@@ -65,7 +66,7 @@ def _resume_point(last_event_id: str | None) -> int | None:
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "Server-Sent Events: `id` is the event's sequence, `event` its type, "
                                             "`data` the CloudEvent JSON. Comment lines are heartbeats."}})
-async def stream(request: Request, me: Annotated[Principal, authenticated()],
+async def stream(request: Request, me: Annotated[Principal, user_or_instance()],
                  last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None
                  ) -> EventSourceResponse:
     """Your events as they happen (orders, payments, tasks, notifications, account).
@@ -73,13 +74,21 @@ async def stream(request: Request, me: Annotated[Principal, authenticated()],
     Reconnect with `Last-Event-ID` to receive what you missed first; the events come
     from the store's event log, so nothing is lost while you were away. The stream may
     end when the server cannot keep up with a slow reader; reconnect the same way.
+    With an instance token (`mercato agent`), only that instance's events (its tasks and
+    installations) come.
     """
     rt = get_runtime(request)
     _, _, bearer = request.headers.get("authorization", "").partition(" ")
     bearer = bearer.strip()
+    instance = str(instance_id_of(me)) if me.kind == INSTANCE_KIND else None
+
+    def wanted(data: Any) -> bool:
+        return instance is None or (isinstance(data, dict) and data.get("instance_id") == instance)
 
     async def still_signed_in() -> bool:
         async with rt.db.read_session() as session:
+            if instance is not None:
+                return await identify_instance(session, bearer) is not None
             identity = await accounts.identify_bearer(session, rt, bearer)
         return identity is not None and identity.user.id == me.user_id
 
@@ -102,6 +111,8 @@ async def stream(request: Request, me: Annotated[Principal, authenticated()],
                     event = event_from_row(row)
                     sent.add(row.sequence)
                     last = row.sequence
+                    if not wanted(row.data):
+                        continue
                     yield {"id": str(row.sequence), "event": row.type, "data": json.dumps(event.to_json())}
                 if len(rows) < REPLAY_BATCH:
                     break
@@ -115,7 +126,8 @@ async def stream(request: Request, me: Annotated[Principal, authenticated()],
                     return
                 # At or before the starting point: the client has it (Last-Event-ID), or it
                 # is older than this stream (a late message of an event before it began).
-                if message is not None and message.sequence > resume_after and message.sequence not in sent:
+                if message is not None and message.sequence > resume_after and message.sequence not in sent \
+                        and wanted(message.payload.get("data")):
                     sent.add(message.sequence)
                     yield {"id": str(message.sequence), "event": message.type, "data": json.dumps(message.payload)}
                     if message.type in CREDENTIAL_EVENTS:
