@@ -35,6 +35,7 @@ from mercato.installs import endpoints as installs_endpoints
 from mercato.library import endpoints as library_endpoints
 from mercato.licences import endpoints as licences_endpoints
 from mercato.live import endpoints as live_endpoints
+from mercato.market import endpoints as market_endpoints
 from mercato.notifications import endpoints as notifications_endpoints
 from mercato.ops import endpoints as ops_endpoints
 from mercato.orders import endpoints as orders_endpoints
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(installs_agent.router, prefix=API_PREFIX)
     app.include_router(history_endpoints.router, prefix=API_PREFIX)
     app.include_router(sync_endpoints.router, prefix=API_PREFIX)
+    app.include_router(market_endpoints.router, prefix=API_PREFIX)
     if settings.sandbox_payments_enabled:  # the built-in provider's pay page and API (docs/payments.md)
         app.include_router(sandbox_endpoints.router)
     payment_providers.configure(settings)

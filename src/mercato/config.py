@@ -186,6 +186,17 @@ class Settings(BaseSettings):
         "How long the feed's head position is cached for unchanged polls (304); a recorded change "
         "evicts it at once in this process and in a shared cache."))
 
+    # market sources (O6, docs/market-sources.md)
+    market_sync_interval_seconds: float = Field(default=300.0, gt=0, description=(
+        "How often each enabled market source's sync feed is polled; a failing source waits "
+        "min(2^failures x this, 1 h) before its next attempt."))
+    market_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description=(
+        "Whole-request timeout of one sync feed request to a market source."))
+    market_max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description=(
+        "Largest sync feed answer read from a market source; a larger one fails the attempt."))
+    market_max_pages: int = Field(default=20, ge=1, le=1000, description=(
+        "Most feed pages fetched from one source in one sync (the rest come on the next one)."))
+
     log_level: str = "INFO"
     log_json: bool = False
     testing: bool = False

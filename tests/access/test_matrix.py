@@ -419,6 +419,10 @@ from tests.access.matrix_rows_sync import MATRIX_ROWS as SYNC_MATRIX_ROWS  # noq
 
 MATRIX.extend(SYNC_MATRIX_ROWS)
 
+from tests.access.matrix_rows_market import MATRIX_ROWS as MARKET_MATRIX_ROWS  # noqa: E402
+
+MATRIX.extend(MARKET_MATRIX_ROWS)
+
 
 @dataclass
 class Answer:

@@ -196,3 +196,7 @@ POLICY.update(HISTORY_POLICY_ROWS)
 from tests.access.policy_rows_sync import POLICY_ROWS as SYNC_POLICY_ROWS  # noqa: E402
 
 POLICY.update(SYNC_POLICY_ROWS)
+
+from tests.access.policy_rows_market import POLICY_ROWS as MARKET_POLICY_ROWS  # noqa: E402
+
+POLICY.update(MARKET_POLICY_ROWS)

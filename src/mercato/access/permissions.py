@@ -94,6 +94,8 @@ class Permission(StrEnum):
     # the install agent's routes: held by instance tokens only (no role grants it)
     agent_connect = "agent:connect"
     runtime_read = "runtime:read"
+    # market sources (O6): other stores mirrored read-only
+    market_source_manage = "market_source:manage"
 
 
 class Condition(StrEnum):

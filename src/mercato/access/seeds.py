@@ -123,6 +123,7 @@ MARKETPLACE_ADMIN_GRANTS: dict[Permission, Condition] = {
     P.instance_read: C.any,
     P.task_read: C.any,
     P.runtime_read: C.any,
+    P.market_source_manage: C.any,
 }
 
 SUPER_ADMIN_GRANTS: dict[Permission, Condition] = {permission: C.any for permission in Permission}

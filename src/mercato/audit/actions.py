@@ -70,3 +70,5 @@ class AuditAction(StrEnum):
     order_deliver = "order:deliver"
     instance_register = "instance:register"
     instance_delete = "instance:delete"
+    market_source_create = "market_source:create"
+    market_source_delete = "market_source:delete"

@@ -30,7 +30,8 @@ ALL_EVENTS = "*"
 
 # Domains whose handlers.py the store loads at start.
 HANDLER_MODULES = ("catalog", "review", "notifications", "webhooks", "live", "policies", "wallet", "refunds", "earnings",
-                   "payments", "orders", "library", "installs", "history", "sync", "stats")
+                   "payments", "orders", "library", "installs", "history", "sync", "stats",
+                   "market")
 
 
 @dataclass(frozen=True)

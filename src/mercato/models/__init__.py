@@ -12,6 +12,7 @@ from mercato.models.history import HistoryEntry  # noqa: F401
 from mercato.models.idempotency import IdempotencyRecord
 from mercato.models.installs import Installation, InstallTask, Instance  # noqa: F401
 from mercato.models.library import Entitlement
+from mercato.models.market import MarketSource, MirroredListing  # noqa: F401
 from mercato.models.money import (
     Coupon, CouponRedemption, LedgerAccount, LedgerEntry, LedgerTransaction, LicenceKey, Order, OrderLine, Payment,
     Payout, Refund, RefundLine, Shipment,

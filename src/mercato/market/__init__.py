@@ -1,0 +1,1 @@
+"""Market sources (O6): mirror the catalogs of other Mercato stores, read-only, through their sync feed."""
