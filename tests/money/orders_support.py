@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import exists, select
 
 from mercato.catalog import service as catalog
 from mercato.models import LedgerAccount, Listing, Order, OutboxEvent
@@ -118,13 +118,15 @@ async def quiet(runtime: Runtime, timeout: float = 30.0) -> None:
     """Wait until the bus has relayed every event and no delivery is pending (INV-7)."""
     from mercato.models import EventDelivery
 
+    # Both questions in one statement: one snapshot on PostgreSQL, so a handler that finishes
+    # its delivery and publishes a new event between two separate reads cannot slip through.
+    owed = select(exists().where(OutboxEvent.relayed_at.is_(None)).correlate(None),
+                  exists().where(EventDelivery.state.not_in(("done", "dead"))).correlate(None))
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         async with runtime.db.read_session() as session:
-            unrelayed = await session.scalar(select(OutboxEvent.id).where(OutboxEvent.relayed_at.is_(None)).limit(1))
-            pending = await session.scalar(select(EventDelivery.id).where(
-                EventDelivery.state.not_in(("done", "dead"))).limit(1))
-        if unrelayed is None and pending is None:
+            unrelayed, pending = (await session.execute(owed)).one()
+        if not unrelayed and not pending:
             return
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("the bus did not settle")

@@ -21,6 +21,7 @@ from mercato.licences import service as licences
 from mercato.licences.errors import KeyPoolEmpty, OrderLineNotFound
 from mercato.models import AuditEntry, LicenceKey, Order, OrderLine
 from mercato.runtime import Runtime
+from mercato.wallet import service as wallet
 from tests.catalog.support import Shop
 from tests.conftest import Actor, Actors
 from tests.money.invariants import assert_money_invariants
@@ -37,8 +38,8 @@ async def upload(client: httpx.AsyncClient, actor: Actor, listing: str, keys: li
 
 
 async def order_lines(runtime: Runtime, listing: dict[str, Any], user_id: str, count: int = 1) -> list[uuid.UUID]:
-    """``count`` paid orders of one line each, straight in the database: the orders module
-    (which makes them for real) is written alongside this one."""
+    """``count`` paid orders of one line each, straight in the database, with the buyer's
+    money in escrow as the saga leaves a paid order (so completing it settles cleanly)."""
     lines = []
     async with runtime.db.transaction() as session:
         for _ in range(count):
@@ -51,6 +52,10 @@ async def order_lines(runtime: Runtime, listing: dict[str, Any], user_id: str, c
             session.add(order)
             await session.flush()
             session.add(line)
+            await wallet.credit_payment(session, payment_id=uuid.uuid4(), user_id=order.user_id, provider="sandbox",
+                                        amount=order.total, currency="USD")
+            await wallet.debit_order(session, order_id=order.id, user_id=order.user_id, amount=order.total,
+                                     currency="USD")
             lines.append(line.id)
     return lines
 
