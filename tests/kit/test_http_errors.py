@@ -424,3 +424,26 @@ async def test_an_exhausted_connection_pool_is_a_503_with_retry_after(
         runtime.db._read_sessions = normal
         await tiny.dispose()
     assert (await client.get("/api/v1/me", headers=user.headers)).status_code == 200
+
+
+@pytest.mark.parametrize("sqlstate", ["40P01", "40001"], ids=["deadlock", "serialization"])
+async def test_a_transaction_the_database_rolled_back_is_a_503_to_retry(
+        app, client: httpx.AsyncClient, sqlstate: str) -> None:  # type: ignore[no-untyped-def]
+    """A deadlock victim or a serialization failure changed nothing and will pass when
+    repeated: a 503 with Retry-After, never a 500 (found as a PostgreSQL deadlock between a
+    refund settlement and concurrent postings to the same accounts)."""
+    from sqlalchemy.exc import DBAPIError
+
+    class Orig(Exception):
+        pass
+
+    orig = Orig("deadlock detected")
+    orig.sqlstate = sqlstate  # type: ignore[attr-defined]
+
+    async def conflicting() -> None:
+        raise DBAPIError("UPDATE ledger_accounts …", {}, orig)
+
+    app.add_api_route(f"/test-rollback-{sqlstate}", conflicting)
+    response = await client.get(f"/test-rollback-{sqlstate}")
+    assert_problem(response, 503, "service_unavailable")
+    assert response.headers["retry-after"] == "1"

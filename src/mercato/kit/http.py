@@ -31,6 +31,7 @@ from mercato.kit.requestinfo import RequestInfo, set_current_request
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 DATA_EXCEPTION_CLASS = "22"  # SQLSTATE class 22: data exception (bad value), e.g. 22021 NUL in text
+TRANSACTION_ROLLBACK_CLASS = "40"  # SQLSTATE class 40: 40001 serialization failure, 40P01 deadlock
 JSON_TYPES = ("application/json", "application/problem+json", "application/merge-patch+json")
 
 
@@ -293,6 +294,14 @@ def install_error_handlers(app: FastAPI) -> None:
             return problem_response(request, ServiceUnavailable("The database connection was lost; try again.",
                                                                 headers={"Retry-After": "2"}))
         sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(TRANSACTION_ROLLBACK_CLASS):
+            # The database chose this transaction as the victim of a deadlock or a
+            # serialization conflict and rolled all of it back: nothing changed, and the same
+            # request again will go through.
+            log.warning("database rolled back a conflicting transaction", sqlstate=sqlstate)
+            return problem_response(request, ServiceUnavailable(
+                "A concurrent change conflicted with this request and nothing was changed; retry it.",
+                headers={"Retry-After": "1"}))
         if isinstance(sqlstate, str) and sqlstate.startswith(DATA_EXCEPTION_CLASS):
             # A value from the request the database cannot store or compare (a NUL character,
             # out of range, too long): bad input, not our failure. Validation should catch
