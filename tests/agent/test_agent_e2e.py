@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -91,7 +92,11 @@ def server(database_template: str, tmp_path_factory: pytest.TempPathFactory) -> 
     with _fresh_database(database_template, directory) as database_url, pytest.MonkeyPatch.context() as patch:
         patch.setattr(demo_catalog, "_listings", lambda: [hello])
         asyncio.run(_seed(Settings(data_dir=directory, database_url=database_url, testing=True)))
-        env = clean_env(MERCATO_DATA_DIR=str(directory), MERCATO_DATABASE_URL=database_url, MERCATO_TESTING="1")
+        # Status correction compares every second (idle installations only: tasks in flight
+        # and records newer than the last report are left alone, so the other tests are not
+        # disturbed by it).
+        env = clean_env(MERCATO_DATA_DIR=str(directory), MERCATO_DATABASE_URL=database_url, MERCATO_TESTING="1",
+                        MERCATO_INSTALLS_STATUS_SWEEP_SECONDS="1")
         with serving(env=env, log_path=directory / "serve.log") as base:
             yield Server(base=base, data_dir=directory)
 
@@ -318,3 +323,22 @@ def test_a_poll_whose_agent_hung_up_claims_nothing(store: Store, tmp_path: Path)
         task = store.task("GET", f"/tasks/{queued.json()['id']}")
     assert task["state"] == "succeeded", (task, log.read_text()[-3000:])
     assert current(root) == "versions/1.0.0"
+
+
+def test_status_correction_notices_a_deleted_install_directory(store: Store, tmp_path: Path) -> None:
+    """I5: someone removes the app's directory by hand; the agent's next inventory lacks it
+    and status correction makes the record say so (``status.corrected``, old and new)."""
+    root, log = tmp_path / "apps", tmp_path / "agent.log"
+    with agent(store, root, log):
+        wait_for(lambda: reported(store), "the first heartbeat", log)
+        task = store.task("POST", f"/instances/{store.instance_id}/installations",
+                          {"listing_id": store.listing_id, "version": "1.0.0"})
+        assert task["state"] == "succeeded", (task, log.read_text()[-3000:])
+        installation_id = task["installation_id"]
+        shutil.rmtree(root / "hello-notes")
+        corrected = wait_for(lambda: (record := store.installation(installation_id))["state"] == "uninstalled"
+                             and record, "status correction", log)
+        assert corrected["version"] is None
+        history = wait_for(lambda: store.call("GET", "/me/history", params={"action": "status.corrected"}
+                                              ).json()["items"], "the correction in the history", log)
+        assert len(history) == 1, history
