@@ -22,6 +22,7 @@ import ipaddress
 import socket
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -109,6 +110,22 @@ class Target:
             raise ValueError(f"{chosen} was not checked for {self.host}")
         extensions = {"sni_hostname": self.host} if self.url.scheme == "https" else {}
         return self.url.copy_with(host=chosen), {"Host": self.url.netloc.decode("ascii")}, extensions
+
+    async def send(self, client: httpx.AsyncClient, method: str, *, headers: dict[str, str],
+                   **request: Any) -> httpx.Response:
+        """Send to the checked addresses in turn (the next only when connecting failed), never
+        following a redirect. The response is streamed: the caller reads and closes it."""
+        last: Exception | None = None
+        for address in self.addresses:
+            url, host_header, extensions = self.pinned(address)
+            built = client.build_request(method, url, headers={**headers, **host_header}, extensions=extensions,
+                                         **request)
+            try:
+                return await client.send(built, stream=True, follow_redirects=False)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                last = exc
+        assert last is not None
+        raise last
 
 
 async def _addresses(host: str, port: int, timeout: float) -> list[IPAddress]:

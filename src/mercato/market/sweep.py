@@ -89,31 +89,20 @@ async def fetch(settings: Settings, source_url: str, cursor: str | None, etag: s
     params = {"cursor": cursor} if cursor else {}
     async with httpx.AsyncClient(follow_redirects=False, trust_env=False,
                                  timeout=httpx.Timeout(settings.market_timeout_seconds)) as client:
-        last: Exception | None = None
-        for address in target.addresses:
-            url, host_header, extensions = target.pinned(address)
-            request = client.build_request("GET", url, params=params, headers={**headers, **host_header},
-                                           extensions=extensions)
-            try:
-                response = await client.send(request, stream=True, follow_redirects=False)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                last = exc
-                continue
-            try:
-                if response.status_code == 304:
-                    return _Answer(True, etag, None)
-                if not 200 <= response.status_code < 300:
-                    raise FeedError(f"HTTP {response.status_code} from the sync feed")
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > settings.market_max_response_bytes:
-                        raise FeedError(f"the feed answer is larger than {settings.market_max_response_bytes} bytes")
-            finally:
-                await response.aclose()
-            return _Answer(False, response.headers.get("etag"), _page(bytes(body)))
-        assert last is not None
-        raise last
+        response = await target.send(client, "GET", headers=headers, params=params)
+        try:
+            if response.status_code == 304:
+                return _Answer(True, etag, None)
+            if not 200 <= response.status_code < 300:
+                raise FeedError(f"HTTP {response.status_code} from the sync feed")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > settings.market_max_response_bytes:
+                    raise FeedError(f"the feed answer is larger than {settings.market_max_response_bytes} bytes")
+        finally:
+            await response.aclose()
+        return _Answer(False, response.headers.get("etag"), _page(bytes(body)))
 
 
 def _page(body: bytes) -> RemotePage:

@@ -177,29 +177,17 @@ class _Answer:
 
 
 async def _post(client: httpx.AsyncClient, target: ssrf.Target, headers: dict[str, str], body: bytes) -> _Answer:
-    """Send to the checked addresses in turn (the next only when connecting failed)."""
-    last: Exception | None = None
-    for address in target.addresses:
-        url, host_header, extensions = target.pinned(address)
-        request = client.build_request("POST", url, headers={**headers, **host_header}, content=body,
-                                       extensions=extensions)
-        try:
-            response = await client.send(request, stream=True, follow_redirects=False)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            last = exc
-            continue
-        try:
-            excerpt = b""
-            async for chunk in response.aiter_raw():
-                excerpt += chunk
-                if len(excerpt) >= RESPONSE_EXCERPT_BYTES:
-                    break
-        finally:
-            await response.aclose()
-        return _Answer(response.status_code, response.headers.get("location"),
-                       excerpt[:RESPONSE_EXCERPT_BYTES].decode("utf-8", "replace"))
-    assert last is not None
-    raise last
+    response = await target.send(client, "POST", headers=headers, content=body)
+    try:
+        excerpt = b""
+        async for chunk in response.aiter_raw():
+            excerpt += chunk
+            if len(excerpt) >= RESPONSE_EXCERPT_BYTES:
+                break
+    finally:
+        await response.aclose()
+    return _Answer(response.status_code, response.headers.get("location"),
+                   excerpt[:RESPONSE_EXCERPT_BYTES].decode("utf-8", "replace"))
 
 
 def _describe(answer: _Answer) -> str:
