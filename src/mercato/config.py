@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         "A delivery handed to the broker but not processed after this is re-driven from the database."))
     bus_sweep_interval_seconds: float = Field(default=1.0, gt=0)
     bus_relay_poll_seconds: float = Field(default=0.2, gt=0)
+    bus_observer_poll_seconds: float = Field(default=5.0, gt=0, description=(
+        "How often an observer looks for events relayed by another process (the relay of its own "
+        "process wakes it at once)."))
     bus_worker_concurrency: int = Field(default=4, ge=1, le=200, description=(
         "Deliveries a process runs at once. Bounded so a backlog (after `serve --demo`, or a "
         "burst of writes) cannot take every database connection from the requests."))

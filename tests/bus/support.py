@@ -15,6 +15,7 @@ from mercato.bus.events import CloudEvent, declare_event_type
 from mercato.bus.outbox import publish
 from mercato.bus.registry import Registry
 from mercato.kit.db import Database
+from mercato.kit.failpoints import failpoint
 
 declare_event_type("test.ping", source="tests", data="{n}")
 declare_event_type("test.poison", source="tests", data="{}")
@@ -56,6 +57,21 @@ def test_registry() -> Registry:
         if not POISON_FIXED["value"]:
             raise ValueError("poison event")
         await _record(session, "tests.poison", event)
+
+    # An observer: takes its events in batches and follows the relay with a cursor.
+    @registry.observe("test.ping", name="tests.watch")
+    async def watch(session: AsyncSession, events: list[CloudEvent]) -> None:
+        for event in events:
+            await _record(session, "tests.watch", event)
+        await failpoint("tests.watch.after_effect")
+
+    @registry.observe("test.ping", "test.poison", name="tests.poison_watch")
+    async def poison_watch(session: AsyncSession, events: list[CloudEvent]) -> None:
+        for event in events:
+            if event.type == "test.poison":
+                if not POISON_FIXED["value"]:
+                    raise ValueError("poison event")
+                await _record(session, "tests.poison_watch", event)
 
     return registry
 

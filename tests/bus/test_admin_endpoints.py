@@ -15,12 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.bus import repository
 from mercato.bus.events import CloudEvent, declare_event_type
 from mercato.bus.outbox import publish
-from mercato.bus.registry import Subscriber
+from mercato.bus.registry import REGISTRY, Subscriber
+from mercato.bus.service import wait_idle
 from mercato.config import Settings
 from mercato.models import EventDelivery
 from mercato.runtime import Runtime
@@ -328,11 +330,14 @@ async def test_only_a_dead_letter_can_be_replayed(
     await wait_for_state(runtime, dead.event_id, "done")
     done = await client.post(f"{DEAD_LETTERS}/{dead.id}/replay", headers=admin.headers)
     assert done.status_code == 409 and done.json()["code"] == "invalid_transition"
-    # A healthy delivery of another subscriber is not a dead letter either.
+    # A healthy delivery of another subscriber is not a dead letter either (the admin's
+    # sign-up gave the wallet one).
+    await wait_idle(runtime.db, REGISTRY)
     async with runtime.db.read_session() as session:
-        live = await repository.delivery(session, "live.push", dead.event_id)
-    assert live is not None
-    other = await client.post(f"{DEAD_LETTERS}/{live.id}/replay", headers=admin.headers)
+        healthy = await session.scalar(select(EventDelivery).where(
+            EventDelivery.subscriber == "wallet.welcome_credit", EventDelivery.state == "done").limit(1))
+    assert healthy is not None
+    other = await client.post(f"{DEAD_LETTERS}/{healthy.id}/replay", headers=admin.headers)
     assert other.status_code == 409 and other.json()["code"] == "invalid_transition"
     audit = await client.get(f"{V1}/admin/audit", headers=admin.headers, params={"action": "dead_letter:replay"})
     assert len(audit.json()["items"]) == 1, "refused replays change nothing and leave no success row"

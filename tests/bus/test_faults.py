@@ -22,7 +22,7 @@ from mercato.runtime import Runtime
 from tests.bus import support
 
 COUNT = 40
-SUBSCRIBERS = ("tests.first", "tests.second")
+SUBSCRIBERS = ("tests.first", "tests.second", "tests.watch")
 
 
 def _run_harness(database_url: str, *args: str, failpoints: str | None = None,
@@ -53,6 +53,7 @@ async def _published_ids(runtime: Runtime) -> list[uuid.UUID]:
     "relay.after_kick=crash@9",         # some handed over, the process dies
     "delivery.after_effect=crash@7",    # a handler did its work, not committed
     "delivery.after_commit=crash@7",    # committed, the process dies before acknowledging
+    "tests.watch.after_effect=crash@2",  # an observer's batch did its work, cursor not committed
 ])
 async def test_a_crash_at_any_step_then_a_restart_ends_as_the_fault_free_run(
         failpoint: str, runtime: Runtime, database_url: str) -> None:
@@ -100,8 +101,7 @@ async def test_duplicated_and_reordered_deliveries_still_give_exactly_once_in_or
     await bus.start()
     try:
         ids = await support.publish_pings(runtime.db, 60, subjects=4)
-        rows = await support.wait_for_effects(runtime.db, 120)
-        await asyncio.sleep(0.3)
+        await bus.wait_idle()
         rows = await support.effects(runtime.db)
     finally:
         await bus.stop()
@@ -130,8 +130,7 @@ async def test_a_wiped_broker_is_re_driven_from_the_database(settings: Settings,
         async with Redis.from_url(REDIS_URL) as client:
             await client.delete(queue)  # everything the broker held is gone, group included
         ids += await support.publish_pings(runtime.db, 30, start=30)
-        rows = await support.wait_for_effects(runtime.db, 120, timeout=90)
-        await asyncio.sleep(0.5)
+        await bus.wait_idle(timeout=90)
         rows = await support.effects(runtime.db)
     finally:
         await bus.stop()

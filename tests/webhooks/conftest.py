@@ -162,9 +162,9 @@ class Driver:
         async with self.runtime.db.transaction() as session:
             rows = list(await session.scalars(select(OutboxEvent).where(OutboxEvent.sequence > self.after)
                                               .order_by(OutboxEvent.sequence)))
-            for row in rows:
-                await handlers.fan_out(session, event_from_row(row))
-                self.after = row.sequence
+            await handlers.fan_out(session, [event_from_row(row) for row in rows])
+            if rows:
+                self.after = rows[-1].sequence
         return len(rows)
 
     async def send(self, *, later: timedelta = timedelta(0), settings: Settings | None = None) -> int:

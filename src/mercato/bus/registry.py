@@ -1,18 +1,32 @@
-"""Subscribers: who reacts to which event types.
+"""Subscribers: who reacts to which event types, and in which lane.
 
-Each domain declares its reactions in its ``handlers.py``::
+Each domain declares its reactions in its ``handlers.py``. There are two kinds:
 
-    @subscribe("order.paid", name="library.grant_on_paid")
-    async def grant_on_paid(session: AsyncSession, event: CloudEvent) -> None: ...
+- **Steps** move the store's state on (the order saga, refunds, installs): each event is
+  one delivery in its own transaction, in order per subject, retried with backoff and
+  finally a dead letter::
 
-A handler runs inside the delivery's transaction; the bus records the event as processed
-for that subscriber in the same transaction, so a repeated delivery is a no-op. ``"*"``
-subscribes to every event type.
+      @subscribe("order.paid", name="library.grant_on_paid")
+      async def grant_on_paid(session: AsyncSession, event: CloudEvent) -> None: ...
 
-A handler whose effect is outside the database (sending an e-mail) subscribes with
+- **Observers** only record what happened elsewhere (history, statistics, notifications,
+  webhook fan-out, live push, cache eviction). They take events in batches, following the
+  relay's order with a cursor: one transaction records the effects of many events and
+  moves the cursor past them, so a batch counts exactly once. Observers run in a lane of
+  their own and can never delay a step::
+
+      @observe("order.completed", name="stats.count_revenue")
+      async def count_revenue(session: AsyncSession, events: list[CloudEvent]) -> None: ...
+
+A step's handler runs inside the delivery's transaction; the bus records the event as
+processed for that subscriber in the same transaction, so a repeated delivery is a no-op.
+``"*"`` subscribes to every event type.
+
+A step whose effect is outside the database (sending an e-mail) subscribes with
 ``outside_transaction=True``: it runs with a read session before the delivery's write
-transaction, so a slow outside party never holds the (on SQLite, single) writer. Its
-effect is at least once: a crash after it and before the commit runs it again.
+transaction, so a slow outside party never holds the (on SQLite, single) writer, and in
+the ``slow`` lane, so it never takes a saga step's turn. Its effect is at least once: a
+crash after it and before the commit runs it again.
 """
 
 from __future__ import annotations
@@ -20,13 +34,16 @@ from __future__ import annotations
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.bus.events import CloudEvent
 
 Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
+BatchHandler = Callable[[AsyncSession, list[CloudEvent]], Awaitable[None]]
 ALL_EVENTS = "*"
+Lane = Literal["saga", "slow", "observer"]
 
 # Domains whose handlers.py the store loads at start.
 HANDLER_MODULES = ("catalog", "review", "notifications", "webhooks", "live", "policies", "wallet", "refunds", "earnings",
@@ -38,11 +55,35 @@ HANDLER_MODULES = ("catalog", "review", "notifications", "webhooks", "live", "po
 class Subscriber:
     name: str
     event_types: frozenset[str]
-    handler: Handler
+    handler: Callable[[AsyncSession, Any], Awaitable[None]]
     outside_transaction: bool = False
+    # Observers take a list of events (``BatchHandler``) and follow a cursor instead of
+    # having one delivery row per event.
+    batch: bool = False
 
     def wants(self, event_type: str) -> bool:
         return ALL_EVENTS in self.event_types or event_type in self.event_types
+
+    @property
+    def lane(self) -> Lane:
+        if self.batch:
+            return "observer"
+        return "slow" if self.outside_transaction else "saga"
+
+    async def handle_one(self, session: AsyncSession, event: CloudEvent) -> None:
+        """Run the handler for one event, whatever its kind (a replayed observer dead letter
+        is delivered on its own)."""
+        await self.handler(session, [event] if self.batch else event)
+
+
+def for_each(handler: Handler) -> BatchHandler:
+    """A batch handler that runs ``handler`` on each event of the batch in turn."""
+    async def run_each(session: AsyncSession, events: list[CloudEvent]) -> None:
+        for event in events:
+            await handler(session, event)
+
+    run_each.__qualname__ = run_each.__name__ = handler.__name__
+    return run_each
 
 
 @dataclass
@@ -58,6 +99,16 @@ class Registry:
 
         return register
 
+    def observe(self, *event_types: str, name: str, each: bool = False) -> Callable[[Any], Any]:
+        """Register an observer. With ``each=True`` the decorated function takes one event
+        and the batch runs it on each event in turn (still one transaction per batch)."""
+        def register(handler: Any) -> Any:
+            self.add(Subscriber(name=name, event_types=frozenset(event_types),
+                                handler=for_each(handler) if each else handler, batch=True))
+            return handler
+
+        return register
+
     def add(self, subscriber: Subscriber) -> None:
         if subscriber.name in self.subscribers and self.subscribers[subscriber.name].handler is not subscriber.handler:
             raise ValueError(f"two subscribers are named {subscriber.name!r}")
@@ -66,12 +117,21 @@ class Registry:
     def for_type(self, event_type: str) -> list[Subscriber]:
         return [s for s in self.subscribers.values() if s.wants(event_type)]
 
+    def steps_for(self, event_type: str) -> list[Subscriber]:
+        """The subscribers that get one delivery row per event of this type."""
+        return [s for s in self.subscribers.values() if not s.batch and s.wants(event_type)]
+
+    @property
+    def observers(self) -> list[Subscriber]:
+        return [s for s in self.subscribers.values() if s.batch]
+
     def get(self, name: str) -> Subscriber | None:
         return self.subscribers.get(name)
 
 
 REGISTRY = Registry()
 subscribe = REGISTRY.subscribe
+observe = REGISTRY.observe
 
 
 def load_handlers() -> Registry:

@@ -1,45 +1,77 @@
-"""The relay: committed outbox rows -> one delivery row per subscriber -> the broker.
+"""The relay: committed outbox rows -> positions, step deliveries -> the broker; observers woken.
 
-The fan-out is committed before anything is handed to the broker, so the database
-always knows what is owed to whom: a crash between the commit and the hand-off, a lost
-broker message or a wiped broker only delays delivery until the redelivery sweep
-re-drives what is still pending.
+One transaction per batch of events:
+
+- numbers the events in the relay's order (``position``; relays take turns, so positions
+  are handed out in commit order and an observer's cursor never skips an event);
+- writes one delivery row per step subscriber (observers follow the positions with their
+  own cursor instead, so an event costs them no row).
+
+The fan-out is committed before anything is handed to the broker, so the database always
+knows what is owed to whom: a crash between the commit and the hand-off, a lost broker
+message or a wiped broker only delays delivery until the redelivery sweep re-drives what
+is still pending.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from mercato.bus import repository
-from mercato.bus.delivery import Kick
+from mercato.bus.delivery import Kick, event_from_row
+from mercato.bus.events import CloudEvent
 from mercato.bus.registry import Registry
 from mercato.kit.clock import utcnow
 from mercato.kit.db import Database
 from mercato.kit.failpoints import failpoint
 
-BATCH = 200
+BATCH = 500
+
+
+@dataclass
+class Relayed:
+    """What one relay pass did."""
+
+    count: int = 0
+    # Observers that have new events to read.
+    observers: set[str] = field(default_factory=set)
 
 
 class Relay:
-    def __init__(self, db: Database, registry: Registry, kick: Kick, *, redelivery_timeout: timedelta) -> None:
+    def __init__(self, db: Database, registry: Registry, kick: Kick, *, redelivery_timeout: timedelta,
+                 remember: Callable[[CloudEvent], None] | None = None) -> None:
         self.db = db
         self.registry = registry
         self.kick = kick
         self.redelivery_timeout = redelivery_timeout
+        # Keeps the relayed events in memory for a delivery in this process (no re-read).
+        self.remember = remember
 
-    async def relay_once(self) -> int:
-        """Fan out one batch; returns how many events it relayed."""
+    async def relay_once(self) -> Relayed:
+        """Relay one batch."""
         handoff: list[tuple[str, uuid.UUID]] = []
+        relayed = Relayed()
         async with self.db.transaction() as session:
-            rows = await repository.unrelayed(session, limit=BATCH)
+            await repository.lock_relay(session)
+            rows = await repository.unrelayed_events(session, limit=BATCH)
             if not rows:
-                return 0
+                return relayed
             now = utcnow()
+            position = await repository.max_position(session)
+            positions: list[tuple[int, int]] = []
             deliveries = []
             seen: set[tuple[str, str]] = set()
+            observers = self.registry.observers
             for row in rows:
-                for subscriber in self.registry.for_type(row.type):
+                position += 1
+                positions.append((row.sequence, position))
+                if self.remember is not None:
+                    self.remember(event_from_row(row))
+                relayed.observers.update(o.name for o in observers if o.wants(row.type))
+                for subscriber in self.registry.steps_for(row.type):
                     first_of_subject = (subscriber.name, row.subject) not in seen
                     seen.add((subscriber.name, row.subject))
                     deliveries.append({
@@ -53,15 +85,18 @@ class Relay:
                     if first_of_subject:
                         handoff.append((subscriber.name, row.id))
             await repository.add_deliveries(session, deliveries)
-            await repository.mark_relayed(session, [row.sequence for row in rows], now)
+            await repository.mark_relayed_at_positions(session, positions, now)
+        relayed.count = len(rows)
         await failpoint("relay.after_fanout")
         for subscriber_name, event_id in handoff:
             await self.kick(subscriber_name, event_id)
             await failpoint("relay.after_kick")
-        return len(rows)
+        return relayed
 
-    async def drain(self) -> int:
+    async def drain(self, on_relayed: Callable[[Relayed], None] | None = None) -> int:
         total = 0
-        while (count := await self.relay_once()):
-            total += count
+        while (relayed := await self.relay_once()).count:
+            total += relayed.count
+            if on_relayed is not None:
+                on_relayed(relayed)
         return total

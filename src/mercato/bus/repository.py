@@ -1,4 +1,7 @@
-"""Every query of the bus: outbox, deliveries, processed events, sweep leases."""
+"""Every query of the bus: outbox, deliveries, processed events, observer cursors, sweep leases.
+
+The delivery path runs thousands of times a second under load: its statements are Core
+statements on the tables (no ORM objects are loaded or tracked there)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -15,7 +18,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from mercato.kit.pagination import count_matching
-from mercato.models import EventDelivery, OutboxEvent, ProcessedEvent, SweepLease
+from mercato.models import BusCursor, EventDelivery, OutboxEvent, ProcessedEvent, SweepLease
+
+OUTBOX = OutboxEvent.__table__
+DELIVERIES = EventDelivery.__table__
+CURSORS = BusCursor.__table__
+PROCESSED = ProcessedEvent.__table__
+# The columns a handler's CloudEvent is made of.
+EVENT_COLUMNS = (OUTBOX.c.id, OUTBOX.c.type, OUTBOX.c.subject, OUTBOX.c.time, OUTBOX.c.data, OUTBOX.c.sequence,
+                 OUTBOX.c.position)
+# pg_advisory_xact_lock key of the relay ("mercato relay"): one relay numbers events at a time.
+RELAY_LOCK_KEY = 0x6D65726361746F
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
 
 
 # --- outbox ------------------------------------------------------------------------------------
@@ -81,11 +98,65 @@ async def latest_sequence(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.max(OutboxEvent.sequence))) or 0)
 
 
+# --- the relay -----------------------------------------------------------------------------------
+
+async def lock_relay(session: AsyncSession) -> None:
+    """Relays take turns for the rest of the transaction (PostgreSQL; SQLite has one writer),
+    so positions are handed out in commit order."""
+    if _dialect(session) == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RELAY_LOCK_KEY})
+
+
+async def unrelayed_events(session: AsyncSession, *, limit: int) -> list[Any]:
+    """The oldest committed events not yet relayed, as rows of ``EVENT_COLUMNS``."""
+    return list(await session.execute(select(*EVENT_COLUMNS).where(OUTBOX.c.relayed_at.is_(None))
+                                      .order_by(OUTBOX.c.sequence).limit(limit)))
+
+
+async def max_position(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.max(OUTBOX.c.position))) or 0)
+
+
+async def mark_relayed_at_positions(session: AsyncSession, positions: list[tuple[int, int]], at: datetime) -> None:
+    """``positions``: (sequence, position) pairs."""
+    if positions:
+        await session.execute(
+            update(OUTBOX).where(OUTBOX.c.sequence == bindparam("b_sequence"))
+            .values(relayed_at=at, position=bindparam("b_position")),
+            [{"b_sequence": sequence, "b_position": position} for sequence, position in positions])
+
+
 # --- deliveries ----------------------------------------------------------------------------------
 
 async def add_deliveries(session: AsyncSession, rows: list[dict[str, object]]) -> None:
     if rows:
-        await session.execute(insert(EventDelivery), rows)
+        await session.execute(insert(DELIVERIES), rows)
+
+
+async def claim_delivery(session: AsyncSession, subscriber: str, event_id: uuid.UUID, at: datetime) -> bool:
+    """Mark a pending delivery done, unless an earlier event of its subject is still pending
+    for the subscriber: one guarded statement in the delivery's transaction. The handler's
+    effects commit with it; if they fail, the rollback makes the delivery pending again. On
+    PostgreSQL a concurrent copy waits for the row and then finds it done."""
+    earlier = DELIVERIES.alias("earlier")
+    result = await session.execute(
+        update(DELIVERIES).where(
+            DELIVERIES.c.subscriber == subscriber, DELIVERIES.c.event_id == event_id, DELIVERIES.c.state == "pending",
+            ~exists().where(earlier.c.subscriber == subscriber, earlier.c.subject == DELIVERIES.c.subject,
+                            earlier.c.state == "pending", earlier.c.sequence < DELIVERIES.c.sequence))
+        .values(state="done", done_at=at, updated_at=at, last_error=None))
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+async def delivery_state(session: AsyncSession, subscriber: str, event_id: uuid.UUID) -> tuple[str, str, int] | None:
+    """(state, subject, sequence) of a delivery, or None."""
+    row = (await session.execute(select(DELIVERIES.c.state, DELIVERIES.c.subject, DELIVERIES.c.sequence).where(
+        DELIVERIES.c.subscriber == subscriber, DELIVERIES.c.event_id == event_id))).first()
+    return (row[0], row[1], row[2]) if row is not None else None
+
+
+async def event_row(session: AsyncSession, event_id: uuid.UUID) -> Any:
+    return (await session.execute(select(*EVENT_COLUMNS).where(OUTBOX.c.id == event_id))).first()
 
 
 async def delivery(session: AsyncSession, subscriber: str, event_id: uuid.UUID) -> EventDelivery | None:
@@ -106,12 +177,13 @@ async def earlier_pending_exists(session: AsyncSession, subscriber: str, subject
 
 
 async def next_pending_in_subject(session: AsyncSession, subscriber: str, subject: str,
-                                  sequence: int) -> EventDelivery | None:
-    return await session.scalar(
-        select(EventDelivery).where(
-            EventDelivery.subscriber == subscriber, EventDelivery.subject == subject,
-            EventDelivery.sequence > sequence, EventDelivery.state == "pending")
-        .order_by(EventDelivery.sequence).limit(1))
+                                  sequence: int) -> uuid.UUID | None:
+    """The event id of the subscriber's next pending delivery of this subject."""
+    return await session.scalar(  # type: ignore[no-any-return]
+        select(DELIVERIES.c.event_id).where(
+            DELIVERIES.c.subscriber == subscriber, DELIVERIES.c.subject == subject,
+            DELIVERIES.c.sequence > sequence, DELIVERIES.c.state == "pending")
+        .order_by(DELIVERIES.c.sequence).limit(1))
 
 
 async def mark_done(session: AsyncSession, subscriber: str, event_id: uuid.UUID, at: datetime) -> bool:
@@ -212,11 +284,100 @@ async def mark_processed(session: AsyncSession, subscriber: str, event_id: uuid.
 
     One INSERT … ON CONFLICT DO NOTHING: on PostgreSQL a concurrent copy blocks on the
     unique key until the first commits, then finds the row and does nothing."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(ProcessedEvent).values(
+    statement = (pg_insert if _dialect(session) == "postgresql" else sqlite_insert)(PROCESSED).values(
         subscriber=subscriber, event_id=event_id, processed_at=at).on_conflict_do_nothing()
     result = await session.execute(statement)
     return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+# --- observer cursors ------------------------------------------------------------------------------
+
+async def start_cursors(session: AsyncSession, names: list[str], at: datetime) -> None:
+    """A cursor for every observer that has none yet, at the relay's current position: an
+    observer added to a running store sees the events from then on (as a new step
+    subscriber gets deliveries only for events relayed after it exists)."""
+    if not names:
+        return
+    held = set(await session.scalars(select(CURSORS.c.subscriber).where(CURSORS.c.subscriber.in_(names))))
+    missing = [name for name in names if name not in held]
+    if not missing:
+        return
+    start = await max_position(session)
+    insert_ = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
+    await session.execute(insert_(CURSORS).on_conflict_do_nothing(), [
+        {"subscriber": name, "position": start, "attempts": 0, "updated_at": at} for name in missing])
+
+
+async def lock_cursor(session: AsyncSession, subscriber: str) -> Any:
+    """The observer's cursor row, locked for this transaction; None while another process
+    runs the same observer (PostgreSQL ``SKIP LOCKED``; on SQLite the write transaction
+    already excludes everyone)."""
+    query = select(CURSORS.c.position, CURSORS.c.attempts, CURSORS.c.next_attempt_at).where(
+        CURSORS.c.subscriber == subscriber)
+    if _dialect(session) == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return (await session.execute(query)).first()
+
+
+async def events_after(session: AsyncSession, position: int, *, upto: int, types: frozenset[str] | None,
+                       limit: int) -> list[Any]:
+    """Relayed events after ``position`` up to ``upto`` (of ``types``; None: every type), in
+    the relay's order, as rows of ``EVENT_COLUMNS``."""
+    query = select(*EVENT_COLUMNS).where(OUTBOX.c.position > position, OUTBOX.c.position <= upto)
+    if types is not None:
+        query = query.where(OUTBOX.c.type.in_(sorted(types)))
+    return list(await session.execute(query.order_by(OUTBOX.c.position).limit(limit)))
+
+
+async def move_cursor(session: AsyncSession, subscriber: str, position: int, at: datetime) -> None:
+    await session.execute(update(CURSORS).where(CURSORS.c.subscriber == subscriber).values(
+        position=position, attempts=0, next_attempt_at=None, last_error=None, updated_at=at))
+
+
+async def hold_cursor(session: AsyncSession, subscriber: str, *, attempts: int, error: str,
+                      retry_at: datetime, at: datetime) -> None:
+    """The event at the cursor's head failed: count it and try again at ``retry_at``."""
+    await session.execute(update(CURSORS).where(CURSORS.c.subscriber == subscriber).values(
+        attempts=attempts, last_error=error[:4000], next_attempt_at=retry_at, updated_at=at))
+
+
+async def add_dead_letter(session: AsyncSession, subscriber: str, event: Any, *, attempts: int, error: str,
+                          at: datetime) -> None:
+    """An observer gave up on one event: it becomes a dead letter like a step's (admins see
+    and replay it; a replay delivers it on its own), and the cursor moves past it."""
+    insert_ = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
+    await session.execute(insert_(DELIVERIES).values(
+        id=uuid.uuid4(), subscriber=subscriber, event_id=event.id, sequence=event.sequence, subject=event.subject,
+        event_type=event.type, state="dead", attempts=attempts, next_attempt_at=at, last_error=error[:4000],
+        created_at=at, updated_at=at).on_conflict_do_nothing())
+
+
+async def cursors(session: AsyncSession) -> dict[str, int]:
+    return {name: int(position) for name, position in await session.execute(
+        select(CURSORS.c.subscriber, CURSORS.c.position))}
+
+
+async def observer_owes(session: AsyncSession, subscriber: str, types: frozenset[str] | None) -> bool:
+    """Whether a relayed event of ``types`` lies beyond the observer's cursor."""
+    owed = select(OUTBOX.c.sequence).where(
+        OUTBOX.c.position > select(CURSORS.c.position).where(CURSORS.c.subscriber == subscriber).scalar_subquery())
+    if types is not None:
+        owed = owed.where(OUTBOX.c.type.in_(sorted(types)))
+    return await session.scalar(owed.limit(1)) is not None
+
+
+async def anything_owed(session: AsyncSession, observers: dict[str, frozenset[str] | None]) -> bool:
+    """Whether the bus owes any work: an unrelayed event, a pending delivery, or an event an
+    observer has not read yet. One statement: one snapshot on PostgreSQL, so work that moves
+    from one question to the next between two reads cannot slip through."""
+    questions = [exists().where(OUTBOX.c.relayed_at.is_(None)),
+                 exists().where(DELIVERIES.c.state == "pending")]
+    for name, types in observers.items():
+        beyond = OUTBOX.c.position > select(CURSORS.c.position).where(CURSORS.c.subscriber == name).scalar_subquery()
+        questions.append(exists().where(beyond, OUTBOX.c.type.in_(sorted(types))) if types is not None
+                         else exists().where(beyond))
+    answer = (await session.execute(select(*[q.correlate(None) for q in questions]))).one()
+    return any(answer)
 
 
 async def purge_processed_before(session: AsyncSession, before: datetime) -> int:

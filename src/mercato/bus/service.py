@@ -1,11 +1,15 @@
-"""The running bus of one process: transport, relay, deliverer and scheduler, wired by role.
+"""The running bus of one process: transport, relay, deliverer, observers and scheduler, wired by role.
 
-| role | relay | consumes jobs | scheduler |
-| --- | --- | --- | --- |
-| ``embedded`` (``mercato serve``, no broker URL) | yes | in-process | yes |
-| ``api`` (``mercato serve`` with a broker URL) | no | no | no |
-| ``worker`` (``mercato worker``) | yes | yes | yes (leases keep one per sweep) |
-| ``scheduler`` (``mercato scheduler``) | no | no | yes |
+| role | relay | step deliveries | observers | scheduler |
+| --- | --- | --- | --- | --- |
+| ``embedded`` (``mercato serve``, no broker URL) | yes | in-process | yes | yes |
+| ``api`` (``mercato serve`` with a broker URL) | no | no | no | no |
+| ``worker`` (``mercato worker``) | yes | from the broker | yes | yes (leases keep one per sweep) |
+| ``scheduler`` (``mercato scheduler``) | no | no | no | yes |
+
+Three lanes keep the saga quick: step deliveries of the saga have their own slots; steps
+whose effect leaves the database (e-mail) have others; observers run in batches beside
+them and give way to saga deliveries in flight.
 """
 
 from __future__ import annotations
@@ -13,16 +17,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+import weakref
 from datetime import timedelta
 from typing import Any
 
 from mercato.bus import repository
-from mercato.kit.tasks import cancel_and_wait
-from mercato.bus.delivery import Deliverer, RetryPolicy
+from mercato.bus.delivery import Deliverer, RecentEvents, RetryPolicy
 from mercato.bus.metrics import DEAD_LETTERS, OUTBOX_BACKLOG, PENDING
+from mercato.bus.observers import Observers, SagaTraffic, types_of
 from mercato.bus.outbox import register_wakeup, unregister_wakeup
 from mercato.bus.registry import Registry
-from mercato.bus.relay import Relay
+from mercato.bus.relay import Relay, Relayed
 from mercato.bus.scheduler import SWEEPS, Scheduler, Sweep
 from mercato.bus.transport import Transport
 from mercato.config import Settings
@@ -30,9 +35,26 @@ from mercato.kit import idempotency
 from mercato.kit.clock import utcnow
 from mercato.kit.db import Database
 from mercato.kit.logging import log
+from mercato.kit.tasks import cancel_and_wait
 from mercato.live.hub import LiveHub
 
 ROLES = ("embedded", "api", "worker", "scheduler")
+
+# Set whenever a bus in this process finished a piece of work (tests and ``wait_idle``
+# wait on it instead of polling); one per event loop.
+_progress: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = weakref.WeakKeyDictionary()
+
+
+def _progress_signal() -> asyncio.Event:
+    loop = asyncio.get_running_loop()
+    signal = _progress.get(loop)
+    if signal is None:
+        signal = _progress[loop] = asyncio.Event()
+    return signal
+
+
+def _progressed() -> None:
+    _progress_signal().set()
 
 
 class Bus:
@@ -47,31 +69,49 @@ class Bus:
         self.db = db
         self.registry = registry
         self.role = role
-        self.transport = transport or Transport(settings.broker_url, queue=settings.bus_queue, on_job=self._on_job,
-                                                    concurrency=settings.bus_worker_concurrency)
+        concurrency = settings.bus_worker_concurrency
+        self.transport = transport or Transport(
+            settings.broker_url, queue=settings.bus_queue, on_job=self._on_job, concurrency=concurrency,
+            lanes={"saga": concurrency, "slow": max(1, concurrency // 2)}, lane_of=self._lane_of)
         self.redelivery_timeout = timedelta(seconds=settings.bus_redelivery_timeout_seconds)
-        self.deliverer = Deliverer(db, registry, RetryPolicy(max_attempts=settings.bus_max_attempts,
-                                                             base_delay=settings.bus_retry_base_seconds,
-                                                             max_delay=settings.bus_retry_max_seconds),
-                                   self.transport.kick, context=self)
-        self.relay = Relay(db, registry, self.transport.kick, redelivery_timeout=self.redelivery_timeout)
+        retry = RetryPolicy(max_attempts=settings.bus_max_attempts, base_delay=settings.bus_retry_base_seconds,
+                            max_delay=settings.bus_retry_max_seconds)
+        recent = RecentEvents()
+        self.deliverer = Deliverer(db, registry, retry, self.transport.kick, context=self, recent=recent)
+        self.relay = Relay(db, registry, self.transport.kick, redelivery_timeout=self.redelivery_timeout,
+                           remember=recent.remember)
+        self.traffic = SagaTraffic()
+        self.observers = Observers(db, registry, retry, context=self, traffic=self.traffic,
+                                   poll=settings.bus_observer_poll_seconds, on_progress=_progressed)
         builtin = [Sweep("bus.redeliver", settings.bus_sweep_interval_seconds, _redeliver),
                    Sweep("bus.gauges", 15.0, _gauges),
                    Sweep("idempotency.purge", 3600.0, _purge_idempotency)]
         self.scheduler = Scheduler(db, self, sweeps if sweeps is not None else builtin + list(SWEEPS.values()))
         self._wakeup = asyncio.Event()
         self._relay_task: asyncio.Task[None] | None = None
+        self._observing = False
 
     @property
     def runs_relay(self) -> bool:
         return self.role in ("embedded", "worker")
 
+    def _lane_of(self, subscriber_name: str) -> str:
+        subscriber = self.registry.get(subscriber_name)
+        return subscriber.lane if subscriber is not None else "saga"
+
     async def _on_job(self, subscriber: str, event_id: uuid.UUID) -> None:
-        await self.deliverer.deliver(subscriber, event_id)
+        if self._lane_of(subscriber) == "saga":
+            with self.traffic.delivering():
+                await self.deliverer.deliver(subscriber, event_id)
+        else:
+            await self.deliverer.deliver(subscriber, event_id)
+        _progressed()
 
     async def start(self) -> None:
         await self.transport.start(consume=self.role == "worker")
         if self.runs_relay:
+            await self.observers.start()
+            self._observing = True
             register_wakeup(self._wakeup)
             self._relay_task = asyncio.create_task(self._relay_loop(), name="bus:relay")
         if self.role == "embedded":
@@ -86,13 +126,25 @@ class Bus:
             unregister_wakeup(self._wakeup)
             await cancel_and_wait([self._relay_task], what="bus relay")
             self._relay_task = None
+        if self._observing:
+            await self.observers.stop()
+            self._observing = False
         await self.transport.stop()
+
+    def _relayed(self, relayed: Relayed) -> None:
+        if relayed.observers:
+            self.observers.wake(relayed.observers)
+        _progressed()
+
+    async def relay_now(self) -> int:
+        """Relay everything committed so far and wake the observers it concerns."""
+        return await self.relay.drain(self._relayed)
 
     async def _relay_loop(self) -> None:
         poll = self.settings.bus_relay_poll_seconds
         while True:
             try:
-                await self.relay.drain()
+                await self.relay_now()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -124,9 +176,45 @@ class Bus:
     async def ping(self) -> None:
         await self.transport.ping()
 
+    async def wait_idle(self, timeout: float = 30.0) -> None:
+        await wait_idle(self.db, self.registry, timeout=timeout)
+
+
+def observed_types(registry: Registry) -> dict[str, frozenset[str] | None]:
+    return {observer.name: types_of(observer) for observer in registry.observers}
+
+
+async def owes_anything(db: Database, registry: Registry) -> bool:
+    async with db.read_session() as session:
+        return await repository.anything_owed(session, observed_types(registry))
+
+
+def progress_signal() -> asyncio.Event:
+    """Set whenever a bus of this process finishes a piece of work: clear it, look, then wait
+    on it (work done between the look and the wait is not missed)."""
+    return _progress_signal()
+
+
+async def wait_idle(db: Database, registry: Registry, *, timeout: float = 30.0) -> None:
+    """Return once the bus owes nothing: every event relayed, no step delivery pending, every
+    observer past every event of its types (INV-7's bus part). Wakes on the buses of this
+    process making progress; a bus in another process is asked again every half second."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    signal = _progress_signal()
+    while True:
+        signal.clear()
+        if not await owes_anything(db, registry):
+            return
+        left = deadline - loop.time()
+        if left <= 0:
+            raise TimeoutError(f"the bus still owes work after {timeout} s")
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(signal.wait(), timeout=min(left, 0.5))
+
 
 async def _redeliver(bus: Bus) -> None:
-    await bus.relay.drain()
+    await bus.relay_now()
     await bus.redrive_due()
 
 
@@ -134,9 +222,14 @@ async def _gauges(bus: Bus) -> None:
     async with bus.db.read_session() as session:
         OUTBOX_BACKLOG.set(await repository.unrelayed_count(session))
         counts = await repository.counts_by_state(session)
-    for subscriber in bus.registry.subscribers:
-        PENDING.labels(subscriber).set(counts.get((subscriber, "pending"), 0))
-        DEAD_LETTERS.labels(subscriber).set(counts.get((subscriber, "dead"), 0))
+        head = await repository.max_position(session)
+        cursors = await repository.cursors(session)
+    for subscriber in bus.registry.subscribers.values():
+        if subscriber.batch:  # an observer owes at most the events beyond its cursor
+            PENDING.labels(subscriber.name).set(max(0, head - cursors.get(subscriber.name, head)))
+        else:
+            PENDING.labels(subscriber.name).set(counts.get((subscriber.name, "pending"), 0))
+        DEAD_LETTERS.labels(subscriber.name).set(counts.get((subscriber.name, "dead"), 0))
 
 
 async def _purge_idempotency(bus: Bus) -> None:

@@ -80,18 +80,22 @@ def _redis_streams_broker(url: str, queue: str) -> AsyncBroker:
 class Transport:
     """One taskiq broker with the delivery task registered on it."""
 
-    def __init__(self, url: str | None, *, queue: str, on_job: OnJob, concurrency: int = 4) -> None:
+    def __init__(self, url: str | None, *, queue: str, on_job: OnJob, concurrency: int = 4,
+                 lanes: dict[str, int] | None = None, lane_of: Callable[[str], str] | None = None) -> None:
         self.url = url
         self.in_process = not url or url.startswith("memory")
         self.broker = make_taskiq_broker(url, queue=queue)
         self._on_job = on_job
         self.concurrency = concurrency
-        # The in-memory broker starts a task per job at once: without this bound a backlog of
-        # thousands would queue for the connection pool ahead of every request.
-        slots = asyncio.Semaphore(concurrency)
+        # The in-memory broker starts a task per job at once: without a bound a backlog of
+        # thousands would queue for the connection pool ahead of every request. Each lane has
+        # its own bound, so slow jobs (an SMTP server taking its time) never take the turn of
+        # a saga step.
+        slots = {lane: asyncio.Semaphore(size) for lane, size in (lanes or {"default": concurrency}).items()}
+        default = next(iter(slots.values()))
 
         async def deliver(subscriber: str, event_id: str) -> None:
-            async with slots:
+            async with slots.get(lane_of(subscriber), default) if lane_of is not None else default:
                 await self._on_job(subscriber, uuid.UUID(event_id))
 
         self.task = self.broker.register_task(deliver, task_name=TASK_NAME)

@@ -8,7 +8,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.bus.events import CloudEvent
-from mercato.bus.registry import subscribe
+from mercato.bus.registry import observe
 from mercato.kit.money import format_money
 from mercato.notifications import service as notifications
 from mercato.publishers import service as publishers
@@ -21,7 +21,7 @@ def _amount(data: dict[str, object]) -> str:
     return format_money(int(str(data.get("amount", 0))), str(data.get("currency", "")))
 
 
-@subscribe("payout.approved", "payout.rejected", name="earnings.notify_payout_decided")
+@observe("payout.approved", "payout.rejected", name="earnings.notify_payout_decided", each=True)
 async def notify_payout_decided(session: AsyncSession, event: CloudEvent) -> None:
     data = event.data
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.bus.events import CloudEvent
-from mercato.bus.registry import subscribe
+from mercato.bus.registry import observe
 from mercato.bus.scheduler import sweep
 from mercato.history import service
 from mercato.kit.logging import log
@@ -14,7 +14,7 @@ from mercato.kit.logging import log
 PURGE_BATCH = 1000
 
 
-@subscribe(*service.recorded_types(), name="history.record")
+@observe(*service.recorded_types(), name="history.record", each=True)
 async def record(session: AsyncSession, event: CloudEvent) -> None:
     await service.record(session, event)
 

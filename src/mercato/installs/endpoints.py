@@ -7,7 +7,6 @@ committed before the wait, so the agent can fetch it meanwhile.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Annotated
 
@@ -49,6 +48,7 @@ from mercato.installs.schemas import (
 )
 from mercato.installs.service import Scope
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
+from mercato.live.waiting import wait_until
 from mercato.kit.routing import (
     ReadSession,
     RuntimeDep,
@@ -91,15 +91,12 @@ async def _answer(session: AsyncSession, rt: Runtime, task: InstallTask, respons
         response.status_code = 200 if task.state in TERMINAL else 202
         return _task(task)
     await session.commit()  # the agent can fetch it from now on
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    delay = 0.02
-    while loop.time() < deadline:
+
+    async def finished() -> bool:
         async with rt.db.read_session() as reader:
-            if await service.state_of(reader, task.id) in TERMINAL:
-                break
-        await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
-        delay = min(delay * 2, 0.25)
+            return await service.state_of(reader, task.id) in TERMINAL
+
+    await wait_until(rt.live, user_id=task.owner_id, subject=str(task.id), done=finished, seconds=wait)
     async with rt.db.read_session() as reader:
         current = await service.get_task(reader, scope=Scope(task.owner_id), task_id=task.id)
         response.status_code = 200 if current.state in TERMINAL else 202

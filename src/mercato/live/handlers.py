@@ -8,20 +8,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.bus.context import current_bus
 from mercato.bus.events import CloudEvent
-from mercato.bus.registry import ALL_EVENTS, subscribe
+from mercato.bus.registry import ALL_EVENTS, observe
 from mercato.live.hub import LiveMessage
 
 
-@subscribe(ALL_EVENTS, name="live.push")
-async def push(session: AsyncSession, event: CloudEvent) -> None:
-    user = event.data.get("user_id")
+@observe(ALL_EVENTS, name="live.push")
+async def push(session: AsyncSession, events: list[CloudEvent]) -> None:
     hub = current_bus().live
-    if not user or hub is None or event.sequence is None:
+    if hub is None:
         return
-    try:
-        user_id = uuid.UUID(str(user))
-    except ValueError:
-        return
-    # Sent before this delivery commits: at worst a client sees a message twice (it
-    # dedupes by id), never misses one it could not recover with Last-Event-ID.
-    await hub.publish(user_id, LiveMessage(sequence=event.sequence, type=event.type, payload=event.to_json()))
+    for event in events:
+        user = event.data.get("user_id")
+        if not user or event.sequence is None:
+            continue
+        try:
+            user_id = uuid.UUID(str(user))
+        except ValueError:
+            continue
+        # Sent before this batch commits: at worst a client sees a message twice (it
+        # dedupes by id), never misses one it could not recover with Last-Event-ID.
+        await hub.publish(user_id, LiveMessage(sequence=event.sequence, type=event.type, payload=event.to_json()))

@@ -7,7 +7,7 @@ from mercato.models.base import Base
 from mercato.models.catalog import (
     Category, Listing, ListingDailyStat, ListingReview, ListingVersion, ReviewTask,
 )
-from mercato.models.bus import EventDelivery, ProcessedEvent, SweepLease
+from mercato.models.bus import BusCursor, EventDelivery, ProcessedEvent, SweepLease
 from mercato.models.history import HistoryEntry  # noqa: F401
 from mercato.models.idempotency import IdempotencyRecord
 from mercato.models.installs import Installation, InstallTask, Instance  # noqa: F401
@@ -27,7 +27,7 @@ from mercato.models.webhooks import Webhook, WebhookAttempt, WebhookDelivery  # 
 
 __all__ = [
     "ApiToken", "AuditEntry", "Base", "Category", "Entitlement", "Listing", "ListingDailyStat", "ListingReview",
-    "ListingVersion", "Notification", "ReviewTask", "EventDelivery", "ProcessedEvent", "SweepLease", "IdempotencyRecord", "KnownPermission", "OutboxEvent",
+    "ListingVersion", "Notification", "ReviewTask", "BusCursor", "EventDelivery", "ProcessedEvent", "SweepLease", "IdempotencyRecord", "KnownPermission", "OutboxEvent",
     "Publisher", "PublisherApplication", "PublisherMember", "RefreshToken", "Role", "RoleGrant",
     "User", "UserRole", "Coupon", "CouponRedemption", "LedgerAccount", "LedgerEntry", "LedgerTransaction",
     "LicenceKey", "Order", "OrderLine", "Payment", "Payout", "Refund", "RefundLine", "Shipment",

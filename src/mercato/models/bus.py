@@ -59,3 +59,18 @@ class SweepLease(Base):
     last_run_at: Mapped[datetime | None]
     last_ok: Mapped[bool | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class BusCursor(Base):
+    """How far an observer (a subscriber that takes events in batches) has read the relay's
+    positions, and the retry state of the event at its head. Advanced in the same
+    transaction as the observer's effects, so a batch counts exactly once."""
+
+    __tablename__ = "bus_cursors"
+
+    subscriber: Mapped[str] = mapped_column(String(100), primary_key=True)
+    position: Mapped[int] = mapped_column(SequenceType, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]

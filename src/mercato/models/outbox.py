@@ -21,6 +21,7 @@ class OutboxEvent(Base):
         Index("ix_outbox_type_time", "type", "time"),
         Index("ix_outbox_subject", "subject", "sequence"),
         Index("ix_outbox_unrelayed", "relayed_at", "sequence"),
+        Index("ix_outbox_position", "position", unique=True),
     )
 
     # ``sequence`` is the CloudEvents sequence: monotonic per store.
@@ -37,3 +38,8 @@ class OutboxEvent(Base):
     publisher_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     # Set once the relay has fanned the event out to its subscribers' deliveries.
     relayed_at: Mapped[datetime | None]
+    # The relay's order: the relay numbers committed events one batch after another under a
+    # lock, so an observer that has read every position up to N has seen every event the
+    # relay handed out up to N (``sequence`` is allocated at insert, and transactions commit
+    # in another order than they insert: a cursor over it would skip a late commit).
+    position: Mapped[int | None] = mapped_column(SequenceType)

@@ -27,7 +27,7 @@ from mercato.accounts import service as accounts
 from mercato.accounts.errors import UserNotFound
 from mercato.bus.context import current_bus
 from mercato.bus.events import CloudEvent
-from mercato.bus.registry import subscribe
+from mercato.bus.registry import observe, subscribe
 from mercato.catalog import service as catalog
 from mercato.catalog.errors import ListingNotFound
 from mercato.kit.logging import log
@@ -111,7 +111,7 @@ async def _members_of(session: AsyncSession, publisher_id: uuid.UUID | None) -> 
     return [uuid.UUID(user_id) for user_id, _email, _role in await publishers.members(session, publisher)]
 
 
-@subscribe(*PUBLISHER_TEXTS, name="notifications.publisher_members")
+@observe(*PUBLISHER_TEXTS, name="notifications.publisher_members", each=True)
 async def notify_publisher_members(session: AsyncSession, event: CloudEvent) -> None:
     """Review decisions, appeal outcomes, version and listing changes, new reviews: every
     member of the listing's publisher is told."""
@@ -125,7 +125,7 @@ async def notify_publisher_members(session: AsyncSession, event: CloudEvent) -> 
                          link=_link(event), data=_kept(event.data))
 
 
-@subscribe("rating.replied", name="notifications.review_author")
+@observe("rating.replied", name="notifications.review_author", each=True)
 async def notify_review_author(session: AsyncSession, event: CloudEvent) -> None:
     """The publisher answered a review: its author is told."""
     author = _uuid(event.data.get("user_id"))
@@ -137,7 +137,7 @@ async def notify_review_author(session: AsyncSession, event: CloudEvent) -> None
                          data=_kept(event.data))
 
 
-@subscribe("payment.failed", name="notifications.payment_failed")
+@observe("payment.failed", name="notifications.payment_failed", each=True)
 async def notify_payment_failed(session: AsyncSession, event: CloudEvent) -> None:
     """The provider declined a payment: its payer is told (in the inbox, and by e-mail where
     the store sends mail). A payment for an order says the order still waits for money;

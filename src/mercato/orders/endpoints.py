@@ -3,7 +3,6 @@ publishers' fulfilment of physical items (PRODUCT M3–M5, M9; API.md "Money")."
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from mercato.kit.errors import Forbidden
 from mercato.kit.failpoints import failpoint
 from mercato.kit.money import Money
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
+from mercato.live.waiting import wait_until
 from mercato.kit.routing import (
     ReadSession,
     RuntimeDep,
@@ -58,18 +58,14 @@ Wait = Annotated[float, Query(ge=0, le=30, description=(
 StatusFilter = Annotated[OrderStatus | None, Query(description="Only orders in this state.")]
 
 
-async def _wait_settled(rt: Runtime, order_id: uuid.UUID, seconds: float) -> None:
-    """Poll the order's state (one indexed primary-key read, backing off from 20 ms to
-    250 ms): cheap, and it works alike in every deployment, whichever process runs the saga."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    delay = 0.02
-    while loop.time() < deadline:
+async def _wait_settled(rt: Runtime, actor: Principal, order_id: uuid.UUID, seconds: float) -> None:
+    """Wait for the order to settle: its state is read again only when one of its events
+    reaches the buyer's live stream, whichever process runs the saga."""
+    async def settled() -> bool:
         async with rt.db.read_session() as session:
-            if await service.status_of(session, order_id) in SETTLED_STATES:
-                return
-        await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
-        delay = min(delay * 2, 0.25)
+            return await service.status_of(session, order_id) in SETTLED_STATES
+
+    await wait_until(rt.live, user_id=actor.user_id, subject=str(order_id), done=settled, seconds=seconds)
 
 
 async def _read(rt: Runtime, actor: Principal, order_id: uuid.UUID) -> OrderRead:
@@ -97,7 +93,7 @@ async def create_order(body: OrderCreate, actor: Buyer, key: Annotated[str, idem
     # by its (user, key) pair.
     await session.commit()
     await failpoint("saga.after_checkout_commit")  # committed, no reply stored (tests/money/test_saga_faults.py)
-    await _wait_settled(rt, order.id, wait)
+    await _wait_settled(rt, actor, order.id, wait)
     return await _read(rt, actor, order.id)
 
 
@@ -117,7 +113,7 @@ async def get_order(order_id: uuid.UUID, actor: Reader, rt: RuntimeDep, wait: Wa
     first = await _read(rt, actor, order_id)  # 404 at once for an order that is not yours
     if wait <= 0 or first.status in SETTLED_STATES:
         return first
-    await _wait_settled(rt, order_id, wait)
+    await _wait_settled(rt, actor, order_id, wait)
     return await _read(rt, actor, order_id)
 
 

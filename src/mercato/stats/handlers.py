@@ -20,7 +20,7 @@ from datetime import UTC, date
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.bus.events import CloudEvent
-from mercato.bus.registry import subscribe
+from mercato.bus.registry import observe
 from mercato.catalog import service as catalog
 from mercato.orders import service as orders
 from mercato.refunds import service as refunds
@@ -37,15 +37,17 @@ async def _book(session: AsyncSession, day: date, amounts: dict[uuid.UUID, int])
             await catalog.add_to_day(session, listing_id, day, revenue=amounts[listing_id])
 
 
-@subscribe("order.completed", name="stats.count_revenue")
-async def count_revenue(session: AsyncSession, event: CloudEvent) -> None:
-    amounts: dict[uuid.UUID, int] = defaultdict(int)
-    for line in event.data.get("lines", []):
-        amounts[uuid.UUID(str(line["listing_id"]))] += int(line["total"])
-    await _book(session, _day(event), amounts)
+@observe("order.completed", name="stats.count_revenue")
+async def count_revenue(session: AsyncSession, events: list[CloudEvent]) -> None:
+    by_day: dict[date, dict[uuid.UUID, int]] = defaultdict(lambda: defaultdict(int))
+    for event in events:
+        for line in event.data.get("lines", []):
+            by_day[_day(event)][uuid.UUID(str(line["listing_id"]))] += int(line["total"])
+    for day in sorted(by_day):
+        await _book(session, day, by_day[day])
 
 
-@subscribe("refund.completed", name="stats.count_refunds")
+@observe("refund.completed", name="stats.count_refunds", each=True)
 async def count_refunds(session: AsyncSession, event: CloudEvent) -> None:
     refund_id, order_id = uuid.UUID(str(event.data["refund_id"])), uuid.UUID(str(event.data["order_id"]))
     listing_of = {line.id: line.listing_id for line in await orders.lines(session, order_id)}

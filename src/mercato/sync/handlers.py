@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.bus.context import current_bus
 from mercato.bus.events import EVENT_TYPES, CloudEvent
-from mercato.bus.registry import subscribe
+from mercato.bus.registry import observe
 from mercato.bus.scheduler import sweep
 from mercato.kit.logging import log
 from mercato.sync import catalog_feed
@@ -45,17 +45,27 @@ async def _evict_head(session: AsyncSession) -> None:
         sa_event.listen(sync_session, "after_commit", evict, once=True)
 
 
-@subscribe(*LISTING_EVENTS, name="sync.record_listing")
-async def record_listing(session: AsyncSession, event: CloudEvent) -> None:
-    listing_id = event.data.get("listing_id")
-    if listing_id and await catalog_feed.record_listing(session, uuid.UUID(str(listing_id))):
+def _ids(events: list[CloudEvent], key: str) -> list[uuid.UUID]:
+    """The distinct ids under ``key`` in the batch, in order of first appearance (a listing
+    changed ten times in a batch is recorded once, as it is now)."""
+    return list(dict.fromkeys(uuid.UUID(str(e.data[key])) for e in events if e.data.get(key)))
+
+
+@observe(*LISTING_EVENTS, name="sync.record_listing")
+async def record_listing(session: AsyncSession, events: list[CloudEvent]) -> None:
+    changed = False
+    for listing_id in _ids(events, "listing_id"):
+        changed = await catalog_feed.record_listing(session, listing_id) or changed
+    if changed:
         await _evict_head(session)
 
 
-@subscribe("publisher.updated", name="sync.record_publisher")
-async def record_publisher(session: AsyncSession, event: CloudEvent) -> None:
-    publisher_id = event.data.get("publisher_id")
-    if publisher_id and await catalog_feed.record_publisher(session, uuid.UUID(str(publisher_id))):
+@observe("publisher.updated", name="sync.record_publisher")
+async def record_publisher(session: AsyncSession, events: list[CloudEvent]) -> None:
+    changed = False
+    for publisher_id in _ids(events, "publisher_id"):
+        changed = await catalog_feed.record_publisher(session, publisher_id) or changed
+    if changed:
         await _evict_head(session)
 
 

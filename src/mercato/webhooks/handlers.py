@@ -9,13 +9,13 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.bus.events import CloudEvent
-from mercato.bus.registry import ALL_EVENTS, subscribe
+from mercato.bus.registry import ALL_EVENTS, observe
 from mercato.webhooks import sending as _sending  # noqa: F401  (registers the webhooks.send sweep)
 from mercato.webhooks import service
 
 
-@subscribe(ALL_EVENTS, name="webhooks.fan_out")
-async def fan_out(session: AsyncSession, event: CloudEvent) -> None:
-    """One delivery row per matching active webhook, in the delivery's transaction (the bus
-    runs this once per event)."""
-    await service.fan_out(session, event)
+@observe(ALL_EVENTS, name="webhooks.fan_out")
+async def fan_out(session: AsyncSession, events: list[CloudEvent]) -> None:
+    """One delivery row per matching active webhook and event, in the batch's transaction
+    (the bus reads each event once for this observer)."""
+    await service.fan_out(session, events)

@@ -95,6 +95,11 @@ async def remove(session: AsyncSession, webhook_id: uuid.UUID) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def active(session: AsyncSession) -> list[Webhook]:
+    """Every active webhook (the fan-out filters by publisher, types and creation time)."""
+    return list(await session.scalars(select(Webhook).where(Webhook.active.is_(True))))
+
+
 async def subscribed(session: AsyncSession, *, publisher_id: uuid.UUID | None,
                      created_before: datetime) -> list[Webhook]:
     """Active webhooks that may receive an event of ``publisher_id`` (None: no publisher):

@@ -226,24 +226,29 @@ async def deliveries(session: AsyncSession, actor: Principal, webhook_id: uuid.U
 
 # --- events -> deliveries ---------------------------------------------------------------------------
 
-async def fan_out(session: AsyncSession, event: CloudEvent) -> int:
-    """One delivery per active webhook that wants ``event``, in the caller's transaction.
+async def fan_out(session: AsyncSession, events: Sequence[CloudEvent]) -> int:
+    """One delivery per active webhook that wants each event, in the caller's transaction;
+    how many. One read of the active webhooks serves the whole batch.
 
-    A publisher's webhooks get the events whose outbox ``publisher_id`` is that publisher's;
-    store-wide webhooks get every event of their types. Webhooks created after the event
-    get nothing of it.
+    A publisher's webhooks get the events of that publisher (``data.publisher_id``, which
+    the outbox also records); store-wide webhooks get every event of their types. Webhooks
+    created after the event get nothing of it.
     """
-    row = await bus_repository.event(session, event.id)
-    publisher_id = row.publisher_id if row is not None else None
+    active = await repository.active(session)
+    if not active:
+        return 0
     now = utcnow()
-    targets = [webhook for webhook in await repository.subscribed(session, publisher_id=publisher_id,
-                                                                  created_before=event.time)
-               if wants(webhook, event.type)]
-    await repository.add_deliveries(session, [{
-        "id": uuid.uuid4(), "webhook_id": webhook.id, "event_id": event.id, "event_type": event.type,
-        "state": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now, "updated_at": now,
-    } for webhook in targets])
-    return len(targets)
+    rows = []
+    for event in events:
+        publisher_id = str(event.data.get("publisher_id") or "")
+        for webhook in active:
+            if (webhook.created_at <= event.time and wants(webhook, event.type)
+                    and (webhook.publisher_id is None or str(webhook.publisher_id) == publisher_id)):
+                rows.append({"id": uuid.uuid4(), "webhook_id": webhook.id, "event_id": event.id,
+                             "event_type": event.type, "state": "pending", "attempts": 0, "next_attempt_at": now,
+                             "created_at": now, "updated_at": now})
+    await repository.add_deliveries(session, rows)
+    return len(rows)
 
 
 async def purge_finished(session: AsyncSession, *, settings: Settings) -> int:

@@ -1,0 +1,202 @@
+"""Observers: subscribers that take events in batches, following the relay with a cursor.
+
+An observer run is one transaction:
+
+1. lock the observer's cursor row (another process running the same observer skips);
+2. read the relayed events of the observer's types after the cursor (up to ``batch``);
+3. run the handler on all of them at once, in a savepoint;
+4. move the cursor past them; commit. Effects and cursor commit together: a crash
+   anywhere leaves the events to be read again, never counted twice.
+
+When the batch fails, the events are taken one at a time from the cursor's head: the
+failing one is retried with backoff (its attempts are kept on the cursor row), and after
+the last attempt it becomes a dead letter (a delivery row in state ``dead``, replayed on
+its own like a step's) and the cursor moves past it.
+
+Observers never delay a step: in this process a run waits (briefly) while saga deliveries
+are in flight, and a run holds the writer for one bounded batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from mercato.bus import repository
+from mercato.bus.context import reset_current_bus, set_current_bus
+from mercato.bus.delivery import RetryPolicy, describe, event_from_row
+from mercato.bus.metrics import DELIVERIES, DELIVERY_LAG
+from mercato.bus.registry import ALL_EVENTS, Registry, Subscriber
+from mercato.kit.clock import utcnow
+from mercato.kit.db import Database
+from mercato.kit.logging import log
+from mercato.kit.tasks import cancel_and_wait
+
+BATCH = 200
+# How long an observer run gives way to saga deliveries in flight in this process.
+YIELD_TO_SAGA_SECONDS = 0.05
+
+
+class SagaTraffic:
+    """Counts this process's saga deliveries in flight, so observers can give way to them."""
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+
+    @contextlib.contextmanager
+    def delivering(self):  # type: ignore[no-untyped-def]
+        self.in_flight += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._quiet.set()
+
+    async def give_way(self, at_most: float) -> None:
+        if self.in_flight:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._quiet.wait(), timeout=at_most)
+
+
+def types_of(subscriber: Subscriber) -> frozenset[str] | None:
+    return None if ALL_EVENTS in subscriber.event_types else subscriber.event_types
+
+
+class Observers:
+    """Runs every observer of the registry in this process: each when the relay woke it,
+    and every ``poll`` seconds as a fallback (events relayed by another process)."""
+
+    def __init__(self, db: Database, registry: Registry, retry: RetryPolicy, *, context: object,
+                 traffic: SagaTraffic, poll: float, batch: int = BATCH,
+                 on_progress: Callable[[], None] | None = None) -> None:
+        self.db = db
+        self.registry = registry
+        self.retry = retry
+        self.context = context
+        self.traffic = traffic
+        self.poll = poll
+        self.batch = batch
+        self.on_progress = on_progress
+        self._wakeups: dict[str, asyncio.Event] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        observers = self.registry.observers
+        async with self.db.transaction() as session:
+            await repository.start_cursors(session, [o.name for o in observers], utcnow())
+        for observer in observers:
+            self._wakeups[observer.name] = asyncio.Event()
+            self._wakeups[observer.name].set()  # catch up at once
+            self._tasks.append(asyncio.create_task(self._loop(observer), name=f"bus:observe:{observer.name}"))
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._tasks, what="bus observers")
+        self._tasks = []
+
+    def wake(self, names: set[str] | None = None) -> None:
+        for name, signal in self._wakeups.items():
+            if names is None or name in names:
+                signal.set()
+
+    async def _loop(self, observer: Subscriber) -> None:
+        signal = self._wakeups[observer.name]
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(signal.wait(), timeout=self.poll)
+            signal.clear()
+            try:
+                while True:
+                    await self.traffic.give_way(YIELD_TO_SAGA_SECONDS)
+                    outcome, retry_in = await self.run(observer)
+                    if self.on_progress is not None and outcome in ("done", "dead"):
+                        self.on_progress()
+                    if outcome in ("idle", "busy"):
+                        break
+                    if outcome == "retry":
+                        self._wake_later(observer.name, retry_in)
+                        break
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database failing: try again at the next wake or poll
+                log.exception("bus: observer run failed", subscriber=observer.name)
+
+    def _wake_later(self, name: str, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(max(0.0, delay), self._wakeups[name].set)
+
+    async def run(self, observer: Subscriber) -> tuple[str, float]:
+        """One batch. Returns (outcome, seconds until a retry is due): ``done`` (events
+        handled, more may follow), ``idle`` (caught up), ``busy`` (another process runs this
+        observer), ``retry`` (the head event failed; due again later), ``dead``."""
+        types = types_of(observer)
+        async with self.db.transaction() as session:
+            cursor = await repository.lock_cursor(session, observer.name)
+            if cursor is None:
+                return "busy", 0.0
+            now = utcnow()
+            if cursor.next_attempt_at is not None and cursor.next_attempt_at > now:
+                return "retry", (cursor.next_attempt_at - now).total_seconds()
+            upto = await repository.max_position(session)
+            rows = await repository.events_after(session, cursor.position, upto=upto, types=types, limit=self.batch)
+            if not rows:
+                if upto > cursor.position:  # nothing of ours in between: skip past it
+                    await repository.move_cursor(session, observer.name, upto, now)
+                return "idle", 0.0
+            events = [event_from_row(row) for row in rows]
+            # A full batch ends at its last event; a short one read everything up to ``upto``.
+            end = rows[-1].position if len(rows) == self.batch else upto
+            if cursor.attempts == 0:
+                try:
+                    await self._handle(observer, session, events)
+                except Exception as exc:
+                    log.warning("bus: observer batch failed; taking its events one at a time",
+                                subscriber=observer.name, events=len(events), error=describe(exc))
+                else:
+                    await repository.move_cursor(session, observer.name, end, now)
+                    self._count(observer.name, events, "done")
+                    return "done", 0.0
+            # One at a time from the head: the failing event is found and retried alone.
+            head, head_row = events[0], rows[0]
+            try:
+                await self._handle(observer, session, [head])
+            except Exception as exc:
+                attempts = cursor.attempts + 1
+                error = describe(exc)
+                if attempts >= self.retry.max_attempts:
+                    await repository.add_dead_letter(session, observer.name, head, attempts=attempts, error=error,
+                                                     at=now)
+                    await repository.move_cursor(session, observer.name, head_row.position, now)
+                    log.warning("bus: observer gave up on an event (dead letter)", subscriber=observer.name,
+                                event_id=str(head.id), attempts=attempts, error=error)
+                    self._count(observer.name, [head], "dead")
+                    return "dead", 0.0
+                delay = self.retry.delay(attempts)
+                await repository.hold_cursor(session, observer.name, attempts=attempts, error=error,
+                                             retry_at=now + delay, at=now)
+                log.warning("bus: observer failed on an event", subscriber=observer.name, event_id=str(head.id),
+                            attempts=attempts, error=error)
+                DELIVERIES.labels(observer.name, "retry").inc()
+                return "retry", delay.total_seconds()
+            await repository.move_cursor(session, observer.name, head_row.position, now)
+            self._count(observer.name, [head], "done")
+            return "done", 0.0
+
+    async def _handle(self, observer: Subscriber, session: Any, events: list[Any]) -> None:
+        token = set_current_bus(self.context)
+        try:
+            async with session.begin_nested():  # a failure undoes the effects, keeps the cursor lock
+                await observer.handler(session, events)
+        finally:
+            reset_current_bus(token)
+
+    @staticmethod
+    def _count(name: str, events: list[Any], outcome: str) -> None:
+        DELIVERIES.labels(name, outcome).inc(len(events))
+        if outcome == "done":
+            DELIVERY_LAG.labels(name).observe(max(0.0, (utcnow() - events[-1].time).total_seconds()))

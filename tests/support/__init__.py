@@ -1,0 +1,1 @@
+"""Helpers shared by test folders (never imported from ``test_*.py`` modules of another folder)."""
