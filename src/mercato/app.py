@@ -19,19 +19,20 @@ from mercato.access.dependencies import api_routes, idempotent, route_policy
 from mercato.accounts import endpoints as accounts_endpoints
 from mercato.audit import endpoints as audit_endpoints
 from mercato.bus import endpoints as bus_endpoints
+from mercato.bus.catalogue import document_events
+from mercato.bus.registry import load_event_types, load_handlers
+from mercato.bus.service import Bus
 from mercato.catalog import endpoints as catalog_endpoints
+from mercato.config import Settings, load_settings
 from mercato.coupons import endpoints as coupons_endpoints
 from mercato.earnings import endpoints as earnings_endpoints
 from mercato.history import endpoints as history_endpoints
-from mercato.bus.registry import load_handlers
-from mercato.bus.service import Bus
-from mercato.config import Settings, load_settings
+from mercato.installs import agent as installs_agent
+from mercato.installs import endpoints as installs_endpoints
 from mercato.kit import idempotency
 from mercato.kit.errors import ProblemModel
 from mercato.kit.http import BodyPolicy, BodyRule, RequestMiddleware, install_error_handlers
 from mercato.kit.logging import configure_logging
-from mercato.installs import agent as installs_agent
-from mercato.installs import endpoints as installs_endpoints
 from mercato.library import endpoints as library_endpoints
 from mercato.licences import endpoints as licences_endpoints
 from mercato.live import endpoints as live_endpoints
@@ -61,6 +62,7 @@ API_PREFIX = "/api/v1"
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
     settings = settings or (runtime.settings if runtime else load_settings())
     configure_logging(level=settings.log_level, json=settings.log_json)
+    load_event_types()  # the catalogue the API documentation lists
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -158,6 +160,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     # Validation errors are ProblemModel too; FastAPI's own models are then unused.
     for name in ("HTTPValidationError", "ValidationError"):
         schema.get("components", {}).get("schemas", {}).pop(name, None)
+    document_events(schema)
     app.openapi_schema = schema
     return schema
 

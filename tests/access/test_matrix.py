@@ -32,8 +32,8 @@ from mercato.app import create_app
 from mercato.bus import repository
 from mercato.bus.events import CloudEvent, declare_event_type
 from mercato.bus.outbox import publish
-from mercato.kit.clock import utcnow
 from mercato.config import Settings
+from mercato.kit.clock import utcnow
 from mercato.runtime import Runtime
 from tests.conftest import DEFAULT_PASSWORD, PG_URL, REDIS_URL, Actor, Actors, _admin_url, _pg_admin
 
@@ -205,7 +205,8 @@ async def a_delivery(world: World, state: str) -> str:
         await publish(session, event)
         row = await repository.event(session, event.id)
         assert row is not None
-        await repository.mark_relayed(session, [row.sequence], now)
+        position = await repository.max_position(session) + 1
+        await repository.mark_relayed_at_positions(session, [(row.sequence, position)], now)
         await repository.add_deliveries(session, [{
             "id": delivery_id, "subscriber": "live.push", "event_id": event.id, "sequence": row.sequence,
             "subject": event.subject, "event_type": event.type, "state": state, "attempts": 8 if state == "dead" else 1,

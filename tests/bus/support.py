@@ -37,7 +37,7 @@ async def create_effects_table(db: Database) -> None:
 async def _record(session: AsyncSession, subscriber: str, event: CloudEvent) -> None:
     await session.execute(text(
         f"INSERT INTO {EFFECTS_TABLE} (subscriber, event_id, subject, n, pid) VALUES (:s, :e, :subject, :n, :pid)"), {
-        "s": subscriber, "e": str(event.id), "subject": event.subject, "n": int(event.data.get("n", 0)),
+        "s": subscriber, "e": str(event.id), "subject": event.subject, "n": int(event.json_data.get("n", 0)),
         "pid": os.getpid()})
 
 

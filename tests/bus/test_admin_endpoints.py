@@ -8,6 +8,7 @@ attempt; ``POST /admin/dead-letters/{id}/replay`` gives one a fresh attempt budg
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -74,6 +75,24 @@ async def all_pages(client: httpx.AsyncClient, actor: Actor, url: str, **params:
 
 # --- event history (E3) ---------------------------------------------------------------------------
 
+CONTEXT_ATTRIBUTES = {"specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema"}
+
+
+def assert_cloudevent(item: dict[str, Any]) -> None:
+    """A valid CloudEvents 1.0 JSON event (spec: required attributes, types, extension names)."""
+    for required in ("specversion", "id", "source", "type"):
+        assert isinstance(item.get(required), str) and item[required], required
+    assert item["specversion"] == "1.0"
+    datetime.fromisoformat(item["time"])  # RFC 3339
+    for name, value in item.items():
+        if name in CONTEXT_ATTRIBUTES or name == "data":
+            continue
+        # An extension attribute: lowercase letters and digits, a string, integer or boolean
+        # value; the sequence extension is a string.
+        assert re.fullmatch(r"[a-z0-9]{1,20}", name), f"not a CloudEvents attribute name: {name}"
+        assert isinstance(value, (str, int, bool)) and value is not None, (name, value)
+    assert isinstance(item["sequence"], str)
+
 async def test_events_are_listed_newest_first_as_cloudevents(
         client: httpx.AsyncClient, runtime: Runtime, admin: Actor) -> None:
     subject = f"subject-{uuid.uuid4().hex[:8]}"
@@ -82,10 +101,12 @@ async def test_events_are_listed_newest_first_as_cloudevents(
     assert response.status_code == 200, response.text
     items = response.json()["items"]
     assert [item["id"] for item in items] == [str(event.id) for event in reversed(published)]
-    sequences = [item["sequence"] for item in items]
+    sequences = [int(item["sequence"]) for item in items]
     assert sequences == sorted(sequences, reverse=True) and len(set(sequences)) == 3
+    for item in items:
+        assert_cloudevent(item)
     first = items[-1]
-    assert first["specversion"] == "1.0"
+    assert first["specversion"] == "1.0" and first["datacontenttype"] == "application/json"
     assert first["type"] == "test.admin" and first["source"] == "mercato/tests" and first["subject"] == subject
     assert first["data"] == {"n": 0}
     assert datetime.fromisoformat(first["time"]) == published[0].time
@@ -215,7 +236,7 @@ class Poison:
 
     async def __call__(self, session: AsyncSession, event: CloudEvent) -> None:
         if not self.fixed:
-            raise RuntimeError(f"poison event #{event.data.get('n')}")
+            raise RuntimeError(f"poison event #{event.json_data.get('n')}")
         self.handled.append(event.id)
 
 

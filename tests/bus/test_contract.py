@@ -3,7 +3,6 @@ and NATS JetStream servers (those run when their URL is in the environment: CI's
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 

@@ -54,9 +54,12 @@ async def assert_quiescent(db: Database) -> None:
     """INV-7: nothing owed by the bus, no unpaid order left open past its deadline."""
     from datetime import timedelta
 
+    from mercato.bus.registry import REGISTRY
+    from mercato.bus.service import owes_anything
     from mercato.kit.clock import utcnow
     from mercato.models import EventDelivery, Order
 
+    assert not await owes_anything(db, REGISTRY), "INV-7: the bus still owes work (an event unrelayed or unobserved)"
     async with db.read_session() as session:
         owed = (await session.execute(select(EventDelivery.subscriber, EventDelivery.state)
                                       .where(EventDelivery.state == "pending"))).all()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import exists, select
+from sqlalchemy import select
 
 from mercato.catalog import service as catalog
 from mercato.models import LedgerAccount, Listing, Order, OutboxEvent
@@ -17,6 +17,7 @@ from mercato.runtime import Runtime
 from mercato.wallet import service as wallet
 from tests.conftest import Actor, Actors
 from tests.library.support import new_slug, publish_listing
+from tests.support.bus import settled
 
 V1 = "/api/v1"
 ADDRESS = {"name": "Ada Buyer", "line1": "1 Main Street", "city": "Berlin", "postal_code": "10115", "country": "DE"}
@@ -115,22 +116,8 @@ async def until(runtime: Runtime, order_id: str, *statuses: str, timeout: float 
 
 
 async def quiet(runtime: Runtime, timeout: float = 30.0) -> None:
-    """Wait until the bus has relayed every event and no delivery is pending (INV-7)."""
-    from mercato.models import EventDelivery
-
-    # Both questions in one statement: one snapshot on PostgreSQL, so a handler that finishes
-    # its delivery and publishes a new event between two separate reads cannot slip through.
-    owed = select(exists().where(OutboxEvent.relayed_at.is_(None)).correlate(None),
-                  exists().where(EventDelivery.state.not_in(("done", "dead"))).correlate(None))
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        async with runtime.db.read_session() as session:
-            unrelayed, pending = (await session.execute(owed)).one()
-        if not unrelayed and not pending:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("the bus did not settle")
-        await asyncio.sleep(0.05)
+    """Wait until the bus owes nothing: every event relayed, delivered and observed (INV-7)."""
+    await settled(runtime, timeout=timeout)
 
 
 async def event_types(runtime: Runtime, order_id: str) -> list[str]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -43,6 +44,8 @@ import httpx
 from sqlalchemy import func, select
 
 from mercato.app import create_app
+from mercato.bus.registry import REGISTRY
+from mercato.bus.service import owes_anything, progress_signal
 from mercato.config import Settings
 from mercato.kit.clock import utcnow
 from mercato.kit.db import Database
@@ -253,29 +256,27 @@ class Store:
 
     async def settled(self, order_id: str, timeout: float = 60.0) -> str:
         """The order's state once it is stable and the bus owes nothing (no event left to
-        relay, no delivery pending); a dead letter is an error. The statements of one read
-        may see different moments (PostgreSQL's read committed), so the same reading twice
-        in a row is required: with nothing moving in between, it is one state."""
+        relay, no delivery pending, no observer behind); a dead letter is an error. Looked at
+        again whenever the bus makes progress."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        before = None
+        signal = progress_signal()
         while True:
+            signal.clear()
+            owed = await owes_anything(self.db, REGISTRY)
             async with self.db.read_session() as session:
                 status = await session.scalar(select(Order.status).where(Order.id == uuid.UUID(order_id)))
-                events = tuple((await session.execute(select(OutboxEvent.relayed_at.is_(None), func.count())
-                                                      .group_by(OutboxEvent.relayed_at.is_(None)))).all())
-                states = dict((await session.execute(select(EventDelivery.state, func.count())
-                                                     .group_by(EventDelivery.state))).all())
-            if states.get("dead"):
-                raise HarnessError(f"dead letters: {states}")
-            reading = (status, sorted(events), sorted(states.items()))
-            if status in STABLE and not dict(events).get(True) and not states.get("pending") and reading == before:
+                dead = await session.scalar(select(func.count()).select_from(EventDelivery)
+                                            .where(EventDelivery.state == "dead"))
+            if dead:
+                raise HarnessError(f"{dead} dead letters")
+            if status in STABLE and not owed:
                 return status  # type: ignore[no-any-return]
-            if loop.time() > deadline:
-                raise HarnessError(f"order {order_id} is {status}, events {events}, deliveries {states}, "
-                                   f"after {timeout}s")
-            before = reading
-            await asyncio.sleep(0.05)
+            left = deadline - loop.time()
+            if left <= 0:
+                raise HarnessError(f"order {order_id} is {status}, the bus owes work: {owed}, after {timeout}s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(signal.wait(), timeout=min(left, 0.5))
 
     async def checkout(self, step: str, who: str, items: list[tuple[str, str, int]], extra: dict[str, Any]) -> str:
         body = {"items": [{"listing_id": self.listings[name], "delivery": delivery, "quantity": quantity}

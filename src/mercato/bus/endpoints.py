@@ -73,8 +73,8 @@ async def list_events(
     rows = await repository.search_events(session, event_type=type, subject=subject, since=since, until=until,
                                           before_sequence=_read_sequence_cursor(cursor), limit=limit + 1)
     page = rows[:limit]
-    items = [EventRead(id=r.id, source=r.source, type=r.type, subject=r.subject, time=r.time, sequence=r.sequence,
-                       data=r.data, relayed_at=r.relayed_at) for r in page]
+    items = [EventRead(id=r.id, source=r.source, type=r.type, subject=r.subject, time=r.time,
+                       sequence=str(r.sequence), data=r.data) for r in page]
     counted = await repository.count_events(session, event_type=type, subject=subject, since=since,
                                             until=until) if total else None
     return Page[EventRead](items=items, next_cursor=_sequence_cursor(page[-1].sequence) if len(rows) > limit else None,

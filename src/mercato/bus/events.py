@@ -1,153 +1,163 @@
-"""CloudEvents 1.0 and the list of event types the store emits.
+"""CloudEvents 1.0, and how each module declares the events it emits.
 
-Every event type and the shape of its ``data`` is declared here, in one module, so the
-API docs and subscribers can rely on it.
+Every event type is declared once, by the module that emits it, in its own ``events.py``:
+a Pydantic model of the event's ``data``, registered with :func:`event_type`::
+
+    @event_type("order.paid", source="orders")
+    class OrderPaid(OrderEvent):
+        \"\"\"The total is in escrow; digital orders are entitled next.\"\"\"
+        physical: bool
+        lines: list[OrderLineData]
+
+A producer publishes the model (``publish(session, CloudEvent.of(OrderPaid(...), subject=...))``);
+a subscriber names the model and receives the parsed payload (``event.data.order_id`` is a
+UUID): nobody parses dictionaries by hand. The catalogue (:data:`EVENT_TYPES`) is what the
+API documentation lists (OpenAPI ``webhooks``: every type with its payload schema) and what
+``/admin/events`` and webhooks carry.
+
+A payload is validated when it is published (an unknown field, a missing one or a wrong
+type is a bug in the producer, refused at once) and parsed lazily when delivered: a
+subscriber that only forwards events (webhooks, the live stream) never parses them.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, create_model
 
 from mercato.kit.clock import utcnow
 
 SPEC_VERSION = "1.0"
 
-# type -> (source module, description of ``data``)
-EVENT_TYPES: dict[str, tuple[str, str]] = {
-    "user.registered": ("accounts", "{user_id, email}"),
-    "user.updated": ("accounts", "{user_id, changed: [field]}"),
-    "user.password_changed": ("accounts", "{user_id}"),
-    "user.disabled": ("accounts", "{user_id}"),
-    "user.enabled": ("accounts", "{user_id}"),
-    "role.changed": ("access", "{role, permissions: {permission: condition}}"),
-    "user.roles_changed": ("access", "{user_id, roles: [role]}"),
-    "publisher.application_submitted": ("publishers", "{application_id, user_id, slug}"),
-    "publisher.application_approved": ("publishers", "{application_id, user_id, publisher_id, slug}"),
-    "publisher.application_rejected": ("publishers", "{application_id, user_id, reason}"),
-    "publisher.created": ("publishers", "{publisher_id, slug, owner_id}"),
-    "publisher.updated": ("publishers", "{publisher_id, slug, changed: [field]}"),
-    "publisher.member_added": ("publishers", "{publisher_id, user_id, role}"),
-    "publisher.member_removed": ("publishers", "{publisher_id, user_id}"),
-    "category.changed": ("catalog", "{category_id, slug, change: created|updated|deleted}"),
-    "listing.created": ("catalog", "{listing_id, publisher_id, slug, kind}"),
-    "listing.updated": ("catalog", "{listing_id, publisher_id, slug, changed: [field]}"),
-    "listing.submitted": ("catalog", "{listing_id, publisher_id, slug, version}"),
-    "listing.published": ("catalog", "{listing_id, publisher_id, slug}"),
-    "listing.rejected": ("catalog", "{listing_id, publisher_id, slug, reason}"),
-    "listing.changes_requested": ("catalog", "{listing_id, publisher_id, slug, reason}"),
-    "listing.delisted": ("catalog", "{listing_id, publisher_id, slug}"),
-    "listing.relisted": ("catalog", "{listing_id, publisher_id, slug}"),
-    "listing.suspended": ("catalog", "{listing_id, publisher_id, slug, reason}"),
-    "listing.unsuspended": ("catalog", "{listing_id, publisher_id, slug, status}"),
-    "version.uploaded": ("publishing", "{listing_id, publisher_id, version_id, version, sha256, size, risk_score}"),
-    "version.submitted": ("publishing", "{listing_id, publisher_id, version_id, version}"),
-    "version.approved": ("publishing", "{listing_id, publisher_id, version_id, version, latest: bool}"),
-    "version.rejected": ("publishing", "{listing_id, publisher_id, version_id, version, reason}"),
-    "version.changes_requested": ("publishing", "{listing_id, publisher_id, version_id, version, reason}"),
-    "version.yanked": ("publishing", "{listing_id, publisher_id, version_id, version, reason}"),
-    "version.downloaded": ("publishing", "{listing_id, publisher_id, version_id, version, user_id}"),
-    "review.created": ("review", "{task_id, listing_id, publisher_id, version_id, version, priority}"),
-    "review.claimed": ("review", "{task_id, listing_id, publisher_id, reviewer_id}"),
-    "review.released": ("review", "{task_id, listing_id, publisher_id, reviewer_id, timed_out: bool}"),
-    "review.approved": ("review", "{task_id, listing_id, publisher_id, version_id, version, reviewer_id}"),
-    "review.rejected": ("review", "{task_id, listing_id, publisher_id, version_id, version, reviewer_id, reason}"),
-    "review.changes_requested": ("review", "{task_id, listing_id, publisher_id, version_id, version, reviewer_id, "
-                                           "reason}"),
-    "review.appealed": ("review", "{task_id, listing_id, publisher_id, version_id, version, reason}"),
-    "review.appeal_upheld": ("review", "{task_id, listing_id, publisher_id, version_id, version, new_task_id}"),
-    "review.appeal_denied": ("review", "{task_id, listing_id, publisher_id, version_id, version, reason}"),
-    "rating.created": ("ratings", "{review_id, listing_id, publisher_id, user_id, rating}"),
-    "rating.updated": ("ratings", "{review_id, listing_id, publisher_id, user_id, rating}"),
-    "rating.deleted": ("ratings", "{review_id, listing_id, publisher_id, user_id}"),
-    "rating.replied": ("ratings", "{review_id, listing_id, publisher_id, user_id}"),
-    "rating.hidden": ("ratings", "{review_id, listing_id, publisher_id, user_id, hidden: bool, reason}"),
-    "entitlement.granted": ("library", "{entitlement_id, user_id, listing_id, source, order_id}"),
-    "entitlement.revoked": ("library", "{entitlement_id, user_id, listing_id, reason}"),
-    "notification.created": ("notifications", "{notification_id, user_id, kind, title}"),
-    "config.changed": ("policies", "{changed: {key: {before, after}}}"),
-    "order.created": ("orders", "{order_id, user_id, status, total, currency, lines: [{line_id, listing_id, "
-                                "publisher_id, delivery, quantity, total}]}"),
-    "order.awaiting_payment": ("orders", "{order_id, user_id, status, total, currency, shortfall}"),
-    "order.paid": ("orders", "{order_id, user_id, status, total, currency, physical: bool, lines: [...]}"),
-    "order.shipped": ("orders", "{order_id, user_id, status, total, currency, publisher_id, carrier, "
-                                "tracking_number}"),
-    "order.delivered": ("orders", "{order_id, user_id, status, total, currency, lines: [...]}"),
-    "order.completed": ("orders", "{order_id, user_id, status, total, currency, commission_bps, lines: [...]}"),
-    "order.expired": ("orders", "{order_id, user_id, status, total, currency, reason}"),
-    "order.canceled": ("orders", "{order_id, user_id, status, total, currency, reason, by: buyer|publisher|admin}"),
-    "order.failed": ("orders", "{order_id, user_id, status, total, currency, reason}"),
-    "wallet.debited": ("wallet", "{order_id, user_id, total, currency, transaction_id}"),
-    "wallet.debit_refused": ("wallet", "{order_id, user_id, total, currency, balance, shortfall}"),
-    "entitlement.refused": ("library", "{order_id, user_id, reason: already_owned|licence_keys_exhausted, detail, "
-                                       "total, currency}"),
-    "payment.created": ("payments", "{payment_id, user_id, provider, purpose, order_id, amount, currency, status}"),
-    "payment.succeeded": ("payments", "{payment_id, user_id, provider, purpose, order_id, amount, currency, status}"),
-    "payment.failed": ("payments", "{payment_id, user_id, provider, purpose, order_id, amount, currency, status}"),
-    "payment.canceled": ("payments", "{payment_id, user_id, provider, purpose, order_id, amount, currency, status}"),
-    "payment.expired": ("payments", "{payment_id, user_id, provider, purpose, order_id, amount, currency, status}"),
-    "payment.refunded": ("payments", "{payment_id, user_id, provider, purpose, order_id, amount, currency, status, "
-                                     "refund_amount, refunded_amount, reason}"),
-    "refund.requested": ("refunds", "{refund_id, order_id, user_id, amount, currency, status, automatic}"),
-    "refund.approved": ("refunds", "{refund_id, order_id, user_id, amount, currency, status, automatic}"),
-    "refund.rejected": ("refunds", "{refund_id, order_id, user_id, amount, currency, status, automatic}"),
-    "refund.completed": ("refunds", "{refund_id, order_id, user_id, amount, currency, status, automatic}"),
-    "payout.requested": ("earnings", "{payout_id, publisher_id, amount, currency, requested_by}"),
-    "payout.approved": ("earnings", "{payout_id, publisher_id, amount, currency, decided_by}"),
-    "payout.rejected": ("earnings", "{payout_id, publisher_id, amount, currency, decided_by, reason}"),
-    # installs (I1–I6): ``user_id`` is the owner, so the owner's live stream carries them
-    "instance.registered": ("installs", "{instance_id, user_id, name}"),
-    "instance.deleted": ("installs", "{instance_id, user_id, name}"),
-    "installation.created": ("installs", "{installation_id, instance_id, user_id, listing_id, name, state, version}"),
-    "installation.state_changed": ("installs", "{installation_id, instance_id, user_id, listing_id, name, from, to, "
-                                               "version}"),
-    "installation.update_available": ("installs", "{installation_id, instance_id, user_id, listing_id, version, "
-                                                  "installed_version, auto_upgrade: bool}"),
-    "task.queued": ("installs", "{task_id, instance_id, installation_id, user_id, kind, state, version, attempt}"),
-    "task.dispatched": ("installs", "{task_id, instance_id, installation_id, user_id, kind, state, version, attempt}"),
-    "task.progress": ("installs", "{task_id, instance_id, installation_id, user_id, kind, state, progress, message}"),
-    "task.succeeded": ("installs", "{task_id, instance_id, installation_id, user_id, kind, state, version, message}"),
-    "task.failed": ("installs", "{task_id, instance_id, installation_id, user_id, kind, state, version, message}"),
-    "task.canceled": ("installs", "{task_id, instance_id, installation_id, user_id, kind, state, version, message}"),
-    "status.corrected": ("installs", "{resource: installation|task, id, user_id, instance_id, field, old, new, "
-                                     "reason}"),
-}
+
+class EventData(BaseModel):
+    """The ``data`` of one event type. Fields left out when publishing are left out of the
+    stored JSON too (``exclude_unset``); a field published as None is kept as null."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    event_type: ClassVar[str] = ""
 
 
-def declare_event_type(event_type: str, *, source: str, data: str) -> None:
-    """Add an event type (tests and plugins); the store's own types are listed above."""
-    EVENT_TYPES.setdefault(event_type, (source, data))
+class OpenEventData(EventData):
+    """Free-form data, for event types declared without a model (tests, plugins)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+D = TypeVar("D", bound=EventData)
+M = TypeVar("M", bound=type[EventData])
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    source: str  # the emitting module: the CloudEvents source is ``mercato/<source>``
+    model: type[EventData]
+
+    @property
+    def description(self) -> str:
+        return " ".join((self.model.__doc__ or "").split())
+
+
+# Every declared event type, filled by the modules' ``events.py`` as they are imported.
+EVENT_TYPES: dict[str, EventType] = {}
 
 
 class UnknownEventType(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class CloudEvent:
-    type: str
-    subject: str
-    data: dict[str, Any]
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
-    time: datetime = field(default_factory=utcnow)
-    sequence: int | None = None
+def event_type(name: str, *, source: str) -> Callable[[M], M]:
+    """Declare ``name`` with the decorated model as its ``data``."""
+
+    def register(model: M) -> M:
+        held = EVENT_TYPES.get(name)
+        if held is not None and held.model is not model:
+            raise ValueError(f"event type {name!r} is declared twice")
+        model.event_type = name
+        EVENT_TYPES[name] = EventType(name, source, model)
+        return model
+
+    return register
+
+
+def declare_event_type(name: str, *, source: str, data: str = "") -> None:
+    """Add an event type whose data is free-form (tests and plugins)."""
+    if name not in EVENT_TYPES:
+        model = create_model(f"Data_{name.replace('.', '_')}", __base__=OpenEventData, __doc__=data or None)
+        event_type(name, source=source)(model)
+
+
+def spec(name: str) -> EventType:
+    found = EVENT_TYPES.get(name)
+    if found is None:
+        raise UnknownEventType(f"event type {name!r} is not declared (see mercato.bus.events)")
+    return found
+
+
+class CloudEvent(Generic[D]):
+    """One event: the CloudEvents context attributes and its data, typed by its declaration."""
+
+    __slots__ = ("type", "subject", "id", "time", "sequence", "_data", "_json")
+
+    def __init__(self, type: str, subject: str, data: D | dict[str, Any], id: uuid.UUID | None = None,
+                 time: datetime | None = None, sequence: int | None = None) -> None:
+        declared = spec(type)
+        self.type = type
+        self.subject = subject
+        self.id = id or uuid.uuid4()
+        self.time = time or utcnow()
+        self.sequence = sequence
+        if isinstance(data, EventData):
+            if not isinstance(data, declared.model):
+                raise TypeError(f"{type!r} carries {declared.model.__name__}, not {data.__class__.__name__}")
+            self._data: D | None = data  # type: ignore[assignment]
+            self._json: dict[str, Any] | None = None
+        else:
+            self._data, self._json = None, data
+
+    @classmethod
+    def of(cls, data: D, *, subject: str) -> CloudEvent[D]:
+        return cls(data.event_type, subject, data)
+
+    @property
+    def data(self) -> D:
+        """The parsed payload."""
+        if self._data is None:
+            self._data = spec(self.type).model.model_validate(self._json)  # type: ignore[assignment]
+        return self._data  # type: ignore[return-value]
+
+    @property
+    def json_data(self) -> dict[str, Any]:
+        """The payload as JSON (what the outbox stores and webhooks send)."""
+        if self._json is None:
+            self._json = self.data.model_dump(mode="json", exclude_unset=True)
+        return self._json
+
+    def validated(self) -> CloudEvent[D]:
+        """Check the payload against its declaration and keep its canonical JSON (publish)."""
+        self._data = spec(self.type).model.model_validate(self._json) if self._data is None else self._data
+        self._json = self._data.model_dump(mode="json", exclude_unset=True)
+        return self
 
     @property
     def source(self) -> str:
-        return f"mercato/{EVENT_TYPES[self.type][0]}"
-
-    def __post_init__(self) -> None:
-        if self.type not in EVENT_TYPES:
-            raise UnknownEventType(f"event type {self.type!r} is not declared in mercato.bus.events")
+        return f"mercato/{spec(self.type).source}"
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "specversion": SPEC_VERSION, "id": str(self.id), "source": self.source, "type": self.type,
             "subject": self.subject, "time": self.time.isoformat().replace("+00:00", "Z"),
-            "datacontenttype": "application/json", "data": self.data,
+            "datacontenttype": "application/json", "data": self.json_data,
         }
         if self.sequence is not None:
             body["sequence"] = str(self.sequence)
         return body
+
+    def __repr__(self) -> str:
+        return f"CloudEvent({self.type!r}, subject={self.subject!r}, id={self.id})"

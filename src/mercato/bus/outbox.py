@@ -44,10 +44,13 @@ def _audience(data: dict[str, Any], key: str) -> uuid.UUID | None:
         return None
 
 
-async def publish(session: AsyncSession, event: CloudEvent) -> None:
+async def publish(session: AsyncSession, event: CloudEvent[Any]) -> None:
+    """Store ``event`` in the caller's transaction; its payload is validated against its
+    declaration first (an invalid payload is the producer's bug and raises)."""
+    data = event.validated().json_data
     session.add(OutboxEvent(id=event.id, type=event.type, source=event.source, subject=event.subject,
-                            time=event.time, data=event.data, user_id=_audience(event.data, "user_id"),
-                            publisher_id=_audience(event.data, "publisher_id")))
+                            time=event.time, data=data, user_id=_audience(data, "user_id"),
+                            publisher_id=_audience(data, "publisher_id")))
     await session.flush()
     await failpoint("outbox.after_insert")
     sync_session = session.sync_session

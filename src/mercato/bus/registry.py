@@ -38,13 +38,16 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.bus.events import CloudEvent
+from mercato.bus.events import CloudEvent, EventData
 
 Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 BatchHandler = Callable[[AsyncSession, list[CloudEvent]], Awaitable[None]]
 ALL_EVENTS = "*"
 Lane = Literal["saga", "slow", "observer"]
 
+# Domains that declare event types in their events.py (the catalogue: bus/events.py).
+EVENT_MODULES = ("accounts", "access", "publishers", "catalog", "publishing", "review", "ratings", "library",
+                 "notifications", "policies", "orders", "wallet", "payments", "refunds", "earnings", "installs")
 # Domains whose handlers.py the store loads at start.
 HANDLER_MODULES = ("catalog", "review", "notifications", "webhooks", "live", "policies", "wallet", "refunds", "earnings",
                    "payments", "orders", "library", "installs", "history", "sync", "stats",
@@ -76,6 +79,21 @@ class Subscriber:
         await self.handler(session, [event] if self.batch else event)
 
 
+EventKind = str | type[EventData]
+
+
+def _names(kinds: tuple[EventKind, ...]) -> frozenset[str]:
+    names = []
+    for kind in kinds:
+        if isinstance(kind, str):
+            names.append(kind)
+        elif not kind.event_type:
+            raise ValueError(f"{kind.__name__} is not a declared event type (@event_type)")
+        else:
+            names.append(kind.event_type)
+    return frozenset(names)
+
+
 def for_each(handler: Handler) -> BatchHandler:
     """A batch handler that runs ``handler`` on each event of the batch in turn."""
     async def run_each(session: AsyncSession, events: list[CloudEvent]) -> None:
@@ -90,20 +108,21 @@ def for_each(handler: Handler) -> BatchHandler:
 class Registry:
     subscribers: dict[str, Subscriber] = field(default_factory=dict)
 
-    def subscribe(self, *event_types: str, name: str, outside_transaction: bool = False
-                  ) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
-            self.add(Subscriber(name=name, event_types=frozenset(event_types), handler=handler,
+    def subscribe(self, *event_types: EventKind, name: str, outside_transaction: bool = False
+                  ) -> Callable[[Any], Any]:
+        """Register a step for event types, named by their payload models (or as strings)."""
+        def register(handler: Any) -> Any:
+            self.add(Subscriber(name=name, event_types=_names(event_types), handler=handler,
                                 outside_transaction=outside_transaction))
             return handler
 
         return register
 
-    def observe(self, *event_types: str, name: str, each: bool = False) -> Callable[[Any], Any]:
+    def observe(self, *event_types: EventKind, name: str, each: bool = False) -> Callable[[Any], Any]:
         """Register an observer. With ``each=True`` the decorated function takes one event
         and the batch runs it on each event in turn (still one transaction per batch)."""
         def register(handler: Any) -> Any:
-            self.add(Subscriber(name=name, event_types=frozenset(event_types),
+            self.add(Subscriber(name=name, event_types=_names(event_types),
                                 handler=for_each(handler) if each else handler, batch=True))
             return handler
 
@@ -134,8 +153,15 @@ subscribe = REGISTRY.subscribe
 observe = REGISTRY.observe
 
 
+def load_event_types() -> None:
+    """Import every domain's events.py so the catalogue of event types is complete."""
+    for module in EVENT_MODULES:
+        importlib.import_module(f"mercato.{module}.events")
+
+
 def load_handlers() -> Registry:
     """Import every domain's handlers.py so its subscribers register."""
+    load_event_types()
     for module in HANDLER_MODULES:
         try:
             importlib.import_module(f"mercato.{module}.handlers")

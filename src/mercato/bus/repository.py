@@ -6,7 +6,6 @@ statements on the tables (no ORM objects are loaded or tracked there)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -36,20 +35,6 @@ def _dialect(session: AsyncSession) -> str:
 
 
 # --- outbox ------------------------------------------------------------------------------------
-
-async def unrelayed(session: AsyncSession, *, limit: int) -> list[OutboxEvent]:
-    """The oldest events not yet fanned out. On PostgreSQL rows another relay holds are skipped."""
-    query = select(OutboxEvent).where(OutboxEvent.relayed_at.is_(None)).order_by(OutboxEvent.sequence).limit(limit)
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return list(await session.scalars(query))
-
-
-async def mark_relayed(session: AsyncSession, sequences: Sequence[int], at: datetime) -> None:
-    if sequences:
-        await session.execute(update(OutboxEvent).where(OutboxEvent.sequence.in_(list(sequences)))
-                              .values(relayed_at=at))
-
 
 async def event(session: AsyncSession, event_id: uuid.UUID) -> OutboxEvent | None:
     return await session.scalar(select(OutboxEvent).where(OutboxEvent.id == event_id))
@@ -186,14 +171,6 @@ async def next_pending_in_subject(session: AsyncSession, subscriber: str, subjec
         .order_by(DELIVERIES.c.sequence).limit(1))
 
 
-async def mark_done(session: AsyncSession, subscriber: str, event_id: uuid.UUID, at: datetime) -> bool:
-    result = await session.execute(
-        update(EventDelivery).where(EventDelivery.subscriber == subscriber, EventDelivery.event_id == event_id,
-                                    EventDelivery.state == "pending")
-        .values(state="done", done_at=at, updated_at=at, last_error=None))
-    return result.rowcount == 1  # type: ignore[attr-defined]
-
-
 async def record_failure(session: AsyncSession, subscriber: str, event_id: uuid.UUID, *, attempts: int,
                          error: str, next_attempt_at: datetime, dead: bool, at: datetime) -> bool:
     result = await session.execute(
@@ -202,13 +179,6 @@ async def record_failure(session: AsyncSession, subscriber: str, event_id: uuid.
         .values(attempts=attempts, last_error=error[:4000], next_attempt_at=next_attempt_at,
                 state="dead" if dead else "pending", updated_at=at))
     return result.rowcount == 1  # type: ignore[attr-defined]
-
-
-async def postpone(session: AsyncSession, subscriber: str, event_id: uuid.UUID, until: datetime) -> None:
-    await session.execute(
-        update(EventDelivery).where(EventDelivery.subscriber == subscriber, EventDelivery.event_id == event_id,
-                                    EventDelivery.state == "pending")
-        .values(next_attempt_at=until))
 
 
 async def take_due(session: AsyncSession, *, now: datetime, lease_until: datetime,
@@ -355,15 +325,6 @@ async def add_dead_letter(session: AsyncSession, subscriber: str, event: Any, *,
 async def cursors(session: AsyncSession) -> dict[str, int]:
     return {name: int(position) for name, position in await session.execute(
         select(CURSORS.c.subscriber, CURSORS.c.position))}
-
-
-async def observer_owes(session: AsyncSession, subscriber: str, types: frozenset[str] | None) -> bool:
-    """Whether a relayed event of ``types`` lies beyond the observer's cursor."""
-    owed = select(OUTBOX.c.sequence).where(
-        OUTBOX.c.position > select(CURSORS.c.position).where(CURSORS.c.subscriber == subscriber).scalar_subquery())
-    if types is not None:
-        owed = owed.where(OUTBOX.c.type.in_(sorted(types)))
-    return await session.scalar(owed.limit(1)) is not None
 
 
 async def anything_owed(session: AsyncSession, observers: dict[str, frozenset[str] | None]) -> bool:

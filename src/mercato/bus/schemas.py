@@ -10,17 +10,18 @@ from mercato.kit.schemas import ReadModel
 
 
 class EventRead(ReadModel):
-    """A CloudEvent as stored in the outbox."""
+    """A CloudEvent 1.0 in its JSON form, as stored in the outbox. ``sequence`` is the
+    CloudEvents sequence extension: a string, the store's event number (monotonic)."""
 
-    specversion: str = "1.0"
+    specversion: Literal["1.0"] = "1.0"
     id: uuid.UUID
     source: str
     type: str
     subject: str
     time: datetime
-    sequence: int
+    datacontenttype: Literal["application/json"] = "application/json"
+    sequence: str = Field(pattern=r"^[0-9]+$")
     data: dict[str, Any]
-    relayed_at: datetime | None = Field(default=None, description="When it was fanned out to subscribers.")
 
 
 class DeadLetterRead(ReadModel):

@@ -5,13 +5,15 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.bus.context import current_bus
-from mercato.bus.events import EVENT_TYPES, CloudEvent
+from mercato.bus.events import CloudEvent
 from mercato.bus.registry import observe
+from mercato.catalog.events import LISTING_TYPES
 from mercato.catalog.repository import DETAIL_CACHE_PREFIX
+from mercato.publishing.events import VERSION_TYPES
+from mercato.ratings.events import RATING_TYPES
 
 # Every event that changes what a listing page shows.
-EVICTING = tuple(t for t in EVENT_TYPES if t.startswith(("listing.", "version.", "rating."))
-                 and t != "version.downloaded")
+EVICTING = LISTING_TYPES + VERSION_TYPES + RATING_TYPES
 
 
 @observe(*EVICTING, name="catalog.evict_detail")
@@ -21,5 +23,5 @@ async def evict_detail(session: AsyncSession, events: list[CloudEvent]) -> None:
     runtime = current_bus().runtime
     if runtime is None:
         return
-    for listing_id in sorted({str(e.data["listing_id"]) for e in events if e.data.get("listing_id")}):
+    for listing_id in sorted({str(e.json_data["listing_id"]) for e in events if e.json_data.get("listing_id")}):
         await runtime.cache.delete(DETAIL_CACHE_PREFIX + listing_id)

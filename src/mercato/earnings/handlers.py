@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.bus.events import CloudEvent
 from mercato.bus.registry import observe
+from mercato.earnings.events import PayoutApproved, PayoutRejected
 from mercato.kit.money import format_money
 from mercato.notifications import service as notifications
 from mercato.publishers import service as publishers
@@ -17,26 +18,23 @@ from mercato.publishers.errors import PublisherNotFound
 V1 = "/api/v1"
 
 
-def _amount(data: dict[str, object]) -> str:
-    return format_money(int(str(data.get("amount", 0))), str(data.get("currency", "")))
-
-
-@observe("payout.approved", "payout.rejected", name="earnings.notify_payout_decided", each=True)
-async def notify_payout_decided(session: AsyncSession, event: CloudEvent) -> None:
-    data = event.data
+@observe(PayoutApproved, PayoutRejected, name="earnings.notify_payout_decided", each=True)
+async def notify_payout_decided(session: AsyncSession, event: CloudEvent[PayoutApproved | PayoutRejected]) -> None:
+    payout = event.data
     try:
-        publisher = await publishers.get_by_id(session, uuid.UUID(str(data["publisher_id"])))
+        publisher = await publishers.get_by_id(session, payout.publisher_id)
     except PublisherNotFound:
         return
     members = [uuid.UUID(user_id) for user_id, _email, _role in await publishers.members(session, publisher)]
     if not members:
         return
-    if event.type == "payout.approved":
-        title, body = f"Payout of {_amount(data)} approved", f"It is paid out to {publisher.name}'s payout account."
+    amount = format_money(payout.amount, payout.currency)
+    if isinstance(payout, PayoutApproved):
+        title, body = f"Payout of {amount} approved", f"It is paid out to {publisher.name}'s payout account."
     else:
-        title = f"Payout of {_amount(data)} rejected"
-        body = f"Reason: {data.get('reason')}. The amount is back in your available earnings."
+        title = f"Payout of {amount} rejected"
+        body = f"Reason: {payout.reason}. The amount is back in your available earnings."
     await notifications.notify(session, event_id=event.id, user_ids=members, kind=event.type, title=title, body=body,
                                link=f"{V1}/publishers/{publisher.slug}/earnings",
-                               data={key: data[key] for key in ("payout_id", "publisher_id", "amount", "currency",
-                                                                "reason") if key in data})
+                               data={key: value for key, value in event.json_data.items()
+                                     if key in ("payout_id", "publisher_id", "amount", "currency", "reason")})

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.bus.events import EVENT_TYPES, CloudEvent
+from mercato.bus.registry import load_event_types
 from mercato.history import repository
 from mercato.history.errors import InvalidHistoryRange
 from mercato.kit.clock import utcnow
@@ -94,6 +95,7 @@ def rule_for(event_type: str) -> Rule | None:
 
 def recorded_types() -> tuple[str, ...]:
     """Every declared event type that becomes history (what the subscriber listens to)."""
+    load_event_types()
     return tuple(t for t in EVENT_TYPES if rule_for(t) is not None)
 
 
@@ -117,11 +119,11 @@ async def record(session: AsyncSession, event: CloudEvent) -> int:
     rule = rule_for(event.type)
     if rule is None:
         return 0
-    users = await _audience(session, rule, event.data) - await repository.known_recipients(session, event.id)
-    listing_id = _uuid(event.data.get("listing_id"))
+    users = await _audience(session, rule, event.json_data) - await repository.known_recipients(session, event.id)
+    listing_id = _uuid(event.json_data.get("listing_id"))
     repository.add(session, [HistoryEntry(user_id=user_id, event_id=event.id, kind=rule.kind, action=event.type,
                                           subject=event.subject[:200], listing_id=listing_id, title=rule.title,
-                                          data=dict(event.data), occurred_at=event.time)
+                                          data=dict(event.json_data), occurred_at=event.time)
                              for user_id in sorted(users)])
     return len(users)
 

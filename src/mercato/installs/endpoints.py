@@ -48,14 +48,9 @@ from mercato.installs.schemas import (
 )
 from mercato.installs.service import Scope
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
-from mercato.live.waiting import wait_until
-from mercato.kit.routing import (
-    ReadSession,
-    RuntimeDep,
-    TransactionalRoute,
-    WriteSession,
-)
+from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page
+from mercato.live.waiting import wait_until
 from mercato.models import Installation, InstallTask
 from mercato.models import Instance as InstanceRow
 from mercato.publishing.errors import NotEntitled

@@ -25,18 +25,19 @@ from mercato.installs import service
 from mercato.kit.clock import utcnow
 from mercato.kit.db import Database
 from mercato.kit.logging import log
+from mercato.publishing.events import VersionApproved
 
 TICK_SECONDS = 5.0
 CORRECTION = "installs.status_correction"
 BATCH = 100
 
 
-@subscribe("version.approved", name="installs.update_notices")
-async def update_notices(session: AsyncSession, event: CloudEvent) -> None:
+@subscribe(VersionApproved, name="installs.update_notices")
+async def update_notices(session: AsyncSession, event: CloudEvent[VersionApproved]) -> None:
     """A newer approved version: owners of older compatible copies hear of it; copies with
     ``auto_upgrade`` get their upgrade task."""
     settings = current_bus().settings
-    await service.on_version_approved(session, settings=settings, version_id=uuid.UUID(event.data["version_id"]),
+    await service.on_version_approved(session, settings=settings, version_id=event.data.version_id,
                                       event_id=event.id)
 
 

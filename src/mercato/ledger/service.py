@@ -102,6 +102,11 @@ async def post(session: AsyncSession, *, kind: str, reference: str, legs: Sequen
     return Posted(row, created=True)
 
 
+async def posted(session: AsyncSession, reference: str) -> bool:
+    """Whether a transaction with this business reference was posted."""
+    return await repository.transaction_by_reference(session, reference) is not None
+
+
 async def balance(session: AsyncSession, ref: AccountRef) -> int:
     account = await repository.account(session, ref)
     return 0 if account is None else account.balance

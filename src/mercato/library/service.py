@@ -9,6 +9,8 @@ transaction, and only when they changed something.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +25,9 @@ from mercato.catalog import service as catalog
 from mercato.kit.clock import utcnow
 from mercato.library import repository
 from mercato.library.errors import EntitlementAlreadyRevoked, EntitlementNotFound
+from mercato.library.events import EntitlementGranted, EntitlementRevoked
+from mercato.licences import service as licences
+from mercato.licences.errors import KeyPoolEmpty
 from mercato.models import Entitlement, Listing
 
 SOURCES = ("purchase", "free", "admin")
@@ -53,9 +58,9 @@ async def _grant(session: AsyncSession, *, user_id: uuid.UUID, listing_id: uuid.
     if entitlement is None:  # the statement above inserted or found it, in this transaction
         raise RuntimeError(f"entitlement of {user_id} to {listing_id} vanished")
     if changed is not None:
-        await publish(session, CloudEvent(type="entitlement.granted", subject=str(entitlement.id), data={
-            "entitlement_id": str(entitlement.id), "user_id": str(user_id), "listing_id": str(listing_id),
-            "source": source, "order_id": str(order_id) if order_id else None}))
+        await publish(session, CloudEvent.of(EntitlementGranted(
+            entitlement_id=entitlement.id, user_id=user_id, listing_id=listing_id, source=source, order_id=order_id),
+            subject=str(entitlement.id)))
     return entitlement, changed is not None
 
 
@@ -71,9 +76,9 @@ async def _revoke(session: AsyncSession, entitlement: Entitlement, *, reason: st
     if not await repository.revoke(session, entitlement.id, reason=reason, at=utcnow()):
         return False
     await session.refresh(entitlement)
-    await publish(session, CloudEvent(type="entitlement.revoked", subject=str(entitlement.id), data={
-        "entitlement_id": str(entitlement.id), "user_id": str(entitlement.user_id),
-        "listing_id": str(entitlement.listing_id), "reason": reason}))
+    await publish(session, CloudEvent.of(EntitlementRevoked(
+        entitlement_id=entitlement.id, user_id=entitlement.user_id, listing_id=entitlement.listing_id, reason=reason),
+        subject=str(entitlement.id)))
     return True
 
 
@@ -143,3 +148,60 @@ async def search(session: AsyncSession, *, user_id: uuid.UUID | None, listing_id
                  active: bool | None, after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[Entitlement]:
     return await repository.search(session, user_id=user_id, listing_ids=[listing_id] if listing_id else None,
                                    active=active, after=after, limit=limit)
+
+
+# --- purchases (the order saga's grant) ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OrderLineToGrant:
+    line_id: uuid.UUID
+    listing_id: uuid.UUID
+    delivery: str  # digital | physical
+
+
+@dataclass(frozen=True)
+class GrantRefused:
+    reason: str   # already_owned | licence_keys_exhausted
+    detail: str
+
+
+class _PoolEmpty(Exception):
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+
+
+async def grant_order(session: AsyncSession, *, order_id: uuid.UUID, user_id: uuid.UUID,
+                      lines: Sequence[OrderLineToGrant]) -> GrantRefused | None:
+    """Entitle the buyer to every line's listing (source ``purchase``), or to none.
+
+    Refused (nothing granted, no key taken) when the buyer already holds a digital line's
+    listing (bought twice by two orders in flight at once) or a listing's key pool has no
+    key left. A physical line of a listing the buyer holds already is fine: the copy was
+    shipped; the existing entitlement stays. When no entitlement was new, the existing one
+    is announced again for the order (``entitlement.granted`` with its ``order_id``), so the
+    order always learns the outcome.
+    """
+    held = {line.listing_id for line in lines
+            if await repository.is_active(session, user_id, line.listing_id)}
+    for line in lines:
+        if line.delivery == "digital" and line.listing_id in held:
+            return GrantRefused("already_owned", f"The buyer already owns listing {line.listing_id}.")
+    try:
+        async with session.begin_nested():  # a pool running dry gives back the keys taken so far
+            for line in lines:
+                try:
+                    await licences.assign_key(session, listing_id=line.listing_id, order_line_id=line.line_id)
+                except KeyPoolEmpty as exc:
+                    raise _PoolEmpty(exc.detail) from None
+            for line in lines:
+                await grant(session, user_id=user_id, listing_id=line.listing_id, source="purchase",
+                                    order_id=order_id)
+    except _PoolEmpty as empty:
+        return GrantRefused("licence_keys_exhausted", empty.detail)
+    if all(line.listing_id in held for line in lines):
+        existing = await repository.of_user(session, user_id, lines[0].listing_id)
+        if existing is not None:
+            await publish(session, CloudEvent.of(EntitlementGranted(
+                entitlement_id=existing.id, user_id=user_id, listing_id=existing.listing_id, source=existing.source,
+                order_id=order_id), subject=str(existing.id)))
+    return None

@@ -18,7 +18,7 @@ async def push(session: AsyncSession, events: list[CloudEvent]) -> None:
     if hub is None:
         return
     for event in events:
-        user = event.data.get("user_id")
+        user = event.json_data.get("user_id")
         if not user or event.sequence is None:
             continue
         try:

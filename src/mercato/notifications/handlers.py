@@ -33,7 +33,10 @@ from mercato.catalog.errors import ListingNotFound
 from mercato.kit.logging import log
 from mercato.kit.money import format_money
 from mercato.notifications import email, repository, service
+from mercato.notifications.events import NotificationCreated
+from mercato.payments.events import PaymentFailed
 from mercato.publishers import service as publishers
+from mercato.ratings.events import RatingReplied
 
 V1 = "/api/v1"
 # What of an event's data a notification keeps (never who else was involved).
@@ -88,13 +91,13 @@ async def _listing_name(session: AsyncSession, data: dict[str, Any]) -> str:
 
 
 def _link(event: CloudEvent) -> str | None:
-    listing_id = event.data.get("listing_id")
+    listing_id = event.json_data.get("listing_id")
     if not listing_id:
         return None
     if event.type.startswith("rating."):
         return f"{V1}/listings/{listing_id}/reviews"
-    if event.data.get("version") and event.type.startswith(("review.", "version.")):
-        return f"{V1}/listings/{listing_id}/versions/{event.data['version']}"
+    if event.json_data.get("version") and event.type.startswith(("review.", "version.")):
+        return f"{V1}/listings/{listing_id}/versions/{event.json_data['version']}"
     return f"{V1}/listings/{listing_id}"
 
 
@@ -115,52 +118,46 @@ async def _members_of(session: AsyncSession, publisher_id: uuid.UUID | None) -> 
 async def notify_publisher_members(session: AsyncSession, event: CloudEvent) -> None:
     """Review decisions, appeal outcomes, version and listing changes, new reviews: every
     member of the listing's publisher is told."""
-    members = await _members_of(session, _uuid(event.data.get("publisher_id")))
+    members = await _members_of(session, _uuid(event.json_data.get("publisher_id")))
     if event.type == "rating.created":  # the author is told nothing of their own review
-        members = [m for m in members if str(m) != str(event.data.get("user_id"))]
+        members = [m for m in members if str(m) != str(event.json_data.get("user_id"))]
     if not members:
         return
-    title, body = PUBLISHER_TEXTS[event.type](await _listing_name(session, event.data), event.data)
+    title, body = PUBLISHER_TEXTS[event.type](await _listing_name(session, event.json_data), event.json_data)
     await service.notify(session, event_id=event.id, user_ids=members, kind=event.type, title=title, body=body,
-                         link=_link(event), data=_kept(event.data))
+                         link=_link(event), data=_kept(event.json_data))
 
 
-@observe("rating.replied", name="notifications.review_author", each=True)
-async def notify_review_author(session: AsyncSession, event: CloudEvent) -> None:
+@observe(RatingReplied, name="notifications.review_author", each=True)
+async def notify_review_author(session: AsyncSession, event: CloudEvent[RatingReplied]) -> None:
     """The publisher answered a review: its author is told."""
-    author = _uuid(event.data.get("user_id"))
-    if author is None:
-        return
-    name = await _listing_name(session, event.data)
-    await service.notify(session, event_id=event.id, user_ids=[author], kind=event.type,
+    name = await _listing_name(session, event.json_data)
+    await service.notify(session, event_id=event.id, user_ids=[event.data.user_id], kind=event.type,
                          title=f"The publisher of {name} replied to your review", link=_link(event),
-                         data=_kept(event.data))
+                         data=_kept(event.json_data))
 
 
-@observe("payment.failed", name="notifications.payment_failed", each=True)
-async def notify_payment_failed(session: AsyncSession, event: CloudEvent) -> None:
+@observe(PaymentFailed, name="notifications.payment_failed", each=True)
+async def notify_payment_failed(session: AsyncSession, event: CloudEvent[PaymentFailed]) -> None:
     """The provider declined a payment: its payer is told (in the inbox, and by e-mail where
     the store sends mail). A payment for an order says the order still waits for money;
     canceled and expired payments are the payer's own doing and tell nobody."""
-    payer, payment_id = _uuid(event.data.get("user_id")), _uuid(event.data.get("payment_id"))
-    if payer is None or payment_id is None:
-        return
-    money = format_money(int(event.data.get("amount") or 0), str(event.data.get("currency") or ""))
-    order_id = _uuid(event.data.get("order_id"))
-    if order_id is not None:
+    payment = event.data
+    money = format_money(payment.amount, payment.currency)
+    if payment.order_id is not None:
         title = f"Your payment of {money} for an order did not go through"
         body = "The order still waits for payment: pay it again before it expires."
     else:
         title = f"Your wallet top-up of {money} did not go through"
         body = ""
-    await service.notify(session, event_id=event.id, user_ids=[payer], kind="payment.failed", title=title,
-                         body=body, link=f"{V1}/payments/{payment_id}",
-                         data={key: event.data[key] for key in ("payment_id", "order_id", "amount", "currency",
-                                                                "provider", "purpose") if key in event.data})
+    await service.notify(session, event_id=event.id, user_ids=[payment.user_id], kind="payment.failed", title=title,
+                         body=body, link=f"{V1}/payments/{payment.payment_id}",
+                         data={key: event.json_data[key] for key in ("payment_id", "order_id", "amount", "currency",
+                                                                     "provider", "purpose") if key in event.json_data})
 
 
-@subscribe("notification.created", name="notifications.email", outside_transaction=True)
-async def email_notification(session: AsyncSession, event: CloudEvent) -> None:
+@subscribe(NotificationCreated, name="notifications.email", outside_transaction=True)
+async def email_notification(session: AsyncSession, event: CloudEvent[NotificationCreated]) -> None:
     """A new notification of an e-mailed kind goes to its recipient's address too: only when
     the store has an SMTP server and the account is active (a deleted account took its
     notifications with it). A failed send raises: the bus retries with backoff, then makes
@@ -169,12 +166,11 @@ async def email_notification(session: AsyncSession, event: CloudEvent) -> None:
     holds the database writer."""
     runtime = current_bus().runtime
     mailer = runtime.mailer if runtime is not None else None
-    if mailer is None or not email.is_emailed(str(event.data.get("kind"))):
+    created = event.data
+    if mailer is None or not email.is_emailed(created.kind):
         return
-    notification_id, user_id = _uuid(event.data.get("notification_id")), _uuid(event.data.get("user_id"))
-    if notification_id is None or user_id is None:
-        return
-    notification = await repository.own(session, user_id, notification_id)
+    user_id = created.user_id
+    notification = await repository.own(session, user_id, created.notification_id)
     if notification is None or not email.is_emailed(notification.kind):
         return
     try:

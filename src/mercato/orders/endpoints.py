@@ -15,14 +15,9 @@ from mercato.kit.errors import Forbidden
 from mercato.kit.failpoints import failpoint
 from mercato.kit.money import Money
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
-from mercato.live.waiting import wait_until
-from mercato.kit.routing import (
-    ReadSession,
-    RuntimeDep,
-    TransactionalRoute,
-    WriteSession,
-)
+from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page, Slug
+from mercato.live.waiting import wait_until
 from mercato.orders import service
 from mercato.orders.errors import (
     AlreadyOwned,

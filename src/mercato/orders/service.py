@@ -54,12 +54,7 @@ from mercato.orders.errors import (
     PaymentsUnavailable,
     ShippingAddressRequired,
 )
-from mercato.orders.schemas import (
-    OrderCreate,
-    OrderRead,
-    PublisherOrderRead,
-    ShipmentRead,
-)
+from mercato.orders.schemas import OrderCreate, OrderRead, PublisherOrderRead, ShipmentRead
 from mercato.policies import service as policies
 from mercato.publishers import service as publishers
 from mercato.wallet import service as wallet
@@ -277,7 +272,7 @@ async def create(session: AsyncSession, *, actor: Principal, idempotency_key: st
 async def _settle_free(session: AsyncSession, order: Order, lines: list[OrderLine]) -> None:
     """A free order takes no money: it is paid at once, and a digital one is entitled and
     completed in the same transaction (the "get" path); nothing of it may fail later."""
-    from mercato.library.handlers import OrderLineToGrant, grant_order
+    from mercato.library.service import OrderLineToGrant, grant_order
 
     now = utcnow()
     if any(line.delivery == "physical" for line in lines):

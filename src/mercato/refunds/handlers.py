@@ -5,15 +5,14 @@ idempotent by reference and the refund's approved → completed step is guarded.
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.bus.events import CloudEvent
 from mercato.bus.registry import subscribe
 from mercato.refunds import service
+from mercato.refunds.events import RefundApproved
 
 
-@subscribe("refund.approved", name="refunds.settle")
-async def settle(session: AsyncSession, event: CloudEvent) -> None:
-    await service.settle(session, refund_id=uuid.UUID(event.data["refund_id"]))
+@subscribe(RefundApproved, name="refunds.settle")
+async def settle(session: AsyncSession, event: CloudEvent[RefundApproved]) -> None:
+    await service.settle(session, refund_id=event.data.refund_id)

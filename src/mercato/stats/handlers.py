@@ -23,7 +23,9 @@ from mercato.bus.events import CloudEvent
 from mercato.bus.registry import observe
 from mercato.catalog import service as catalog
 from mercato.orders import service as orders
+from mercato.orders.events import OrderCompleted
 from mercato.refunds import service as refunds
+from mercato.refunds.events import RefundCompleted
 
 
 def _day(event: CloudEvent) -> date:
@@ -37,19 +39,19 @@ async def _book(session: AsyncSession, day: date, amounts: dict[uuid.UUID, int])
             await catalog.add_to_day(session, listing_id, day, revenue=amounts[listing_id])
 
 
-@observe("order.completed", name="stats.count_revenue")
-async def count_revenue(session: AsyncSession, events: list[CloudEvent]) -> None:
+@observe(OrderCompleted, name="stats.count_revenue")
+async def count_revenue(session: AsyncSession, events: list[CloudEvent[OrderCompleted]]) -> None:
     by_day: dict[date, dict[uuid.UUID, int]] = defaultdict(lambda: defaultdict(int))
     for event in events:
-        for line in event.data.get("lines", []):
-            by_day[_day(event)][uuid.UUID(str(line["listing_id"]))] += int(line["total"])
+        for line in event.data.lines:
+            by_day[_day(event)][line.listing_id] += line.total
     for day in sorted(by_day):
         await _book(session, day, by_day[day])
 
 
-@observe("refund.completed", name="stats.count_refunds", each=True)
-async def count_refunds(session: AsyncSession, event: CloudEvent) -> None:
-    refund_id, order_id = uuid.UUID(str(event.data["refund_id"])), uuid.UUID(str(event.data["order_id"]))
+@observe(RefundCompleted, name="stats.count_refunds", each=True)
+async def count_refunds(session: AsyncSession, event: CloudEvent[RefundCompleted]) -> None:
+    refund_id, order_id = event.data.refund_id, event.data.order_id
     listing_of = {line.id: line.listing_id for line in await orders.lines(session, order_id)}
     amounts: dict[uuid.UUID, int] = defaultdict(int)
     for refund_line in await refunds.lines_of(session, refund_id):

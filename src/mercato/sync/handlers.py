@@ -13,15 +13,16 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.bus.context import current_bus
-from mercato.bus.events import EVENT_TYPES, CloudEvent
+from mercato.bus.events import CloudEvent
 from mercato.bus.registry import observe
 from mercato.bus.scheduler import sweep
+from mercato.catalog.events import LISTING_TYPES
 from mercato.kit.logging import log
+from mercato.ratings.events import RATING_TYPES
 from mercato.sync import catalog_feed
 
 # Every event that changes a listing's public view (the catalog's own cache uses the same test).
-LISTING_EVENTS = tuple(t for t in EVENT_TYPES if t.startswith(("listing.", "rating."))
-                       or t in ("version.approved", "version.yanked"))
+LISTING_EVENTS = LISTING_TYPES + RATING_TYPES + ("version.approved", "version.yanked")
 RECONCILE_BATCH = 200
 _pending: set[asyncio.Task[None]] = set()
 
@@ -48,7 +49,7 @@ async def _evict_head(session: AsyncSession) -> None:
 def _ids(events: list[CloudEvent], key: str) -> list[uuid.UUID]:
     """The distinct ids under ``key`` in the batch, in order of first appearance (a listing
     changed ten times in a batch is recorded once, as it is now)."""
-    return list(dict.fromkeys(uuid.UUID(str(e.data[key])) for e in events if e.data.get(key)))
+    return list(dict.fromkeys(uuid.UUID(str(e.json_data[key])) for e in events if e.json_data.get(key)))
 
 
 @observe(*LISTING_EVENTS, name="sync.record_listing")

@@ -80,6 +80,11 @@ async def debit_order(session: AsyncSession, *, order_id: uuid.UUID, user_id: uu
                              memo="Purchase", user_id=user_id, order_id=order_id)
 
 
+async def order_was_debited(session: AsyncSession, order_id: uuid.UUID) -> bool:
+    """Whether the order's total was taken into escrow (its debit is posted)."""
+    return await ledger.posted(session, f"order-debit:{order_id}")
+
+
 async def return_escrow(session: AsyncSession, *, reference: str, order_id: uuid.UUID, user_id: uuid.UUID,
                         amount: int, currency: str, memo: str, refund_id: uuid.UUID | None = None) -> Posted:
     """Give money held for an order that will not complete (cancel, expiry, failure, or a

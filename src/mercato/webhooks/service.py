@@ -25,7 +25,6 @@ from mercato.access.permissions import Condition, Permission
 from mercato.access.principal import Principal
 from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
-from mercato.bus import repository as bus_repository
 from mercato.bus.events import EVENT_TYPES, CloudEvent
 from mercato.bus.registry import ALL_EVENTS
 from mercato.config import Settings
@@ -240,7 +239,7 @@ async def fan_out(session: AsyncSession, events: Sequence[CloudEvent]) -> int:
     now = utcnow()
     rows = []
     for event in events:
-        publisher_id = str(event.data.get("publisher_id") or "")
+        publisher_id = str(event.json_data.get("publisher_id") or "")
         for webhook in active:
             if (webhook.created_at <= event.time and wants(webhook, event.type)
                     and (webhook.publisher_id is None or str(webhook.publisher_id) == publisher_id)):
