@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     catalog_cache_seconds: float = Field(default=30.0, ge=0, description=(
         "How long a published listing's rendered detail is served from cache; edits evict it at once, "
         "counters (downloads, installs) may lag by up to this."))
+    catalog_document_seconds: float = Field(default=300.0, ge=0, description=(
+        "How long a stored listing document (the detail's read model in the database) is served before "
+        "it is rendered again. Every change that shows clears it at once (database triggers); only the "
+        "download and install counters and the order of related listings may lag by up to this. 0: never "
+        "served from stored documents."))
 
     # artifacts and packages (see docs/packages.md and docs/storage-and-signing.md)
     storage_url: str | None = Field(default=None, description=(

@@ -70,6 +70,9 @@ class Database:
             self.reader = _create_engine(read_url, writer=False)
         else:
             self.reader = self.writer
+        # Where evictions recorded in a transaction (kit/cache.py ``evict_after_commit``) go once
+        # it committed; the runtime sets it to the store's cache.
+        self.cache: Any = None
         self._write_sessions = async_sessionmaker(self.writer, expire_on_commit=False, autoflush=True)
         self._read_sessions = async_sessionmaker(self.reader, expire_on_commit=False, autoflush=False)
 
@@ -81,9 +84,20 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction for code outside a request (CLI, workers, sweeps)."""
-        async with self.write_session() as session, session.begin():
-            yield session
+        """A write transaction for code outside a request (CLI, workers, sweeps). Cache
+        evictions it recorded are applied once it committed (and dropped if it rolled back),
+        as the request route does for its own transaction."""
+        from mercato.kit.cache import EVICTIONS, apply_evictions
+
+        async with self.write_session() as session:
+            try:
+                async with session.begin():
+                    yield session
+            except BaseException:
+                session.info.pop(EVICTIONS, None)
+                raise
+            if self.cache is not None:
+                await apply_evictions(session, self.cache)
 
     async def ping(self) -> None:
         async with self.reader.connect() as connection:
