@@ -97,7 +97,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     sandbox_form = BodyRule(re.compile(r"^/sandbox/pay/[^/]+$"), max_bytes=4096,
                             content_types=("application/x-www-form-urlencoded", "multipart/form-data"))
     app.add_middleware(RequestMiddleware, body_policy=BodyPolicy(default_max_bytes=settings.max_body_bytes,
-                                                                 rules=[upload, sandbox_form]))
+                                                                 rules=[upload, sandbox_form]),
+                       access_log=settings.access_log, slow_ms=settings.access_log_slow_ms)
 
     for module in (accounts_endpoints, access_endpoints, publishers_endpoints, audit_endpoints, bus_endpoints,
                    live_endpoints, webhooks_endpoints, catalog_endpoints, publishing_endpoints, review_endpoints,

@@ -54,7 +54,10 @@ def _create_engine(url: str, *, writer: bool) -> AsyncEngine:
         )
         _configure_sqlite(engine, writer=writer)
         return engine
-    return create_async_engine(url, pool_size=10 if writer else 10, max_overflow=10, pool_pre_ping=True)
+    # No pre-ping: it is a round trip per checkout. A connection the server dropped (a restart)
+    # fails its first statement instead; SQLAlchemy then invalidates the whole pool and the
+    # request answers 503 with Retry-After (kit/http.py), and the next one connects afresh.
+    return create_async_engine(url, pool_size=10 if writer else 10, max_overflow=10, pool_pre_ping=False)
 
 
 class Database:
@@ -74,7 +77,12 @@ class Database:
         # it committed; the runtime sets it to the store's cache.
         self.cache: Any = None
         self._write_sessions = async_sessionmaker(self.writer, expire_on_commit=False, autoflush=True)
-        self._read_sessions = async_sessionmaker(self.reader, expire_on_commit=False, autoflush=False)
+        # PostgreSQL reads without BEGIN/ROLLBACK: at READ COMMITTED every statement sees its own
+        # snapshot anyway, so autocommit changes no answer and saves two round trips a session.
+        # (SQLite keeps its read transaction: one snapshot for a session's statements, at no
+        # network cost.)
+        read_bind = self.reader if self.is_sqlite else self.reader.execution_options(isolation_level="AUTOCOMMIT")
+        self._read_sessions = async_sessionmaker(read_bind, expire_on_commit=False, autoflush=False)
 
     def write_session(self) -> AsyncSession:
         return self._write_sessions()
