@@ -172,7 +172,14 @@ def run(*, quick: bool = False, rounds: int | None = None, duration: float | Non
             waited = wait_idle(mercato.pid, timeout=1800)
             _log(f"the start-up reconcile filled the feed; the server settled after {waited:.0f} s")
             client = httpx.Client(base_url=mercato.base_url, timeout=300)
-            snapshot_bytes, snapshot_pages, cursor, held = _snapshot(client)
+            # A CPU-idle test misreads a starved process on a loaded machine: wait until the
+            # feed holds every listing (failing loudly at the timeout).
+            deadline = time.monotonic() + 1800
+            while True:
+                snapshot_bytes, snapshot_pages, cursor, held = _snapshot(client)
+                if len(held) == listings or time.monotonic() > deadline:
+                    break
+                time.sleep(2)
             if len(held) != listings:
                 raise RuntimeError(f"the snapshot holds {len(held)} listings, not {listings}")
             list_bytes, list_pages, list_count = _whole_list(client)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
 from collections.abc import AsyncIterator
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         try:
             yield
         finally:
+            app.state.stopping.set()
             await bus.stop()
             await payment_providers.close(rt.settings)
             if owned:
@@ -88,6 +90,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     if runtime is not None:
         app.state.runtime = runtime
+    # Set when the server is asked to stop (``mercato serve``): long polls answer at once.
+    app.state.stopping = asyncio.Event()
     install_error_handlers(app)
     # Package uploads are the one large body: multipart, up to the package limit (plus room for
     # the multipart envelope); everything else is JSON under max_body_bytes.
