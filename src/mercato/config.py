@@ -207,7 +207,7 @@ class Settings(BaseSettings):
     access_log: Literal["all", "problems", "off"] = Field(default="problems", description=(
         "Access log lines: every request (all), answers >= 400 and slow requests (problems), or none "
         "(off). Every request is counted in /metrics whatever the mode."))
-    access_log_slow_ms: float = Field(default=1000.0, gt=0, description=(
+    access_log_slow_ms: float = Field(default=10_000.0, gt=0, description=(
         "With access_log=problems, requests slower than this are logged too."))
     testing: bool = False
 

@@ -100,7 +100,7 @@ async def search_listings(
         q=q.strip() or None if q else None, kind=kind, category_id=category_id, price=price, delivery=delivery,
         platform=platform, publisher_id=publisher_id, sort=sort, cursor=cursor, limit=limit, facets=facets))
     found = {listing.id: listing for listing in await service.visible_batch_by_ids(session, result.ids)}
-    items = await presenter.present(session, [found[i] for i in result.ids if i in found])
+    items = await presenter.present(session, [found[i] for i in result.ids if i in found], categories=categories)
     slugs = {str(c.id): c.slug for c in categories}
     out_facets = dict(result.facets)
     if "category" in out_facets:

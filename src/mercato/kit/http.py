@@ -139,7 +139,7 @@ class RequestMiddleware:
     debugging, not the default."""
 
     def __init__(self, app: ASGIApp, *, body_policy: BodyPolicy, access_log: str = "problems",
-                 slow_ms: float = 1000.0) -> None:
+                 slow_ms: float = 10_000.0) -> None:
         assert access_log in ACCESS_LOG_MODES, access_log
         self.app = app
         self.body_policy = body_policy

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,7 +54,11 @@ def is_current(database_url: str) -> bool:
     """Whether the database is at the package's heads: one small query, so a restart on a
     current schema costs no Alembic environment, no script loading, no migration work."""
     heads = head_revisions()
-    return bool(heads) and asyncio.run(current_revisions(database_url)) == heads
+    if not heads:
+        return False
+    current: list[set[str]] = []
+    _off_the_loop(lambda: current.append(asyncio.run(current_revisions(database_url))))
+    return current[0] == heads
 
 
 def alembic_config(database_url: str) -> Config:
@@ -74,12 +79,17 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
         command.upgrade(alembic_config(database_url), revision)
 
+    _off_the_loop(run)  # env.py drives its own event loop
+
+
+def _off_the_loop(run: Callable[[], None]) -> None:
+    """Run ``run`` (which drives an event loop of its own) here, or in a thread of its own
+    when this thread already runs one."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         run()
         return
-    # env.py drives its own event loop; give it a thread of its own.
     errors: list[BaseException] = []
 
     def guarded() -> None:
