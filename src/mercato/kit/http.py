@@ -121,8 +121,8 @@ def _observe(template: str, method: str, status: int, elapsed: float) -> None:
 
 
 # Request ids: a random prefix per process and a counter (unique across processes, and a
-# fraction of the cost of a uuid4 per request).
-_ID_PREFIX = os.urandom(6).hex()
+# fraction of the cost of a uuid4 per request), 32 hex digits like one.
+_ID_PREFIX = os.urandom(8).hex()
 _ID_COUNTER = itertools.count(1)
 
 ACCESS_LOG_MODES = ("all", "problems", "off")
@@ -152,7 +152,7 @@ class RequestMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         offered = headers.get(REQUEST_ID_HEADER, "")
-        request_id = offered if offered and _VALID_REQUEST_ID.match(offered) else f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
+        request_id = offered if offered and _VALID_REQUEST_ID.match(offered) else f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
         client = scope.get("client")
         info = RequestInfo(request_id=request_id, ip=client[0] if client else None,
                            user_agent=headers.get("user-agent"))
