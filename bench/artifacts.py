@@ -14,7 +14,8 @@ version back (as a member of its publisher); ``curl`` moves the bytes when it is
 ``/proc/<pid>/status`` every 10 ms; growth = peak during the transfer − RSS just before.
 
 The baseline is a Starlette ``FileResponse`` app under the same uvicorn settings serving
-the same archive file; downloads alternate between the two, median of the runs.
+the same archive file; downloads alternate between the two; the ratio is the median of the
+per-run ratios, with the server CPU seconds per download beside it.
 Bars: RSS growth < 64 MB for each direction; download ≥ 0.5 × the static server.
 """
 
@@ -35,7 +36,9 @@ from typing import Any
 
 import httpx
 
-from bench.servers import DEFAULT_PG_URL, RssSampler, Server, demo_store, running, wait_idle
+from bench.servers import (
+    DEFAULT_PG_URL, RssSampler, Server, cpu_seconds, demo_store, round_ratios, running, wait_idle,
+)
 
 BARS = {"rss_growth_mb": 64.0, "download_ratio": 0.5}
 MB = 1024 * 1024
@@ -148,26 +151,33 @@ def run(*, quick: bool = False, size_mb: int = 100, database: str = "postgresql"
             baseline: list[dict[str, Any]] = []
             for number in range(1, runs + 1):
                 wait_idle(mercato.pid)
+                cpu_before = cpu_seconds(mercato.pid)
                 with RssSampler(mercato.pid) as rss:
                     status, got, seconds = _download(download_url, auth)
+                cpu = cpu_seconds(mercato.pid) - cpu_before
                 if status != 200 or got != size:
                     raise RuntimeError(f"download {number} answered {status} with {got} of {size} bytes")
                 downloads.append({"seconds": round(seconds, 3), "mib_per_s": round(size / MB / seconds, 1),
+                                  "cpu_s": round(cpu, 3),
                                   "rss_before_mib": round(rss.before / MB, 1), "rss_growth_mib": round(rss.growth / MB, 1)})
+                cpu_before = cpu_seconds(static.pid)
                 with RssSampler(static.pid) as static_rss:
                     status, got, seconds = _download(static.base_url + "/file", {})
+                cpu = cpu_seconds(static.pid) - cpu_before
                 if status != 200 or got != size:
                     raise RuntimeError(f"static download {number} answered {status} with {got} of {size} bytes")
                 baseline.append({"seconds": round(seconds, 3), "mib_per_s": round(size / MB / seconds, 1),
+                                 "cpu_s": round(cpu, 3),
                                  "rss_growth_mib": round(static_rss.growth / MB, 1)})
                 _log(f"download {number}/{runs}: mercato {downloads[-1]['mib_per_s']:.0f} MiB/s "
                      f"(RSS +{downloads[-1]['rss_growth_mib']:.1f} MiB), static {baseline[-1]['mib_per_s']:.0f} MiB/s")
         warnings = list(store.warnings)
     mercato_rate = statistics.median(d["mib_per_s"] for d in downloads)
     static_rate = statistics.median(d["mib_per_s"] for d in baseline)
+    ratios = round_ratios(downloads, baseline, "mib_per_s")
     upload_growth = upload_rss.growth / MB
     download_growth = max([first_rss.growth / MB] + [d["rss_growth_mib"] for d in downloads])
-    ratio = mercato_rate / static_rate
+    ratio = statistics.median(ratios)
     result = {
         "database": database, "archive_mib": round(size / MB, 1), "client": "curl" if shutil.which("curl") else "httpx",
         "bars": BARS, "warnings": warnings,
@@ -177,7 +187,9 @@ def run(*, quick: bool = False, size_mb: int = 100, database: str = "postgresql"
         "first_download": {"rss_before_mib": round(first_rss.before / MB, 1),
                            "rss_growth_mib": round(first_rss.growth / MB, 1)},
         "downloads": downloads, "static_downloads": baseline,
-        "download_mib_per_s": mercato_rate, "static_mib_per_s": static_rate,
+        "download_mib_per_s": mercato_rate, "static_mib_per_s": static_rate, "download_ratio_per_run": ratios,
+        "download_cpu_s": statistics.median(d["cpu_s"] for d in downloads),
+        "static_cpu_s": statistics.median(d["cpu_s"] for d in baseline),
     }
     result["PERF-8"] = {"upload_rss_growth_mib": round(upload_growth, 1),
                         "download_rss_growth_mib": round(download_growth, 1), "download_ratio": round(ratio, 3),
@@ -194,7 +206,8 @@ def report_lines(results: dict[str, Any]) -> list[str]:
         f"bar=<{BARS['rss_growth_mb']:g}MiB {'PASS' if p['pass'] else 'FAIL'}",
         f"  {results['archive_mib']:.0f} MiB archive on {results['database']}: upload "
         f"{results['upload']['mib_per_s']:.0f} MiB/s; download {results['download_mib_per_s']:.0f} MiB/s vs static "
-        f"{results['static_mib_per_s']:.0f} MiB/s",
+        f"{results['static_mib_per_s']:.0f} MiB/s; server CPU per download {results['download_cpu_s']:.2f} s vs static "
+        f"{results['static_cpu_s']:.2f} s; per-run ratios {results['download_ratio_per_run']}",
     ]
 
 

@@ -8,7 +8,8 @@ For each database: a fresh store (migrations), 100k listings bulk-inserted (word
 topical vocabulary with a Zipf skew, 24 categories, 2,000 publishers, realistic kinds,
 prices, deliveries and platform sets), the search index built with ``rebuild``, then a fixed
 mix of queries run through ``listing_search_for(dialect).search`` on the store's own read
-engine, each in its own read session (as an endpoint does), after a warm-up pass:
+engine, each in its own read session (as an endpoint does), after a warm-up pass (CPU µs
+per query: this process's CPU time, i.e. the search code and, on SQLite, the database):
 
     35 %  q + 1–2 filters, facets        20 %  q only, facets
     25 %  filters only (0–3), facets     20 %  sorts: popular/rating/newest/price, with or
@@ -287,16 +288,18 @@ async def bench_database(url: str, catalogue: Catalogue, mix: list[tuple[str, Se
             search.cache.clear()  # type: ignore[attr-defined]
             await measure(db, query_mix(catalogue, len(mix), seed=99), concurrency=concurrency)  # warm-up
             search.cache.hits = search.cache.misses = 0  # type: ignore[attr-defined]
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             timings = await measure(db, mix, concurrency=concurrency)
-            wall = time.perf_counter() - started
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
             hits, misses = search.cache.hits, search.cache.misses  # type: ignore[attr-defined]
             broad = await measure(db, broad_queries(catalogue) * 4, concurrency=concurrency)
             out[mode] = summarise({**timings, **broad}, wall)
+            out[mode]["cpu_us_per_query"] = round(cpu / max(1, out[mode]["count"]) * 1e6, 1)
             out[mode]["cache_hit_rate"] = round(hits / (hits + misses), 2) if hits + misses else 0.0
         search.cache.size = 4096  # type: ignore[attr-defined]
         out["load_s"] = round(load_seconds, 1)
         out["p95_ms"] = out["warm"]["p95_ms"]
+        out["cpu_us_per_query"] = out["warm"]["cpu_us_per_query"]
         return out
     finally:
         await db.dispose()
@@ -339,7 +342,7 @@ def _report(database: str, numbers: dict[str, Any]) -> None:
         run_numbers = numbers[mode]
         classes = ", ".join(f"{label} p95={c['p95_ms']}ms" for label, c in run_numbers["classes"].items())
         print(f"  {mode}: p50={run_numbers['p50_ms']}ms p95={run_numbers['p95_ms']}ms p99={run_numbers['p99_ms']}ms "
-              f"{run_numbers['qps']} q/s, cache hits {run_numbers['cache_hit_rate']:.0%}; {classes}", file=sys.stderr)
+              f"{run_numbers['qps']} q/s, {run_numbers['cpu_us_per_query']:.0f} µs CPU/query, cache hits {run_numbers['cache_hit_rate']:.0%}; {classes}", file=sys.stderr)
     print(f"  index built in {numbers['load_s']}s", file=sys.stderr)
 
 

@@ -35,6 +35,14 @@ UVICORN_SETTINGS = ["--workers", "1", "--log-level", "warning", "--no-access-log
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def round_ratios(mercato: list[dict[str, float]], baseline: list[dict[str, float]], key: str) -> list[float]:
+    """Per-round ratios mercato ÷ baseline of ``key``: the two were measured back to back in
+    each round, so each ratio sees the same neighbours. The figure is their median — never
+    median(mercato) ÷ median(baseline), which pairs one target's good round with the other's
+    bad one (PERF-1 once printed 1.16 where every round gave about 0.5)."""
+    return [round(m[key] / b[key], 3) if b[key] else 0.0 for m, b in zip(mercato, baseline, strict=True)]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -270,8 +278,10 @@ class Store:
                 await engine.dispose()
 
         started = time.monotonic()
-        while time.monotonic() - started < timeout and asyncio.run(backlog()):
+        while (left := asyncio.run(backlog())) and time.monotonic() - started < timeout:
             time.sleep(2)
+        if left:  # measuring on top of a backlog would time the backlog: fail loudly
+            raise RuntimeError(f"the bus still had {left} events to relay or deliver after {timeout:.0f} s")
         return time.monotonic() - started
 
     def load_demo(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
 from collections.abc import AsyncIterator
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         try:
             yield
         finally:
+            app.state.stopping.set()
             await bus.stop()
             await payment_providers.close(rt.settings)
             if owned:
@@ -90,6 +92,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     )
     if runtime is not None:
         app.state.runtime = runtime
+    # Set when the server is asked to stop (``mercato serve``): long polls answer at once.
+    app.state.stopping = asyncio.Event()
     install_error_handlers(app)
     # Package uploads are the one large body: multipart, up to the package limit (plus room for
     # the multipart envelope); everything else is JSON under max_body_bytes.
@@ -99,7 +103,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     sandbox_form = BodyRule(re.compile(r"^/sandbox/pay/[^/]+$"), max_bytes=4096,
                             content_types=("application/x-www-form-urlencoded", "multipart/form-data"))
     app.add_middleware(RequestMiddleware, body_policy=BodyPolicy(default_max_bytes=settings.max_body_bytes,
-                                                                 rules=[upload, sandbox_form]))
+                                                                 rules=[upload, sandbox_form]),
+                       access_log=settings.access_log, slow_ms=settings.access_log_slow_ms)
 
     for module in (accounts_endpoints, access_endpoints, publishers_endpoints, audit_endpoints, bus_endpoints,
                    live_endpoints, webhooks_endpoints, catalog_endpoints, publishing_endpoints, review_endpoints,

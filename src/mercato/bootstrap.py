@@ -11,11 +11,17 @@ from mercato.kit import migrate
 from mercato.kit.db import Database
 
 
-def prepare_database(settings: Settings) -> None:
-    """Apply migrations and seed roles. Blocking; call before the event loop starts."""
+def prepare_database(settings: Settings) -> bool:
+    """Apply migrations and seed roles. Blocking; call before the event loop starts. A
+    database already at the package's heads is left as it is (checked with one query, before
+    Alembic is even imported): returns whether any migration ran. The seeds (idempotent, one
+    transaction) run either way: they follow the code's roles and categories."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    migrate.upgrade(settings.resolved_database_url)
+    migrated = not migrate.is_current(settings.resolved_database_url)
+    if migrated:
+        migrate.upgrade(settings.resolved_database_url)
     asyncio.run(seed(settings.resolved_database_url))
+    return migrated
 
 
 async def seed(database_url: str) -> None:

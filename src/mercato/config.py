@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     catalog_cache_seconds: float = Field(default=30.0, ge=0, description=(
         "How long a published listing's rendered detail is served from cache; edits evict it at once, "
         "counters (downloads, installs) may lag by up to this."))
+    catalog_document_seconds: float = Field(default=300.0, ge=0, description=(
+        "How long a stored listing document (the detail's read model in the database) is served before "
+        "it is rendered again. Every change that shows clears it at once (database triggers); only the "
+        "download and install counters and the order of related listings may lag by up to this. 0: never "
+        "served from stored documents."))
 
     # artifacts and packages (see docs/packages.md and docs/storage-and-signing.md)
     storage_url: str | None = Field(default=None, description=(
@@ -202,6 +207,11 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = False
+    access_log: Literal["all", "problems", "off"] = Field(default="problems", description=(
+        "Access log lines: every request (all), answers >= 400 and slow requests (problems), or none "
+        "(off). Every request is counted in /metrics whatever the mode."))
+    access_log_slow_ms: float = Field(default=10_000.0, gt=0, description=(
+        "With access_log=problems, requests slower than this are logged too."))
     testing: bool = False
 
     @property

@@ -31,6 +31,9 @@ class Runtime:
     # Sends notification e-mails; None when no SMTP server is configured (e-mail off).
     mailer: Mailer | None = None
 
+    def __post_init__(self) -> None:
+        self.db.cache = self.cache  # evictions recorded in transactions outside requests
+
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)

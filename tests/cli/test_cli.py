@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -58,11 +59,20 @@ SLOW = 120.0
 
 
 @pytest.mark.slow
+def _wait_for_line(log_path: Path, text: str, *, within: float = 240) -> None:
+    """Until the process writes ``text`` to its log (its own signal), failing at ``within``."""
+    deadline = time.monotonic() + within
+    while text not in log_path.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"no {text!r} in the log:\n{log_path.read_text()[-4000:]}"
+        time.sleep(0.1)
+
+
 def test_serve_demo_answers_readyz_and_every_demo_account_can_sign_in(tmp_path: Path, database_url: str) -> None:
-    # The demo catalog (44 listings with packages, reviewed and rated) loads before the
-    # server starts: allow for a busy CI machine.
+    # The demo catalog (44 listings with packages, reviewed and rated) loads beside the
+    # running server, which answers at once; the server says when the demo is loaded.
     with serving("--demo", env=_env(tmp_path, database_url), log_path=tmp_path / "serve.log",
                  ready_within=240) as base:
+        _wait_for_line(tmp_path / "serve.log", "demo loaded")
         for account in DEMO_ACCOUNTS:
             login = httpx.post(f"{base}/api/v1/auth/login", json={"email": account.email, "password": DEMO_PASSWORD},
                                timeout=SLOW)
@@ -77,3 +87,33 @@ def test_serve_demo_answers_readyz_and_every_demo_account_can_sign_in(tmp_path: 
         assert len(catalog["facets"]["category"]) >= 6
         rated = [item for item in catalog["items"] if item["rating"]["count"] > 0]
         assert rated and all(item["latest_version"] for item in catalog["items"])
+
+
+def test_an_up_to_date_database_runs_no_migration(tmp_path: Path, database_url: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restart on a current schema checks the revision with one query and leaves Alembic alone."""
+    from mercato.bootstrap import prepare_database
+    from mercato.config import Settings
+    from mercato.kit import migrate
+
+    settings = Settings(data_dir=tmp_path, database_url=database_url)
+    assert migrate.is_current(database_url)  # the test database is migrated to the heads
+
+    def refuse(*_: object, **__: object) -> None:
+        raise AssertionError("a migration ran on an up-to-date database")
+
+    monkeypatch.setattr(migrate, "upgrade", refuse)
+    assert prepare_database(settings) is False
+    fresh = tmp_path / "fresh"
+    monkeypatch.undo()
+    assert prepare_database(Settings(data_dir=fresh)) is True
+    assert migrate.is_current(f"sqlite+aiosqlite:///{fresh / 'mercato.db'}")
+
+
+def test_the_heads_read_from_the_revision_files_are_alembics() -> None:
+    from alembic.script import ScriptDirectory
+
+    from mercato.kit import migrate
+
+    alembic_heads = set(ScriptDirectory.from_config(migrate.alembic_config("sqlite://")).get_heads())
+    assert migrate.head_revisions() == alembic_heads

@@ -364,3 +364,24 @@ async def test_deleting_an_instance_cancels_its_open_tasks(client: httpx.AsyncCl
     created = await install(client, user, agent, listing["id"])
     assert (await client.delete(f"{V1}/instances/{agent.instance_id}", headers=user.headers)).status_code == 204
     assert (await task(client, user, created.json()["id"]))["state"] == "canceled"
+
+
+async def test_a_stopping_server_answers_an_open_long_poll_at_once(
+        app, client: httpx.AsyncClient, user: Actor, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Shut-down sets ``app.state.stopping``; a poll waiting for tasks answers (empty) at once
+    instead of holding the server's stop for the rest of its wait."""
+    from mercato.installs import repository
+
+    agent = await register(client, user)
+    polling = asyncio.Event()
+    count_queued = repository.count_queued
+
+    async def counted(*args: object, **kwargs: object) -> int:
+        polling.set()
+        return await count_queued(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(repository, "count_queued", counted)
+    poll = asyncio.ensure_future(agent.fetch(wait=30))
+    await polling.wait()  # the poll is inside the server, waiting
+    app.state.stopping.set()
+    assert await poll == []

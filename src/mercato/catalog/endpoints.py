@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Scope
 
 from mercato.access.dependencies import OptionalPrincipal, idempotent, public, requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.catalog import presenter, service
+from mercato.catalog import detail, presenter, service
 from mercato.catalog.repository import DETAIL_CACHE_PREFIX
 from mercato.catalog.errors import (
     CategoryInUse, CategoryNotFound, CategorySlugTaken, InvalidOffer, ListingNotFound, ListingSlugTaken,
@@ -21,15 +19,16 @@ from mercato.catalog.errors import (
 )
 from mercato.catalog.schemas import (
     BatchRequest, BatchResponse, CategoryCreate, CategoryRead, CategoryUpdate, ListingCreate, ListingDetail,
-    ListingPage, ListingRead, ListingUpdate, Reason, VersionBrief,
+    ListingPage, ListingRead, ListingUpdate, Reason,
 )
 from mercato.catalog.search import SearchQuery, listing_search_for
 from mercato.kit.errors import Forbidden
+from mercato.kit.cache import SingleFlight
 from mercato.kit.http import FastPath, register_fast_path
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
 from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession, get_runtime
 from mercato.kit.schemas import Page, Slug
-from mercato.models import Listing
+from mercato.runtime import Runtime
 from mercato.publishers.errors import PublisherNotFound
 
 router = APIRouter(route_class=TransactionalRoute, tags=["catalog"])
@@ -101,7 +100,7 @@ async def search_listings(
         q=q.strip() or None if q else None, kind=kind, category_id=category_id, price=price, delivery=delivery,
         platform=platform, publisher_id=publisher_id, sort=sort, cursor=cursor, limit=limit, facets=facets))
     found = {listing.id: listing for listing in await service.visible_batch_by_ids(session, result.ids)}
-    items = await presenter.present(session, [found[i] for i in result.ids if i in found])
+    items = await presenter.present(session, [found[i] for i in result.ids if i in found], categories=categories)
     slugs = {str(c.id): c.slug for c in categories}
     out_facets = dict(result.facets)
     if "category" in out_facets:
@@ -114,19 +113,6 @@ async def batch(body: BatchRequest, session: ReadSession, viewer: OptionalPrinci
     """Up to 100 listings by id or by slug in one call (clients refreshing their caches)."""
     found, missing = await service.visible_batch(session, viewer, ids=body.ids, slugs=body.slugs)
     return BatchResponse(items=await presenter.present(session, found), missing=missing)
-
-
-async def _detail_body(session: AsyncSession, listing: Listing) -> bytes:
-    from mercato.publishing import service as publishing
-    from mercato.ratings import service as ratings
-
-    versions = [VersionBrief.model_validate(v) for v in await publishing.approved_versions(session, listing.id)]
-    # The listing and its related listings presented together: one query for their
-    # publishers and one for their categories.
-    base, *related = await presenter.present(session, [listing, *await service.related(session, listing)])
-    detail = ListingDetail(**base.model_dump(), versions=versions,
-                           rating_histogram=await ratings.histogram(session, listing.id), related=related)
-    return detail.model_dump_json().encode()
 
 
 # Slugs never change, so which id a slug names can be remembered for good in each process.
@@ -147,10 +133,6 @@ def _is_uuid(text: str) -> bool:
     return True
 
 
-def _etag(body: bytes) -> str:
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-
-
 def _matches(offered: str | None, etag: str) -> bool:
     if not offered:
         return False
@@ -168,11 +150,12 @@ def _cached_response(offered: str | None, body: bytes, etag: str, *, public_copy
 # A published listing's cached detail is the same for every caller, so the request middleware
 # may answer it before FastAPI routes the request (kit/http.py, FastPath). Only for paths the
 # router has already sent to ``get_listing`` (so no other route could be meant), without
-# credentials (``OptionalPrincipal`` refuses a bad token with 401), and on a cache hit;
-# anything else takes the ordinary way. A miss seen there is handed on, so the route does not
-# look it up (and count it) again.
+# credentials (``OptionalPrincipal`` refuses a bad token with 401), from the cache or else from
+# the stored documents (catalog/detail.py); anything else takes the ordinary way. A miss of
+# both seen there is handed on, so the route does not look them up (and count them) again.
 _ROUTED_PATHS: set[str] = set()
 _MISSED = "mercato.listing_detail_missed"
+_RENDERING = SingleFlight()
 
 
 def _first_header(scope: Scope, name: bytes) -> str | None:
@@ -186,16 +169,28 @@ async def _answer_from_cache(scope: Scope, headers: dict[str, str]) -> Response 
     path: str = scope["path"]
     if "authorization" in headers or path not in _ROUTED_PATHS:
         return None
+    rt = scope["app"].state.runtime
     key = path.rsplit("/", 1)[1].lower()
     known_id = key if _is_uuid(key) else _SLUG_IDS.get(key)
-    if not known_id:
-        return None
-    cached = await scope["app"].state.runtime.cache.get(DETAIL_CACHE_PREFIX + known_id)
+    cached = await rt.cache.get(DETAIL_CACHE_PREFIX + known_id) if known_id else None
     if cached is None:
-        scope.setdefault("state", {})[_MISSED] = known_id
-        return None
+        # Not cached here: the stored documents, one indexed read (no routing, no ORM).
+        found = await detail.from_documents(rt, key)
+        if found is None:
+            scope.setdefault("state", {})[_MISSED] = key
+            return None
+        await _keep(rt, key, found)
+        return _cached_response(_first_header(scope, b"if-none-match"), found.body, found.etag, public_copy=True)
     etag, _, body = cached.partition(b"\n")
     return _cached_response(_first_header(scope, b"if-none-match"), body, etag.decode(), public_copy=True)
+
+
+async def _keep(rt: Runtime, key: str, found: detail.Detail) -> None:
+    """Remember a published listing's detail in the cache (and which id its slug names)."""
+    if not _is_uuid(key):
+        _remember_slug(key, str(found.listing_id))
+    await rt.cache.set(DETAIL_CACHE_PREFIX + str(found.listing_id), found.etag.encode() + b"\n" + found.body,
+                       ttl=rt.settings.catalog_cache_seconds)
 
 
 register_fast_path(FastPath(prefix=f"{API_PREFIX}/listings/", template=f"{API_PREFIX}/listings/{{listing_id}}",
@@ -214,23 +209,28 @@ async def get_listing(listing_id: ListingKey, request: Request, viewer: Optional
     _ROUTED_PATHS.add(request.scope["path"])
     offered = request.headers.get("if-none-match")
     key = listing_id.lower()
-    known_id = key if _is_uuid(key) else _SLUG_IDS.get(key)
-    if known_id and request.scope.get("state", {}).get(_MISSED) == known_id:
-        cached = None  # the middleware has just looked and missed
-    else:
+    if request.scope.get("state", {}).get(_MISSED) != key:  # else the request middleware has just looked
+        known_id = key if _is_uuid(key) else _SLUG_IDS.get(key)
         cached = await rt.cache.get(DETAIL_CACHE_PREFIX + known_id) if known_id else None
-    if cached is not None:
-        etag, _, body = cached.partition(b"\n")
-        return _cached_response(offered, body, etag.decode(), public_copy=True)
-    async with rt.db.read_session() as session:
-        listing = await service.get_visible(session, viewer, listing_id)
-        body = await _detail_body(session, listing)
-    etag = _etag(body)
-    if listing.status == "published":
-        _remember_slug(listing.slug, str(listing.id))
-        await rt.cache.set(DETAIL_CACHE_PREFIX + str(listing.id), etag.encode() + b"\n" + body,
-                           ttl=rt.settings.catalog_cache_seconds)
-    return _cached_response(offered, body, etag, public_copy=listing.status == "published")
+        if cached is not None:
+            etag, _, body = cached.partition(b"\n")
+            return _cached_response(offered, body, etag.decode(), public_copy=True)
+        found = await detail.from_documents(rt, key)
+        if found is not None:
+            await _keep(rt, key, found)
+            return _cached_response(offered, found.body, found.etag, public_copy=True)
+    # Rendered from the database. A published listing's detail is the same for everyone, so
+    # concurrent misses share one rendering (single flight); a listing only some may see (a
+    # draft to its publisher's members) is rendered for the viewer.
+    try:
+        found = await _RENDERING.run(key, lambda: detail.render(rt, None, key))
+    except ListingNotFound:
+        if viewer is None:
+            raise
+        found = await detail.render(rt, viewer, key)
+    if found.public:
+        await _keep(rt, key, found)
+    return _cached_response(offered, found.body, found.etag, public_copy=found.public)
 
 
 # --- listing changes ----------------------------------------------------------------------------

@@ -390,6 +390,7 @@ async def update_category(session: AsyncSession, *, actor: Principal, slug: str,
         setattr(found, field, value)
     if changes:
         found.updated_at = utcnow()
+        await repository.evict_details_of(session, category_id=found.id)  # details show their category
         await publish(session, CloudEvent(type="category.changed", subject=str(found.id),
                                           data={"category_id": str(found.id), "slug": found.slug,
                                                 "change": "updated"}))
@@ -403,6 +404,7 @@ async def delete_category(session: AsyncSession, *, actor: Principal, slug: str)
     if await repository.category_in_use(session, found.id):
         raise CategoryInUse(f"Move the listings of {slug!r} to another category first.")
     await repository.delete_category(session, found.id)
+    await repository.evict_details_of(session, category_id=found.id)
     await publish(session, CloudEvent(type="category.changed", subject=str(found.id),
                                       data={"category_id": str(found.id), "slug": slug, "change": "deleted"}))
     await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.category_delete,

@@ -49,18 +49,68 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
                                                       help="Apply migrations at start (default on SQLite).")] = None,  # type: ignore[assignment]
           ) -> None:
     """Run the API (and, on the embedded default, the workers) in this process."""
-    import uvicorn
-
     from mercato.app import create_app
     from mercato.bootstrap import prepare_database
 
     settings = _settings(data_dir)
     if migrate_first if migrate_first is not None else settings.is_sqlite:
         prepare_database(settings)
-    if demo:
-        _load_demo(settings)
     typer.echo(f"Mercato on http://{host}:{port}  ({_describe(settings)})")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    application = create_app(settings)
+    if demo:
+        # The demo is loaded beside the running server (its own connections), once it
+        # answers: the store is usable at once and the catalog fills in within seconds.
+        _start_demo_loader(settings, host, port)
+    _run_server(application, host, port)
+
+
+# Open requests (an agent's long poll) get this long to finish once the server is told to stop.
+GRACEFUL_STOP_SECONDS = 3.0
+
+
+def _run_server(application: object, host: str, port: int) -> None:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: object) -> None:
+            # Tell long polls first: they answer at once instead of holding the stop up.
+            stopping = getattr(getattr(application, "state", None), "stopping", None)
+            loop = getattr(self, "_mercato_loop", None)
+            if stopping is not None and loop is not None:
+                loop.call_soon_threadsafe(stopping.set)
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
+        async def serve(self, sockets: object = None) -> None:
+            self._mercato_loop = asyncio.get_running_loop()
+            await super().serve(sockets)  # type: ignore[arg-type]
+
+    config = uvicorn.Config(application, host=host, port=port, log_level="warning", access_log=False,  # type: ignore[arg-type]
+                            timeout_graceful_shutdown=GRACEFUL_STOP_SECONDS)
+    Server(config).run()
+
+
+def _start_demo_loader(settings: Settings, host: str, port: int) -> None:
+    import socket
+    import threading
+    import time
+
+    def load() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until the server accepts connections
+            try:
+                socket.create_connection((host if host not in ("0.0.0.0", "::") else "127.0.0.1", port), 0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        try:
+            created = _load_demo(settings)
+        except Exception as error:  # the server goes on without (all of) the demo
+            typer.secho(f"warning: the demo could not be loaded completely: {error}", fg=typer.colors.YELLOW,
+                        err=True)
+            return
+        typer.echo(f"demo loaded ({len(created)} things created)", err=True)
+
+    threading.Thread(target=load, name="mercato-demo", daemon=True).start()
 
 
 @app.command()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import uuid
 from typing import Annotated, Any
 
@@ -85,22 +86,25 @@ async def fetch_tasks(agent: Agent, request: Request, rt: RuntimeDep,
 async def _long_poll(rt: Runtime, request: Request, instance_id: uuid.UUID, wait: float) -> list[InstallTask]:
     """Poll cheaply (a read) and claim in a short write transaction when something is queued.
     A poll whose agent has hung up claims nothing: a task handed to nobody would sit
-    dispatched until its deadline."""
+    dispatched until its deadline. A server that is stopping answers open polls at once
+    (empty): the agent asks again, of the next server."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     delay = 0.05
+    stopping: asyncio.Event = getattr(request.app.state, "stopping", None) or asyncio.Event()
     while True:
         async with rt.db.read_session() as session:
             waiting = await repository.count_queued(session, instance_id)
-        if waiting and not await request.is_disconnected():
+        if waiting and not stopping.is_set() and not await request.is_disconnected():
             async with rt.db.transaction() as session:
                 handed = await service.dispatch(session, settings=rt.settings, instance_id=instance_id,
                                                 limit=FETCH_LIMIT)
             if handed:
                 return handed
-        if loop.time() >= deadline:
+        if loop.time() >= deadline or stopping.is_set():
             return []
-        await asyncio.sleep(min(delay, max(0.0, deadline - loop.time())))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), min(delay, max(0.0, deadline - loop.time())))
         delay = min(delay * 2, 0.5)
 
 

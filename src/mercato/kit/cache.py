@@ -7,9 +7,11 @@ process. Entries always carry a time to live, so a missed eviction only delays f
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 from mercato.kit.metrics import CACHE_REQUESTS
 
@@ -79,6 +81,37 @@ class RedisCache:
 
     async def close(self) -> None:
         await self.redis.aclose()
+
+
+T = TypeVar("T")
+
+
+class SingleFlight:
+    """One computation per key at a time in this process: callers that ask for a key while it
+    is being computed wait for that computation's result (or error) instead of starting their
+    own. Without it, an entry expiring under load is rebuilt by every request that misses it
+    at once. The computation runs as its own task, so a caller that goes away (a client
+    hanging up) does not cancel it for the others."""
+
+    def __init__(self) -> None:
+        self._running: dict[str, asyncio.Task[Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._running)
+
+    async def run(self, key: str, compute: Callable[[], Awaitable[T]]) -> T:
+        task = self._running.get(key)
+        if task is None:
+            task = asyncio.ensure_future(compute())
+            self._running[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        return await asyncio.shield(task)  # type: ignore[no-any-return]
+
+    def _finished(self, key: str, task: asyncio.Task[Any]) -> None:
+        if self._running.get(key) is task:
+            del self._running[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: every waiter may have gone away
 
 
 def make_cache(redis_url: str | None, *, namespace: str, name: str) -> Cache:

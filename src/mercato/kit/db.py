@@ -54,7 +54,10 @@ def _create_engine(url: str, *, writer: bool) -> AsyncEngine:
         )
         _configure_sqlite(engine, writer=writer)
         return engine
-    return create_async_engine(url, pool_size=10 if writer else 10, max_overflow=10, pool_pre_ping=True)
+    # No pre-ping: it is a round trip per checkout. A connection the server dropped (a restart)
+    # fails its first statement instead; SQLAlchemy then invalidates the whole pool and the
+    # request answers 503 with Retry-After (kit/http.py), and the next one connects afresh.
+    return create_async_engine(url, pool_size=10 if writer else 10, max_overflow=10, pool_pre_ping=False)
 
 
 class Database:
@@ -70,8 +73,16 @@ class Database:
             self.reader = _create_engine(read_url, writer=False)
         else:
             self.reader = self.writer
+        # Where evictions recorded in a transaction (kit/cache.py ``evict_after_commit``) go once
+        # it committed; the runtime sets it to the store's cache.
+        self.cache: Any = None
         self._write_sessions = async_sessionmaker(self.writer, expire_on_commit=False, autoflush=True)
-        self._read_sessions = async_sessionmaker(self.reader, expire_on_commit=False, autoflush=False)
+        # PostgreSQL reads without BEGIN/ROLLBACK: at READ COMMITTED every statement sees its own
+        # snapshot anyway, so autocommit changes no answer and saves two round trips a session.
+        # (SQLite keeps its read transaction: one snapshot for a session's statements, at no
+        # network cost.)
+        read_bind = self.reader if self.is_sqlite else self.reader.execution_options(isolation_level="AUTOCOMMIT")
+        self._read_sessions = async_sessionmaker(read_bind, expire_on_commit=False, autoflush=False)
 
     def write_session(self) -> AsyncSession:
         return self._write_sessions()
@@ -81,9 +92,20 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction for code outside a request (CLI, workers, sweeps)."""
-        async with self.write_session() as session, session.begin():
-            yield session
+        """A write transaction for code outside a request (CLI, workers, sweeps). Cache
+        evictions it recorded are applied once it committed (and dropped if it rolled back),
+        as the request route does for its own transaction."""
+        from mercato.kit.cache import EVICTIONS, apply_evictions
+
+        async with self.write_session() as session:
+            try:
+                async with session.begin():
+                    yield session
+            except BaseException:
+                session.info.pop(EVICTIONS, None)
+                raise
+            if self.cache is not None:
+                await apply_evictions(session, self.cache)
 
     async def ping(self) -> None:
         async with self.reader.connect() as connection:

@@ -5,7 +5,7 @@ from mercato.models.accounts import ApiToken, RefreshToken, User
 from mercato.models.audit import AuditEntry
 from mercato.models.base import Base
 from mercato.models.catalog import (
-    Category, Listing, ListingDailyStat, ListingReview, ListingVersion, ReviewTask,
+    Category, CategoryDocument, Listing, ListingDailyStat, ListingDocument, ListingReview, ListingVersion, ReviewTask,
 )
 from mercato.models.bus import BusCursor, EventDelivery, ProcessedEvent, SweepLease
 from mercato.models.history import HistoryEntry  # noqa: F401
@@ -26,8 +26,9 @@ from mercato.models.sync import CatalogChange, SyncCounter  # noqa: F401
 from mercato.models.webhooks import Webhook, WebhookAttempt, WebhookDelivery  # noqa: F401
 
 __all__ = [
-    "ApiToken", "AuditEntry", "Base", "Category", "Entitlement", "Listing", "ListingDailyStat", "ListingReview",
-    "ListingVersion", "Notification", "ReviewTask", "BusCursor", "EventDelivery", "ProcessedEvent", "SweepLease", "IdempotencyRecord", "KnownPermission", "OutboxEvent",
+    "ApiToken", "AuditEntry", "Base", "BusCursor", "Category", "CategoryDocument", "ListingDocument", "Entitlement",
+    "Listing", "ListingDailyStat", "ListingReview", "ListingVersion", "Notification", "ReviewTask", "EventDelivery",
+    "ProcessedEvent", "SweepLease", "IdempotencyRecord", "KnownPermission", "OutboxEvent",
     "Publisher", "PublisherApplication", "PublisherMember", "RefreshToken", "Role", "RoleGrant",
     "User", "UserRole", "Coupon", "CouponRedemption", "LedgerAccount", "LedgerEntry", "LedgerTransaction",
     "LicenceKey", "Order", "OrderLine", "Payment", "Payout", "Refund", "RefundLine", "Shipment",

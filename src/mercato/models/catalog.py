@@ -176,3 +176,38 @@ class ListingDailyStat(Base):
     revenue: Mapped[int] = mapped_column(BigInteger, default=0)
     ratings: Mapped[int] = mapped_column(Integer, default=0)
     rating_sum: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --- stored detail documents (the read model of GET /listings/{id}) --------------------------------
+# Rendered pieces of a listing's public detail, read by primary key (or slug) in one statement
+# without the ORM. Database triggers (migration 0012) bump ``generation`` and clear the
+# rendered text on every change that shows, whoever writes it (catalog, orders' stock,
+# publishers, categories, versions, reviews); a reader stores what it rendered only if the
+# generation it saw before reading is still current, so a concurrent change is never
+# overwritten by an older rendering.
+
+class ListingDocument(Base):
+    """A listing's detail without its related listings (``head``: the JSON text up to
+    ``"related":``), rendered while the listing was published."""
+
+    __tablename__ = "listing_documents"
+
+    listing_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("listings.id", ondelete="CASCADE"), primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    category_id: Mapped[uuid.UUID | None]
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+    head: Mapped[str | None] = mapped_column(Text)
+    built_at_ms: Mapped[int | None] = mapped_column(BigInteger)  # epoch milliseconds
+
+
+class CategoryDocument(Base):
+    """The most popular published listings of a category, rendered (one ``id<TAB>json`` line
+    each): the "related" part of every detail in the category."""
+
+    __tablename__ = "category_documents"
+
+    category_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("categories.id", ondelete="CASCADE"),
+                                                   primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+    items: Mapped[str | None] = mapped_column(Text)
+    built_at_ms: Mapped[int | None] = mapped_column(BigInteger)

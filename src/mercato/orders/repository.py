@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mercato.catalog.repository import evict_details
 from mercato.kit.db import insert_unless_conflict, refresh_if_held
 from mercato.models import Listing, Order, OrderLine, Shipment
 
@@ -164,6 +165,7 @@ async def reserve_stock(session: AsyncSession, listing_id: uuid.UUID, quantity: 
         .execution_options(synchronize_session=False))
     taken = result.first() is not None
     if taken:
+        evict_details(session, listing_id)  # the detail shows the stock
         await refresh_if_held(session, Listing, listing_id)
     return taken
 
@@ -171,6 +173,7 @@ async def reserve_stock(session: AsyncSession, listing_id: uuid.UUID, quantity: 
 async def return_stock(session: AsyncSession, listing_id: uuid.UUID, quantity: int) -> None:
     await session.execute(update(Listing).where(Listing.id == listing_id, Listing.stock.is_not(None))
                           .values(stock=Listing.stock + quantity).execution_options(synchronize_session=False))
+    evict_details(session, listing_id)
     await refresh_if_held(session, Listing, listing_id)
 
 

@@ -179,6 +179,10 @@ async def search_applications(session: AsyncSession, **filters: object) -> list[
     return await repository.search_applications(session, **filters)  # type: ignore[arg-type]
 
 
+# What a listing's detail shows of its publisher.
+SHOWN_ON_LISTINGS = frozenset({"name", "slug", "verified"})
+
+
 async def update(session: AsyncSession, *, actor: Principal, slug: str, changes: dict[str, object]) -> Publisher:
     publisher = await get(session, slug)
     await require_owner_or_any(session, actor, Permission.publisher_update, publisher)
@@ -190,6 +194,10 @@ async def update(session: AsyncSession, *, actor: Principal, slug: str, changes:
         setattr(publisher, field, changes[field])
     if changed:
         publisher.updated_at = utcnow()
+        if SHOWN_ON_LISTINGS.intersection(changed):
+            from mercato.catalog.repository import evict_details_of
+
+            await evict_details_of(session, publisher_id=publisher.id)
         await publish(session, CloudEvent(type="publisher.updated", subject=str(publisher.id), data={
             "publisher_id": str(publisher.id), "slug": publisher.slug, "changed": changed}))
         action = AuditAction.publisher_verify if changed == ["verified"] else AuditAction.publisher_update
