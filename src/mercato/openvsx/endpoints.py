@@ -127,7 +127,7 @@ async def size_limit(rt: RuntimeDep, _: Registry, namespace: str | None = None,
 
 @router.get("/api/{namespace}/verify-pat", response_model=ResultJson, response_model_exclude_none=True,
             responses=NamespaceNotFound.responses())
-async def verify_pat(namespace: Name, session: ReadSession, actor: Publisher) -> ResultJson:
+async def verify_pat(namespace: Name, session: ReadSession, actor: Publisher, _: Registry) -> ResultJson:
     """Whether the token may publish to the namespace (its publisher)."""
     publisher = await service.check_may_publish(session, actor=actor, namespace=namespace)
     return ResultJson(success=f"Valid token for namespace {publisher.slug}")
@@ -135,7 +135,8 @@ async def verify_pat(namespace: Name, session: ReadSession, actor: Publisher) ->
 
 @router.post("/api/-/namespace/create", status_code=201, response_model=ResultJson,
              response_model_exclude_none=True, responses=NamespaceNotFound.responses())
-async def create_namespace(body: NamespaceCreate, session: WriteSession, actor: NamespaceCreator) -> ResultJson:
+async def create_namespace(body: NamespaceCreate, session: WriteSession, actor: NamespaceCreator,
+                           _: Registry) -> ResultJson:
     """A namespace is a publisher: yours already, or a new one for those who may create publishers."""
     return ResultJson(success=await service.create_namespace(session, actor=actor, name=body.name))
 
@@ -339,7 +340,7 @@ FILE_RESPONSES = {**ExtensionNotFound.responses(FileNotFound, PurchaseRequired, 
                   200: {"description": "The file", "content": {"application/octet-stream": {}}}}
 
 
-@router.get("/api/{namespace}/{extension}/{version}/file/{file_name:path}", dependencies=[public()],
+@router.get("/api/{namespace}/{extension}/{version}/file/{file_name}", dependencies=[public()],
             responses=FILE_RESPONSES)
 async def file(namespace: Name, extension: Name, version: Version, file_name: str, request: Request,
                session: WriteSession, rt: RuntimeDep, registry: Registry) -> Response:
@@ -348,7 +349,7 @@ async def file(namespace: Name, extension: Name, version: Version, file_name: st
     return await _serve(request, session, rt, registry, namespace, extension, None, version, file_name, None)
 
 
-@router.get("/api/{namespace}/{extension}/{target}/{version}/file/{file_name:path}", dependencies=[public()],
+@router.get("/api/{namespace}/{extension}/{target}/{version}/file/{file_name}", dependencies=[public()],
             responses=FILE_RESPONSES)
 async def target_file(namespace: Name, extension: Name, target: str, version: Version, file_name: str,
                       request: Request, session: WriteSession, rt: RuntimeDep, registry: Registry) -> Response:
