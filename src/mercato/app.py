@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     # Open VSX and the VS Code gallery (docs/openvsx.md): the public registry URL and a user's personal one.
     app.include_router(openvsx_endpoints.account_router, prefix=API_PREFIX)
     app.include_router(openvsx_endpoints.router, prefix=openvsx_endpoints.PREFIX)
-    app.include_router(openvsx_endpoints.router, prefix=openvsx_endpoints.PERSONAL_PREFIX)
+    app.include_router(openvsx_endpoints.personal_router, prefix=openvsx_endpoints.PERSONAL_PREFIX)
     if settings.sandbox_payments_enabled:  # the built-in provider's pay page and API (docs/payments.md)
         app.include_router(sandbox_endpoints.router)
     payment_providers.configure(settings)

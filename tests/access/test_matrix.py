@@ -423,6 +423,10 @@ from tests.access.matrix_rows_market import MATRIX_ROWS as MARKET_MATRIX_ROWS  #
 
 MATRIX.extend(MARKET_MATRIX_ROWS)
 
+from tests.access.matrix_rows_openvsx import MATRIX_ROWS as OPENVSX_MATRIX_ROWS  # noqa: E402
+
+MATRIX.extend(OPENVSX_MATRIX_ROWS)
+
 
 @dataclass
 class Answer:
@@ -561,7 +565,3 @@ def test_every_protected_row_expects_401_for_anonymous_callers() -> None:
     for row in MATRIX:
         if declared[(row.method, row.route)] != "public":
             assert row.expect[ANON] == 401, row.name
-
-from tests.access.matrix_rows_openvsx import MATRIX_ROWS as OPENVSX_MATRIX_ROWS  # noqa: E402
-
-MATRIX.extend(OPENVSX_MATRIX_ROWS)

@@ -9,6 +9,7 @@ carries ``error``, where ``ovsx`` and Theia look for the message.
 from __future__ import annotations
 
 import base64
+import copy
 import uuid
 from collections.abc import Callable, Coroutine
 from pathlib import Path as FilePath
@@ -433,4 +434,9 @@ async def revoke_registry_token(token_id: uuid.UUID, session: WriteSession,
     return Response(status_code=204)
 
 
-__all__ = ["PERSONAL_PREFIX", "PREFIX", "account_router", "router"]
+# The same routes under the personal prefix, as route objects of their own (metrics label each
+# request with its own route's path template).
+personal_router = APIRouter(route_class=RegistryRoute, tags=["open vsx"])
+personal_router.routes.extend(copy.copy(route) for route in router.routes)
+
+__all__ = ["PERSONAL_PREFIX", "PREFIX", "account_router", "personal_router", "router"]
