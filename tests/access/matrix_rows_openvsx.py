@@ -11,7 +11,18 @@ import uuid
 
 from tests.access.policy_rows_openvsx import _REGISTRY
 from tests.access.test_matrix import (
-    ADMIN, ADMINS, ANON, DEV, OTHER_DEV, REVIEWER, SUPER, USER, V1, Row, dynamic, everyone, only, static,
+    ADMINS,
+    ANON,
+    DEV,
+    OTHER_DEV,
+    REVIEWER,
+    USER,
+    V1,
+    Row,
+    dynamic,
+    everyone,
+    only,
+    static,
 )
 
 NOWHERE = uuid.UUID(int=0)

@@ -330,3 +330,11 @@ async def test_a_paid_extension_reaches_only_its_owner_through_the_personal_regi
     gone = await client.get(source["Microsoft.VisualStudio.Services.VSIXPackage"])
     assert gone.status_code == 401 and gone.json()["code"] == "registry_token_invalid"
     assert (await client.delete(f"{V1}/me/registry-tokens/{token['id']}", headers=buyer.headers)).status_code == 404
+
+
+async def test_invalid_parameters_are_refused_with_the_error_text_ovsx_prints(client: httpx.AsyncClient) -> None:
+    for url in (f"{REGISTRY}/api/-/search?size=-1", f"{REGISTRY}/api/-/search?sortOrder=sideways",
+                f"{REGISTRY}/api/v2/-/query?includeAllVersions=maybe", f"{REGISTRY}/api/-/search?targetPlatform=amiga"):
+        refused = await client.get(url)
+        assert refused.status_code == 422, url
+        assert refused.json()["code"] == "validation_failed" and refused.json()["error"].startswith("Invalid request")

@@ -13,27 +13,50 @@ import copy
 import uuid
 from collections.abc import Callable, Coroutine
 from pathlib import Path as FilePath
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 import anyio
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 
 from mercato.access.dependencies import public, requires, requires_credential
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.kit.errors import MercatoError, PayloadTooLarge
-from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
+from mercato.kit.errors import MercatoError, PayloadTooLarge, ValidationFailed
+from mercato.kit.http import _validation_errors
+from mercato.kit.routing import (
+    ReadSession,
+    RuntimeDep,
+    TransactionalRoute,
+    WriteSession,
+)
 from mercato.kit.storage import ArtifactMissing
 from mercato.openvsx import service
 from mercato.openvsx.errors import (
-    AlreadyPublished, ExtensionNotFound, FileNotFound, NamespaceNotFound, PurchaseRequired, RegistryError,
-    RegistryTokenInvalid, RegistryTokenNotFound,
+    AlreadyPublished,
+    ExtensionNotFound,
+    FileNotFound,
+    NamespaceNotFound,
+    PurchaseRequired,
+    RegistryTokenInvalid,
+    RegistryTokenNotFound,
 )
 from mercato.openvsx.schemas import (
-    ExtensionJson, GalleryQuery, GalleryQueryResult, NamespaceCreate, NamespaceJson, QueryResultJson,
-    RegistryTokenCreate, RegistryTokenCreated, RegistryTokenRead, RegistryVersionJson, ResultJson, SearchResultJson,
-    SizeLimitJson, VersionReferencesJson,
+    ExtensionJson,
+    GalleryQuery,
+    GalleryQueryResult,
+    NamespaceCreate,
+    NamespaceJson,
+    QueryResultJson,
+    RegistryTokenCreate,
+    RegistryTokenCreated,
+    RegistryTokenRead,
+    RegistryVersionJson,
+    ResultJson,
+    SearchResultJson,
+    SizeLimitJson,
+    VersionReferencesJson,
 )
 from mercato.packages.archive import PackageLimits
 from mercato.packages.checks import run_checks
@@ -57,11 +80,18 @@ class RegistryRoute(TransactionalRoute):
             except MercatoError as error:
                 error.extra.setdefault("error", error.detail)
                 raise
+            except RequestValidationError as invalid:  # the same 422 as everywhere, with ``error`` too
+                fields = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg')}"
+                                   for e in invalid.errors()[:5])
+                raise ValidationFailed(f"Some parameters are missing or invalid ({fields}).",
+                                       errors=_validation_errors(invalid), error=f"Invalid request: {fields}.") \
+                    from None
 
         return run
 
 
-router = APIRouter(route_class=RegistryRoute, tags=["open vsx"])
+# Every registry route answers 401 for a personal registry URL whose token is not (or no longer) one.
+router = APIRouter(route_class=RegistryRoute, tags=["open vsx"], responses=RegistryTokenInvalid.responses())
 account_router = APIRouter(route_class=TransactionalRoute, tags=["accounts"])
 
 
@@ -96,17 +126,13 @@ READ_ERRORS = ExtensionNotFound.responses(RegistryTokenInvalid)
 JSON_OPTIONS: dict[str, Any] = {"response_model_exclude_none": True, "dependencies": [public()]}
 
 
-def _page(size: int, offset: int) -> None:
-    if size < 0:
-        raise RegistryError("The parameter 'size' must not be negative.")
-    if offset < 0:
-        raise RegistryError("The parameter 'offset' must not be negative.")
-
-
-def _target(value: str | None) -> str | None:
-    if value is not None and value not in TARGET_PLATFORMS:
-        raise RegistryError(f"Unsupported target platform '{value}'; use one of {', '.join(TARGET_PLATFORMS)}.")
-    return value
+TargetName = Literal["universal", "web", "win32-x64", "win32-ia32", "win32-arm64", "linux-x64", "linux-arm64",
+                     "linux-armhf", "alpine-x64", "alpine-arm64", "darwin-x64", "darwin-arm64"]
+Target = Annotated[TargetName | None, Query(description="A target platform, e.g. linux-x64.")]
+assert set(get_args(TargetName)) == set(TARGET_PLATFORMS)
+TargetPath = Annotated[TargetName, Path(description="A target platform, e.g. linux-x64.")]
+Size = Annotated[int, Query(ge=0, le=10_000, description="How many to answer (at most 100 are).")]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
 # --- registry information ---------------------------------------------------------------------------
@@ -200,37 +226,29 @@ async def _chunks(data: bytes) -> Any:
 
 @router.get("/api/-/search", response_model=SearchResultJson, **JSON_OPTIONS)
 async def search(session: ReadSession, registry: Registry, query: str | None = Query(None, max_length=200),
-                 category: str | None = Query(None, max_length=100), targetPlatform: str | None = None,  # noqa: N803
-                 size: int = 18, offset: int = 0, sortOrder: str = "desc", sortBy: str = "relevance",  # noqa: N803
-                 includeAllVersions: bool = False) -> SearchResultJson:  # noqa: N803
+                 category: str | None = Query(None, max_length=100), targetPlatform: Target = None,
+                 size: Size = 18, offset: Offset = 0, sortOrder: Literal["asc", "desc"] = "desc",
+                 sortBy: Literal["relevance", "timestamp", "rating", "averageRating", "downloadCount"] = "relevance",
+                 includeAllVersions: bool = False) -> SearchResultJson:
     """Text search over published extensions (name, display name, description)."""
-    _page(size, offset)
-    if sortOrder not in ("asc", "desc"):
-        raise RegistryError("The parameter 'sortOrder' must be either 'asc' or 'desc'.")
-    if sortBy not in service._SORTS:
-        raise RegistryError("The parameter 'sortBy' must be either 'relevance', 'timestamp', 'rating' or "
-                            "'downloadCount'.")
     entries, total = await service.search(
-        session, registry, query=query or None, category=category or None, target=_target(targetPlatform),
+        session, registry, query=query or None, category=category or None, target=targetPlatform,
         size=min(size, MAX_PAGE), offset=offset, sort_by=sortBy, descending=sortOrder == "desc",
         include_all_versions=includeAllVersions)
     return SearchResultJson(offset=offset, total_size=total, extensions=entries)
 
 
 @router.get("/api/v2/-/query", response_model=QueryResultJson, **JSON_OPTIONS)
-async def query_v2(session: ReadSession, registry: Registry, namespaceName: str | None = None,  # noqa: N803
-                   extensionName: str | None = None, extensionVersion: str | None = None,  # noqa: N803
-                   extensionId: str | None = None, extensionUuid: str | None = None,  # noqa: N803
-                   namespaceUuid: str | None = None, includeAllVersions: str = "links",  # noqa: N803
-                   targetPlatform: str | None = None, size: int = 100, offset: int = 0) -> QueryResultJson:  # noqa: N803
+async def query_v2(session: ReadSession, registry: Registry, namespaceName: str | None = None,
+                   extensionName: str | None = None, extensionVersion: str | None = None,
+                   extensionId: str | None = None, extensionUuid: str | None = None,
+                   namespaceUuid: str | None = None, includeAllVersions: Literal["true", "false", "links"] = "links",
+                   targetPlatform: Target = None, size: Size = 100, offset: Offset = 0) -> QueryResultJson:
     """Metadata of the extensions (and versions) matching every given parameter."""
-    _page(size, offset)
-    if includeAllVersions not in ("true", "false", "links"):
-        raise RegistryError(f"Invalid includeAllVersions value: {includeAllVersions}.")
     entries, total = await service.query(
         session, registry, namespace=namespaceName, name=extensionName, version=extensionVersion,
         extension_id=extensionId, extension_uuid=extensionUuid, namespace_uuid=namespaceUuid,
-        include_all_versions=includeAllVersions, target=_target(targetPlatform), size=min(size, MAX_PAGE),
+        include_all_versions=includeAllVersions, target=targetPlatform, size=min(size, MAX_PAGE),
         offset=offset)
     return QueryResultJson(offset=offset, total_size=total, extensions=entries)
 
@@ -244,9 +262,8 @@ async def namespace(namespace: Name, session: ReadSession, registry: Registry) -
 
 async def _references(session: Any, registry: service.Registry, namespace: str, extension: str,
                       target: str | None, size: int, offset: int) -> VersionReferencesJson:
-    _page(size, offset)
     found = await service.find(session, namespace, extension)
-    versions = await service.versions_of(session, found, target=_target(target))
+    versions = await service.versions_of(session, found, target=target)
     return VersionReferencesJson(offset=offset, total_size=len(versions), versions=[
         service.version_reference(registry, found, v) for v in versions[offset:offset + min(size, MAX_PAGE)]])
 
@@ -254,15 +271,15 @@ async def _references(session: Any, registry: service.Registry, namespace: str, 
 @router.get("/api/{namespace}/{extension}/version-references", response_model=VersionReferencesJson,
             responses=READ_ERRORS, **JSON_OPTIONS)
 async def version_references(namespace: Name, extension: Name, session: ReadSession, registry: Registry,
-                             size: int = 18, offset: int = 0) -> VersionReferencesJson:
+                             size: Size = 18, offset: Offset = 0) -> VersionReferencesJson:
     """The extension's versions, newest first, each with its target platform and links."""
     return await _references(session, registry, namespace, extension, None, size, offset)
 
 
 @router.get("/api/{namespace}/{extension}/{target}/version-references", response_model=VersionReferencesJson,
             responses=READ_ERRORS, **JSON_OPTIONS)
-async def target_version_references(namespace: Name, extension: Name, target: str, session: ReadSession,
-                                    registry: Registry, size: int = 18, offset: int = 0) -> VersionReferencesJson:
+async def target_version_references(namespace: Name, extension: Name, target: TargetPath, session: ReadSession,
+                                    registry: Registry, size: Size = 18, offset: Offset = 0) -> VersionReferencesJson:
     """The versions of one target platform."""
     return await _references(session, registry, namespace, extension, target, size, offset)
 
@@ -270,7 +287,7 @@ async def target_version_references(namespace: Name, extension: Name, target: st
 async def _metadata(session: Any, registry: service.Registry, namespace: str, extension: str, target: str | None,
                     version: str | None) -> ExtensionJson:
     found = await service.find(session, namespace, extension)
-    versions = await service.versions_of(session, found, target=_target(target))
+    versions = await service.versions_of(session, found, target=target)
     chosen = service.pick_version(versions, version, found)
     downloadable = await service.may_download(session, registry, found.listing)
     return service.extension_json(registry, found, chosen, versions, downloadable=downloadable)
@@ -294,7 +311,7 @@ async def extension_version(namespace: Name, extension: Name, target_or_version:
 
 @router.get("/api/{namespace}/{extension}/{target}/{version}", response_model=ExtensionJson,
             responses=READ_ERRORS, **JSON_OPTIONS)
-async def target_extension_version(namespace: Name, extension: Name, target: str, version: Version,
+async def target_extension_version(namespace: Name, extension: Name, target: TargetPath, version: Version,
                                    session: ReadSession, registry: Registry) -> ExtensionJson:
     """A version of one target platform."""
     return await _metadata(session, registry, namespace, extension, target, version)
@@ -307,7 +324,7 @@ async def _serve(request: Request, session: Any, rt: Any, registry: service.Regi
     """A file of a version by its name (``kind`` None) or kind; the VSIX itself only to whoever
     may download it (free: anyone; paid: owners through their personal URL)."""
     found = await service.find(session, namespace, extension)
-    chosen = service.pick_version(await service.versions_of(session, found, target=_target(target)), version, found)
+    chosen = service.pick_version(await service.versions_of(session, found, target=target), version, found)
     vsix_name = service.download_name(found, chosen)
     if kind == "download" or file_name == vsix_name:
         await service.vsix_for_download(session, registry, found, chosen)
@@ -338,7 +355,9 @@ async def _serve(request: Request, session: Any, rt: Any, registry: service.Regi
 
 
 FILE_RESPONSES = {**ExtensionNotFound.responses(FileNotFound, PurchaseRequired, RegistryTokenInvalid),
-                  200: {"description": "The file", "content": {"application/octet-stream": {}}}}
+                  200: {"description": "The file", "content": {kind: {} for kind in (
+                      "application/octet-stream", "text/plain", "text/markdown", "application/json", "application/xml",
+                      "image/png", "image/svg+xml")}}}
 
 
 @router.get("/api/{namespace}/{extension}/{version}/file/{file_name}", dependencies=[public()],
@@ -352,7 +371,7 @@ async def file(namespace: Name, extension: Name, version: Version, file_name: st
 
 @router.get("/api/{namespace}/{extension}/{target}/{version}/file/{file_name}", dependencies=[public()],
             responses=FILE_RESPONSES)
-async def target_file(namespace: Name, extension: Name, target: str, version: Version, file_name: str,
+async def target_file(namespace: Name, extension: Name, target: TargetPath, version: Version, file_name: str,
                       request: Request, session: WriteSession, rt: RuntimeDep, registry: Registry) -> Response:
     """A file of a version of one target platform."""
     return await _serve(request, session, rt, registry, namespace, extension, target, version, file_name, None)
@@ -371,7 +390,7 @@ async def gallery_query(body: GalleryQuery, session: ReadSession, registry: Regi
             responses=FILE_RESPONSES)
 async def gallery_asset(namespace: Name, extension: Name, version: Version, asset_type: str, request: Request,
                         session: WriteSession, rt: RuntimeDep, registry: Registry,
-                        targetPlatform: str | None = None) -> Response:  # noqa: N803
+                        targetPlatform: str | None = None) -> Response:
     """An asset of a version by VS Code's asset type (VSIXPackage, Manifest, Content.Details, …)."""
     kind = service.ASSET_KINDS.get(asset_type)
     if kind is None:
@@ -384,7 +403,7 @@ async def gallery_asset(namespace: Name, extension: Name, version: Version, asse
             dependencies=[public()], responses=FILE_RESPONSES)
 async def gallery_vspackage(namespace: Name, extension: Name, version: Version, request: Request,
                             session: WriteSession, rt: RuntimeDep, registry: Registry,
-                            targetPlatform: str | None = None) -> Response:  # noqa: N803
+                            targetPlatform: str | None = None) -> Response:
     """The VSIX (the marketplace's legacy download route)."""
     target = targetPlatform if targetPlatform not in (None, "universal") else None
     return await _serve(request, session, rt, registry, namespace, extension, target, version, None, "download")
@@ -393,7 +412,7 @@ async def gallery_vspackage(namespace: Name, extension: Name, version: Version, 
 @router.get("/vscode/item", dependencies=[public()], responses={
     **ExtensionNotFound.responses(RegistryTokenInvalid), 302: {"description": "To the extension's store page"}})
 async def gallery_item(session: ReadSession, registry: Registry,
-                       itemName: str = Query(max_length=130)) -> Response:  # noqa: N803
+                       itemName: str = Query(max_length=130)) -> Response:
     """The store page of an extension (``itemName=namespace.extension``)."""
     namespace_name, _, extension_name = itemName.partition(".")
     found = await service.find(session, namespace_name, extension_name)
@@ -436,7 +455,7 @@ async def revoke_registry_token(token_id: uuid.UUID, session: WriteSession,
 
 # The same routes under the personal prefix, as route objects of their own (metrics label each
 # request with its own route's path template).
-personal_router = APIRouter(route_class=RegistryRoute, tags=["open vsx"])
+personal_router = APIRouter(route_class=RegistryRoute, tags=["open vsx"], responses=RegistryTokenInvalid.responses())
 personal_router.routes.extend(copy.copy(route) for route in router.routes)
 
 __all__ = ["PERSONAL_PREFIX", "PREFIX", "account_router", "personal_router", "router"]

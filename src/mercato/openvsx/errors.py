@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from mercato.kit.errors import Conflict, Forbidden, MercatoError, NotFound, Unauthenticated
-
-
-class RegistryError(MercatoError):
-    status, code, title = 400, "registry_request_invalid", "The registry request is not valid"
+from mercato.kit.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    Unauthenticated,
+)
 
 
 class NamespaceNotFound(NotFound):

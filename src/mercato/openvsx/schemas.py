@@ -159,22 +159,22 @@ class QueryResultJson(ResultJson):
 # --- the VS Code gallery ---------------------------------------------------------------------------
 
 class GalleryCriterion(BaseModel):
-    filterType: int  # noqa: N815 - VS Code's spelling
+    filterType: int
     value: str | None = None
 
 
 class GalleryFilter(BaseModel):
     criteria: list[GalleryCriterion] = Field(default_factory=list, max_length=200)
-    pageNumber: int = 1  # noqa: N815
-    pageSize: int = 0  # noqa: N815
-    sortBy: int = 0  # noqa: N815
-    sortOrder: int = 0  # noqa: N815
+    pageNumber: int = 1
+    pageSize: int = 0
+    sortBy: int = 0
+    sortOrder: int = 0
 
 
 class GalleryQuery(BaseModel):
     filters: list[GalleryFilter] = Field(default_factory=list, max_length=20)
     flags: int = 0
-    assetTypes: list[str] = Field(default_factory=list)  # noqa: N815
+    assetTypes: list[str] = Field(default_factory=list)
 
 
 class GalleryPublisher(_Json):

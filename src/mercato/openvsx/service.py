@@ -34,13 +34,34 @@ from mercato.models import Listing, ListingVersion, Publisher
 from mercato.models.openvsx import RegistryToken
 from mercato.openvsx import repository
 from mercato.openvsx.errors import (
-    AlreadyPublished, ExtensionNotFound, NamespaceCreationRefused, NamespaceNotFound, NamespaceTaken,
-    PurchaseRequired, RegistryTokenInvalid, RegistryTokenNotFound,
+    AlreadyPublished,
+    ExtensionNotFound,
+    NamespaceCreationRefused,
+    NamespaceNotFound,
+    NamespaceTaken,
+    PurchaseRequired,
+    RegistryTokenInvalid,
+    RegistryTokenNotFound,
 )
 from mercato.openvsx.schemas import (
-    ExtensionJson, ExtensionReferenceJson, GalleryExtension, GalleryFile, GalleryMetadata, GalleryMetadataItem,
-    GalleryProperty, GalleryPublisher, GalleryQuery, GalleryQueryResult, GalleryResultItem, GalleryStatistic,
-    GalleryVersion, NamespaceJson, SearchEntryJson, UserJson, VersionReferenceJson, VersionTargetPlatformsJson,
+    ExtensionJson,
+    ExtensionReferenceJson,
+    GalleryExtension,
+    GalleryFile,
+    GalleryMetadata,
+    GalleryMetadataItem,
+    GalleryProperty,
+    GalleryPublisher,
+    GalleryQuery,
+    GalleryQueryResult,
+    GalleryResultItem,
+    GalleryStatistic,
+    GalleryVersion,
+    NamespaceJson,
+    SearchEntryJson,
+    UserJson,
+    VersionReferenceJson,
+    VersionTargetPlatformsJson,
 )
 from mercato.packages.vsix import InspectedVsix
 from mercato.publishers import service as publishers
@@ -390,7 +411,7 @@ DEFAULT_GALLERY_PAGE = 50
 
 def _gallery_version(registry: Registry, extension: Extension, version: ListingVersion, flags: int) -> GalleryVersion:
     manifest = version.manifest
-    asset_uri = "/".join([registry.base, "vscode", "asset", extension.publisher.slug, extension.name, version.version])
+    asset_uri = f"{registry.base}/vscode/asset/{extension.publisher.slug}/{extension.name}/{version.version}"
     files = None
     if flags & FLAG_INCLUDE_FILES:
         urls = file_urls(registry, extension, version)

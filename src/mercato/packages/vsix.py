@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from mercato.kit import semver
-from mercato.packages.archive import ArchiveMember, PackageLimits, ScannedArchive, scan_archive
+from mercato.packages.archive import (
+    ArchiveMember,
+    PackageLimits,
+    ScannedArchive,
+    scan_archive,
+)
 from mercato.packages.errors import ArchiveUnsupported, ManifestInvalid, ManifestMissing
 
 PACKAGE_JSON = "extension/package.json"
@@ -303,4 +308,4 @@ def inspect_vsix(path: Path, *, limits: PackageLimits | None = None) -> Inspecte
                          manifest=manifest, changelog=changelog, files=files)
 
 
-__all__ = ["InspectedVsix", "TARGET_PLATFORMS", "VsixManifest", "inspect_vsix", "parse_package_json"]
+__all__ = ["TARGET_PLATFORMS", "InspectedVsix", "VsixManifest", "inspect_vsix", "parse_package_json"]
