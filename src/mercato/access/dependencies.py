@@ -115,16 +115,21 @@ def user_or_instance() -> Any:
     return Depends(_policy(signed_in_or_instance, AUTHENTICATED))
 
 
+async def _authorized(request: Request, credentials: HTTPAuthorizationCredentials | None,
+                      permission: Permission, *, missing: str) -> Principal:
+    principal = await _principal_or_none(request, credentials)
+    if principal is None:
+        raise Unauthenticated(missing)
+    if principal.condition_for(permission) is None:
+        await _audit_denied(request, principal, permission)
+        raise Forbidden(f"This needs the permission {permission.value!r}.")
+    return principal
+
+
 def requires(permission: Permission) -> Any:
     async def authorize(request: Request, credentials: Annotated[
             HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
-        principal = await _principal_or_none(request, credentials)
-        if principal is None:
-            raise Unauthenticated("Send Authorization: Bearer <token>.")
-        if principal.condition_for(permission) is None:
-            await _audit_denied(request, principal, permission)
-            raise Forbidden(f"This needs the permission {permission.value!r}.")
-        return principal
+        return await _authorized(request, credentials, permission, missing="Send Authorization: Bearer <token>.")
 
     return Depends(_policy(authorize, permission.value))
 
@@ -233,12 +238,7 @@ def requires_credential(permission: Permission, read_token: Callable[[Request], 
     async def authorize_credential(request: Request) -> Principal:
         token = read_token(request)
         credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=token) if token else None
-        principal = await _principal_or_none(request, credentials)
-        if principal is None:
-            raise Unauthenticated("Send a Mercato API token (mct_…): Authorization: Bearer <token> or ?token=<token>.")
-        if principal.condition_for(permission) is None:
-            await _audit_denied(request, principal, permission)
-            raise Forbidden(f"This needs the permission {permission.value!r}.")
-        return principal
+        return await _authorized(request, credentials, permission, missing=(
+            "Send a Mercato API token (mct_…): Authorization: Bearer <token> or ?token=<token>."))
 
     return Depends(_policy(authorize_credential, permission.value))
