@@ -39,6 +39,7 @@ from mercato.licences import endpoints as licences_endpoints
 from mercato.live import endpoints as live_endpoints
 from mercato.market import endpoints as market_endpoints
 from mercato.notifications import endpoints as notifications_endpoints
+from mercato.openvsx import endpoints as openvsx_endpoints
 from mercato.ops import endpoints as ops_endpoints
 from mercato.orders import endpoints as orders_endpoints
 from mercato.payments import endpoints as payments_endpoints
@@ -102,8 +103,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     # The sandbox pay page posts an HTML form.
     sandbox_form = BodyRule(re.compile(r"^/sandbox/pay/[^/]+$"), max_bytes=4096,
                             content_types=("application/x-www-form-urlencoded", "multipart/form-data"))
+    # ovsx publishes the raw VSIX (chunked, no Content-Length), also under a personal registry URL.
+    vsix_upload = BodyRule(re.compile(r"^/openvsx(/t/[^/]+)?/api/-/publish$"), max_bytes=settings.package_max_bytes,
+                           content_types=("application/octet-stream", "application/zip", "application/vsix"))
     app.add_middleware(RequestMiddleware, body_policy=BodyPolicy(default_max_bytes=settings.max_body_bytes,
-                                                                 rules=[upload, sandbox_form]),
+                                                                 rules=[upload, sandbox_form, vsix_upload]),
                        access_log=settings.access_log, slow_ms=settings.access_log_slow_ms)
 
     for module in (accounts_endpoints, access_endpoints, publishers_endpoints, audit_endpoints, bus_endpoints,
@@ -122,6 +126,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(history_endpoints.router, prefix=API_PREFIX)
     app.include_router(sync_endpoints.router, prefix=API_PREFIX)
     app.include_router(market_endpoints.router, prefix=API_PREFIX)
+    # Open VSX and the VS Code gallery (docs/openvsx.md): the public registry URL and a user's personal one.
+    app.include_router(openvsx_endpoints.account_router, prefix=API_PREFIX)
+    app.include_router(openvsx_endpoints.router, prefix=openvsx_endpoints.PREFIX)
+    app.include_router(openvsx_endpoints.personal_router, prefix=openvsx_endpoints.PERSONAL_PREFIX)
     if settings.sandbox_payments_enabled:  # the built-in provider's pay page and API (docs/payments.md)
         app.include_router(sandbox_endpoints.router)
     payment_providers.configure(settings)

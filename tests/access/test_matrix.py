@@ -424,6 +424,10 @@ from tests.access.matrix_rows_market import MATRIX_ROWS as MARKET_MATRIX_ROWS  #
 
 MATRIX.extend(MARKET_MATRIX_ROWS)
 
+from tests.access.matrix_rows_openvsx import MATRIX_ROWS as OPENVSX_MATRIX_ROWS  # noqa: E402
+
+MATRIX.extend(OPENVSX_MATRIX_ROWS)
+
 
 @dataclass
 class Answer:

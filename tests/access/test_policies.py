@@ -200,3 +200,7 @@ POLICY.update(SYNC_POLICY_ROWS)
 from tests.access.policy_rows_market import POLICY_ROWS as MARKET_POLICY_ROWS  # noqa: E402
 
 POLICY.update(MARKET_POLICY_ROWS)
+
+from tests.access.policy_rows_openvsx import POLICY_ROWS as OPENVSX_POLICY_ROWS  # noqa: E402
+
+POLICY.update(OPENVSX_POLICY_ROWS)

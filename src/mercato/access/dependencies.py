@@ -115,16 +115,21 @@ def user_or_instance() -> Any:
     return Depends(_policy(signed_in_or_instance, AUTHENTICATED))
 
 
+async def _authorized(request: Request, credentials: HTTPAuthorizationCredentials | None,
+                      permission: Permission, *, missing: str) -> Principal:
+    principal = await _principal_or_none(request, credentials)
+    if principal is None:
+        raise Unauthenticated(missing)
+    if principal.condition_for(permission) is None:
+        await _audit_denied(request, principal, permission)
+        raise Forbidden(f"This needs the permission {permission.value!r}.")
+    return principal
+
+
 def requires(permission: Permission) -> Any:
     async def authorize(request: Request, credentials: Annotated[
             HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
-        principal = await _principal_or_none(request, credentials)
-        if principal is None:
-            raise Unauthenticated("Send Authorization: Bearer <token>.")
-        if principal.condition_for(permission) is None:
-            await _audit_denied(request, principal, permission)
-            raise Forbidden(f"This needs the permission {permission.value!r}.")
-        return principal
+        return await _authorized(request, credentials, permission, missing="Send Authorization: Bearer <token>.")
 
     return Depends(_policy(authorize, permission.value))
 
@@ -224,3 +229,16 @@ def route_policies(app: FastAPI) -> dict[tuple[str, str], str | None]:
         for method in sorted(route.methods):
             out[(method, path)] = route_policy(route)
     return out
+
+
+def requires_credential(permission: Permission, read_token: Callable[[Request], str | None]) -> Any:
+    """``requires(permission)`` for clients that send their token elsewhere than
+    ``Authorization: Bearer`` (the Open VSX CLI: ``X-OpenVSX-Token`` or ``?token=``).
+    ``read_token`` finds it in the request; the checks and the audit of a refusal are the same."""
+    async def authorize_credential(request: Request) -> Principal:
+        token = read_token(request)
+        credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=token) if token else None
+        return await _authorized(request, credentials, permission, missing=(
+            "Send a Mercato API token (mct_…): Authorization: Bearer <token> or ?token=<token>."))
+
+    return Depends(_policy(authorize_credential, permission.value))

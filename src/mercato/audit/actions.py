@@ -13,6 +13,8 @@ class AuditAction(StrEnum):
     role_update = "role:update"
     token_create = "token:create"
     token_revoke = "token:revoke"
+    registry_token_create = "registry_token:create"
+    registry_token_revoke = "registry_token:revoke"
     password_change = "password:change"
     email_change = "email:change"
     refresh_reuse = "refresh_token:reuse_detected"

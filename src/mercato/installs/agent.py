@@ -117,7 +117,7 @@ async def _present(session: AsyncSession, rt: Runtime, request: Request, task: I
         version = await service.artifact_of(session, instance_id=task.instance_id, task_id=task.id)
         artifact = Artifact(url=str(request.url_for("download_artifact", task_id=str(task.id))),
                             sha256=version.sha256, size=version.size,
-                            format="zip" if version.archive_format == "zip" else "tar.gz",
+                            format="tar.gz" if version.archive_format == "tar.gz" else "zip",  # a VSIX is a zip
                             signature=version.signature, signature_key_id=version.signature_key_id)
         try:
             licence = await licences.licence_document(session, keys=rt.keys, user_id=task.owner_id,
@@ -166,7 +166,7 @@ async def download_artifact(task_id: uuid.UUID, agent: Agent, request: Request, 
     headers["Content-Length"] = str(end - start)
     if selected is not None:
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{version.size}"
-    media = "application/zip" if version.archive_format == "zip" else "application/gzip"
+    media = "application/gzip" if version.archive_format == "tar.gz" else "application/zip"
     return StreamingResponse(rt.artifacts.open(version.sha256, start=start, end=end),
                              status_code=206 if selected else 200, headers=headers, media_type=media)
 

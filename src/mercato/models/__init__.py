@@ -18,6 +18,7 @@ from mercato.models.money import (
     Payout, Refund, RefundLine, Shipment,
 )
 from mercato.models.notifications import Notification
+from mercato.models.openvsx import RegistryToken  # noqa: F401
 from mercato.models.outbox import OutboxEvent
 from mercato.models.policies import StoreSetting  # noqa: F401
 from mercato.models.publishers import Publisher, PublisherApplication, PublisherMember

@@ -918,8 +918,8 @@ def _detect(file: BinaryIO, size: int) -> ArchiveFormat:
                              ".tar.gz with mercato.toml at its root.")
 
 
-def _manifest_missing(scan: _Scan) -> ManifestMissing:
-    elsewhere = sorted(m.path for m in scan.members.values()
+def _manifest_missing(members: dict[str, ArchiveMember]) -> ManifestMissing:
+    elsewhere = sorted(m.path for m in members.values()
                        if m.path.rsplit("/", 1)[-1].lower() == MANIFEST_NAME and m.path != MANIFEST_NAME)
     if elsewhere and "/" not in elsewhere[0]:
         return ManifestMissing(f"The archive has {_show(elsewhere[0])} at its root, but the manifest must be named "
@@ -939,13 +939,37 @@ def _checked_digest(declared: str) -> str:
     return text
 
 
-def inspect_archive(path: Path, *, limits: PackageLimits | None = None,
-                    declared_sha256: str | None = None) -> InspectedArchive:
-    """Check a package archive end to end and read its manifest; never writes anything.
+@dataclass
+class ScannedArchive:
+    """An archive that passed every structural check (paths, links, bombs, polyglots), with
+    the bounded copies of the members asked for. Manifest readers build on it: this one for
+    ``mercato.toml``, :mod:`mercato.packages.vsix` for VS Code extensions."""
 
-    Synchronous and CPU-bound: the server runs it in a worker thread.
-    """
-    limits = limits or PackageLimits()
+    format: ArchiveFormat
+    sha256: str
+    size: int
+    members: dict[str, ArchiveMember]
+    captured: dict[str, bytes]
+    _path: Path
+    _limits: PackageLimits
+
+    def read_member(self, path: str, keep: int) -> bytes:
+        """Up to ``keep`` bytes of one file member (a second, bounded pass over the archive)."""
+        with self._path.open("rb") as file:
+            if self.format == "zip":
+                scanner = _ZipScanner(file, self.size, _Scan(limits=self._limits, archive_size=self.size))
+                total, cd_offset, cd_end = scanner._end_record()
+                scanner._central_directory(total, cd_offset, cd_end)
+                return scanner.read_member(path, keep)
+            again = _Scan(limits=self._limits, archive_size=self.size, wanted={path: keep})
+            _TarScanner(file, again, stop_at=path).scan_all()
+            return again.captured.get(path, b"")
+
+
+def scan_archive(path: Path, *, limits: PackageLimits, declared_sha256: str | None = None,
+                 wanted: dict[str, int] | None = None) -> ScannedArchive:
+    """Every check of the module docstring, without reading any manifest; never writes anything.
+    ``wanted`` names members (path → bytes to keep) to capture on the way."""
     size = path.stat().st_size
     if size > limits.max_archive_bytes:
         raise PackageTooLarge(f"The archive is {_human(size)}; packages may be at most "
@@ -958,42 +982,48 @@ def inspect_archive(path: Path, *, limits: PackageLimits | None = None,
             raise ChecksumMismatch(f"The archive's SHA-256 is {digest}, not the {declared_sha256.strip()} declared: "
                                    "it changed on the way. Upload it again.")
         archive_format = _detect(file, size)
-        scan = _Scan(limits=limits, archive_size=size)
+        scan = _Scan(limits=limits, archive_size=size, wanted=dict(wanted or {}))
         file.seek(0)
-        zip_scanner: _ZipScanner | None = None
         if archive_format == "zip":
-            zip_scanner = _ZipScanner(file, size, scan)
-            zip_scanner.scan_all()
+            _ZipScanner(file, size, scan).scan_all()
         else:
             _TarScanner(file, scan).scan_all()
         scan.check_files_and_folders()
-        if scan.members.get(MANIFEST_NAME) is None or scan.members[MANIFEST_NAME].is_dir:
-            raise _manifest_missing(scan)
-        manifest_bytes = scan.captured[MANIFEST_NAME]
-        manifest_text = decode_manifest(manifest_bytes)
-        manifest = parse_manifest(manifest_bytes)
-        changelog = None
-        if (changelog_path := manifest.package.changelog) is not None:
-            member = scan.members.get(changelog_path)
-            if member is None or member.is_dir:
-                raise ManifestInvalid(
-                    f"mercato.toml names the changelog {_show(changelog_path)}, which is not a file in the archive. "
-                    "Add the file or fix the path.",
-                    errors=[{"loc": ["package", "changelog"], "msg": "No such file in the archive.",
-                             "type": "file_missing"}])
-            keep = limits.max_changelog_bytes + 1
-            data = scan.captured.get(changelog_path)
-            if data is None and zip_scanner is not None:
-                data = zip_scanner.read_member(changelog_path, keep)
-            elif data is None:
-                file.seek(0)
-                again = _Scan(limits=limits, archive_size=size, wanted={changelog_path: keep})
-                _TarScanner(file, again, stop_at=changelog_path).scan_all()
-                data = again.captured.get(changelog_path, b"")
-            changelog = _changelog_text(data, limits.max_changelog_bytes)
-    members = list(scan.members.values())
+    return ScannedArchive(format=archive_format, sha256=digest, size=size, members=scan.members,
+                          captured=scan.captured, _path=path, _limits=limits)
+
+
+def inspect_archive(path: Path, *, limits: PackageLimits | None = None,
+                    declared_sha256: str | None = None) -> InspectedArchive:
+    """Check a package archive end to end and read its manifest; never writes anything.
+
+    Synchronous and CPU-bound: the server runs it in a worker thread.
+    """
+    limits = limits or PackageLimits()
+    scanned = scan_archive(path, limits=limits, declared_sha256=declared_sha256)
+    found = scanned.members.get(MANIFEST_NAME)
+    if found is None or found.is_dir:
+        raise _manifest_missing(scanned.members)
+    manifest_bytes = scanned.captured[MANIFEST_NAME]
+    manifest_text = decode_manifest(manifest_bytes)
+    manifest = parse_manifest(manifest_bytes)
+    changelog = None
+    if (changelog_path := manifest.package.changelog) is not None:
+        member = scanned.members.get(changelog_path)
+        if member is None or member.is_dir:
+            raise ManifestInvalid(
+                f"mercato.toml names the changelog {_show(changelog_path)}, which is not a file in the archive. "
+                "Add the file or fix the path.",
+                errors=[{"loc": ["package", "changelog"], "msg": "No such file in the archive.",
+                         "type": "file_missing"}])
+        keep = limits.max_changelog_bytes + 1
+        data = scanned.captured.get(changelog_path)
+        if data is None:
+            data = scanned.read_member(changelog_path, keep)
+        changelog = _changelog_text(data, limits.max_changelog_bytes)
+    members = list(scanned.members.values())
     return InspectedArchive(
-        format=archive_format, sha256=digest, size=size,
+        format=scanned.format, sha256=scanned.sha256, size=scanned.size,
         unpacked_size=sum(m.size for m in members if not m.is_dir), members=members, manifest=manifest,
         manifest_text=manifest_text, changelog=changelog)
 
@@ -1008,4 +1038,5 @@ def _changelog_text(data: bytes, cap: int) -> str:
     return data.decode("utf-8", "replace").removeprefix("\ufeff")
 
 
-__all__ = ["ArchiveMember", "InspectedArchive", "PackageLimits", "inspect_archive", "sha256_of"]
+__all__ = ["ArchiveMember", "InspectedArchive", "PackageLimits", "ScannedArchive", "inspect_archive", "scan_archive",
+           "sha256_of"]

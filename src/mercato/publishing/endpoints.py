@@ -214,7 +214,7 @@ async def download(listing_id: ListingKey, version: VersionText, request: Reques
         "ETag": etag, "Accept-Ranges": "bytes", "X-Checksum-SHA256": found.sha256,
         "Digest": "sha-256=" + base64.b64encode(bytes.fromhex(found.sha256)).decode(),
         "Content-Disposition": f'attachment; filename="{listing.slug}-{found.version}.'
-                               f'{"zip" if found.archive_format == "zip" else "tar.gz"}"',
+                               f'{found.archive_format}"',  # zip, tar.gz or vsix (a VS Code extension)
         "Cache-Control": "private, max-age=0",
     }
     if found.signature:
@@ -233,7 +233,7 @@ async def download(listing_id: ListingKey, version: VersionText, request: Reques
     if selected is not None:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{found.size}"
-    media = "application/zip" if found.archive_format == "zip" else "application/gzip"
+    media = "application/gzip" if found.archive_format == "tar.gz" else "application/zip"
     return StreamingResponse(rt.artifacts.open(found.sha256, start=start, end=end), status_code=status,
                              headers=headers, media_type=media)
 

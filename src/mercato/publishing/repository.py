@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.kit.db import insert_unless_conflict, refresh_if_held
-from mercato.models import ListingVersion
+from mercato.models import Listing, ListingVersion
 
 PUBLIC_STATUSES = ("approved", "yanked")
 
@@ -86,3 +86,22 @@ async def count_download(session: AsyncSession, version_id: uuid.UUID) -> None:
     await session.execute(update(ListingVersion).where(ListingVersion.id == version_id)
                           .values(download_count=ListingVersion.download_count + 1)
                           .execution_options(synchronize_session=False))
+
+
+# --- read model of the Open VSX adapter (mercato.openvsx) -----------------------------------------
+
+async def published_latest_of_format(session: AsyncSession, *, archive_format: str, text: str | None,
+                                     publisher_ids: Sequence[uuid.UUID] | None, limit: int) -> list[tuple[Listing, ListingVersion]]:
+    """Published listings whose latest approved version has ``archive_format``, with that
+    version; most downloaded first. ``text`` matches slug, name or summary (case-insensitive)."""
+    statement = (select(Listing, ListingVersion).join(ListingVersion, ListingVersion.id == Listing.latest_version_id)
+                 .where(Listing.status == "published", ListingVersion.archive_format == archive_format))
+    if text:
+        pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        statement = statement.where(or_(func.lower(Listing.slug).like(pattern, escape="\\"),
+                                        func.lower(Listing.name).like(pattern, escape="\\"),
+                                        func.lower(Listing.summary).like(pattern, escape="\\")))
+    if publisher_ids is not None:
+        statement = statement.where(Listing.publisher_id.in_(publisher_ids))
+    rows = await session.execute(statement.order_by(Listing.download_count.desc(), Listing.slug).limit(limit))
+    return [(listing, version) for listing, version in rows.all()]

@@ -254,3 +254,17 @@ async def for_download(session: AsyncSession, *, viewer: Principal, key: str, ve
 async def count_download(session: AsyncSession, *, listing: Listing, version: ListingVersion) -> None:
     await repository.count_download(session, version.id)
     await catalog.count(session, listing.id, day_stat="downloads", download_count=1)
+
+
+# --- the Open VSX adapter's reads (mercato.openvsx) ---------------------------------------------
+
+async def published_extensions(session: AsyncSession, *, text: str | None,
+                               publisher_ids: list[uuid.UUID] | None, limit: int) -> list[tuple[Listing, ListingVersion]]:
+    """Published listings whose latest approved version is a VS Code extension (``vsix``)."""
+    return await repository.published_latest_of_format(session, archive_format="vsix", text=text,
+                                                       publisher_ids=publisher_ids, limit=limit)
+
+
+async def approved_of(session: AsyncSession, listing_id: uuid.UUID, *, limit: int) -> list[ListingVersion]:
+    """Approved versions, highest first (yanked ones are hidden from new installs)."""
+    return await repository.of_listing(session, listing_id, statuses=("approved",), after=None, limit=limit)
