@@ -27,6 +27,7 @@ from mercato.bus.registry import load_handlers
 from mercato.bus.service import Bus
 from mercato.config import Settings, load_settings
 from mercato.kit import idempotency
+from mercato.kit.budget import Exempt, RequestBudget
 from mercato.kit.errors import ProblemModel
 from mercato.kit.http import BodyPolicy, BodyRule, RequestMiddleware, install_error_handlers
 from mercato.kit.logging import configure_logging
@@ -96,6 +97,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     # The sandbox pay page posts an HTML form.
     sandbox_form = BodyRule(re.compile(r"^/sandbox/pay/[^/]+$"), max_bytes=4096,
                             content_types=("application/x-www-form-urlencoded", "multipart/form-data"))
+    # Inside RequestMiddleware (added after it), so over-budget answers are counted and logged too.
+    app.add_middleware(RequestBudget, seconds=settings.request_timeout_seconds, exempt=[
+        Exempt("POST", upload.pattern),  # a large body takes its time to arrive
+        Exempt("GET", re.compile(rf"^{API_PREFIX}/agent/tasks$")),  # long poll, `wait` ≤ 30 s
+        Exempt("GET", re.compile(rf"^{API_PREFIX}/events/stream$")),  # streams until the client leaves
+    ])
     app.add_middleware(RequestMiddleware, body_policy=BodyPolicy(default_max_bytes=settings.max_body_bytes,
                                                                  rules=[upload, sandbox_form]))
 
