@@ -156,12 +156,18 @@ class PrivateProcess:
         return ""
 
 
+class PrivateRedis(PrivateProcess):
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
 @contextlib.contextmanager
-def private_redis() -> Iterator[PrivateProcess]:
+def private_redis() -> Iterator[PrivateRedis]:
     binary = _binary("redis-server")
     directory = Path(tempfile.mkdtemp(prefix="mercato-redis-"))
     port = free_port()
-    server = PrivateProcess([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+    server = PrivateRedis([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                              "--dir", str(directory)], port=port, directory=directory)
     try:
         server.start()

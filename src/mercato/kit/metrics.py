@@ -21,6 +21,6 @@ HTTP_LATENCY = Histogram(
 )
 
 CACHE_REQUESTS = Counter(
-    "mercato_cache_requests_total", "Cache lookups by cache and result (hit/miss).",
+    "mercato_cache_requests_total", "Cache lookups by cache and result (hit/miss/error: the cache was unavailable).",
     ["cache", "result"], registry=REGISTRY,
 )
