@@ -100,7 +100,7 @@ async def test_postgres_stopped_and_restarted_under_load_answers_only_503_and_lo
                         # lost hand-offs are re-driven after this (the default 30 s only slows the test)
                         MERCATO_BUS_REDELIVERY_TIMEOUT_SECONDS="3",
                         MERCATO_SECRET_KEY="test-secret-key-of-reasonable-length-0123456789")
-        with serving("--migrate", env=env, log_path=tmp_path / "serve.log") as base:
+        with serving("--migrate", env=env, log_path=tmp_path / "serve.log", ready_within=180) as base:
             async with httpx.AsyncClient(base_url=base, timeout=BUDGET_SECONDS * 4) as client:
                 registered = await client.post("/api/v1/auth/register",
                                                json={"email": "f2@example.org", "password": PASSWORD})

@@ -193,6 +193,12 @@ class Database:
         async with self.reader.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
+    async def schema_revisions(self) -> frozenset[str]:
+        """The migration revisions applied to this database (Alembic's version table)."""
+        async with self.reader.connect() as connection:
+            rows = await connection.execute(text("SELECT version_num FROM alembic_version"))
+            return frozenset(str(row[0]) for row in rows)
+
     async def dispose(self) -> None:
         await self.writer.dispose()
         if self.reader is not self.writer:

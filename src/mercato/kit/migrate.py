@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from pathlib import Path
 
@@ -45,3 +46,23 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     thread.join()
     if errors:
         raise errors[0]
+
+
+@functools.cache
+def known_revisions() -> tuple[frozenset[str], frozenset[str]]:
+    """(heads, every revision) of the migrations shipped with this code; read once per process."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return frozenset(script.get_heads()), frozenset(rev.revision for rev in script.walk_revisions())
+
+
+def schema_state(applied: frozenset[str]) -> str:
+    """``current``; ``newer`` (a later release migrated it: still served, migrations only add
+    before they remove); or ``pending`` (this code's migrations are not all applied)."""
+    heads, known = known_revisions()
+    if applied == heads:
+        return "current"
+    if applied and not applied <= known:
+        return "newer"
+    return "pending"

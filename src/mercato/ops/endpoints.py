@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import JSONResponse, Response
 
 from mercato.access.dependencies import public
+from mercato.bus.metrics import BROKER_UP
 from mercato.kit.logging import log
 from mercato.kit.metrics import REGISTRY
+from mercato.kit.migrate import schema_state
 from mercato.kit.routing import TransactionalRoute, get_runtime
+
+BROKER_CHECK_SECONDS = 2.0
 
 router = APIRouter(route_class=TransactionalRoute, tags=["operations"], dependencies=[public()])
 
@@ -20,30 +26,38 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "A dependency is down"}})
+@router.get("/readyz", responses={503: {"description": "This process cannot serve requests"}})
 async def readyz(request: Request) -> JSONResponse:
-    """Ready to serve: the database answers, and the broker when one is configured."""
+    """Ready to serve requests: the database answers and its schema is this release's (or a
+    later one's). The broker is not part of it: the API serves without one (the outbox keeps
+    every event); its health is `mercato_broker_up` in /metrics."""
     checks: dict[str, str] = {}
     try:
-        await get_runtime(request).db.ping()
+        applied = await get_runtime(request).db.schema_revisions()
         checks["database"] = "ok"
+        checks["migrations"] = "ok" if schema_state(applied) != "pending" else "pending"
     except Exception as exc:  # report, never raise: this endpoint exists to say what is down
         log.warning("readiness: database down", error=str(exc))
         checks["database"] = "down"
-    bus = getattr(request.app.state, "bus", None)
-    if bus is not None and bus.settings.broker_url:
-        try:
-            await bus.ping()
-            checks["broker"] = "ok"
-        except Exception as exc:
-            log.warning("readiness: broker down", error=str(exc))
-            checks["broker"] = "down"
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
                         status_code=200 if ready else 503)
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
     """Prometheus metrics."""
+    bus = getattr(request.app.state, "bus", None)
+    if bus is not None and bus.settings.broker_url:
+        BROKER_UP.set(1 if await _broker_reachable(bus) else 0)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _broker_reachable(bus) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        async with asyncio.timeout(BROKER_CHECK_SECONDS):
+            await bus.ping()
+    except Exception as exc:
+        log.warning("broker unreachable", error=f"{type(exc).__name__}: {exc}")
+        return False
+    return True
