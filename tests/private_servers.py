@@ -75,7 +75,7 @@ class PrivatePostgres:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *command: str) -> None:
-        done = subprocess.run([*self.as_user, *command], capture_output=True, text=True, timeout=STARTUP_SECONDS)
+        done = subprocess.run([*self.as_user, *command], check=False, capture_output=True, text=True, timeout=STARTUP_SECONDS)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed: {done.stdout}{done.stderr}")
 
@@ -95,7 +95,7 @@ class PrivatePostgres:
 
     def running(self) -> bool:
         return subprocess.run([*self.as_user, self.pg_ctl, "-D", str(self.data), "status"],
-                              capture_output=True).returncode == 0
+                              check=False, capture_output=True).returncode == 0
 
     def log(self) -> str:
         with contextlib.suppress(OSError):

@@ -55,7 +55,7 @@ async def test_a_database_behind_this_release_is_not_ready(client: httpx.AsyncCl
     from mercato.kit.migrate import known_revisions
 
     heads, known = known_revisions()
-    older = sorted(known - heads)[0]
+    older = min(known - heads)
     async with runtime.db.transaction() as session:
         await session.execute(text("UPDATE alembic_version SET version_num = :older"), {"older": older})
     ready = await client.get("/readyz")

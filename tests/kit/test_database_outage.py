@@ -114,17 +114,18 @@ async def test_postgres_stopped_and_restarted_under_load_answers_only_503_and_lo
                 try:
                     for mode in ("fast", "immediate"):
                         before = len(answers.acknowledged)
-                        await _until(lambda: len(answers.acknowledged) >= before + 20, timeout=60,
+                        await _until(lambda before=before: len(answers.acknowledged) >= before + 20, timeout=60,
                                      what="acknowledged writes before the outage")
                         answers.phase = f"stopping-{mode}"
                         await asyncio.to_thread(database.stop, mode)
                         answers.phase = f"down-{mode}"
-                        await _until(lambda: answers.count(f"down-{mode}") >= 30, timeout=60,
+                        await _until(lambda mode=mode: answers.count(f"down-{mode}") >= 30, timeout=60,
                                      what="answers while the database is down")
                         answers.phase = f"restarting-{mode}"
                         await asyncio.to_thread(database.start)
                         answers.phase = f"up-after-{mode}"
-                        await _until(lambda: answers.count(f"up-after-{mode}", status=201) >= 10, timeout=60,
+                        await _until(lambda mode=mode: answers.count(f"up-after-{mode}", status=201) >= 10,
+                                     timeout=60,
                                      what="writes succeeding after the restart")
                 finally:
                     stop.set()
