@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -156,6 +157,9 @@ class PrivateProcess:
         return ""
 
 
+P = TypeVar("P", bound=PrivateProcess)
+
+
 class PrivateRedis(PrivateProcess):
     @property
     def url(self) -> str:
@@ -163,18 +167,26 @@ class PrivateRedis(PrivateProcess):
 
 
 @contextlib.contextmanager
-def private_redis() -> Iterator[PrivateRedis]:
-    binary = _binary("redis-server")
-    directory = Path(tempfile.mkdtemp(prefix="mercato-redis-"))
+def _running(kind: type[P], binary: str, arguments: Callable[[int, Path], list[str]]) -> Iterator[P]:
+    """Start ``binary`` with ``arguments(port, directory)`` in a fresh directory; stop it and
+    remove the directory at the end."""
+    directory = Path(tempfile.mkdtemp(prefix=f"mercato-{Path(binary).name}-"))
     port = free_port()
-    server = PrivateRedis([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(directory)], port=port, directory=directory)
+    server = kind([binary, *arguments(port, directory)], port=port, directory=directory)
     try:
         server.start()
         yield server
     finally:
         server.stop(kill=True)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[PrivateRedis]:
+    with _running(PrivateRedis, _binary("redis-server"), lambda port, directory: [
+            "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(directory)]) as server:
+        yield server
 
 
 class PrivateNats(PrivateProcess):
@@ -189,14 +201,6 @@ class PrivateNats(PrivateProcess):
 
 @contextlib.contextmanager
 def private_nats() -> Iterator[PrivateNats]:
-    binary = _binary("nats-server", "/usr/sbin/nats-server")
-    directory = Path(tempfile.mkdtemp(prefix="mercato-nats-"))
-    port = free_port()
-    server = PrivateNats([binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(directory / "store")],
-                         port=port, directory=directory)
-    try:
-        server.start()
+    with _running(PrivateNats, _binary("nats-server", "/usr/sbin/nats-server"), lambda port, directory: [
+            "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(directory / "store")]) as server:
         yield server
-    finally:
-        server.stop(kill=True)
-        shutil.rmtree(directory, ignore_errors=True)
