@@ -100,7 +100,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     # Inside RequestMiddleware (added after it), so over-budget answers are counted and logged too.
     app.add_middleware(RequestBudget, seconds=settings.request_timeout_seconds, exempt=[
         Exempt("POST", upload.pattern),  # a large body takes its time to arrive
-        Exempt("GET", re.compile(rf"^{API_PREFIX}/agent/tasks$")),  # long poll, `wait` ≤ 30 s
         Exempt("GET", re.compile(rf"^{API_PREFIX}/events/stream$")),  # streams until the client leaves
     ])
     app.add_middleware(RequestMiddleware, body_policy=BodyPolicy(default_max_bytes=settings.max_body_bytes,

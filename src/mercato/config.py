@@ -52,8 +52,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     request_timeout_seconds: float = Field(default=20.0, ge=0, description=(
         "Budget of one request up to the first byte of its answer: past it the request is cancelled "
-        "(nothing is changed) and answered 503 with Retry-After. 0 turns it off. Package uploads, the "
-        "agent's long poll and live event streams are exempt; a download counts until its first byte."))
+        "(nothing is changed) and answered 503 with Retry-After. 0 turns it off. A long poll's `wait` is "
+        "added to it; package uploads and live event streams are exempt; a download counts until its first byte."))
     database_statement_timeout_seconds: float = Field(default=10.0, ge=0, description=(
         "Longest a single database statement may run, lock waits included (PostgreSQL "
         "`statement_timeout`; a database that does not answer at all is given up 2 s later). On SQLite, "

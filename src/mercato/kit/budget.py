@@ -3,8 +3,9 @@
 A request that has not started its answer within ``seconds`` is cancelled (its transaction
 rolls back, its idempotency key is released) and answered 503 with ``Retry-After``. Once
 the answer has started the budget no longer applies, so a download or a stream is bounded
-by its first byte only. Routes that wait by design (an upload of a large body, the agent's
-long poll, a live event stream) are exempt.
+by its first byte only. A long poll's own ``wait`` (query parameter, seconds) is added to
+the budget; routes that take their time by design (an upload of a large body, a live event
+stream) are exempt.
 
 The database has its own, shorter, statement timeout (``kit/db.py``), so a locked table
 usually answers through that first; this budget covers everything else (a pool queue, a
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
+from urllib.parse import parse_qs
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -25,6 +27,7 @@ from mercato.kit.errors import ServiceUnavailable, problem_response
 from mercato.kit.logging import log
 
 RETRY_AFTER_SECONDS = 2
+MAX_LONG_POLL_SECONDS = 60.0  # routes validate their own, smaller, limits
 
 
 class RequestBudgetExceeded(ServiceUnavailable):
@@ -60,6 +63,7 @@ class RequestBudget:
         if scope["type"] != "http" or self.seconds <= 0 or self._exempt(scope):
             await self.app(scope, receive, send)
             return
+        seconds = self.seconds + _long_poll_wait(scope)
         started = False
         deadline: asyncio.Timeout | None = None
 
@@ -72,10 +76,23 @@ class RequestBudget:
             await send(message)
 
         try:
-            async with asyncio.timeout(self.seconds) as deadline:
+            async with asyncio.timeout(seconds) as deadline:
                 await self.app(scope, receive, send_started)
         except TimeoutError:
             if started or deadline is None or not deadline.expired():
                 raise  # not this budget's doing
-            log.warning("request over its budget", method=scope["method"], path=scope["path"], seconds=self.seconds)
-            await problem_response(Request(scope), RequestBudgetExceeded(self.seconds))(scope, receive, send)
+            log.warning("request over its budget", method=scope["method"], path=scope["path"], seconds=seconds)
+            await problem_response(Request(scope), RequestBudgetExceeded(seconds))(scope, receive, send)
+
+
+def _long_poll_wait(scope: Scope) -> float:
+    """The ``wait`` a long poll asks for (0 when none, or not a number the route would take)."""
+    query: bytes = scope.get("query_string", b"")
+    if b"wait=" not in query:
+        return 0.0
+    values = parse_qs(query.decode("latin-1")).get("wait")
+    try:
+        wait = float(values[-1]) if values else 0.0
+    except ValueError:
+        return 0.0
+    return min(wait, MAX_LONG_POLL_SECONDS) if wait > 0 else 0.0  # NaN and negatives: no extra time
