@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Sequence
-from urllib.parse import parse_qs
 from dataclasses import dataclass
+from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
