@@ -28,7 +28,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from mercato.kit.errors import ServiceUnavailable
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000  # without a statement timeout (CLI, migrations)
+SQLITE_BUSY_TIMEOUT_MS = 30_000
 CONNECT_TIMEOUT_SECONDS = 5.0
 RETRY_AFTER_SECONDS = 2
 # SQLSTATEs that say "this server cannot serve the session now", not "this statement is wrong":
@@ -134,12 +134,14 @@ def _configure_sqlite(engine: AsyncEngine, *, writer: bool, busy_timeout_ms: int
 
 
 def _create_engine(url: str, *, writer: bool, statement_timeout: float) -> AsyncEngine:
-    """``statement_timeout`` (seconds, 0 for none) bounds each statement: PostgreSQL cancels it
-    (lock waits included) and asyncpg gives up on a database that does not answer at all a
-    little later; on SQLite it bounds the wait for the write lock."""
+    """``statement_timeout`` (seconds, 0 for none) bounds each statement on PostgreSQL: the
+    server cancels it (lock waits included) and asyncpg gives up on a database that does not
+    answer at all a little later. SQLite keeps its 30 s wait for the write lock: its writers
+    queue for one connection, and a burst (many buyers at once) must queue, not fail; requests
+    are bounded by their budget (kit/budget.py)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        busy_timeout_ms = int(statement_timeout * 1000) or SQLITE_BUSY_TIMEOUT_MS
+        busy_timeout_ms = SQLITE_BUSY_TIMEOUT_MS
         engine = create_async_engine(
             url,
             poolclass=AsyncAdaptedQueuePool,
