@@ -31,6 +31,7 @@ from mercato.history import endpoints as history_endpoints
 from mercato.installs import agent as installs_agent
 from mercato.installs import endpoints as installs_endpoints
 from mercato.kit import idempotency
+from mercato.kit.budget import Exempt, RequestBudget
 from mercato.kit.errors import ProblemModel
 from mercato.kit.http import BodyPolicy, BodyRule, RequestMiddleware, install_error_handlers
 from mercato.kit.logging import configure_logging
@@ -106,6 +107,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     # ovsx publishes the raw VSIX (chunked, no Content-Length), also under a personal registry URL.
     vsix_upload = BodyRule(re.compile(r"^/openvsx(/t/[^/]+)?/api/-/publish$"), max_bytes=settings.package_max_bytes,
                            content_types=("application/octet-stream", "application/zip", "application/vsix"))
+    # Inside RequestMiddleware (added after it), so over-budget answers are counted and logged too.
+    app.add_middleware(RequestBudget, seconds=settings.request_timeout_seconds, exempt=[
+        Exempt("POST", upload.pattern),  # a large body takes its time to arrive
+        Exempt("GET", re.compile(rf"^{API_PREFIX}/events/stream$")),  # streams until the client leaves
+    ])
     app.add_middleware(RequestMiddleware, body_policy=BodyPolicy(default_max_bytes=settings.max_body_bytes,
                                                                  rules=[upload, sandbox_form, vsix_upload]),
                        access_log=settings.access_log, slow_ms=settings.access_log_slow_ms)

@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     refresh_window_seconds: int = 300
 
     max_body_bytes: int = 1024 * 1024
+    request_timeout_seconds: float = Field(default=30.0, ge=0, description=(
+        "Budget of one request up to the first byte of its answer: past it the request is cancelled "
+        "(nothing is changed) and answered 503 with Retry-After. 0 turns it off. A long poll's `wait` is "
+        "added to it; package uploads and live event streams are exempt; a download counts until its first byte."))
+    database_statement_timeout_seconds: float = Field(default=10.0, ge=0, description=(
+        "Longest a single database statement may run, lock waits included (PostgreSQL "
+        "`statement_timeout`; a database that does not answer at all is given up 2 s later). A request "
+        "that hits it is answered 503 with Retry-After. 0: no limit. PostgreSQL only: SQLite waits up to "
+        "30 s for its write lock, and requests are bounded by `request_timeout_seconds`."))
     idempotency_retention_hours: int = 24
     idempotency_lease_seconds: int = 60
 

@@ -39,7 +39,8 @@ class Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         return cls(
             settings=settings,
-            db=Database(settings.resolved_database_url, read_url=settings.database_read_url),
+            db=Database(settings.resolved_database_url, read_url=settings.database_read_url,
+                        statement_timeout=settings.database_statement_timeout_seconds),
             passwords=PasswordHashing(**settings.password_hash_parameters),
             tokens=TokenSigner(key=settings.resolved_secret_key, issuer=settings.jwt_issuer,
                                audience=settings.jwt_audience,

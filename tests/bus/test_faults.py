@@ -180,3 +180,33 @@ async def _all_ping_ids(runtime: Runtime) -> list[uuid.UUID]:
 
     async with runtime.db.read_session() as session:
         return list(await session.scalars(select(OutboxEvent.id).where(OutboxEvent.type == "test.ping")))
+
+
+@pytest.mark.slow
+@pytest.mark.nats
+async def test_a_nats_server_restarted_empty_keeps_the_bus_running(settings: Settings, runtime: Runtime) -> None:
+    """F4 on NATS JetStream: the server is killed and started again with an empty store (no
+    stream, no consumer) under a running worker, which is not restarted."""
+    from tests.private_servers import private_nats
+
+    with private_nats() as server:
+        configured = settings.model_copy(update={
+            "broker_url": server.url, "bus_queue": f"mercato-nats-{uuid.uuid4().hex[:8]}",
+            "bus_redelivery_timeout_seconds": 1.0, "bus_sweep_interval_seconds": 0.2})
+        await support.create_effects_table(runtime.db)
+        bus = Bus(configured, runtime.db, support.test_registry(), role="worker")
+        await bus.start()
+        try:
+            ids = await support.publish_pings(runtime.db, 30)
+            await support.wait_for_effects(runtime.db, 20)  # the bus is flowing; some jobs are still in NATS
+            server.stop(kill=True)
+            server.wipe()
+            server.start()
+            ids += await support.publish_pings(runtime.db, 30, start=30)
+            rows = await support.wait_for_effects(runtime.db, 120, timeout=90)
+            await bus.ping()  # the stream is back: the broker counts as up again
+        finally:
+            await bus.stop()
+        await asyncio.sleep(0.5)  # a late duplicate would show up now
+        rows = await support.effects(runtime.db)
+    support.assert_exactly_once(rows, SUBSCRIBERS, ids)

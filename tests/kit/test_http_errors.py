@@ -401,7 +401,7 @@ async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
     assert health.headers["x-request-id"]
     ready = await client.get("/readyz")
     assert ready.status_code == 200, ready.text
-    assert ready.json() == {"status": "ready", "checks": {"database": "ok"}}
+    assert ready.json() == {"status": "ready", "checks": {"database": "ok", "migrations": "ok"}}
 
 
 async def test_an_exhausted_connection_pool_is_a_503_with_retry_after(

@@ -33,6 +33,17 @@ async def record(session: AsyncSession, *, actor_id: uuid.UUID | None, actor_ema
     ))
 
 
+# The actor of a step no person took: a bus handler, a sweep, a provider's report.
+SYSTEM_ACTOR = "system"
+
+
+async def record_system(session: AsyncSession, *, action: AuditAction, resource_type: str,
+                        resource_id: object | None = None, before: dict[str, Any] | None = None,
+                        after: dict[str, Any] | None = None) -> None:
+    await record(session, actor_id=None, actor_email=SYSTEM_ACTOR, action=action, resource_type=resource_type,
+                 resource_id=resource_id, before=before, after=after)
+
+
 def _jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is None:
         return None

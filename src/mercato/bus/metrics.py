@@ -15,3 +15,5 @@ PENDING = Gauge("mercato_bus_pending_deliveries", "Deliveries not yet processed,
 DEAD_LETTERS = Gauge("mercato_bus_dead_letters", "Dead letters per subscriber.", ["subscriber"], registry=REGISTRY)
 SWEEP_RUNS = Counter("mercato_sweep_runs_total", "Scheduled sweep runs by name and result.", ["sweep", "result"],
                      registry=REGISTRY)
+BROKER_UP = Gauge("mercato_broker_up", "1 when this process reaches its broker (on NATS: and the stream exists), "
+                  "0 when not; checked at each scrape. Absent without a broker.", registry=REGISTRY)

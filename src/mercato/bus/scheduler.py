@@ -20,7 +20,7 @@ from typing import Any
 from mercato.bus import repository
 from mercato.bus.metrics import SWEEP_RUNS
 from mercato.kit.clock import utcnow
-from mercato.kit.db import Database
+from mercato.kit.db import Database, is_database_unavailable
 from mercato.kit.logging import log
 from mercato.kit.tasks import cancel_and_wait
 
@@ -68,8 +68,11 @@ class Scheduler:
                 await self.run_once(item)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # never let one bad run stop the schedule
-                log.exception("sweep loop error", sweep=item.name)
+            except Exception as exc:  # never let one bad run stop the schedule
+                if is_database_unavailable(exc):  # an outage: the next run retries; no trace per sweep and second
+                    log.warning("sweep skipped: the database is unavailable", sweep=item.name, error=str(exc))
+                else:
+                    log.exception("sweep loop error", sweep=item.name)
             await asyncio.sleep(item.every)
 
     async def run_once(self, item: Sweep, *, force: bool = False) -> bool:

@@ -43,11 +43,69 @@ def make_taskiq_broker(url: str | None, *, queue: str) -> AsyncBroker:
                              task_queues=[Queue(name=queue, type=QueueType.QUORUM)],
                              dead_letter_queue=Queue(name=f"{queue}-rejected", type=QueueType.QUORUM))
     if url.startswith(("nats://", "tls://")):
-        from taskiq_nats import PullBasedJetStreamBroker
-
-        return PullBasedJetStreamBroker(servers=[url], subject=f"{queue}.jobs", stream_name=queue.replace(".", "-"),
-                                        durable=f"{queue}-workers".replace(".", "-"))
+        return _nats_jetstream_broker(url, queue)
     raise ValueError(f"unsupported broker URL {url!r}: use redis://, amqp:// or nats://")
+
+
+# How often a NATS listener with nothing to fetch checks that its consumer still exists.
+NATS_CONSUMER_CHECK_SECONDS = 5.0
+
+
+def _nats_jetstream_broker(url: str, queue: str) -> AsyncBroker:
+    from nats.errors import TimeoutError as NatsTimeoutError
+    from nats.js.errors import NoStreamResponseError, NotFoundError
+    from taskiq.acks import AckableMessage
+    from taskiq_nats import PullBasedJetStreamBroker
+
+    class RecoveringJetStreamBroker(PullBasedJetStreamBroker):
+        """JetStream that survives a NATS server restarted empty (or a deleted stream or
+        consumer): the client reconnects for ever, the stream and the durable consumer are
+        declared again, and sending and listening go on without a restart. Jobs lost with
+        the stream are re-driven from the database by the sweep."""
+
+        async def redeclare(self) -> None:
+            await self._add_or_reuse_stream()
+            previous = getattr(self, "consumer", None)
+            await self._startup_consumer()
+            if previous is not None:
+                with contextlib.suppress(Exception):
+                    await previous.unsubscribe()
+
+        async def kick(self, message):  # type: ignore[no-untyped-def,override]
+            try:
+                await super().kick(message)
+            except (NoStreamResponseError, NotFoundError):
+                log.warning("bus: the NATS stream is gone; declaring it again", stream=self.stream_name)
+                await self.redeclare()
+                await super().kick(message)
+
+        async def listen(self):  # type: ignore[no-untyped-def,override]
+            loop = asyncio.get_running_loop()
+            check_at = loop.time() + NATS_CONSUMER_CHECK_SECONDS
+            while True:
+                try:
+                    if loop.time() >= check_at:
+                        check_at = loop.time() + NATS_CONSUMER_CHECK_SECONDS
+                        # A fetch from a consumer that no longer exists only ever times out.
+                        await self.js.consumer_info(self.stream_name, self.durable)
+                    messages = await self.consumer.fetch(batch=self.pull_consume_batch, timeout=1.0)
+                except NatsTimeoutError:
+                    continue
+                except Exception as exc:  # gone (NotFoundError), or NATS is still coming back
+                    log.warning("bus: NATS consumer unavailable; declaring it again", stream=self.stream_name,
+                                error=f"{type(exc).__name__}: {exc}")
+                    await asyncio.sleep(0.5)
+                    with contextlib.suppress(Exception):
+                        await self.redeclare()
+                        check_at = loop.time() + NATS_CONSUMER_CHECK_SECONDS
+                    continue
+                for message in messages:
+                    yield AckableMessage(data=message.data, ack=message.ack)
+
+    # Reconnect for ever (nats-py gives up after 60 attempts by default, and then the bus is dead).
+    return RecoveringJetStreamBroker(servers=[url], subject=f"{queue}.jobs", stream_name=queue.replace(".", "-"),
+                                     durable=f"{queue}-workers".replace(".", "-"), max_reconnect_attempts=-1,
+                                     reconnect_time_wait=1)
 
 
 def _redis_streams_broker(url: str, queue: str) -> AsyncBroker:
@@ -157,3 +215,6 @@ class Transport:
         client = getattr(self.broker, "client", None)
         if client is None or not getattr(client, "is_connected", False):
             raise ConnectionError("NATS is not connected")
+        # Connected is not enough: a server restarted empty has no stream until a send or the
+        # listener declares it again.
+        await self.broker.js.stream_info(self.broker.stream_name)  # type: ignore[attr-defined]

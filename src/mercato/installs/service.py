@@ -22,6 +22,7 @@ deadline (each report extends it); status correction fails it otherwise.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -57,6 +58,7 @@ from mercato.installs.errors import (
     VersionNotAvailable,
 )
 from mercato.kit.clock import utcnow
+from mercato.kit.metrics import INSTALL_TASKS, count_on_commit
 from mercato.kit.semver import parse_range, version_sort_key
 from mercato.library import service as library
 from mercato.models import Installation, InstallTask, Instance, Listing, ListingVersion
@@ -89,6 +91,15 @@ class Scope:
 
 
 # --- instances ------------------------------------------------------------------------------
+
+async def _move_task(session: AsyncSession, task: InstallTask, *, from_: Sequence[str], to: str, at: datetime,
+                     **values: Any) -> bool:
+    """The guarded task transition; an outcome is counted in /metrics once it commits."""
+    moved = await repository.move_task(session, task.id, from_=from_, to=to, at=at, **values)
+    if moved and to in TERMINAL_TASK:
+        count_on_commit(session, INSTALL_TASKS.labels(task.kind, to))
+    return moved
+
 
 async def register_instance(session: AsyncSession, *, actor: Principal, name: str) -> tuple[Instance, str]:
     token, digest = new_instance_token()
@@ -420,7 +431,7 @@ async def cancel(session: AsyncSession, *, actor: Principal, task_id: uuid.UUID)
 
 async def _cancel(session: AsyncSession, task: InstallTask, *, message: str) -> bool:
     was = task.state
-    if not await repository.move_task(session, task.id, from_=repository.OPEN_TASK_STATES, to="canceled",
+    if not await _move_task(session, task, from_=repository.OPEN_TASK_STATES, to="canceled",
                                       at=utcnow(), finished_at=utcnow(), message=message):
         return False
     await session.refresh(task)
@@ -472,14 +483,14 @@ async def dispatch(session: AsyncSession, *, settings: Settings, instance_id: uu
         now = utcnow()
         if installation.state not in STARTS_FROM[task.kind] or (task.kind == "upgrade"
                                                                  and installation.version is None):
-            if await repository.move_task(session, task.id, from_=("queued",), to="failed", at=now, finished_at=now,
+            if await _move_task(session, task, from_=("queued",), to="failed", at=now, finished_at=now,
                                           message=f"The installation is {installation.state}: it cannot {task.kind}."):
                 await session.refresh(task)
                 await _task_event(session, task)
             continue
         if not await repository.take_installation(session, installation.id, task.id):
             continue
-        if not await repository.move_task(session, task.id, from_=("queued",), to="dispatched", at=now,
+        if not await _move_task(session, task, from_=("queued",), to="dispatched", at=now,
                                           dispatched_at=now, from_state=installation.state,
                                           deadline_at=now + timedelta(seconds=settings.installs_task_deadline_seconds)):
             await repository.release_installation(session, installation.id, task.id)
@@ -510,7 +521,7 @@ async def progress(session: AsyncSession, *, settings: Settings, instance_id: uu
     now = utcnow()
     deadline = now + timedelta(seconds=settings.installs_task_deadline_seconds)
     if task.state == "dispatched":
-        await repository.move_task(session, task.id, from_=("dispatched",), to="running", at=now, started_at=now)
+        await _move_task(session, task, from_=("dispatched",), to="running", at=now, started_at=now)
     if not await repository.report_progress(session, task.id, percent=percent, message=message, at=now,
                                             deadline=deadline):
         await session.refresh(task)
@@ -544,7 +555,7 @@ async def result(session: AsyncSession, *, instance_id: uuid.UUID, task_id: uuid
         values["progress"] = 100
     if task.started_at is None:
         values["started_at"] = now
-    if not await repository.move_task(session, task.id, from_=repository.ACTIVE_TASK_STATES, to=outcome, at=now,
+    if not await _move_task(session, task, from_=repository.ACTIVE_TASK_STATES, to=outcome, at=now,
                                       **values):
         await session.refresh(task)
         if task.state == outcome:
@@ -600,7 +611,7 @@ async def fail_overdue(session: AsyncSession, *, limit: int) -> int:
     failed = 0
     for task in await repository.overdue(session, now=now, limit=limit):
         old = task.state
-        if not await repository.move_task(session, task.id, from_=(old,), to="failed", at=now, finished_at=now,
+        if not await _move_task(session, task, from_=(old,), to="failed", at=now, finished_at=now,
                                           deadline_at=None,
                                           message="No report from the agent within the task's deadline."):
             continue

@@ -13,7 +13,11 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
+from mercato.kit.logging import log
 from mercato.kit.metrics import CACHE_REQUESTS
+
+REDIS_TIMEOUT_SECONDS = 1.0  # a cache that answers slower than this is no use
+REDIS_COOL_OFF_SECONDS = 1.0
 
 
 class Cache(Protocol):
@@ -59,25 +63,54 @@ class MemoryCache:
 
 
 class RedisCache:
+    """Shared by every process. A cache is an optimisation: when Redis fails (down, restarting,
+    too slow) a lookup is a miss, a store is skipped and an eviction is lost (the entry's time
+    to live bounds the staleness), never an error for the caller. After a failure Redis is
+    left alone for ``REDIS_COOL_OFF_SECONDS``, so a dead Redis costs requests nothing."""
+
     def __init__(self, url: str, *, namespace: str, name: str = "default") -> None:
         from redis.asyncio import Redis
 
         self.name = name
         self.prefix = f"{namespace}:cache:{name}:"
-        self.redis = Redis.from_url(url)
+        self.redis = Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                                    socket_timeout=REDIS_TIMEOUT_SECONDS)
+        self._resting_until = 0.0
+
+    def _available(self) -> bool:
+        return time.monotonic() >= self._resting_until
+
+    def _failed(self, action: str, exc: Exception) -> None:
+        self._resting_until = time.monotonic() + REDIS_COOL_OFF_SECONDS
+        CACHE_REQUESTS.labels(self.name, "error").inc()
+        log.warning("cache unavailable; going on without it", cache=self.name, action=action, error=str(exc))
 
     async def get(self, key: str) -> bytes | None:
-        value = await self.redis.get(self.prefix + key)
+        if not self._available():
+            CACHE_REQUESTS.labels(self.name, "error").inc()
+            return None
+        try:
+            value = await self.redis.get(self.prefix + key)
+        except Exception as exc:
+            self._failed("get", exc)
+            return None
         CACHE_REQUESTS.labels(self.name, "hit" if value is not None else "miss").inc()
         return value  # type: ignore[no-any-return]
 
     async def set(self, key: str, value: bytes, *, ttl: float) -> None:
-        if ttl > 0:
-            await self.redis.set(self.prefix + key, value, px=max(1, int(ttl * 1000)))
+        if ttl > 0 and self._available():
+            try:
+                await self.redis.set(self.prefix + key, value, px=max(1, int(ttl * 1000)))
+            except Exception as exc:
+                self._failed("set", exc)
 
     async def delete(self, *keys: str) -> None:
+        # Tried even while resting: a missed eviction serves stale data until the entry expires.
         if keys:
-            await self.redis.delete(*(self.prefix + key for key in keys))
+            try:
+                await self.redis.delete(*(self.prefix + key for key in keys))
+            except Exception as exc:
+                self._failed("delete", exc)
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mercato.kit.db import DatabaseUnavailable, is_database_unavailable
 from mercato.kit.errors import (
     MalformedBody, MercatoError, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType,
     ValidationFailed, problem_body, problem_response,
@@ -311,9 +312,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def on_database_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:
-            return problem_response(request, ServiceUnavailable("The database connection was lost; try again.",
-                                                                headers={"Retry-After": "2"}))
+        if is_database_unavailable(exc):  # kit/db.py turns these into DatabaseUnavailable; any that slip by
+            log.warning("database unavailable", error=str(exc.orig))
+            return problem_response(request, DatabaseUnavailable())
         sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
         if isinstance(sqlstate, str) and sqlstate.startswith(TRANSACTION_ROLLBACK_CLASS):
             # The database chose this transaction as the victim of a deadlock or a
@@ -343,6 +344,14 @@ def install_error_handlers(app: FastAPI) -> None:
                 "A value is out of the range this server can store (check dates and numbers)."))
         log.exception("database statement error")
         return _internal(request)
+
+    @app.exception_handler(OSError)
+    async def on_dependency_unreachable(request: Request, exc: OSError) -> JSONResponse:
+        # A socket or file error from a dependency (a database driver between two checks of
+        # its connection, the artifact store): the dependency failed, not the request.
+        log.exception("a dependency failed", error=str(exc))
+        return problem_response(request, ServiceUnavailable("A service this store depends on is unavailable; "
+                                                            "try again shortly.", headers={"Retry-After": "2"}))
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import threading
 from collections.abc import Callable
@@ -17,9 +18,10 @@ _REVISION = re.compile(r"^revision(?:: str)? = ['\"]([^'\"]+)['\"]", re.MULTILIN
 _DOWN = re.compile(r"^down_revision(?:: [^=]+)? = (.+)$", re.MULTILINE)
 
 
-def head_revisions() -> set[str]:
-    """The heads of the package's migrations, read from the revision files' text (no Alembic,
-    no imports): every revision no other revision names as its ``down_revision``."""
+@functools.cache
+def _revision_graph() -> tuple[frozenset[str], frozenset[str]]:
+    """(every revision, every revision named as a ``down_revision``) of the package's
+    migrations, read from the revision files' text once per process (no Alembic, no imports)."""
     revisions: set[str] = set()
     parents: set[str] = set()
     for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
@@ -31,7 +33,13 @@ def head_revisions() -> set[str]:
         down = _DOWN.search(text)
         if down is not None:
             parents.update(re.findall(r"['\"]([^'\"]+)['\"]", down.group(1)))
-    return revisions - parents
+    return frozenset(revisions), frozenset(parents)
+
+
+def head_revisions() -> set[str]:
+    """The heads of the package's migrations: every revision no other one names as its parent."""
+    revisions, parents = _revision_graph()
+    return set(revisions - parents)
 
 
 async def current_revisions(database_url: str) -> set[str]:
@@ -103,3 +111,20 @@ def _off_the_loop(run: Callable[[], None]) -> None:
     thread.join()
     if errors:
         raise errors[0]
+
+
+def known_revisions() -> tuple[frozenset[str], frozenset[str]]:
+    """(heads, every revision) of the migrations shipped with this code."""
+    revisions, _parents = _revision_graph()
+    return frozenset(head_revisions()), revisions
+
+
+def schema_state(applied: frozenset[str]) -> str:
+    """``current``; ``newer`` (a later release migrated it: still served, migrations only add
+    before they remove); or ``pending`` (this code's migrations are not all applied)."""
+    heads, known = known_revisions()
+    if applied == heads:
+        return "current"
+    if applied and not applied <= known:
+        return "newer"
+    return "pending"

@@ -4,9 +4,13 @@ Used for brute-force protection (T7): failures are counted with ``hit`` and chec
 ``test`` before an attempt, so successful logins never use up the budget. A check made
 before an attempt cannot see the attempts still running, so a burst of concurrent guesses
 would all pass it; :meth:`RateLimiter.attempt` therefore also counts attempts in flight
-(an atomic counter in the same storage) against the limit for the keys it guards. When
-Redis is configured but unreachable the limiter fails closed (F8): the attempt is refused
-with 429 rather than allowed without a count.
+(an atomic counter in the same storage) against the limit for the keys it guards.
+
+When Redis is configured but unreachable (F8): a sign-in (:meth:`RateLimiter.attempt`)
+fails closed, refused with 503 and ``Retry-After`` rather than let through uncounted, so an
+outage never opens the door to password guessing; the other limits (:meth:`check`,
+:meth:`hit`: sign-up and refresh throttles) fail open, since refusing them would only take
+the store down with its cache.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from limits import RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from mercato.kit.errors import RateLimited
+from mercato.kit.errors import RateLimited, ServiceUnavailable
 from mercato.kit.logging import log
 
 
@@ -30,8 +34,10 @@ class RateLimiter:
         )
         self.strategy = MovingWindowRateLimiter(self.storage)
 
-    async def check(self, *, name: str, keys: list[str], limit: int, window_seconds: int) -> None:
-        """Raise 429 if any of ``keys`` has used up ``limit`` within the window."""
+    async def check(self, *, name: str, keys: list[str], limit: int, window_seconds: int,
+                    fail_closed: bool = False) -> None:
+        """Raise 429 if any of ``keys`` has used up ``limit`` within the window. With the storage
+        down: let the request through, or refuse it with 503 when ``fail_closed``."""
         item = RateLimitItemPerSecond(limit, window_seconds)
         for key in keys:
             try:
@@ -42,9 +48,11 @@ class RateLimiter:
                                       retry_after=max(1, int(reset - time.time()) + 1))
             except RateLimited:
                 raise
-            except Exception as exc:  # storage down: fail closed
-                log.warning("rate limit storage unavailable", error=str(exc))
-                raise RateLimited("Sign-in is briefly unavailable; try again shortly.", retry_after=5) from exc
+            except Exception as exc:
+                log.warning("rate limit storage unavailable", limit=name, fail_closed=fail_closed, error=str(exc))
+                if fail_closed:
+                    raise LimiterUnavailable() from exc
+                return
 
     async def hit(self, *, name: str, keys: list[str], limit: int, window_seconds: int) -> None:
         item = RateLimitItemPerSecond(limit, window_seconds)
@@ -80,10 +88,10 @@ class RateLimiter:
             except RateLimited:
                 raise
             except Exception as exc:  # storage down: fail closed
-                log.warning("rate limit storage unavailable", error=str(exc))
-                raise RateLimited("Sign-in is briefly unavailable; try again shortly.", retry_after=5) from exc
+                log.warning("rate limit storage unavailable", limit=name, fail_closed=True, error=str(exc))
+                raise LimiterUnavailable() from exc
             await self.check(name=name, keys=[k for k in keys if k not in guarded], limit=limit,
-                             window_seconds=window_seconds)
+                             window_seconds=window_seconds, fail_closed=True)
             yield Attempt(self, name=name, keys=keys, limit=limit, window_seconds=window_seconds)
         finally:
             for counter in held:
@@ -94,6 +102,20 @@ class RateLimiter:
 
     async def reset(self) -> None:
         await self.storage.reset()
+
+
+class LimiterUnavailable(ServiceUnavailable):
+    """A limit that must hold (sign-in) cannot be checked: refuse rather than skip it."""
+
+    code, title = "rate_limit_unavailable", "Sign-in is briefly unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("Sign-in is briefly unavailable; try again shortly.",
+                         headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)})
+
+
+# How long a client refused by a failed limiter storage should wait.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 
 
 class Attempt:

@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 from mercato.kit import idempotency
 from mercato.kit.cache import EVICTIONS, apply_evictions
+from mercato.kit.logging import log
 from mercato.runtime import Runtime
 
 
@@ -91,18 +92,29 @@ async def _finish(request: Request, response: Response) -> None:
 
 
 async def _abort(request: Request) -> None:
+    # Clean-up after a failure must not hide it: with the database gone the rollback and the
+    # release fail too, and the client should get the first error (a 503), not these.
     session: AsyncSession | None = getattr(request.state, "write_session", None)
     if session is not None and session.in_transaction():
-        await session.rollback()
         session.info.pop(EVICTIONS, None)
+        try:
+            await session.rollback()
+        except Exception as exc:
+            log.warning("rollback after a failed request failed", error=str(exc))
     claim: idempotency.Claim | None = getattr(request.state, "idempotency_claim", None)
     if claim is not None:
-        await idempotency.release(get_runtime(request).db, claim)
+        try:
+            await idempotency.release(get_runtime(request).db, claim)
+        except Exception as exc:  # the key frees itself when its lease ends
+            log.warning("could not release an idempotency key", error=str(exc))
 
 
 async def _close(request: Request) -> None:
     for name in ("write_session", "read_session"):
         session: AsyncSession | None = getattr(request.state, name, None)
         if session is not None:
-            await session.close()
             setattr(request.state, name, None)
+            try:
+                await session.close()
+            except Exception as exc:
+                log.warning("closing a session failed", error=str(exc))

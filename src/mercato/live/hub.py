@@ -110,18 +110,31 @@ class RedisHub:
     async def publish(self, user_id: uuid.UUID, message: LiveMessage) -> None:
         await self.redis.publish(self._channel(user_id), message.dumps())
 
+    async def _subscribed(self, pubsub: Any, user_id: uuid.UUID) -> bool:
+        """Subscribe; True once Redis has confirmed (only then is a publish sure to reach this
+        subscription; the caller replays from the outbox after that)."""
+        try:
+            async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
+                await pubsub.subscribe(self._channel(user_id))
+                while (await pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT) or {}).get("type") != "subscribe":
+                    pass
+        except Exception as exc:
+            log.warning("live: Redis unavailable; the stream replays and ends", user_id=str(user_id), error=str(exc))
+            return False
+        return True
+
     @contextlib.asynccontextmanager
     async def subscribe(self, user_id: uuid.UUID) -> AsyncIterator[asyncio.Queue[LiveMessage]]:
         queue: asyncio.Queue[LiveMessage] = asyncio.Queue(maxsize=QUEUE_SIZE)
         pubsub = self.redis.pubsub()
         task: asyncio.Task[None] | None = None
         try:
-            await pubsub.subscribe(self._channel(user_id))
-            # Only once Redis has confirmed is a publish sure to reach this subscription
-            # (the caller replays from the outbox after this returns).
-            async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
-                while (await pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT) or {}).get("type") != "subscribe":
-                    pass
+            if not await self._subscribed(pubsub, user_id):
+                # Redis is down: no live messages, but the stream still replays from the outbox,
+                # then ends; the client's reconnection replays again (polling until Redis is back).
+                reset(queue)
+                yield queue
+                return
 
             async def pump() -> None:
                 try:

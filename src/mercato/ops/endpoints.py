@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -10,10 +11,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Scope
 
 from mercato.access.dependencies import public
+from mercato.bus.metrics import BROKER_UP
 from mercato.kit.http import FastPath, register_fast_path
 from mercato.kit.logging import log
 from mercato.kit.metrics import REGISTRY
+from mercato.kit.migrate import schema_state
 from mercato.kit.routing import TransactionalRoute
+
+BROKER_CHECK_SECONDS = 2.0
 
 router = APIRouter(route_class=TransactionalRoute, tags=["operations"], dependencies=[public()])
 
@@ -24,28 +29,23 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "A dependency is down"}})
+@router.get("/readyz", responses={503: {"description": "This process cannot serve requests"}})
 async def readyz(request: Request) -> JSONResponse:
-    """Ready to serve: the database answers, and the broker when one is configured."""
+    """Ready to serve requests: the database answers and its schema is this release's (or a
+    later one's). The broker is not part of it: the API serves without one (the outbox keeps
+    every event); its health is `mercato_broker_up` in /metrics."""
     return await _readiness(request.app)
 
 
 async def _readiness(app: Any) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
-        await app.state.runtime.db.ping()
+        applied = await app.state.runtime.db.schema_revisions()
         checks["database"] = "ok"
+        checks["migrations"] = "ok" if schema_state(applied) != "pending" else "pending"
     except Exception as exc:  # report, never raise: this endpoint exists to say what is down
         log.warning("readiness: database down", error=str(exc))
         checks["database"] = "down"
-    bus = getattr(app.state, "bus", None)
-    if bus is not None and bus.settings.broker_url:
-        try:
-            await bus.ping()
-            checks["broker"] = "ok"
-        except Exception as exc:
-            log.warning("readiness: broker down", error=str(exc))
-            checks["broker"] = "down"
     ready = all(value == "ok" for value in checks.values())
     return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
                         status_code=200 if ready else 503)
@@ -69,6 +69,19 @@ register_fast_path(FastPath(prefix="/readyz", template="/readyz", answer=_probe)
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics() -> Response:
+async def metrics(request: Request) -> Response:
     """Prometheus metrics."""
+    bus = getattr(request.app.state, "bus", None)
+    if bus is not None and bus.settings.broker_url:
+        BROKER_UP.set(1 if await _broker_reachable(bus) else 0)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _broker_reachable(bus) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        async with asyncio.timeout(BROKER_CHECK_SECONDS):
+            await bus.ping()
+    except Exception as exc:
+        log.warning("broker unreachable", error=f"{type(exc).__name__}: {exc}")
+        return False
+    return True

@@ -200,11 +200,13 @@ async def lock_lines(session: AsyncSession, line_ids: Iterable[uuid.UUID]) -> No
                           .order_by(OrderLine.id).with_for_update())
 
 
-async def add_refunded(session: AsyncSession, order_id: uuid.UUID, amount: int, *, at: datetime) -> None:
+async def add_refunded(session: AsyncSession, order_id: uuid.UUID, amount: int, *, at: datetime) -> str | None:
     """Raise the order's refunded amount; the order becomes refunded once all of it is
-    (SET expressions read the row as it was, on SQLite and PostgreSQL alike)."""
-    await session.execute(
+    (SET expressions read the row as it was, on SQLite and PostgreSQL alike). Returns the
+    order's new status (None: it was not refundable)."""
+    result = await session.execute(
         update(Order).where(Order.id == order_id, Order.status.in_(REFUNDABLE))
         .values(refunded_amount=Order.refunded_amount + amount, updated_at=at,
                 status=case((Order.refunded_amount + amount >= Order.total, "refunded"), else_="partially_refunded"))
-        .execution_options(synchronize_session=False))
+        .returning(Order.status).execution_options(synchronize_session=False))
+    return result.scalar_one_or_none()

@@ -30,6 +30,7 @@ from mercato.access.permissions import Condition, Permission
 from mercato.access.principal import Principal
 from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
+from mercato.audit.service import record_system as audit_system
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.catalog import service as catalog
@@ -37,6 +38,7 @@ from mercato.catalog.errors import ListingNotFound
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden
 from mercato.kit.failpoints import failpoint
+from mercato.kit.metrics import ORDERS, count_on_commit
 from mercato.ledger.errors import InsufficientFunds
 from mercato.library import service as library
 from mercato.models import Order, OrderLine, Shipment
@@ -263,6 +265,11 @@ async def create(session: AsyncSession, *, actor: Principal, idempotency_key: st
 
         await coupons.redeem(session, coupon_id=coupon_id, user_id=actor.user_id, order_id=order_id)
     await _publish(session, order, "order.created", lines=[_line_data(line) for line in lines])
+    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.order_create,
+                resource_type="order", resource_id=order.id,
+                after={"status": order.status, "total": order.total, "currency": order.currency,
+                       "lines": [{"listing_id": line.listing_id, "quantity": line.quantity, "total": line.total}
+                                 for line in lines]})
     await failpoint("saga.after_order_created")  # written, not committed (tests/money/test_saga_faults.py)
     if order.total == 0:
         await _settle_free(session, order, lines)
@@ -285,19 +292,29 @@ async def _settle_free(session: AsyncSession, order: Order, lines: list[OrderLin
         raise error(refused.detail)
     await repository.transition(session, order.id, from_=("created",), to="completed", at=now, paid_at=now,
                                 completed_at=now)
+    await _reached(session, order, "completed", before="created")
     await _publish(session, order, "order.completed", lines=[_line_data(line) for line in lines],
                    commission_bps=order.commission_bps)
 
 
 # --- payment --------------------------------------------------------------------------------------
 
-async def _mark_paid(session: AsyncSession, order: Order, lines: list[OrderLine], *, at: datetime) -> bool:
+async def _mark_paid(session: AsyncSession, order: Order, lines: list[OrderLine], *, at: datetime,
+                     actor: Principal | None = None) -> bool:
     """created | awaiting_payment → paid (digital only) or awaiting_shipment (with physical
     lines: their shipments now wait for the publishers). False when the order was elsewhere."""
     physical = any(line.delivery == "physical" for line in lines)
     to = "awaiting_shipment" if physical else "paid"
+    before = order.status
     if not await repository.transition(session, order.id, from_=UNPAID, to=to, at=at, paid_at=at):
         return False
+    change = {"before": {"status": before}, "after": {"status": to, "total": order.total, "currency": order.currency}}
+    if actor is not None:  # the buyer paid from the wallet in a request
+        await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.order_pay,
+                    resource_type="order", resource_id=order.id, **change)
+    else:  # the saga: the wallet debit, a provider payment, a free order
+        await audit_system(session, action=AuditAction.order_pay, resource_type="order", resource_id=order.id,
+                           **change)
     if physical:
         await repository.move_shipments(session, order.id, from_=("pending",), to="awaiting", at=at)
     await _publish(session, order, "order.paid", physical=physical, lines=[_line_data(line) for line in lines])
@@ -325,13 +342,13 @@ async def on_debit_refused(session: AsyncSession, *, order_id: uuid.UUID, shortf
         await _publish(session, order, "order.awaiting_payment", shortfall=shortfall)
 
 
-async def _debit_and_mark_paid(session: AsyncSession, order: Order) -> bool:
+async def _debit_and_mark_paid(session: AsyncSession, order: Order, *, actor: Principal | None = None) -> bool:
     """Debit the wallet and mark the order paid together, or neither (the wallet is short,
     or the order left ``created``/``awaiting_payment``: expired or canceled first)."""
     lines = await _lines(session, order.id)
     try:
         async with session.begin_nested():
-            if not await _mark_paid(session, order, lines, at=utcnow()):
+            if not await _mark_paid(session, order, lines, at=utcnow(), actor=actor):
                 return False
             await wallet.debit_order(session, order_id=order.id, user_id=order.user_id, amount=order.total,
                                      currency=order.currency)
@@ -380,7 +397,7 @@ async def pay(session: AsyncSession, *, actor: Principal, order_id: uuid.UUID) -
                                      "this way.")
     balance = await wallet.balance(session, actor.user_id)
     if balance >= order.total:
-        if await _debit_and_mark_paid(session, order):
+        if await _debit_and_mark_paid(session, order, actor=actor):
             return order, None
         # Lost a race: the order left awaiting_payment, or the wallet was spent meanwhile.
         if order.status != "awaiting_payment":
@@ -407,9 +424,11 @@ async def complete(session: AsyncSession, *, order_id: uuid.UUID) -> bool:
     if order is None:
         return False
     now = utcnow()
+    before = order.status
     if not await repository.transition(session, order_id, from_=COMPLETABLE, to="completed", at=now,
                                        completed_at=now):
         return False
+    await _reached(session, order, "completed", before=before)
     await _publish(session, order, "order.completed", commission_bps=order.commission_bps,
                    lines=[_line_data(line) for line in await _lines(session, order_id)])
     return True
@@ -433,6 +452,8 @@ async def _close(session: AsyncSession, order: Order, *, from_: tuple[str, ...],
     if not await repository.transition(session, order.id, from_=from_, to=to, at=now, closed_at=now,
                                        failure_reason=reason):
         return False
+    # A cancel is audited by whoever canceled (cancel()); failure and expiry are the saga's.
+    await _reached(session, order, to, before=was, reason=reason, audited=by is not None)
     unshipped = set(await repository.move_shipments(session, order.id, from_=("pending", "awaiting"), to="canceled",
                                                     at=now))
     for line in await _lines(session, order.id):
@@ -444,6 +465,23 @@ async def _close(session: AsyncSession, order: Order, *, from_: tuple[str, ...],
         await coupons.release(session, order_id=order.id)
     await _publish(session, order, event, reason=reason, **({"by": by} if by else {}))
     return True
+
+
+SYSTEM_OUTCOMES = {"completed": AuditAction.order_complete, "failed": AuditAction.order_fail,
+                   "expired": AuditAction.order_expire, "canceled": AuditAction.order_cancel}
+
+
+async def _reached(session: AsyncSession, order: Order, outcome: str, *, before: str, reason: str | None = None,
+                   audited: bool = False) -> None:
+    """An order reached an outcome in this transaction: counted in /metrics once it commits,
+    and audited as the saga's step unless the caller audits it with its actor."""
+    count_on_commit(session, ORDERS.labels(outcome))
+    if not audited:
+        after: dict[str, Any] = {"status": outcome, "total": order.total, "currency": order.currency}
+        if reason:
+            after["reason"] = reason
+        await audit_system(session, action=SYSTEM_OUTCOMES[outcome], resource_type="order", resource_id=order.id,
+                           before={"status": before}, after=after)
 
 
 async def _return_escrow(session: AsyncSession, order: Order, *, memo: str) -> None:
@@ -493,9 +531,13 @@ async def cancel(session: AsyncSession, *, actor: Principal, order_id: uuid.UUID
     if order is None:
         raise OrderNotFound(f"There is no order {order_id}.")
     if order.user_id == actor.user_id:
+        before = order.status
         if not await _close(session, order, from_=UNPAID, to="canceled", reason="Canceled by the buyer",
                             event="order.canceled", by="buyer"):
             raise OrderTransitionRefused(f"Order {order.id} is {order.status}; the buyer cancels only unpaid orders.")
+        await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.order_cancel,
+                    resource_type="order", resource_id=order.id, before={"status": before},
+                    after={"status": "canceled", "reason": "Canceled by the buyer"})
         return order
     any_cancel = actor.condition_for(Permission.order_cancel) is Condition.any
     fulfilling, fulfils_any = await _fulfilling(session, actor, order)
@@ -625,4 +667,5 @@ async def take_refunded_units(session: AsyncSession, line_id: uuid.UUID, *, quan
 async def add_refunded(session: AsyncSession, order_id: uuid.UUID, amount: int, *, at: datetime) -> None:
     """Count ``amount`` more of a completed order as refunded: ``partially_refunded``, or
     ``refunded`` once all of its total is."""
-    await repository.add_refunded(session, order_id, amount, at=at)
+    if await repository.add_refunded(session, order_id, amount, at=at) == "refunded":
+        count_on_commit(session, ORDERS.labels("refunded"))

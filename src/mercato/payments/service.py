@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
+from mercato.audit.service import record_system as audit_system
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.config import Settings
@@ -30,7 +31,7 @@ from mercato.kit.clock import utcnow
 from mercato.kit.db import Database, refresh_if_held
 from mercato.kit.errors import ValidationFailed
 from mercato.kit.logging import log
-from mercato.kit.metrics import REGISTRY
+from mercato.kit.metrics import REGISTRY, count_on_commit
 from mercato.ledger import accounts
 from mercato.ledger import service as ledger
 from mercato.ledger.errors import InsufficientFunds
@@ -40,7 +41,12 @@ from mercato.payments import repository
 from mercato.payments.errors import (
     PaymentChangedConcurrently, PaymentNotFound, PaymentNotRefundable, ProviderError, RefundTooLarge, UnknownProvider,
 )
-from mercato.payments.providers import FINAL_REPORTS, PaymentProvider, current_settings, gateway
+from mercato.payments.providers import (
+    FINAL_REPORTS,
+    PaymentProvider,
+    current_settings,
+    gateway,
+)
 from mercato.policies import service as policies
 
 __all__ = ["ALLOWED_FROM", "OPEN", "poll_due", "receive_webhook", "refund", "start_payment"]
@@ -102,6 +108,9 @@ async def start_payment(session: AsyncSession, *, user_id: uuid.UUID, amount: in
                                   provider_ref=checkout.provider_ref, checkout_url=checkout.checkout_url)
     assert moved is not None  # created in this transaction
     await publish(session, CloudEvent(type="payment.created", subject=str(moved.id), data=payment_data(moved)))
+    await audit(session, actor_id=user_id, actor_email=None, action=AuditAction.payment_create, resource_type="payment",
+                resource_id=moved.id, after={"status": moved.status, "purpose": purpose, "order_id": order_id,
+                                             "amount": amount, "currency": moved.currency, "provider": moved.provider})
     return moved
 
 
@@ -118,6 +127,7 @@ async def settle(session: AsyncSession, payment: Payment, status: str, *, reason
         values["succeeded_at"] = now
     elif reason:
         values["failure_reason"] = reason[:2000]
+    was = payment.status
     moved = await repository.move(session, payment.id, allowed=ALLOWED_FROM[status], to=status, **values)
     if moved is None:
         current = await repository.get(session, payment.id)
@@ -128,7 +138,10 @@ async def settle(session: AsyncSession, payment: Payment, status: str, *, reason
                       status=current.status, provider=payment.provider)
         return False
     await _announce(session, moved)
-    PAYMENT_OUTCOMES.labels(moved.provider, moved.status).inc()
+    await audit_system(session, action=AuditAction.payment_settle, resource_type="payment", resource_id=moved.id,
+                       before={"status": was},
+                       after={"status": moved.status, "amount": moved.amount, "reason": reason})
+    count_on_commit(session, PAYMENT_OUTCOMES.labels(moved.provider, moved.status))  # once, not per retry
     return True
 
 

@@ -30,6 +30,7 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
+from mercato.audit.service import record_system as audit_system
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.kit.clock import utcnow
@@ -194,6 +195,10 @@ async def _approve(session: AsyncSession, refund: Refund, *, by: Principal | Non
     await repository.add_refunded_to_order(session, refund.order_id, total, at=now)
     await session.refresh(refund)
     await publish(session, CloudEvent(type="refund.approved", subject=str(refund.id), data=_event_data(refund)))
+    if by is None:  # inside the policy: nobody decided, the store did
+        await audit_system(session, action=AuditAction.refund_approve, resource_type="refund", resource_id=refund.id,
+                           before={"status": "requested"},
+                           after={"status": "approved", "automatic": True, "amount": refund.amount, "reason": reason})
     await _tell_buyer(session, refund, approved=True)
 
 
@@ -233,6 +238,9 @@ async def settle(session: AsyncSession, *, refund_id: uuid.UUID) -> bool:
     if not await repository.complete(session, refund.id, at=utcnow()):
         return False
     await session.refresh(refund)
+    await audit_system(session, action=AuditAction.refund_complete, resource_type="refund", resource_id=refund.id,
+                       before={"status": "approved"},
+                       after={"status": refund.status, "amount": refund.amount, "order_id": refund.order_id})
     await publish(session, CloudEvent(type="refund.completed", subject=str(refund.id), data=_event_data(refund)))
     return True
 
