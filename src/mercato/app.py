@@ -21,7 +21,8 @@ from mercato.accounts import endpoints as accounts_endpoints
 from mercato.audit import endpoints as audit_endpoints
 from mercato.bus import endpoints as bus_endpoints
 from mercato.bus.catalogue import document_events
-from mercato.bus.registry import load_event_types, load_handlers
+from mercato.bus.events import load_event_types
+from mercato.bus.registry import load_handlers
 from mercato.bus.service import Bus
 from mercato.catalog import endpoints as catalog_endpoints
 from mercato.config import Settings, load_settings

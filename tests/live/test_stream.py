@@ -33,6 +33,7 @@ from mercato.live.hub import LiveHub, LiveMessage, MemoryHub, RedisHub, make_hub
 from mercato.models import OutboxEvent
 from mercato.runtime import Runtime
 from tests.conftest import DEFAULT_PASSWORD, Actor
+from tests.support.bus import handled
 
 V1 = "/api/v1"
 STREAM = f"{V1}/events/stream"
@@ -81,14 +82,7 @@ class Server:
 
     async def pushed(self, event: OutboxEvent) -> None:
         """Wait until ``live.push`` has handled ``event`` (it has been handed to the hub)."""
-        deadline = asyncio.get_running_loop().time() + WAIT
-        while True:
-            async with self.runtime.db.read_session() as session:
-                delivery = await repository.delivery(session, "live.push", event.id)
-            if delivery is not None and delivery.state == "done":
-                return
-            assert asyncio.get_running_loop().time() < deadline, f"live.push of {event.type} is not done"
-            await asyncio.sleep(0.02)
+        await handled(self.runtime, "live.push", event.id, timeout=WAIT)
 
 
 @contextlib.asynccontextmanager
@@ -235,7 +229,7 @@ def assert_frame_is(frame: Frame, row: OutboxEvent) -> None:
     body = frame.cloudevent()
     assert body["specversion"] == "1.0" and body["datacontenttype"] == "application/json"
     assert body["id"] == str(row.id) and body["type"] == row.type and body["subject"] == row.subject
-    assert body["source"] == f"mercato/{EVENT_TYPES[row.type][0]}"
+    assert body["source"] == f"mercato/{EVENT_TYPES[row.type].source}"
     assert body["sequence"] == str(row.sequence)
     assert body["data"] == row.data
 

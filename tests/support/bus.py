@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from mercato.bus import repository
 from mercato.bus.registry import REGISTRY
 from mercato.bus.service import progress_signal, wait_idle
 from mercato.runtime import Runtime
@@ -46,3 +48,21 @@ async def eventually(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool
             return value
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(signal.wait(), timeout=min(left, 0.5))
+
+
+async def handled(runtime: Runtime, subscriber: str, event_id: uuid.UUID, *, timeout: float = 15.0) -> None:
+    """Until ``subscriber`` has handled the event: a step's delivery is done, or an
+    observer's cursor has passed the event's position."""
+
+    async def probe() -> bool:
+        async with runtime.db.read_session() as session:
+            found = REGISTRY.get(subscriber)
+            assert found is not None, f"no subscriber is named {subscriber!r}"
+            if found.batch:  # an observer
+                row = await repository.event_row(session, event_id)
+                cursor = (await repository.cursors(session)).get(subscriber)
+                return row is not None and row.position is not None and cursor is not None and cursor >= row.position
+            delivery = await repository.delivery(session, subscriber, event_id)
+            return delivery is not None and delivery.state == "done"
+
+    await eventually(probe, bool, timeout=timeout)

@@ -22,6 +22,7 @@ subscriber that only forwards events (webhooks, the live stream) never parses th
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -66,6 +67,15 @@ class EventType:
 
 # Every declared event type, filled by the modules' ``events.py`` as they are imported.
 EVENT_TYPES: dict[str, EventType] = {}
+# Domains that declare event types in their events.py.
+EVENT_MODULES = ("accounts", "access", "publishers", "catalog", "publishing", "review", "ratings", "library",
+                 "notifications", "policies", "orders", "wallet", "payments", "refunds", "earnings", "installs")
+
+
+def load_event_types() -> None:
+    """Import every domain's events.py so the catalogue of event types is complete."""
+    for module in EVENT_MODULES:
+        importlib.import_module(f"mercato.{module}.events")
 
 
 class UnknownEventType(ValueError):
@@ -95,6 +105,11 @@ def declare_event_type(name: str, *, source: str, data: str = "") -> None:
 
 def spec(name: str) -> EventType:
     found = EVENT_TYPES.get(name)
+    if found is None:
+        # A process that publishes before anything imported the declaring module (a CLI
+        # command, a sweep): the catalogue is completed once, then the name must be in it.
+        load_event_types()
+        found = EVENT_TYPES.get(name)
     if found is None:
         raise UnknownEventType(f"event type {name!r} is not declared (see mercato.bus.events)")
     return found

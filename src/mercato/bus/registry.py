@@ -38,16 +38,13 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.bus.events import CloudEvent, EventData
+from mercato.bus.events import CloudEvent, EventData, load_event_types
 
 Handler = Callable[[AsyncSession, CloudEvent], Awaitable[None]]
 BatchHandler = Callable[[AsyncSession, list[CloudEvent]], Awaitable[None]]
 ALL_EVENTS = "*"
 Lane = Literal["saga", "slow", "observer"]
 
-# Domains that declare event types in their events.py (the catalogue: bus/events.py).
-EVENT_MODULES = ("accounts", "access", "publishers", "catalog", "publishing", "review", "ratings", "library",
-                 "notifications", "policies", "orders", "wallet", "payments", "refunds", "earnings", "installs")
 # Domains whose handlers.py the store loads at start.
 HANDLER_MODULES = ("catalog", "review", "notifications", "webhooks", "live", "policies", "wallet", "refunds", "earnings",
                    "payments", "orders", "library", "installs", "history", "sync", "stats",
@@ -151,12 +148,6 @@ class Registry:
 REGISTRY = Registry()
 subscribe = REGISTRY.subscribe
 observe = REGISTRY.observe
-
-
-def load_event_types() -> None:
-    """Import every domain's events.py so the catalogue of event types is complete."""
-    for module in EVENT_MODULES:
-        importlib.import_module(f"mercato.{module}.events")
 
 
 def load_handlers() -> Registry:

@@ -21,8 +21,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.bus.events import EVENT_TYPES, CloudEvent
-from mercato.bus.registry import load_event_types
+from mercato.bus.events import EVENT_TYPES, CloudEvent, load_event_types
 from mercato.history import repository
 from mercato.history.errors import InvalidHistoryRange
 from mercato.kit.clock import utcnow
