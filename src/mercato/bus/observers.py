@@ -30,7 +30,7 @@ from mercato.bus.delivery import RetryPolicy, describe, event_from_row
 from mercato.bus.metrics import DELIVERIES, DELIVERY_LAG
 from mercato.bus.registry import ALL_EVENTS, Registry, Subscriber
 from mercato.kit.clock import utcnow
-from mercato.kit.db import Database
+from mercato.kit.db import Database, is_database_unavailable
 from mercato.kit.logging import log
 from mercato.kit.tasks import cancel_and_wait
 
@@ -123,8 +123,11 @@ class Observers:
                         break
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the database failing: try again at the next wake or poll
-                log.exception("bus: observer run failed", subscriber=observer.name)
+            except Exception as exc:  # the database failing: try again at the next wake or poll
+                if is_database_unavailable(exc):
+                    log.warning("bus: observer waits for the database", subscriber=observer.name, error=str(exc))
+                else:
+                    log.exception("bus: observer run failed", subscriber=observer.name)
 
     def _wake_later(self, name: str, delay: float) -> None:
         loop = asyncio.get_running_loop()

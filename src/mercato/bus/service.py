@@ -33,12 +33,14 @@ from mercato.bus.transport import Transport
 from mercato.config import Settings
 from mercato.kit import idempotency
 from mercato.kit.clock import utcnow
-from mercato.kit.db import Database
+from mercato.kit.db import Database, is_database_unavailable
 from mercato.kit.logging import log
 from mercato.kit.tasks import cancel_and_wait
 from mercato.live.hub import LiveHub
 
 ROLES = ("embedded", "api", "worker", "scheduler")
+# The longest pause between relay passes while they fail (a database outage).
+RELAY_BACKOFF_LIMIT_SECONDS = 5.0
 
 # Set whenever a bus in this process finished a piece of work (tests and ``wait_idle``
 # wait on it instead of polling); one per event loop.
@@ -142,16 +144,29 @@ class Bus:
 
     async def _relay_loop(self) -> None:
         poll = self.settings.bus_relay_poll_seconds
+        wait, outage = poll, False
         while True:
             try:
                 await self.relay_now()
+                if outage:
+                    log.info("bus: the database is back; relaying again")
+                wait, outage = poll, False
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("bus: relay pass failed")
-            self._wakeup.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=poll)
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    log.exception("bus: relay pass failed")
+                elif not outage:  # one warning per outage, not one trace every poll
+                    log.warning("bus: the database is unavailable; the relay backs off", error=str(exc))
+                outage = outage or is_database_unavailable(exc)
+                wait = min(wait * 2, RELAY_BACKOFF_LIMIT_SECONDS)  # a failing pass never spins
+            await self._pause(wait)
+
+    async def _pause(self, seconds: float) -> None:
+        """Until a publish wakes the relay, or ``seconds`` pass."""
+        self._wakeup.clear()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), timeout=seconds)
 
     async def redrive_due(self) -> int:
         """Hand every due pending delivery to the broker again (retries and lost messages)."""
