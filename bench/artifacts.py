@@ -37,7 +37,14 @@ from typing import Any
 import httpx
 
 from bench.servers import (
-    DEFAULT_PG_URL, RssSampler, Server, cpu_seconds, demo_store, round_ratios, running, wait_idle,
+    DEFAULT_PG_URL,
+    RssSampler,
+    Server,
+    cpu_seconds,
+    demo_store,
+    round_ratios,
+    running,
+    wait_idle,
 )
 
 BARS = {"rss_growth_mb": 64.0, "download_ratio": 0.5}
@@ -74,7 +81,8 @@ def _upload(url: str, token: str, path: Path) -> tuple[int, float, str]:
     """POST the archive as multipart ``file``; (status, seconds, body)."""
     started = time.perf_counter()
     if shutil.which("curl"):
-        result = subprocess.run(["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "-H", f"Authorization: Bearer {token}",
+        result = subprocess.run(["curl", "-sS", "-o", "-", "-w", "\n%{http_code}",
+                                 "-H", f"Authorization: Bearer {token}",
                                  "-F", f"file=@{path};type=application/gzip", url],
                                 capture_output=True, text=True, check=True, timeout=600)
         body, _, status = result.stdout.rpartition("\n")
@@ -145,7 +153,8 @@ def run(*, quick: bool = False, size_mb: int = 100, database: str = "postgresql"
             if status != 200 or _sha256(copy) != sha:
                 raise RuntimeError(f"the download answered {status} or differs from the upload")
             copy.unlink()
-            status, _, _ = _download(static.base_url + "/file", {}, str(copy))  # the static baseline warms its page cache too
+            # the static baseline warms its page cache too
+            status, _, _ = _download(static.base_url + "/file", {}, str(copy))
             copy.unlink()
             downloads: list[dict[str, Any]] = []
             baseline: list[dict[str, Any]] = []
@@ -159,7 +168,8 @@ def run(*, quick: bool = False, size_mb: int = 100, database: str = "postgresql"
                     raise RuntimeError(f"download {number} answered {status} with {got} of {size} bytes")
                 downloads.append({"seconds": round(seconds, 3), "mib_per_s": round(size / MB / seconds, 1),
                                   "cpu_s": round(cpu, 3),
-                                  "rss_before_mib": round(rss.before / MB, 1), "rss_growth_mib": round(rss.growth / MB, 1)})
+                                  "rss_before_mib": round(rss.before / MB, 1),
+                                  "rss_growth_mib": round(rss.growth / MB, 1)})
                 cpu_before = cpu_seconds(static.pid)
                 with RssSampler(static.pid) as static_rss:
                     status, got, seconds = _download(static.base_url + "/file", {})

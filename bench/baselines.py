@@ -44,7 +44,8 @@ async def _pool(app: FastAPI) -> AsyncIterator[None]:
     import asyncpg
 
     app.state.pool = await asyncpg.create_pool(os.environ["BENCH_PG_DSN"], min_size=1, max_size=10)
-    app.state.query = f"SELECT id, slug, name, summary, price, created_at FROM {os.environ.get('BENCH_PK_TABLE', PK_TABLE)} WHERE id = $1"  # noqa: S608
+    table = os.environ.get("BENCH_PK_TABLE", PK_TABLE)
+    app.state.query = f"SELECT id, slug, name, summary, price, created_at FROM {table} WHERE id = $1"
     try:
         yield
     finally:
@@ -70,7 +71,7 @@ async def create_pk_table(dsn: str, rows: int = 100) -> None:
                                  "name text NOT NULL, summary text NOT NULL, price integer NOT NULL, "
                                  "created_at timestamptz NOT NULL DEFAULT now())")
         await connection.executemany(
-            f"INSERT INTO {PK_TABLE} (id, slug, name, summary, price) VALUES ($1, $2, $3, $4, $5) "  # noqa: S608
+            f"INSERT INTO {PK_TABLE} (id, slug, name, summary, price) VALUES ($1, $2, $3, $4, $5) "
             "ON CONFLICT DO NOTHING",
             [(n, f"item-{n}", f"Item {n}", f"Summary of item {n}, a short line of text.", n * 100)
              for n in range(1, rows + 1)])

@@ -175,10 +175,10 @@ def main() -> None:
     for name in args.brokers.split(","):
         url = BROKERS[name]
         raw = asyncio.run({
-            "in-process": lambda: raw_in_process(args.events),
-            "redis": lambda: raw_redis(url, args.events),  # type: ignore[arg-type]
-            "rabbitmq": lambda: raw_rabbitmq(url, args.events),  # type: ignore[arg-type]
-            "nats": lambda: raw_nats(url, args.events),  # type: ignore[arg-type]
+            "in-process": lambda url=url: raw_in_process(args.events),
+            "redis": lambda url=url: raw_redis(url, args.events),  # type: ignore[arg-type]
+            "rabbitmq": lambda url=url: raw_rabbitmq(url, args.events),  # type: ignore[arg-type]
+            "nats": lambda url=url: raw_nats(url, args.events),  # type: ignore[arg-type]
         }[name]())
         database = fresh_database(args.database_url)
         try:

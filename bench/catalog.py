@@ -37,7 +37,14 @@ import httpx
 from bench.baselines import PK_TABLE, create_pk_table
 from bench.load import have_wrk, run_load
 from bench.servers import (
-    DEFAULT_PG_URL, Server, asyncpg_dsn, cpu_seconds, demo_store, round_ratios, running, wait_idle,
+    DEFAULT_PG_URL,
+    Server,
+    asyncpg_dsn,
+    cpu_seconds,
+    demo_store,
+    round_ratios,
+    running,
+    wait_idle,
 )
 
 LISTING = "hello-notes"  # a demo listing with three versions, a category and related listings
@@ -122,7 +129,7 @@ def run(*, quick: bool = False, rounds: int | None = None, duration: float | Non
                 "pk-read": (pk, pk.base_url + "/items/42", {}),
                 "mercato-cold": (cold, cold.base_url + detail, {}),
             }
-            for name, (_, url, headers) in targets.items():
+            for _, url, headers in targets.values():
                 run_load(url, connections=64, duration=warmup, headers=headers, tool=tool)
             measured: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
             for round_number in range(1, rounds + 1):
@@ -136,7 +143,8 @@ def run(*, quick: bool = False, rounds: int | None = None, duration: float | Non
         log_bytes = warm.log_path.stat().st_size if warm.log_path.exists() else 0
         warnings = list(store.warnings)
     summary = {name: {"rps": _median(runs, "rps"), "p99_ms_c4": _median(runs, "p99_ms_c4"),
-                      "p50_ms_c4": _median(runs, "p50_ms_c4"), "cpu_us_per_request": _median(runs, "cpu_us_per_request"),
+                      "p50_ms_c4": _median(runs, "p50_ms_c4"),
+                      "cpu_us_per_request": _median(runs, "cpu_us_per_request"),
                       "errors": sum(r["errors"] for r in runs)}
                for name, runs in measured.items()}
     errors = sum(s["errors"] for s in summary.values())
@@ -158,8 +166,10 @@ def run(*, quick: bool = False, rounds: int | None = None, duration: float | Non
              "revalidate_cpu_ratio": cpu_ratio("mercato-304", "hello"),
              "warm_p99_ms_c4": summary["mercato-warm"]["p99_ms_c4"],
              "revalidate_p99_ms_c4": summary["mercato-304"]["p99_ms_c4"],
-             "cpu_us_per_request": {k: summary[k]["cpu_us_per_request"] for k in ("hello", "mercato-warm", "mercato-304")}}
-    perf1["pass"] = bool(errors == 0 and warm_ratio >= BARS["warm_ratio"] and revalidate_ratio >= BARS["revalidate_ratio"]
+             "cpu_us_per_request": {k: summary[k]["cpu_us_per_request"]
+                                    for k in ("hello", "mercato-warm", "mercato-304")}}
+    perf1["pass"] = bool(errors == 0 and warm_ratio >= BARS["warm_ratio"]
+                         and revalidate_ratio >= BARS["revalidate_ratio"]
                          and max(perf1["warm_p99_ms_c4"], perf1["revalidate_p99_ms_c4"]) < BARS["warm_p99_ms"])
     perf2 = {"cold_ratio": round(cold_ratio, 3), "cold_p99_ms_c4": summary["mercato-cold"]["p99_ms_c4"],
              "cold_ratio_per_round": per_round("mercato-cold", "pk-read"),
@@ -185,13 +195,15 @@ def report_lines(results: dict[str, Any]) -> list[str]:
         f"304 {s['mercato-304']['cpu_us_per_request']:.0f}, hello {s['hello']['cpu_us_per_request']:.0f} "
         f"(CPU ratios {p1['warm_cpu_ratio']:.2f} / {p1['revalidate_cpu_ratio']:.2f}); per-round ratios "
         f"{p1['warm_ratio_per_round']} / {p1['revalidate_ratio_per_round']}; p99@4 warm "
-        f"{p1['warm_p99_ms_c4']:.1f} ms, 304 {p1['revalidate_p99_ms_c4']:.1f} ms, hello {s['hello']['p99_ms_c4']:.1f} ms",
+        f"{p1['warm_p99_ms_c4']:.1f} ms, 304 {p1['revalidate_p99_ms_c4']:.1f} ms, "
+        f"hello {s['hello']['p99_ms_c4']:.1f} ms",
         f"PERF-2 ratio={p2['cold_ratio']:.2f} bar={BARS['cold_ratio']} "
         f"cpu={s['mercato-cold']['cpu_us_per_request']:.0f}µs/req (PK read {s['pk-read']['cpu_us_per_request']:.0f}) "
         f"p99={p2['cold_p99_ms_c4']:.2f}ms "
         f"bar={BARS['cold_p99_ms']:g}ms {'PASS' if p2['pass'] else 'FAIL'}",
         f"  cold {s['mercato-cold']['rps']:.0f} req/s vs asyncpg PK read {s['pk-read']['rps']:.0f} req/s; "
-        f"CPU µs/req cold {s['mercato-cold']['cpu_us_per_request']:.0f}, PK read {s['pk-read']['cpu_us_per_request']:.0f} "
+        f"CPU µs/req cold {s['mercato-cold']['cpu_us_per_request']:.0f}, "
+        f"PK read {s['pk-read']['cpu_us_per_request']:.0f} "
         f"(CPU ratio {p2['cold_cpu_ratio']:.2f}); per-round ratios {p2['cold_ratio_per_round']}; p99@4 PK read "
         f"{s['pk-read']['p99_ms_c4']:.1f} ms",
     ]

@@ -16,7 +16,8 @@ PERF-4. Two uvicorn processes with the same settings, measured in turn:
 
 Throughput: completed orders per second with 16 concurrent buyers (closed loop), in three
 interleaved rounds (baseline, saga, baseline, saga, …); ratio = the median of the per-round
-ratios mercato / checkout, bar ≥ 0.25; the server's CPU µs per completed order beside it. Latency: the saga's p99 at half of Mercato's
+ratios mercato / checkout, bar ≥ 0.25; the server's CPU µs per completed order beside it.
+Latency: the saga's p99 at half of Mercato's
 measured rate (open loop: requests started on a fixed schedule), bar < 250 ms.
 
 PERF-5. 100 physical copies, 2,000 concurrent buyers with money, each ordering one: exactly
@@ -40,7 +41,14 @@ import httpx
 
 from bench.baselines import create_checkout_tables
 from bench.servers import (
-    DEFAULT_PG_URL, Server, Store, asyncpg_dsn, cpu_seconds, demo_store, round_ratios, running,
+    DEFAULT_PG_URL,
+    Server,
+    Store,
+    asyncpg_dsn,
+    cpu_seconds,
+    demo_store,
+    round_ratios,
+    running,
 )
 
 BARS = {"ratio": 0.25, "p99_ms": 250.0, "flash_seconds": 10.0}
@@ -243,7 +251,8 @@ async def _reserved(store: Store, listing: str) -> dict[str, int]:
     engine = create_async_engine(store.database_url)  # type: ignore[arg-type]
     try:
         async with engine.connect() as connection:
-            stock = (await connection.execute(text("SELECT stock FROM listings WHERE id = :id"), {"id": listing})).scalar()
+            stock = (await connection.execute(text("SELECT stock FROM listings WHERE id = :id"),
+                                              {"id": listing})).scalar()
             ordered = (await connection.execute(text(
                 "SELECT coalesce(sum(l.quantity), 0) FROM order_lines l JOIN orders o ON o.id = l.order_id "
                 "WHERE l.listing_id = :id AND o.status NOT IN ('expired', 'canceled', 'failed')"),
@@ -323,9 +332,11 @@ def run(*, quick: bool = False, pg_url: str = DEFAULT_PG_URL, rounds: int = ROUN
                            "cpu_us_per_order": statistics.median(r["cpu_us_per_order"] for r in base_runs),
                            "other": {k: v for r in base_runs for k, v in r["other"].items()}, "runs": base_runs}
     ordered = sorted(saga_latencies) or [float("nan")]
-    results["saga"] = {"rate": saga_rate, "cpu_us_per_order": statistics.median(r["cpu_us_per_order"] for r in saga_runs),
+    results["saga"] = {"rate": saga_rate,
+                       "cpu_us_per_order": statistics.median(r["cpu_us_per_order"] for r in saga_runs),
                        "other": {k: v for r in saga_runs for k, v in r["other"].items()},
-                       "p50_ms": ordered[len(ordered) // 2], "p99_ms": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+                       "p50_ms": ordered[len(ordered) // 2],
+                       "p99_ms": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
                        "runs": saga_runs}
     results["paced"] = {"rate": paced.completed / paced.seconds if paced.seconds else 0, "target_rate": saga_rate / 2,
                         "other": paced.other, "p50_ms": paced.p(0.5), "p99_ms": paced.p(0.99),

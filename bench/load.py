@@ -78,7 +78,7 @@ def _wrk(url: str, *, connections: int, duration: float, headers: dict[str, str]
                                 timeout=duration + 60).stdout
     finally:
         Path(script.name).unlink(missing_ok=True)
-    line = next(l for l in output.splitlines() if l.startswith("BENCH-JSON "))
+    line = next(text for text in output.splitlines() if text.startswith("BENCH-JSON "))
     raw = json.loads(line.removeprefix("BENCH-JSON "))
     seconds = raw["duration_us"] / 1e6
     errors = sum(raw[k] for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts"))

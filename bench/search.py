@@ -125,7 +125,8 @@ def generate(count: int, seed: int = 3) -> Catalogue:
     def brand() -> str:
         return "".join(rng.choices(SYLLABLES, k=rng.randint(2, 3))).capitalize()
 
-    publishers = [{"id": uuid.uuid4(), "slug": f"pub-{n}", "name": f"{brand()} {rng.choice(['Labs', 'Studio', 'Games', 'Software', 'Apps', 'Works'])}",
+    suffixes = ["Labs", "Studio", "Games", "Software", "Apps", "Works"]
+    publishers = [{"id": uuid.uuid4(), "slug": f"pub-{n}", "name": f"{brand()} {rng.choice(suffixes)}",
                    "description": "", "website": None, "verified": False, "created_at": now, "updated_at": now}
                   for n in range(2000)]
     categories = [{"id": uuid.uuid4(), "slug": f"bench-cat-{n}", "name": f"Category {n}", "description": "",
@@ -141,7 +142,7 @@ def generate(count: int, seed: int = 3) -> Catalogue:
         delivery = rng.choices(["digital", "physical", "both"], [88, 3, 9])[0]
         price = 0 if rng.random() < 0.6 else rng.choice([99, 199, 299, 499, 999, 1999, 4999])
 
-        def sentence(k: int) -> str:  # about the listing's own topics, now and then another one
+        def sentence(k: int, tags: list[str] = tags) -> str:  # the listing's own topics, now and then another
             return " ".join(rng.choice(tags) if roll < 0.12 else rng.choice(topics) if roll < 0.13 else
                             rng.choices(GENERAL, general_weights)[0] for roll in (rng.random() for _ in range(k)))
 
@@ -330,7 +331,8 @@ async def _run(listings: int, queries: int, concurrency: int, pg_url: str | None
             url = admin.set(database=name).render_as_string(hide_password=False)
             results["postgresql"] = await bench_database(url, catalogue, mix, concurrency=concurrency)
         finally:
-            await _pg_admin(admin.render_as_string(hide_password=False), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await _pg_admin(admin.render_as_string(hide_password=False),
+                            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         _report("postgresql", results["postgresql"])
     return results
 
@@ -342,7 +344,8 @@ def _report(database: str, numbers: dict[str, Any]) -> None:
         run_numbers = numbers[mode]
         classes = ", ".join(f"{label} p95={c['p95_ms']}ms" for label, c in run_numbers["classes"].items())
         print(f"  {mode}: p50={run_numbers['p50_ms']}ms p95={run_numbers['p95_ms']}ms p99={run_numbers['p99_ms']}ms "
-              f"{run_numbers['qps']} q/s, {run_numbers['cpu_us_per_query']:.0f} µs CPU/query, cache hits {run_numbers['cache_hit_rate']:.0%}; {classes}", file=sys.stderr)
+              f"{run_numbers['qps']} q/s, {run_numbers['cpu_us_per_query']:.0f} µs CPU/query, "
+              f"cache hits {run_numbers['cache_hit_rate']:.0%}; {classes}", file=sys.stderr)
     print(f"  index built in {numbers['load_s']}s", file=sys.stderr)
 
 

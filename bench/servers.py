@@ -296,7 +296,7 @@ class Store:
                 raise
             last = str(error).strip().splitlines()
             self.warnings.append(f"`mercato demo` failed after publishing {published} listings (the catalog has "
-                                 f"no ratings): {next((l for l in reversed(last) if 'Error' in l), last[-1])[:300]}")
+                                 f"no ratings): {next((t for t in reversed(last) if 'Error' in t), last[-1])[:300]}")
             print(f"warning: {self.warnings[-1]}", file=sys.stderr)
 
 

@@ -41,7 +41,15 @@ from typing import Any
 import httpx
 
 from bench.servers import (
-    DEFAULT_PG_URL, PYTHON, ROOT, UVICORN_SETTINGS, cpu_seconds, free_port, postgres_database, rss_bytes, wait_idle,
+    DEFAULT_PG_URL,
+    PYTHON,
+    ROOT,
+    UVICORN_SETTINGS,
+    cpu_seconds,
+    free_port,
+    postgres_database,
+    rss_bytes,
+    wait_idle,
 )
 
 BARS = {"existing_s": 2.0, "fresh_s": 5.0, "demo_s": 5.0, "idle_rss_mb": 150.0, "stop_s": 5.0}
@@ -264,11 +272,13 @@ def run(*, rounds: int = 3, pg_url: str | None = DEFAULT_PG_URL) -> dict[str, An
         [one["worker_postgresql_redis"]["stop_s"] for one in runs if "worker_postgresql_redis" in one] + \
         [one["fresh_stop"]["stop_s"] for one in runs] + [one["demo"]["stop_stop_s"] for one in runs]
     tracebacks = sum(bool(one["stop"]["traceback"]) + bool(one["worker_sqlite"]["traceback"])
-                     + bool(one.get("worker_postgresql_redis", {}).get("traceback")) + bool(one["demo"]["stop_traceback"])
+                     + bool(one.get("worker_postgresql_redis", {}).get("traceback"))
+                     + bool(one["demo"]["stop_traceback"])
                      for one in runs)
     summary = {"hello_start_s": median("hello_start_s"), "fresh_s": median("fresh_s"),
                "existing_s": median("existing_s"), "existing_cpu_s": median("existing_cpu_s"),
-               "existing_ratio_to_hello": round(statistics.median(o["existing_s"] / o["hello_start_s"] for o in runs), 2),
+               "existing_ratio_to_hello": round(statistics.median(o["existing_s"] / o["hello_start_s"]
+                                                                  for o in runs), 2),
                "ready_rss_mb": median("ready_rss_mb"), "idle_rss_mb": median("idle_rss_mb"),
                "demo_ready_s": median("demo.ready_s"), "stop_long_poll_s": median("stop.stop_s"),
                "worker_stop_s": median("worker_sqlite.stop_s"), "max_stop_s": max(stops), "tracebacks": tracebacks}
