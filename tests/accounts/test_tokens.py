@@ -369,3 +369,46 @@ async def test_api_token_cannot_create_api_tokens(client, user) -> None:
     response = await client.post(TOKENS, headers=bearer(token), json={"name": "child"})
     assert_problem(response, 403, "forbidden")
     assert len((await client.get(TOKENS, headers=user.headers)).json()) == 1
+
+
+# --- a token's scopes bound every authorization decision (issue 11, item 2) ----------------------
+
+async def test_user_create_token_of_a_super_admin_cannot_create_a_super_admin(client, super_admin) -> None:
+    token = (await create_api_token(client, super_admin.headers, scopes=["user:create"]))["token"]
+    email = f"escalated-{uuid.uuid4().hex[:8]}@example.org"
+    response = await client.post("/api/v1/admin/users", headers=bearer(token), json={
+        "email": email, "password": "a long and unusual passphrase 42", "roles": ["super_admin"]})
+    assert_problem(response, 403, "forbidden")
+    listed = await client.get("/api/v1/admin/users", headers=super_admin.headers, params={"q": email})
+    assert listed.json()["items"] == []
+    # the same token still creates an ordinary account (the sign-up role gives nothing a sign-up does not)
+    response = await client.post("/api/v1/admin/users", headers=bearer(token), json={
+        "email": email, "password": "a long and unusual passphrase 42"})
+    assert response.status_code == 201, response.text
+    assert response.json()["roles"] == ["user"]
+
+
+async def test_user_update_token_of_a_super_admin_cannot_grant_super_admin(client, super_admin, user) -> None:
+    token = (await create_api_token(client, super_admin.headers, scopes=["user:update"]))["token"]
+    for roles in (["user", "super_admin"], ["user", "marketplace_admin"]):
+        response = await client.patch(f"/api/v1/admin/users/{user.id}", headers=bearer(token), json={"roles": roles})
+        assert_problem(response, 403, "forbidden")
+    shown = await client.get("/api/v1/admin/users", headers=super_admin.headers, params={"q": user.email})
+    assert [u["roles"] for u in shown.json()["items"]] == [["user"]]
+    # the owner's own session, which holds role:update, may
+    response = await client.patch(f"/api/v1/admin/users/{user.id}", headers=super_admin.headers,
+                                  json={"roles": ["user", "marketplace_admin"]})
+    assert response.status_code == 200, response.text
+
+
+async def test_a_resource_bound_scope_does_not_count_as_holding_the_permission(runtime) -> None:
+    from mercato.access.permissions import Condition
+    from mercato.access.principal import Principal
+
+    owner = Principal(user_id=uuid.uuid4(), email="a@example.org", roles=frozenset({"super_admin"}),
+                      grants={"user:create": Condition.any, "listing:update": Condition.any,
+                              "role:update": Condition.any})
+    scoped = Principal(user_id=owner.user_id, email=owner.email, roles=owner.roles, grants=owner.grants,
+                       token_scopes=("user:create", "listing:update@hello-notes"))
+    assert owner.effective_grants() == owner.grants
+    assert scoped.effective_grants() == {"user:create": Condition.any}

@@ -15,6 +15,7 @@ class Principal:
     user_id: uuid.UUID
     email: str
     roles: frozenset[str]
+    # The grants of the user's roles; an API token narrows them: read effective_grants() or condition_for().
     grants: dict[str, Condition]
     # Set when the caller came with an API token: its scopes narrow the role grants.
     token_id: uuid.UUID | None = None
@@ -34,6 +35,18 @@ class Principal:
         if self.token_scopes is not None and not scope_allows(self.token_scopes, permission, resource):
             return None
         return condition
+
+    def effective_grants(self) -> dict[str, Condition]:
+        """What the caller holds across the store: the role grants, narrowed by an API token's scopes.
+
+        Use this (never ``grants``) wherever the caller's rights are compared with something, e.g. the roles
+        they may hand out. A scope bound to one resource (``listing:update@hello-notes``) holds its
+        permission for that resource only, so it does not count as holding the permission here.
+        """
+        if self.token_scopes is None:
+            return dict(self.grants)
+        unbound = {scope for scope in self.token_scopes if "@" not in scope}
+        return {permission: condition for permission, condition in self.grants.items() if permission in unbound}
 
     def has(self, permission: Permission) -> bool:
         return self.condition_for(permission) is not None
