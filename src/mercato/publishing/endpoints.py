@@ -201,12 +201,9 @@ async def download(listing_id: ListingKey, version: VersionText, request: Reques
     """The package archive, for entitled callers (free listings: any signed-in user, who gets
     it into their library; paid: its owners). Supports `Range` and `If-None-Match`; headers
     carry the SHA-256 and the store's Ed25519 signature of it (verify with `GET /api/v1/keys`).
-    A download is counted when the body is requested from its first byte."""
-    # Revalidations and resumed downloads do not count towards the owner's download count
-    # (the refund policy reads it).
-    range_header = request.headers.get("range", "").replace(" ", "")
-    fresh = not request.headers.get("if-none-match") and (not range_header or range_header.startswith("bytes=0-"))
-    listing, found = await service.for_download(session, viewer=actor, key=listing_id, version=version, count=fresh)
+    Every answer that carries bytes of the archive counts as a download (the refund policy reads
+    the count): a revalidation answered 304 does not; a range, even a resumed one, does."""
+    listing, found = await service.for_download(session, viewer=actor, key=listing_id, version=version, count=False)
     if await rt.artifacts.size(found.sha256) is None:  # a clean 404 rather than a body that breaks off
         raise ArtifactMissing(f"The archive of {listing.slug} {found.version} is missing from storage.")
     etag = f'"{found.sha256}"'
@@ -224,9 +221,11 @@ async def download(listing_id: ListingKey, version: VersionText, request: Reques
     if offered and (offered.strip() == "*" or etag in [t.strip().removeprefix("W/") for t in offered.split(",")]):
         return Response(status_code=304, headers=headers)
     if_range = request.headers.get("if-range")
+    range_header = request.headers.get("range", "").replace(" ", "")
     selected = byte_range(range_header, found.size) if (not if_range or if_range.strip() == etag) else None
-    if selected is None or selected[0] == 0:  # resuming a download does not count it again
-        await service.count_download(session, listing=listing, version=found)
+    # Counted from what is served, never from the request's headers: a stale If-None-Match, a
+    # suffix range covering the file or a failed If-Range all hand out the archive.
+    await service.count_download(session, listing=listing, version=found, user_id=actor.user_id)
     start, end = selected if selected else (0, found.size)
     headers["Content-Length"] = str(end - start)
     status = 200

@@ -251,9 +251,16 @@ async def for_download(session: AsyncSession, *, viewer: Principal, key: str, ve
     return listing, found
 
 
-async def count_download(session: AsyncSession, *, listing: Listing, version: ListingVersion) -> None:
+async def count_download(session: AsyncSession, *, listing: Listing, version: ListingVersion,
+                         user_id: uuid.UUID | None = None) -> None:
+    """An answer handed out bytes of the archive: count it on the version, the listing and, for
+    ``user_id``, on their entitlement (what the refund policy's download limit reads)."""
+    from mercato.library import service as library
+
     await repository.count_download(session, version.id)
     await catalog.count(session, listing.id, day_stat="downloads", download_count=1)
+    if user_id is not None:
+        await library.count_download(session, user_id=user_id, listing_id=listing.id)
 
 
 # --- the Open VSX adapter's reads (mercato.openvsx) ---------------------------------------------
