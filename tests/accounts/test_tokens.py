@@ -412,3 +412,57 @@ async def test_a_resource_bound_scope_does_not_count_as_holding_the_permission(r
                        token_scopes=("user:create", "listing:update@hello-notes"))
     assert owner.effective_grants() == owner.grants
     assert scoped.effective_grants() == {"user:create": Condition.any}
+
+
+# --- scopes narrow (issue 11, item 6) -------------------------------------------------------------
+
+async def test_a_coupon_scope_for_one_publisher_does_not_reach_another(client, actors) -> None:
+    owner = await actors.create()
+    first, second = await actors.publisher(owner), await actors.publisher(owner)
+    owner = await actors.login(owner.email, owner.password, user_id=owner.id)
+    coupons = {}
+    for publisher in (first, second):
+        made = await client.post("/api/v1/coupons", headers=owner.headers, json={
+            "code": f"SAVE-{uuid.uuid4().hex[:8].upper()}", "kind": "percent", "value": 10, "scope": "publisher",
+            "publisher": publisher["slug"]})
+        assert made.status_code == 201, made.text
+        coupons[publisher["slug"]] = made.json()
+    token = bearer((await create_api_token(client, owner.headers, scopes=[f"coupon:manage@{first['slug']}"]))["token"])
+    ours = await client.patch(f"/api/v1/coupons/{coupons[first['slug']]['id']}", headers=token, json={"value": 20})
+    assert ours.status_code == 200, ours.text
+    theirs = await client.patch(f"/api/v1/coupons/{coupons[second['slug']]['id']}", headers=token, json={"value": 20})
+    assert theirs.status_code == 404, theirs.text
+    listed = (await client.get("/api/v1/coupons", headers=token)).json()["items"]
+    assert [c["id"] for c in listed] == [coupons[first["slug"]]["id"]]
+
+
+async def test_a_download_scope_for_one_listing_does_not_download_another(client, actors, user) -> None:
+    from tests.catalog.support import Shop
+
+    shop = await Shop.open(client, actors)
+    first, second = await shop.published(), await shop.published()
+    token = bearer((await create_api_token(client, user.headers,
+                                           scopes=[f"version:download@{first['slug']}"]))["token"])
+    url = "/api/v1/listings/{}/versions/1.0.0/download"
+    assert (await client.get(url.format(first["slug"]), headers=token)).status_code == 200
+    assert_problem(await client.get(url.format(second["slug"]), headers=token), 403, "forbidden")
+    library = (await client.get("/api/v1/library", headers=user.headers)).json()["items"]
+    assert [item["listing"]["slug"] for item in library] == [first["slug"]]
+
+
+async def test_a_scoped_token_cannot_read_the_event_stream_or_sign_the_account_out(client, user) -> None:
+    token = bearer((await create_api_token(client, user.headers, scopes=["account:read"]))["token"])
+    assert (await client.get(ME, headers=token)).status_code == 200
+    streamed = await asyncio.wait_for(client.get("/api/v1/events/stream", headers=token), 10)  # a stream never ends
+    assert_problem(streamed, 403, "forbidden")
+    assert_problem(await client.post("/api/v1/auth/logout", headers=token), 403, "forbidden")
+    assert (await client.get(ME, headers=user.headers)).status_code == 200  # the session still stands
+
+
+async def test_a_password_change_revokes_the_accounts_api_tokens(client, user) -> None:
+    token = bearer((await create_api_token(client, user.headers))["token"])
+    assert (await client.get(ME, headers=token)).status_code == 200
+    changed = await client.post("/api/v1/me/password", headers=user.headers, json={
+        "current_password": user.password, "new_password": "another long and unusual passphrase 7"})
+    assert changed.status_code in (200, 204), changed.text
+    assert_unauthenticated(await client.get(ME, headers=token))

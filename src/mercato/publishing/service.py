@@ -23,6 +23,7 @@ from mercato.catalog import service as catalog
 from mercato.catalog.errors import ListingTransitionRefused
 from mercato.kit import semver
 from mercato.kit.clock import utcnow
+from mercato.kit.errors import Forbidden
 from mercato.models import Listing, ListingVersion
 from mercato.publishers import service as publishers
 from mercato.publishing import repository
@@ -243,6 +244,8 @@ async def for_download(session: AsyncSession, *, viewer: Principal, key: str, ve
     from mercato.library import service as library
 
     listing = await catalog.get_visible(session, viewer, key)
+    if viewer.condition_for(Permission.version_download, listing.slug) is None:  # a token scoped to other listings
+        raise Forbidden(f"This API token's scopes do not reach {listing.slug!r} (version:download@{listing.slug}).")
     privileged = await sees_every_version(session, viewer, listing)
     found = await get_version(session, viewer, listing, version)
     if not privileged:
