@@ -109,3 +109,12 @@ async def test_unapproved_versions_are_not_downloadable_by_users(shop: Shop, cli
     mine = await client.get(url, headers=shop.developer.headers)
     assert mine.status_code == 200 and "x-signature-ed25519" not in mine.headers
     assert mine.content == data
+
+
+async def test_a_range_with_a_number_longer_than_python_converts_sends_the_whole_file(
+        shop: Shop, client: httpx.AsyncClient, user: Actor) -> None:
+    listing = await shop.published()
+    url = f"{V1}/listings/{listing['slug']}/versions/1.0.0/download"
+    response = await client.get(url, headers={**user.headers, "Range": "bytes=" + "9" * 5000 + "-"})
+    assert response.status_code == 200 and response.headers["x-checksum-sha256"] == hashlib.sha256(
+        response.content).hexdigest()

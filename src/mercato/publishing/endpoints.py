@@ -194,7 +194,7 @@ async def appeal_rejection(listing_id: ListingKey, version: VersionText, body: Y
 
 # --- downloads ----------------------------------------------------------------------------------
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$", re.ASCII)  # no number longer than a file size
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
