@@ -369,3 +369,100 @@ async def test_api_token_cannot_create_api_tokens(client, user) -> None:
     response = await client.post(TOKENS, headers=bearer(token), json={"name": "child"})
     assert_problem(response, 403, "forbidden")
     assert len((await client.get(TOKENS, headers=user.headers)).json()) == 1
+
+
+# --- a token's scopes bound every authorization decision (issue 11, item 2) ----------------------
+
+async def test_user_create_token_of_a_super_admin_cannot_create_a_super_admin(client, super_admin) -> None:
+    token = (await create_api_token(client, super_admin.headers, scopes=["user:create"]))["token"]
+    email = f"escalated-{uuid.uuid4().hex[:8]}@example.org"
+    response = await client.post("/api/v1/admin/users", headers=bearer(token), json={
+        "email": email, "password": "a long and unusual passphrase 42", "roles": ["super_admin"]})
+    assert_problem(response, 403, "forbidden")
+    listed = await client.get("/api/v1/admin/users", headers=super_admin.headers, params={"q": email})
+    assert listed.json()["items"] == []
+    # the same token still creates an ordinary account (the sign-up role gives nothing a sign-up does not)
+    response = await client.post("/api/v1/admin/users", headers=bearer(token), json={
+        "email": email, "password": "a long and unusual passphrase 42"})
+    assert response.status_code == 201, response.text
+    assert response.json()["roles"] == ["user"]
+
+
+async def test_user_update_token_of_a_super_admin_cannot_grant_super_admin(client, super_admin, user) -> None:
+    token = (await create_api_token(client, super_admin.headers, scopes=["user:update"]))["token"]
+    for roles in (["user", "super_admin"], ["user", "marketplace_admin"]):
+        response = await client.patch(f"/api/v1/admin/users/{user.id}", headers=bearer(token), json={"roles": roles})
+        assert_problem(response, 403, "forbidden")
+    shown = await client.get("/api/v1/admin/users", headers=super_admin.headers, params={"q": user.email})
+    assert [u["roles"] for u in shown.json()["items"]] == [["user"]]
+    # the owner's own session, which holds role:update, may
+    response = await client.patch(f"/api/v1/admin/users/{user.id}", headers=super_admin.headers,
+                                  json={"roles": ["user", "marketplace_admin"]})
+    assert response.status_code == 200, response.text
+
+
+async def test_a_resource_bound_scope_does_not_count_as_holding_the_permission(runtime) -> None:
+    from mercato.access.permissions import Condition
+    from mercato.access.principal import Principal
+
+    owner = Principal(user_id=uuid.uuid4(), email="a@example.org", roles=frozenset({"super_admin"}),
+                      grants={"user:create": Condition.any, "listing:update": Condition.any,
+                              "role:update": Condition.any})
+    scoped = Principal(user_id=owner.user_id, email=owner.email, roles=owner.roles, grants=owner.grants,
+                       token_scopes=("user:create", "listing:update@hello-notes"))
+    assert owner.effective_grants() == owner.grants
+    assert scoped.effective_grants() == {"user:create": Condition.any}
+
+
+# --- scopes narrow (issue 11, item 6) -------------------------------------------------------------
+
+async def test_a_coupon_scope_for_one_publisher_does_not_reach_another(client, actors) -> None:
+    owner = await actors.create()
+    first, second = await actors.publisher(owner), await actors.publisher(owner)
+    owner = await actors.login(owner.email, owner.password, user_id=owner.id)
+    coupons = {}
+    for publisher in (first, second):
+        made = await client.post("/api/v1/coupons", headers=owner.headers, json={
+            "code": f"SAVE-{uuid.uuid4().hex[:8].upper()}", "kind": "percent", "value": 10, "scope": "publisher",
+            "publisher": publisher["slug"]})
+        assert made.status_code == 201, made.text
+        coupons[publisher["slug"]] = made.json()
+    token = bearer((await create_api_token(client, owner.headers, scopes=[f"coupon:manage@{first['slug']}"]))["token"])
+    ours = await client.patch(f"/api/v1/coupons/{coupons[first['slug']]['id']}", headers=token, json={"value": 20})
+    assert ours.status_code == 200, ours.text
+    theirs = await client.patch(f"/api/v1/coupons/{coupons[second['slug']]['id']}", headers=token, json={"value": 20})
+    assert theirs.status_code == 404, theirs.text
+    listed = (await client.get("/api/v1/coupons", headers=token)).json()["items"]
+    assert [c["id"] for c in listed] == [coupons[first["slug"]]["id"]]
+
+
+async def test_a_download_scope_for_one_listing_does_not_download_another(client, actors, user) -> None:
+    from tests.catalog.support import Shop
+
+    shop = await Shop.open(client, actors)
+    first, second = await shop.published(), await shop.published()
+    token = bearer((await create_api_token(client, user.headers,
+                                           scopes=[f"version:download@{first['slug']}"]))["token"])
+    url = "/api/v1/listings/{}/versions/1.0.0/download"
+    assert (await client.get(url.format(first["slug"]), headers=token)).status_code == 200
+    assert_problem(await client.get(url.format(second["slug"]), headers=token), 403, "forbidden")
+    library = (await client.get("/api/v1/library", headers=user.headers)).json()["items"]
+    assert [item["listing"]["slug"] for item in library] == [first["slug"]]
+
+
+async def test_a_scoped_token_cannot_read_the_event_stream_or_sign_the_account_out(client, user) -> None:
+    token = bearer((await create_api_token(client, user.headers, scopes=["account:read"]))["token"])
+    assert (await client.get(ME, headers=token)).status_code == 200
+    streamed = await asyncio.wait_for(client.get("/api/v1/events/stream", headers=token), 10)  # a stream never ends
+    assert_problem(streamed, 403, "forbidden")
+    assert_problem(await client.post("/api/v1/auth/logout", headers=token), 403, "forbidden")
+    assert (await client.get(ME, headers=user.headers)).status_code == 200  # the session still stands
+
+
+async def test_a_password_change_revokes_the_accounts_api_tokens(client, user) -> None:
+    token = bearer((await create_api_token(client, user.headers))["token"])
+    assert (await client.get(ME, headers=token)).status_code == 200
+    changed = await client.post("/api/v1/me/password", headers=user.headers, json={
+        "current_password": user.password, "new_password": "another long and unusual passphrase 7"})
+    assert changed.status_code in (200, 204), changed.text
+    assert_unauthenticated(await client.get(ME, headers=token))

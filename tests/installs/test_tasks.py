@@ -78,6 +78,29 @@ async def test_the_artifact_resumes_with_a_range(client: httpx.AsyncClient, shop
     assert changed.status_code == 200 and changed.content == whole.content
 
 
+async def test_an_install_counts_as_a_download_and_stops_once_the_entitlement_is_revoked(
+        client: httpx.AsyncClient, shop: Shop, user: Actor, admin: Actor) -> None:
+    """Issue 11 item 3: installs never counted, and a task queued before a refund still got the archive."""
+    listing = await published(shop, offers=[{"delivery": "digital", "price": {"amount": 499, "currency": "USD"}}])
+    granted = await client.post(f"{V1}/admin/entitlements", headers=admin.headers,
+                                json={"user_id": user.id, "listing_id": listing["id"], "reason": "Press copy"})
+    assert granted.status_code == 201, granted.text
+    agent = await register(client, user)
+    assert (await install(client, user, agent, listing["id"])).status_code == 202
+    [handed] = await agent.fetch()
+    assert (await client.get(handed["artifact"]["url"], headers=agent.headers)).status_code == 200
+    library = (await client.get(f"{V1}/library", headers=user.headers)).json()["items"]
+    assert [item["download_count"] for item in library] == [1]
+
+    revoked = await client.delete(f"{V1}/admin/entitlements/{granted.json()['id']}", headers=admin.headers,
+                                  params={"reason": "Refunded"})
+    assert revoked.status_code == 200, revoked.text
+    refused = await client.get(handed["artifact"]["url"], headers=agent.headers)
+    assert refused.status_code == 403 and refused.json()["code"] == "not_entitled"
+    resumed = await client.get(handed["artifact"]["url"], headers={**agent.headers, "Range": "bytes=10-"})
+    assert resumed.status_code == 403
+
+
 async def test_requirements_the_instance_does_not_meet_are_named(client: httpx.AsyncClient, shop: Shop,
                                                                  user: Actor) -> None:
     listing = await published(shop, extra=CONFIGURED, platforms=("linux-arm64",))

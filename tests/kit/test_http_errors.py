@@ -447,3 +447,10 @@ async def test_a_transaction_the_database_rolled_back_is_a_503_to_retry(
     response = await client.get(f"/test-rollback-{sqlstate}")
     assert_problem(response, 503, "service_unavailable")
     assert response.headers["retry-after"] == "1"
+
+
+async def test_numbers_longer_than_python_converts_are_refused_cleanly(client: httpx.AsyncClient) -> None:
+    """Issue 11 item 7: int() of a 5000-digit header value raised ValueError (a 500)."""
+    huge = "9" * 5000
+    response = await client.post("/api/v1/auth/login", content=b"{}", headers={**JSON, "Content-Length": huge})
+    assert_problem(response, 413, "payload_too_large")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import os
 import stat
 import struct
@@ -500,3 +501,77 @@ def test_zip64_local_headers_from_the_standard_library_are_read(tmp_path: Path) 
             with archive.open(name, "w", force_zip64=True) as target:
                 target.write(data)
     assert inspect_archive(path).changelog == CHANGELOG.decode()
+
+
+# --- tar parser differentials (issue 11, item 1) ------------------------------------------
+
+def _header_block(name: bytes, *, size: int = 0, type_: bytes = b"0", magic: bytes = b"ustar\x0000",
+                  prefix: bytes = b"") -> bytes:
+    """One tar header built byte by byte (any magic, any prefix), its checksum fixed up."""
+    block = bytearray(raw_tar_header(name, size=size, type_=type_, magic=magic))
+    block[345:345 + len(prefix)] = prefix
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    return bytes(block)
+
+
+def _member(header: bytes, data: bytes) -> bytes:
+    return header + data + bytes(-len(data) % 512)
+
+
+def _pax_record(key: str, value: bytes) -> bytes:
+    body = b" " + key.encode() + b"=" + value + b"\n"
+    length = len(body) + 1
+    while len(str(length).encode()) + len(body) != length:
+        length += 1
+    return str(length).encode() + body
+
+
+def _valid_members(magic: bytes = b"ustar\x0000") -> bytes:
+    return b"".join(_member(_header_block(name.encode(), size=len(data), magic=magic), data)
+                    for name, data in valid_files().items())
+
+
+def _gnu_prefix() -> bytes:
+    gnu = b"ustar  \x00"
+    return _valid_members(gnu) + _member(_header_block(b"data/safe.txt", size=1, magic=gnu, prefix=b"../.."), b"x")
+
+
+def _pax_then_longname() -> bytes:
+    pax = _pax_record("path", b"../../evil.txt")
+    longname = b"data/safe.txt\x00"
+    return (_valid_members()
+            + _member(_header_block(b"PaxHeader/safe", size=len(pax), type_=b"x"), pax)
+            + _member(_header_block(b"././@LongLink", size=len(longname), type_=b"L"), longname)
+            + _member(_header_block(b"data/safe.txt", size=1), b"x"))
+
+
+def _longname_then_pax() -> bytes:
+    pax = _pax_record("path", b"data/safe.txt")
+    longname = b"../../evil.txt\x00"
+    return (_valid_members()
+            + _member(_header_block(b"././@LongLink", size=len(longname), type_=b"L"), longname)
+            + _member(_header_block(b"PaxHeader/safe", size=len(pax), type_=b"x"), pax)
+            + _member(_header_block(b"data/safe.txt", size=1), b"x"))
+
+
+DIFFERENTIALS = [("gnu-magic-with-prefix", _gnu_prefix), ("pax-path-then-gnu-longname", _pax_then_longname),
+                 ("gnu-longname-then-pax-path", _longname_then_pax)]
+
+
+@pytest.mark.parametrize("build", [b for _, b in DIFFERENTIALS], ids=[i for i, _ in DIFFERENTIALS])
+def test_tar_layouts_that_extractors_name_differently_are_refused(tmp_path: Path,
+                                                                  build: Callable[[], bytes]) -> None:
+    raw = build() + bytes(1024)
+    with tarfile.open(fileobj=io.BytesIO(raw)) as archive:  # the hostile name is what tarfile would write
+        assert any(name.startswith("../") for name in archive.getnames()), archive.getnames()
+    path = write(tmp_path / "hostile.tar.gz", gz(raw))
+    with pytest.raises(ArchiveUnsupported) as caught:
+        inspect_archive(path)
+    assert 400 <= caught.value.status < 500
+    assert "tar" in caught.value.detail
+
+
+def test_a_plain_gnu_tar_without_prefix_is_still_accepted(tmp_path: Path) -> None:
+    path = write(tmp_path / "gnu.tar.gz", gz(_valid_members(b"ustar  \x00") + bytes(1024)))
+    assert inspect_archive(path).member("mercato.toml") is not None

@@ -240,3 +240,9 @@ def test_path_problem_explains_unsafe_paths(path: str, fragment: str) -> None:
                                   "a b/c d.txt", "x" * 255])
 def test_path_problem_accepts_ordinary_paths(path: str) -> None:
     assert path_problem(path) is None
+
+
+def test_an_integer_longer_than_python_converts_is_a_422_not_a_crash() -> None:
+    """Issue 11 item 7: tomllib raises a bare ValueError past sys.get_int_max_str_digits()."""
+    error = refusal(replaced("memory_mb = 256", "memory_mb = " + "9" * 5000))
+    assert "too large" in error.detail

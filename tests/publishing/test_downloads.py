@@ -54,8 +54,35 @@ async def test_range_and_conditional_requests(shop: Shop, client: httpx.AsyncCli
     stale_if_range = await client.get(url, headers={**user.headers, "Range": "bytes=0-9", "If-Range": '"other"'})
     assert stale_if_range.status_code == 200 and stale_if_range.content == whole.content
     counted = (await client.get(f"{V1}/listings/{listing['slug']}/versions/1.0.0", headers=user.headers)).json()
-    # the whole download, the resumed-from-0 If-Range one; ranges from the middle do not count
-    assert counted["download_count"] == 2
+    # every answer that carried bytes of the archive (whole, two ranges, the failed If-Range); not the 304 or 416
+    assert counted["download_count"] == 4
+
+
+async def entitled_downloads(client: httpx.AsyncClient, user: Actor, slug: str) -> int:
+    library = (await client.get(f"{V1}/library", headers=user.headers)).json()["items"]
+    return next(item["download_count"] for item in library if item["listing"]["slug"] == slug)
+
+
+async def test_every_answer_that_hands_out_the_archive_counts_for_the_refund_rule(
+        shop: Shop, client: httpx.AsyncClient, user: Actor) -> None:
+    """Issue 11 item 3: full bodies behind conditional or range headers were served but not counted."""
+    listing = await shop.published()
+    url = f"{V1}/listings/{listing['slug']}/versions/1.0.0/download"
+    whole = await client.get(url, headers=user.headers)
+    assert await entitled_downloads(client, user, listing["slug"]) == 1
+    size = len(whole.content)
+    bypasses = [
+        {"If-None-Match": '"a-stale-tag"'},  # a stale validator: the whole file is sent
+        {"Range": f"bytes=-{size}"},  # a suffix range covering the whole file
+        {"Range": "bytes=5-", "If-Range": '"a-stale-tag"'},  # a failed If-Range: the whole file is sent
+    ]
+    for number, extra in enumerate(bypasses, start=2):
+        answer = await client.get(url, headers={**user.headers, **extra})
+        assert answer.status_code in (200, 206) and answer.content == whole.content, extra
+        assert await entitled_downloads(client, user, listing["slug"]) == number, extra
+    revalidated = await client.get(url, headers={**user.headers, "If-None-Match": whole.headers["etag"]})
+    assert revalidated.status_code == 304
+    assert await entitled_downloads(client, user, listing["slug"]) == 4
 
 
 async def test_a_paid_listing_downloads_only_for_owners(shop: Shop, client: httpx.AsyncClient, user: Actor,
@@ -82,3 +109,12 @@ async def test_unapproved_versions_are_not_downloadable_by_users(shop: Shop, cli
     mine = await client.get(url, headers=shop.developer.headers)
     assert mine.status_code == 200 and "x-signature-ed25519" not in mine.headers
     assert mine.content == data
+
+
+async def test_a_range_with_a_number_longer_than_python_converts_sends_the_whole_file(
+        shop: Shop, client: httpx.AsyncClient, user: Actor) -> None:
+    listing = await shop.published()
+    url = f"{V1}/listings/{listing['slug']}/versions/1.0.0/download"
+    response = await client.get(url, headers={**user.headers, "Range": "bytes=" + "9" * 5000 + "-"})
+    assert response.status_code == 200 and response.headers["x-checksum-sha256"] == hashlib.sha256(
+        response.content).hexdigest()

@@ -175,3 +175,55 @@ async def test_submission_moves_version_and_new_listing_into_review(shop: Shop, 
     assert (await client.get(f"{V1}/listings/{slug}", headers=user.headers)).status_code == 404
     task = await shop.task_of(slug, "0.1.0")
     assert task["status"] == "pending" and task["listing"]["status"] == "in_review"
+
+
+# --- the caller and the listing are checked before the body is read (issue 11, item 4) -----------
+
+class CountingBody:
+    """A chunked multipart body that records how much of it the server pulled."""
+
+    def __init__(self, chunks: int = 16) -> None:
+        self.boundary = "mercato-test-boundary"
+        self.chunks = chunks
+        self.pulled = 0
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Content-Type": f"multipart/form-data; boundary={self.boundary}"}
+
+    async def __aiter__(self):  # type: ignore[no-untyped-def]
+        self.pulled += 1
+        yield (f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.tar.gz\"\r\n"
+               "Content-Type: application/gzip\r\n\r\n").encode()
+        for _ in range(self.chunks):
+            self.pulled += 1
+            yield bytes(4096)
+        yield f"\r\n--{self.boundary}--\r\n".encode()
+
+
+async def test_an_upload_is_refused_before_its_body_is_read(shop: Shop, client: httpx.AsyncClient, user: Actor,
+                                                            actors: Actors) -> None:
+    listing = await shop.listing()
+    outsider = await actors.create("developer")  # holds version:upload, not a member of this publisher
+    cases = [
+        (f"{V1}/listings/{listing['slug']}/versions", {}, 401),  # anonymous
+        (f"{V1}/listings/{listing['slug']}/versions", user.headers, 403),  # no version:upload
+        (f"{V1}/listings/{listing['slug']}/versions", outsider.headers, 404),  # not their listing
+        (f"{V1}/listings/no-such-listing/versions", shop.developer.headers, 404),  # no listing
+    ]
+    for url, headers, status in cases:
+        body = CountingBody()
+        response = await client.post(url, headers={**headers, **body.headers}, content=body)
+        assert response.status_code == status, (url, headers, response.text)
+        assert body.pulled == 0, (status, body.pulled)
+
+
+async def test_an_upload_without_a_file_part_is_a_422(shop: Shop, client: httpx.AsyncClient) -> None:
+    listing = await shop.listing()
+    url = f"{V1}/listings/{listing['slug']}/versions"
+    response = await client.post(url, headers=shop.developer.headers, data={"sha256": "0" * 64},
+                                 files={"other": ("x", b"x")})
+    assert response.status_code == 422 and response.json()["errors"][0]["loc"] == ["body", "file"], response.text
+    bad_sum = await client.post(url, headers=shop.developer.headers, data={"sha256": "nothex"},
+                                files={"file": ("x.tar.gz", package_bytes(listing["slug"], "1.0.0"))})
+    assert bad_sum.status_code == 422 and bad_sum.json()["errors"][0]["loc"] == ["body", "sha256"], bad_sum.text

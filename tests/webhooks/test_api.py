@@ -173,3 +173,27 @@ async def test_webhooks_list_pages_with_a_cursor(
         if cursor is None:
             break
     assert seen == list(reversed(ids))
+
+
+async def test_a_token_scoped_to_one_publisher_does_not_reach_another_publishers_webhook(
+        world: World, receiver: Receiver, client: httpx.AsyncClient, actors: Actors) -> None:
+    """Issue 11 item 6: webhook:manage@p1 reached the webhooks of p2, another publisher of the same owner."""
+    second = await actors.publisher(world.owner)
+    owner = await actors.login(world.owner.email, world.owner.password, user_id=world.owner.id)
+    mine = (await world.create(receiver.url(), actor=owner)).json()
+    other = (await world.create(receiver.url(), actor=owner, publisher=second["slug"])).json()
+    made = await client.post(f"{V1}/me/tokens", headers=owner.headers,
+                             json={"name": "ci", "scopes": [f"webhook:manage@{world.slug}"]})
+    assert made.status_code == 201, made.text
+    token = {"Authorization": f"Bearer {made.json()['token']}"}
+    assert (await client.get(f"{V1}/webhooks/{mine['id']}", headers=token)).status_code == 200
+    assert (await client.get(f"{V1}/webhooks/{other['id']}", headers=token)).status_code == 404
+    changed = await client.patch(f"{V1}/webhooks/{other['id']}", headers=token, json={"active": False})
+    assert changed.status_code == 404
+    assert (await client.delete(f"{V1}/webhooks/{other['id']}", headers=token)).status_code == 404
+    listed = (await client.get(f"{V1}/webhooks", headers=token)).json()["items"]
+    assert [w["id"] for w in listed] == [mine["id"]]
+    created = await client.post(f"{V1}/webhooks", headers=token, json={
+        "url": receiver.url(), "event_types": ["publisher.updated"], "publisher": second["slug"]})
+    assert created.status_code == 403, created.text
+    assert (await client.get(f"{V1}/webhooks/{other['id']}", headers=owner.headers)).json()["active"] is True

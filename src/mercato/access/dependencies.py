@@ -84,13 +84,23 @@ def public() -> Any:
     return Depends(_policy(allow_anyone, PUBLIC))
 
 
+def _not_scoped(principal: Principal) -> Principal:
+    """Routes without a permission of their own (the caller's session, their whole event stream)
+    are the account's: an API token limited by scopes does not reach them, only one carrying
+    every permission of its owner (no scopes) does."""
+    if principal.token_scopes is not None:
+        raise Forbidden("An API token limited by scopes cannot use this route; sign in, or use a token without "
+                        "scopes.")
+    return principal
+
+
 def authenticated() -> Any:
     async def signed_in(request: Request, credentials: Annotated[
             HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
         principal = await _principal_or_none(request, credentials)
         if principal is None:
             raise Unauthenticated("Send Authorization: Bearer <token>.")
-        return principal
+        return _not_scoped(principal)
 
     return Depends(_policy(signed_in, AUTHENTICATED))
 
@@ -110,7 +120,7 @@ def user_or_instance() -> Any:
         principal = await _principal_or_none(request, credentials)
         if principal is None:
             raise Unauthenticated("Send Authorization: Bearer <token>.")
-        return principal
+        return _not_scoped(principal)
 
     return Depends(_policy(signed_in_or_instance, AUTHENTICATED))
 

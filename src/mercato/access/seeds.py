@@ -138,3 +138,5 @@ DEFAULT_ROLES: dict[str, tuple[str, dict[Permission, Condition]]] = {
 
 # Roles only a super admin may grant or take away.
 PRIVILEGED_ROLES = frozenset({"marketplace_admin", "super_admin"})
+# The role every account gets when it signs up: handing it out gives nothing a sign-up does not.
+SIGN_UP_ROLE = "user"

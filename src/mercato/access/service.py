@@ -11,7 +11,7 @@ from mercato.access import repository
 from mercato.access.errors import RoleLocked, RoleNotFound, UnknownPermission, UnknownRole
 from mercato.access.permissions import CONDITION_BREADTH, Condition, Permission
 from mercato.access.principal import merge_grants
-from mercato.access.seeds import DEFAULT_ROLES, PRIVILEGED_ROLES
+from mercato.access.seeds import DEFAULT_ROLES, PRIVILEGED_ROLES, SIGN_UP_ROLE
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.models import Role, RoleGrant
@@ -124,7 +124,10 @@ async def ensure_roles_exist(session: AsyncSession, roles: list[str]) -> None:
 
 async def roles_beyond(session: AsyncSession, grants: dict[str, Condition], role_names: list[str]) -> list[str]:
     """The roles among ``role_names`` the caller may not hand out: admin roles need a
-    super admin (``role:update``), and no role may carry more than the caller holds."""
+    super admin (``role:update``), and no role may carry more than the caller holds.
+
+    ``grants`` are the caller's effective grants (``Principal.effective_grants()``): an API token
+    scoped ``user:create`` holds only that, whatever its owner's roles."""
     beyond = set(await _roles_carrying_more(session, grants, role_names))
     if grants.get(Permission.role_update.value) is not Condition.any:
         beyond |= set(role_names) & PRIVILEGED_ROLES
@@ -136,7 +139,7 @@ async def _roles_carrying_more(session: AsyncSession, grants: dict[str, Conditio
     """The roles among ``role_names`` that grant more than ``grants`` (a permission the caller
     lacks, or holds only under a narrower condition). A caller may hand out only what they hold:
     checking role names alone would let an admin grant a custom role that carries role:update."""
-    names = sorted(set(role_names))
+    names = sorted(set(role_names) - {SIGN_UP_ROLE})
     held = {permission: CONDITION_BREADTH[condition] for permission, condition in grants.items()}
     beyond = set()
     for name in names:

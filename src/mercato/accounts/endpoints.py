@@ -172,7 +172,7 @@ async def create_token(body: ApiTokenCreate, me: Annotated[Principal, requires(P
         raise Forbidden("API tokens cannot create other API tokens; sign in with your password.")
     user = await service.get_user(session, me.user_id)
     expires_at = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    token, secret = await service.create_api_token(session, user=user, grants=dict(me.grants), name=body.name,
+    token, secret = await service.create_api_token(session, user=user, grants=me.effective_grants(), name=body.name,
                                                    scopes=body.scopes, expires_at=expires_at)
     return ApiTokenCreated(**ApiTokenRead.model_validate(token).model_dump(), token=secret)
 
@@ -212,7 +212,7 @@ async def create_user(body: AdminUserCreate, actor: Annotated[Principal, require
     """Create an account with roles (e.g. a developer or reviewer). You may grant only roles
     whose permissions you hold yourself, so admin roles need a super admin."""
     await access.ensure_roles_exist(session, body.roles)
-    beyond = await access.roles_beyond(session, dict(actor.grants), body.roles)
+    beyond = await access.roles_beyond(session, actor.effective_grants(), body.roles)
     if beyond:  # e.g. a marketplace admin creating an admin, or a custom role carrying role:update
         raise Forbidden(f"You cannot grant {', '.join(beyond)}: it carries permissions you do not hold.")
     user = await service.create_user(session, rt, email=str(body.email), password=body.password,
@@ -231,6 +231,6 @@ async def update_user(user_id: uuid.UUID, body: AdminUserUpdate, session: WriteS
     if user_id == actor.user_id and (body.is_active is False or body.roles is not None):
         raise Forbidden("You cannot disable yourself or change your own roles.")
     user = await service.admin_update(session, actor_id=actor.user_id, actor_email=actor.email,
-                                      actor_grants=dict(actor.grants), user_id=user_id,
+                                      actor_grants=actor.effective_grants(), user_id=user_id,
                                       display_name=body.display_name, is_active=body.is_active, roles=body.roles)
     return await user_read(session, user)

@@ -98,6 +98,12 @@ async def revoke_all_refresh(session: AsyncSession, user_id: uuid.UUID, at: date
 
 # --- API tokens -----------------------------------------------------------------------------
 
+async def revoke_all_api_tokens(session: AsyncSession, user_id: uuid.UUID, at: datetime) -> None:
+    await session.execute(
+        update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None)).values(revoked_at=at)
+        .execution_options(synchronize_session=False)
+    )
+
 async def add_api_token(session: AsyncSession, token: ApiToken) -> None:
     session.add(token)
     await session.flush()

@@ -167,6 +167,7 @@ async def change_password(session: AsyncSession, rt: Runtime, *, user: User, cur
     check_password_policy(new, email=user.email, field="new_password")
     user.password_hash = await rt.passwords.hash_async(new)
     await repository.revoke_all_refresh(session, user.id, utcnow())
+    await repository.revoke_all_api_tokens(session, user.id, utcnow())  # a leaked password may have made them
     await repository.bump_token_version(session, user.id)
     await audit(session, actor_id=user.id, actor_email=user.email, action=AuditAction.password_change,
                 resource_type="user", resource_id=user.id)

@@ -67,7 +67,8 @@ def _audited(coupon: Coupon) -> dict[str, Any]:
 
 async def _scope(session: AsyncSession, actor: Principal) -> tuple[Condition | None, list[uuid.UUID]]:
     condition = actor.condition_for(Permission.coupon_manage)
-    member_of = await publishers.publisher_ids_of(session, actor.user_id) if condition is Condition.own else []
+    member_of = (await publishers.publisher_ids_for(session, actor, Permission.coupon_manage)
+                 if condition is Condition.own else [])
     return condition, member_of
 
 

@@ -39,7 +39,7 @@ from mercato.licences import service as licences
 from mercato.licences.errors import LicenceNotFound
 from mercato.models import InstallTask
 from mercato.publishing.endpoints import byte_range
-from mercato.publishing.errors import RangeNotSatisfiable
+from mercato.publishing.errors import NotEntitled, RangeNotSatisfiable
 from mercato.runtime import Runtime
 
 router = APIRouter(route_class=TransactionalRoute, tags=["agent"])
@@ -142,14 +142,16 @@ async def get_agent_task(task_id: uuid.UUID, agent: Agent, request: Request, rt:
 
 
 @router.get("/agent/tasks/{task_id}/artifact", name="download_artifact",
-            responses={**TaskNotFound.responses(RangeNotSatisfiable, ArtifactMissing),
+            responses={**TaskNotFound.responses(RangeNotSatisfiable, ArtifactMissing, NotEntitled),
                        200: {"content": {"application/octet-stream": {}}, "description": "The package archive"},
                        206: {"description": "Part of the archive (Range)"}})
-async def download_artifact(task_id: uuid.UUID, agent: Agent, request: Request, rt: RuntimeDep) -> Response:
+async def download_artifact(task_id: uuid.UUID, agent: Agent, request: Request, rt: RuntimeDep,
+                            session: WriteSession) -> Response:
     """The archive of a dispatched or running install or upgrade task, resumable with `Range`.
-    Check its SHA-256 and signature (the task's `artifact`) before unpacking it."""
-    async with rt.db.read_session() as session:
-        version = await service.artifact_of(session, instance_id=instance_id_of(agent), task_id=task_id)
+    Check its SHA-256 and signature (the task's `artifact`) before unpacking it. 403
+    `not_entitled` when the task's owner no longer owns the listing (refunded since it was
+    queued); each fetch counts as one of the owner's downloads."""
+    version = await service.artifact_for_download(session, instance_id=instance_id_of(agent), task_id=task_id)
     if await rt.artifacts.size(version.sha256) is None:
         raise ArtifactMissing(f"The archive of version {version.version} is missing from storage.")
     etag = f'"{version.sha256}"'

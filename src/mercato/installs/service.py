@@ -596,6 +596,21 @@ async def artifact_of(session: AsyncSession, *, instance_id: uuid.UUID, task_id:
     return found
 
 
+async def artifact_for_download(session: AsyncSession, *, instance_id: uuid.UUID,
+                                task_id: uuid.UUID) -> ListingVersion:
+    """The archive an agent fetches for a task, if the task's owner may still have it.
+
+    Checked when the bytes are handed out, not when the task was queued: an entitlement
+    revoked meanwhile (a refund) answers 403 ``not_entitled``. The fetch counts as one of the
+    owner's downloads (the refund policy's limit reads it), like a download through the API.
+    """
+    task = await agent_task(session, instance_id=instance_id, task_id=task_id)
+    found = await artifact_of(session, instance_id=instance_id, task_id=task_id)
+    await _listing_for(session, task.owner_id, found.listing_id)
+    await library.count_download(session, user_id=task.owner_id, listing_id=found.listing_id)
+    return found
+
+
 # --- status correction (I5) ---------------------------------------------------------------------
 
 @dataclass

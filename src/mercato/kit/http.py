@@ -214,9 +214,9 @@ class RequestMiddleware:
         max_bytes, content_types = self.body_policy.for_path(scope["path"])
         length = headers.get("content-length")
         if length is not None:
-            if not length.isdigit():
+            if not length.isascii() or not length.isdigit():
                 return _problem_app(MalformedBody("Content-Length is not a number."))
-            if int(length) > max_bytes:
+            if len(length) > 18 or int(length) > max_bytes:  # (int() refuses very long digit strings)
                 return _problem_app(PayloadTooLarge(f"The body may be at most {max_bytes} bytes."))
         has_body = (length is not None and int(length) > 0) or "transfer-encoding" in headers
         if scope["method"] in ("POST", "PUT", "PATCH") and has_body:

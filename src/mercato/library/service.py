@@ -101,6 +101,15 @@ async def entitle_for_download(session: AsyncSession, *, user_id: uuid.UUID, lis
     return await repository.count_download(session, user_id, listing.id) if count else True
 
 
+async def count_download(session: AsyncSession, *, user_id: uuid.UUID, listing_id: uuid.UUID) -> None:
+    """One more download on the user's active entitlement, if they have one (the refund policy reads it).
+
+    Call it for every answer that hands out bytes of an archive: a download through the API
+    (whatever its conditional or range headers) and an install agent's fetch for the user.
+    """
+    await repository.count_download(session, user_id, listing_id)
+
+
 async def library_of(session: AsyncSession, user_id: uuid.UUID, after: tuple[datetime, uuid.UUID] | None,
                      limit: int) -> list[Entitlement]:
     """The user's active entitlements, newest first."""

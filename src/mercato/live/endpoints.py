@@ -55,7 +55,7 @@ class _Sent:
 
 def _resume_point(last_event_id: str | None) -> int | None:
     """The sequence a reconnecting client saw last; None if the header is absent or not one of our ids."""
-    if last_event_id and last_event_id.isascii() and last_event_id.isdigit():
+    if last_event_id and last_event_id.isascii() and last_event_id.isdigit() and len(last_event_id) <= 19:
         value = int(last_event_id)
         if value <= MAX_SEQUENCE:
             return value

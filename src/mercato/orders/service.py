@@ -519,7 +519,7 @@ async def _fulfilling(session: AsyncSession, actor: Principal, order: Order) -> 
     if condition is Condition.any:
         return shipping, True
     if condition is Condition.own:
-        mine = set(await publishers.publisher_ids_of(session, actor.user_id))
+        mine = set(await publishers.publisher_ids_for(session, actor, Permission.order_fulfil))
         return [publisher_id for publisher_id in shipping if publisher_id in mine], False
     return [], False
 

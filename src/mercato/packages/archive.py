@@ -443,7 +443,13 @@ class _TarScanner:
                 "The tar archive is not in ustar or pax format (an old v7 tar, or something posing as a tar). "
                 "Rebuild it with `tar --format=pax` or `mercato package build`.")
         name = _c_string(block[0:100])
-        prefix = _c_string(block[345:500]) if posix else b""
+        prefix = _c_string(block[345:500])
+        if prefix and not posix:
+            # GNU tar reads bytes 345-500 of a GNU-magic header as times and offsets and ignores them for the
+            # name, while Python's tarfile prepends them as a ustar prefix: the two extract different paths.
+            raise ArchiveUnsupported(
+                "A GNU tar header carries a ustar name prefix, which tar tools read differently. Rebuild the "
+                "archive with `tar --format=pax` or `mercato package build`.")
         return {
             "name": prefix + b"/" + name if prefix else name,
             "mode": _tar_number(block[100:108], what="mode") & 0o7777,
@@ -481,7 +487,7 @@ class _TarScanner:
                     raise ArchiveCorrupt("The tar archive has a run of extended headers. Rebuild it.")
                 data = self._read_small(size, "extended header")
                 if kind == b"x":
-                    pending.update(self._pax(data))
+                    self._merge(pending, self._pax(data))
                 elif kind == b"g":
                     globals_seen += 1
                     records = _pax_records(data)
@@ -489,7 +495,7 @@ class _TarScanner:
                         raise ArchiveUnsupported("The tar archive has global pax headers that change member "
                                                  "names or sizes. Rebuild it (mercato package build).")
                 else:
-                    pending["path" if kind == b"L" else "linkpath"] = _c_string(data)
+                    self._merge(pending, {"path" if kind == b"L" else "linkpath": _c_string(data)})
                 continue
             run = 0
             if "path" in pending:
@@ -504,6 +510,22 @@ class _TarScanner:
             pending = {}
             if self._entry(header, size):
                 return
+
+    @staticmethod
+    def _merge(pending: dict[str, bytes], records: dict[str, bytes]) -> None:
+        """Add one extended header's values for the next member, refusing a value given twice.
+
+        When two extended headers (pax ``x`` records, GNU ``L``/``K`` entries, in any order) both set a
+        member's name, link or size, extractors disagree on which one wins (Python's tarfile keeps the first,
+        GNU tar the last), so the name the store checks and lists could differ from the one written to disk.
+        """
+        twice = pending.keys() & records.keys()
+        if twice:
+            raise ArchiveUnsupported(
+                f"A tar member has its {min(twice)} set by two extended headers (pax and GNU long name, "
+                "or two of either), which tar tools resolve differently. Rebuild the archive with "
+                "`tar --format=pax` or `mercato package build`.")
+        pending.update(records)
 
     def _pax(self, data: bytes) -> dict[str, bytes]:
         records = _pax_records(data)

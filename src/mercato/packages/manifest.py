@@ -471,6 +471,9 @@ def parse_manifest(data: bytes | str) -> Manifest:
     except tomllib.TOMLDecodeError as error:
         raise ManifestInvalid(f"{MANIFEST_NAME} is not valid TOML: {error}. Fix the syntax at that line.",
                               errors=[{"loc": [], "msg": str(error), "type": "toml_syntax"}]) from None
+    except ValueError as error:  # an integer longer than Python converts (sys.get_int_max_str_digits())
+        raise ManifestInvalid(f"{MANIFEST_NAME} holds a value too large to read: {error}.",
+                              errors=[{"loc": [], "msg": "A number is too long.", "type": "toml_value"}]) from None
     except RecursionError:
         raise ManifestInvalid(f"{MANIFEST_NAME} is nested too deeply.",
                               errors=[{"loc": [], "msg": "Nested too deeply.", "type": "toml_syntax"}]) from None

@@ -42,6 +42,24 @@ async def publisher_ids_of(session: AsyncSession, user_id: uuid.UUID) -> list[uu
     return await repository.publisher_ids_of(session, user_id)
 
 
+async def publisher_ids_for(session: AsyncSession, actor: Principal, permission: Permission, *,
+                            owners_only: bool = False) -> list[uuid.UUID]:
+    """The publishers the actor acts for under ``permission``'s ``own`` condition: those they
+    belong to (``owners_only``: own), narrowed to the publishers an API token's scope names
+    (``webhook:manage@acme`` reaches acme's webhooks, not another publisher's)."""
+    targets = actor.bound_targets(permission)
+    found = []
+    for publisher_id in await repository.publisher_ids_of(session, actor.user_id):
+        if owners_only and await repository.member_role(session, publisher_id, actor.user_id) != "owner":
+            continue
+        if targets is not None:
+            publisher = await repository.by_id(session, publisher_id)
+            if publisher is None or publisher.slug not in targets:
+                continue
+        found.append(publisher_id)
+    return found
+
+
 async def member_ids(session: AsyncSession, publisher_id: uuid.UUID) -> list[uuid.UUID]:
     """Everyone who acts for the publisher (notifications addressed to "the publisher")."""
     return [member.user_id for member, _user in await repository.members(session, publisher_id)]

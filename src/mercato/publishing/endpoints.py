@@ -9,8 +9,10 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, File, Form, Path, Request, Response, UploadFile
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.datastructures import UploadFile as StarletteUpload
+from starlette.formparsers import MultiPartException
 
 from mercato.access.dependencies import OptionalPrincipal, public, requires
 from mercato.access.permissions import Permission
@@ -18,7 +20,7 @@ from mercato.access.principal import Principal
 from mercato.catalog import service as catalog
 from mercato.catalog.errors import ListingNotFound, ListingTransitionRefused
 from mercato.catalog.endpoints import ListingKey
-from mercato.kit.errors import Forbidden
+from mercato.kit.errors import Forbidden, ValidationFailed
 from mercato.kit.keys import ARTIFACT_PREFIX
 from mercato.kit.storage import ArtifactMissing
 from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
@@ -37,8 +39,6 @@ router = APIRouter(route_class=TransactionalRoute, tags=["versions"])
 
 VersionText = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[0-9A-Za-z.+-]+$",
                                   description="A SemVer version, e.g. 1.4.0.")]
-Sha256 = Annotated[str | None, Form(pattern=r"^[0-9a-fA-F]{64}$",
-                                    description="The SHA-256 (hex) you computed; the upload is refused if it differs.")]
 UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
     **ListingNotFound.responses(VersionExists, ManifestMismatch, Forbidden, ListingTransitionRefused, PackageTooLarge),
     422: {"description": "The package is not valid (codes: manifest_invalid, manifest_missing, archive_unsafe_path, "
@@ -82,7 +82,7 @@ async def get_version(listing_id: ListingKey, version: VersionText, session: Rea
     return VersionRead.model_validate(await service.get_version(session, viewer, listing, version))
 
 
-def _spool(upload: UploadFile, directory: FilePath, max_bytes: int) -> FilePath:
+def _spool(upload: StarletteUpload, directory: FilePath, max_bytes: int) -> FilePath:
     """Copy the uploaded part to a file of our own (the multipart spool has no name)."""
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"upload-{uuid.uuid4().hex}"
@@ -99,22 +99,49 @@ def _spool(upload: UploadFile, directory: FilePath, max_bytes: int) -> FilePath:
     return target
 
 
-@router.post("/listings/{listing_id}/versions", status_code=201, response_model=VersionRead, responses=UPLOAD_ERRORS)
-async def upload_version(listing_id: ListingKey, rt: RuntimeDep, session: WriteSession,
-                         actor: Annotated[Principal, requires(Permission.version_upload)],
-                         file: Annotated[UploadFile, File(description="The package: .tar.gz or .zip")],
-                         sha256: Sha256 = None) -> VersionRead:
-    """Upload a package archive (multipart field `file`). It is inspected without being
-    unpacked (paths, links, bombs, the manifest), checked automatically, stored by its
-    SHA-256 and recorded as an `uploaded` version. Submit it for review next."""
+SHA256_TEXT = re.compile(r"^[0-9a-fA-F]{64}$")
+# The body is described here rather than declared as parameters: FastAPI reads a declared form body
+# before the route's dependencies run, so a 512 MiB upload would arrive before the caller is known.
+UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {
+        "file": {"type": "string", "format": "binary", "description": "The package: .tar.gz or .zip"},
+        "sha256": {"type": "string", "pattern": SHA256_TEXT.pattern,
+                   "description": "The SHA-256 (hex) you computed; the upload is refused if it differs."}}}}}}}
+
+
+def _form_error(field: str, message: str) -> ValidationFailed:
+    return ValidationFailed(f"The form field {field!r} {message}.",
+                            errors=[{"loc": ["body", field], "msg": message, "type": "value_error"}])
+
+
+@router.post("/listings/{listing_id}/versions", status_code=201, response_model=VersionRead, responses=UPLOAD_ERRORS,
+             openapi_extra=UPLOAD_BODY)
+async def upload_version(listing_id: ListingKey, request: Request, rt: RuntimeDep, session: WriteSession,
+                         actor: Annotated[Principal, requires(Permission.version_upload)]) -> VersionRead:
+    """Upload a package archive (multipart field `file`, optional `sha256`). It is inspected
+    without being unpacked (paths, links, bombs, the manifest), checked automatically, stored by
+    its SHA-256 and recorded as an `uploaded` version. Submit it for review next. The caller, the
+    permission and the listing are checked before the body is read (401/403/404 first)."""
     async with rt.db.read_session() as check_session:  # 403/404 before any work on the body
         await service.listing_for_upload(check_session, actor=actor, key=listing_id)
-    spooled = await anyio.to_thread.run_sync(_spool, file, rt.settings.data_dir / "tmp", rt.settings.package_max_bytes)
     try:
-        archive, report = await ingest(rt, spooled, declared_sha256=sha256.lower() if sha256 else None)
+        form = await request.form(max_files=1, max_fields=1)
+    except MultiPartException as error:
+        raise _form_error("file", f"could not be read from the multipart body ({error.message})") from None
+    try:
+        file, declared = form.get("file"), form.get("sha256")
+        if not isinstance(file, StarletteUpload):
+            raise _form_error("file", "is required and must be a file part")
+        if declared is not None and (not isinstance(declared, str) or not SHA256_TEXT.match(declared)):
+            raise _form_error("sha256", "must be 64 hexadecimal characters")
+        spooled = await anyio.to_thread.run_sync(_spool, file, rt.settings.data_dir / "tmp",
+                                                 rt.settings.package_max_bytes)
+    finally:
+        await form.close()
+    try:
+        archive, report = await ingest(rt, spooled, declared_sha256=declared.lower() if declared else None)
     finally:
         spooled.unlink(missing_ok=True)
-        await file.close()
     version = await service.record_upload(session, actor=actor, key=listing_id, archive=archive, report=report)
     return VersionRead.model_validate(version)
 
@@ -167,7 +194,7 @@ async def appeal_rejection(listing_id: ListingKey, version: VersionText, body: Y
 
 # --- downloads ----------------------------------------------------------------------------------
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$", re.ASCII)  # no number longer than a file size
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -201,12 +228,9 @@ async def download(listing_id: ListingKey, version: VersionText, request: Reques
     """The package archive, for entitled callers (free listings: any signed-in user, who gets
     it into their library; paid: its owners). Supports `Range` and `If-None-Match`; headers
     carry the SHA-256 and the store's Ed25519 signature of it (verify with `GET /api/v1/keys`).
-    A download is counted when the body is requested from its first byte."""
-    # Revalidations and resumed downloads do not count towards the owner's download count
-    # (the refund policy reads it).
-    range_header = request.headers.get("range", "").replace(" ", "")
-    fresh = not request.headers.get("if-none-match") and (not range_header or range_header.startswith("bytes=0-"))
-    listing, found = await service.for_download(session, viewer=actor, key=listing_id, version=version, count=fresh)
+    Every answer that carries bytes of the archive counts as a download (the refund policy reads
+    the count): a revalidation answered 304 does not; a range, even a resumed one, does."""
+    listing, found = await service.for_download(session, viewer=actor, key=listing_id, version=version, count=False)
     if await rt.artifacts.size(found.sha256) is None:  # a clean 404 rather than a body that breaks off
         raise ArtifactMissing(f"The archive of {listing.slug} {found.version} is missing from storage.")
     etag = f'"{found.sha256}"'
@@ -224,9 +248,11 @@ async def download(listing_id: ListingKey, version: VersionText, request: Reques
     if offered and (offered.strip() == "*" or etag in [t.strip().removeprefix("W/") for t in offered.split(",")]):
         return Response(status_code=304, headers=headers)
     if_range = request.headers.get("if-range")
+    range_header = request.headers.get("range", "").replace(" ", "")
     selected = byte_range(range_header, found.size) if (not if_range or if_range.strip() == etag) else None
-    if selected is None or selected[0] == 0:  # resuming a download does not count it again
-        await service.count_download(session, listing=listing, version=found)
+    # Counted from what is served, never from the request's headers: a stale If-None-Match, a
+    # suffix range covering the file or a failed If-Range all hand out the archive.
+    await service.count_download(session, listing=listing, version=found, user_id=actor.user_id)
     start, end = selected if selected else (0, found.size)
     headers["Content-Length"] = str(end - start)
     status = 200

@@ -23,6 +23,7 @@ from mercato.catalog import service as catalog
 from mercato.catalog.errors import ListingTransitionRefused
 from mercato.kit import semver
 from mercato.kit.clock import utcnow
+from mercato.kit.errors import Forbidden
 from mercato.models import Listing, ListingVersion
 from mercato.publishers import service as publishers
 from mercato.publishing import repository
@@ -243,6 +244,8 @@ async def for_download(session: AsyncSession, *, viewer: Principal, key: str, ve
     from mercato.library import service as library
 
     listing = await catalog.get_visible(session, viewer, key)
+    if viewer.condition_for(Permission.version_download, listing.slug) is None:  # a token scoped to other listings
+        raise Forbidden(f"This API token's scopes do not reach {listing.slug!r} (version:download@{listing.slug}).")
     privileged = await sees_every_version(session, viewer, listing)
     found = await get_version(session, viewer, listing, version)
     if not privileged:
@@ -251,9 +254,16 @@ async def for_download(session: AsyncSession, *, viewer: Principal, key: str, ve
     return listing, found
 
 
-async def count_download(session: AsyncSession, *, listing: Listing, version: ListingVersion) -> None:
+async def count_download(session: AsyncSession, *, listing: Listing, version: ListingVersion,
+                         user_id: uuid.UUID | None = None) -> None:
+    """An answer handed out bytes of the archive: count it on the version, the listing and, for
+    ``user_id``, on their entitlement (what the refund policy's download limit reads)."""
+    from mercato.library import service as library
+
     await repository.count_download(session, version.id)
     await catalog.count(session, listing.id, day_stat="downloads", download_count=1)
+    if user_id is not None:
+        await library.count_download(session, user_id=user_id, listing_id=listing.id)
 
 
 # --- the Open VSX adapter's reads (mercato.openvsx) ---------------------------------------------

@@ -167,7 +167,7 @@ async def _may_decide(session: AsyncSession, actor: Principal, refund: Refund) -
         return True
     if not actor.has(Permission.refund_decide):
         return False
-    mine = set(await publishers.publisher_ids_of(session, actor.user_id))
+    mine = set(await publishers.publisher_ids_for(session, actor, Permission.refund_decide))
     involved = await repository.publishers_of(session, refund.id)
     return bool(involved) and involved <= mine
 
@@ -256,7 +256,7 @@ async def visible(session: AsyncSession, *, actor: Principal, status: str | None
                   after, limit: int) -> list[Refund]:  # type: ignore[no-untyped-def]
     everything = actor.has_any(Permission.refund_decide)
     mine = [] if everything or not actor.has(Permission.refund_decide) else \
-        await publishers.publisher_ids_of(session, actor.user_id)
+        await publishers.publisher_ids_for(session, actor, Permission.refund_decide)
     return await repository.visible(session, user_id=actor.user_id, publisher_ids=mine, everything=everything,
                                     status=status, order_id=order_id, after=after, limit=limit)
 

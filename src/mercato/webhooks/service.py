@@ -46,9 +46,7 @@ async def _scope(session: AsyncSession, actor: Principal) -> tuple[bool, list[uu
     """(sees everything, ids of the publishers whose webhooks the caller sees)."""
     if actor.condition_for(Permission.webhook_manage) is Condition.any:
         return True, []
-    owned = [publisher_id for publisher_id in await publishers.publisher_ids_of(session, actor.user_id)
-             if await publishers.member_role(session, publisher_id, actor.user_id) == "owner"]
-    return False, owned
+    return False, await publishers.publisher_ids_for(session, actor, Permission.webhook_manage, owners_only=True)
 
 
 async def get_visible(session: AsyncSession, actor: Principal, webhook_id: uuid.UUID) -> Webhook:
@@ -113,8 +111,8 @@ async def _require_manage(session: AsyncSession, actor: Principal, webhook: Webh
     who no longer holds ``any`` (cannot happen through visibility; kept as a guard)."""
     if actor.condition_for(Permission.webhook_manage) is Condition.any:
         return
-    if webhook.publisher_id is not None and await publishers.member_role(
-            session, webhook.publisher_id, actor.user_id) == "owner":
+    if webhook.publisher_id is not None and webhook.publisher_id in await publishers.publisher_ids_for(
+            session, actor, Permission.webhook_manage, owners_only=True):
         return
     raise Forbidden("Only an owner of the webhook's publisher or an admin may change it.")
 

@@ -159,6 +159,6 @@ def session_status(status: str | None, payment_status: str | None) -> ProviderSt
 def _timestamp(header: str) -> int | None:
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
+        if key == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
             return int(value)
     return None
