@@ -167,7 +167,8 @@ async def test_batch_returns_visible_listings_and_names_the_rest(shop: Shop, cli
 async def test_categories_are_seeded_and_admin_managed(client: httpx.AsyncClient, admin: Actor, user: Actor,
                                                        shop: Shop) -> None:
     seeded = (await client.get(f"{V1}/categories")).json()
-    assert {"productivity", "games", "developer-tools"} <= {c["slug"] for c in seeded}
+    assert {"productivity", "games", "developer-tools"} <= {c["slug"] for c in seeded["items"]}
+    assert seeded["next_cursor"] is None
     created = await client.post(f"{V1}/admin/categories", headers=admin.headers,
                                 json={"slug": "science", "name": "Science"})
     assert created.status_code == 201
@@ -181,4 +182,4 @@ async def test_categories_are_seeded_and_admin_managed(client: httpx.AsyncClient
     in_use = await client.delete(f"{V1}/admin/categories/science", headers=admin.headers)
     assert in_use.status_code == 409 and in_use.json()["code"] == "category_in_use"
     assert (await client.delete(f"{V1}/admin/categories/media", headers=admin.headers)).status_code == 204
-    assert "media" not in {c["slug"] for c in (await client.get(f"{V1}/categories")).json()}
+    assert "media" not in {c["slug"] for c in (await client.get(f"{V1}/categories")).json()["items"]}

@@ -25,7 +25,7 @@ from mercato.catalog.search import SearchQuery, listing_search_for
 from mercato.kit.errors import Forbidden
 from mercato.kit.cache import SingleFlight
 from mercato.kit.http import FastPath, register_fast_path
-from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor, page_of
 from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession, get_runtime
 from mercato.kit.schemas import Page, Slug
 from mercato.runtime import Runtime
@@ -39,9 +39,12 @@ ListingKey = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{2,64}$", description="T
 
 # --- categories ---------------------------------------------------------------------------------
 
-@router.get("/categories", response_model=list[CategoryRead], dependencies=[public()])
-async def list_categories(session: ReadSession) -> list[CategoryRead]:
-    return [CategoryRead.model_validate(c) for c in await service.categories(session)]
+@router.get("/categories", response_model=Page[CategoryRead], dependencies=[public()])
+async def list_categories(session: ReadSession, cursor: CursorParam = None, limit: Limit = 100) -> Page[CategoryRead]:
+    """The categories in their display order (100 a page by default)."""
+    page, next_cursor = page_of(await service.categories(session), key=lambda c: (c.position, c.name, c.slug),
+                                cursor=cursor, limit=limit)
+    return Page(items=[CategoryRead.model_validate(c) for c in page], next_cursor=next_cursor)
 
 
 @router.post("/admin/categories", status_code=201, response_model=CategoryRead,
