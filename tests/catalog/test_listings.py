@@ -148,6 +148,19 @@ async def test_delist_relist_and_suspension(shop: Shop, client: httpx.AsyncClien
     assert {"listing:delist", "listing:relist", "listing:suspend", "listing:unsuspend"} <= set(actions)
 
 
+async def test_admins_suspend_and_unsuspend_by_slug(shop: Shop, client: httpx.AsyncClient, user: Actor) -> None:
+    listing = await shop.published()
+    suspend = await client.post(f"{V1}/admin/listings/{listing['slug']}/suspend", headers=shop.admin.headers,
+                                json={"reason": "Malware reported"})
+    assert suspend.status_code == 200 and suspend.json()["status"] == "suspended", suspend.text
+    assert (await client.get(f"{V1}/listings/{listing['slug']}", headers=user.headers)).status_code == 404
+    back = await client.post(f"{V1}/admin/listings/{listing['slug']}/unsuspend", headers=shop.admin.headers)
+    assert back.status_code == 200 and back.json()["status"] == "published"
+    missing = await client.post(f"{V1}/admin/listings/no-such-listing/suspend", headers=shop.admin.headers,
+                                json={"reason": "x"})
+    assert missing.status_code == 404 and missing.json()["code"] == "listing_not_found"
+
+
 async def test_batch_returns_visible_listings_and_names_the_rest(shop: Shop, client: httpx.AsyncClient) -> None:
     one, two = await shop.published(), await shop.published()
     draft = await shop.listing()

@@ -283,20 +283,20 @@ async def relist(listing_id: ListingKey, session: WriteSession,
 
 @router.post("/admin/listings/{listing_id}/suspend", response_model=ListingRead,
              responses=ListingNotFound.responses(ListingTransitionRefused))
-async def suspend(listing_id: uuid.UUID, body: Reason, session: WriteSession,
+async def suspend(listing_id: ListingKey, body: Reason, session: WriteSession,
                   actor: Annotated[Principal, requires(Permission.listing_suspend)]) -> ListingRead:
     """Admins hide a listing from everyone but its publisher, from any state; unsuspend returns
     it to the state it had."""
-    listing = await service.suspend(session, actor=actor, listing_id=listing_id, reason=body.reason)
+    listing = await service.suspend(session, actor=actor, key=listing_id, reason=body.reason)
     (out,) = await presenter.present(session, [listing])
     return out
 
 
 @router.post("/admin/listings/{listing_id}/unsuspend", response_model=ListingRead,
              responses=ListingNotFound.responses(ListingTransitionRefused))
-async def unsuspend(listing_id: uuid.UUID, session: WriteSession,
+async def unsuspend(listing_id: ListingKey, session: WriteSession,
                     actor: Annotated[Principal, requires(Permission.listing_suspend)]) -> ListingRead:
-    (out,) = await presenter.present(session, [await service.unsuspend(session, actor=actor, listing_id=listing_id)])
+    (out,) = await presenter.present(session, [await service.unsuspend(session, actor=actor, key=listing_id)])
     return out
 
 
