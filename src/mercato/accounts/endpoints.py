@@ -124,9 +124,11 @@ async def refresh(body: RefreshRequest, request: Request, session: WriteSession,
 
 @router.post("/auth/logout", status_code=204, responses=Unauthenticated.responses())
 async def logout(me: Me, session: WriteSession, body: LogoutRequest | None = None) -> Response:
-    """End the session: the refresh token's family is revoked and the user's access tokens stop working."""
+    """End this sign-in: its refresh token and its access tokens stop working at once. The
+    account's other sign-ins (another browser, another machine) are not affected."""
     user = await service.get_user(session, me.user_id)
-    await service.logout(session, user=user, refresh_token=body.refresh_token if body else None)
+    await service.logout(session, user=user, refresh_token=body.refresh_token if body else None,
+                         session_id=me.session_id)
     return Response(status_code=204)
 
 
