@@ -37,7 +37,9 @@ class Settings(BaseSettings):
     broker_url: str | None = None
     secret_key: str | None = Field(default=None, description="JWT signing key; default: generated into the data dir.")
 
-    public_url: str = "http://127.0.0.1:8000"
+    public_url: str = Field(default="http://127.0.0.1:8000", description=(
+        "The store's address as buyers reach it (payment links, e-mails). Unset: `mercato serve` "
+        "derives it from the address it binds (--host, --port)."))
     store_name: str = Field(default="Mercato", max_length=100, description="Shown on receipts and e-mails.")
     jwt_issuer: str = "mercato"
     jwt_audience: str = "mercato-api"
@@ -254,6 +256,22 @@ class Settings(BaseSettings):
         with os.fdopen(fd, "w") as handle:
             handle.write(key)
         return key
+
+
+def bound_url(host: str, port: int) -> str:
+    """The URL of a server bound to ``host:port``; a wildcard address is reached on loopback."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def with_bound_address(settings: Settings, host: str, port: int) -> Settings:
+    """``public_url`` from the bound address unless it was configured (MERCATO_PUBLIC_URL)."""
+    if "public_url" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"public_url": bound_url(host, port)})
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -7,6 +7,10 @@ PUBLIC = "public"
 MANAGE = "market_source:manage"
 
 POLICY_ROWS: dict[tuple[str, str], str] = {
+    ("GET", f"{V1}/admin/sources"): MANAGE,
+    ("POST", f"{V1}/admin/sources"): MANAGE,
+    ("DELETE", f"{V1}/admin/sources/{{source_id}}"): MANAGE,
+    ("POST", f"{V1}/admin/sources/{{source_id}}/sync"): MANAGE,
     ("GET", f"{V1}/admin/market-sources"): MANAGE,
     ("POST", f"{V1}/admin/market-sources"): MANAGE,
     ("DELETE", f"{V1}/admin/market-sources/{{source_id}}"): MANAGE,

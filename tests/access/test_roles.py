@@ -20,9 +20,10 @@ EVERY_PERMISSION = {p.value: "any" for p in Permission}
 
 
 async def roles(client: httpx.AsyncClient, actor: Actor) -> dict[str, dict]:  # type: ignore[type-arg]
-    response = await client.get(f"{V1}/admin/roles", headers=actor.headers)
+    response = await client.get(f"{V1}/admin/roles", headers=actor.headers, params={"limit": 100})
     assert response.status_code == 200, response.text
-    return {role["name"]: role for role in response.json()}
+    assert response.json()["next_cursor"] is None
+    return {role["name"]: role for role in response.json()["items"]}
 
 
 async def put_role(client: httpx.AsyncClient, actor: Actor, name: str, permissions: dict[str, str],
@@ -54,8 +55,12 @@ async def test_the_five_seeded_roles_are_listed_with_their_permissions(
 
 
 async def test_the_permission_catalogue_lists_every_permission(client: httpx.AsyncClient, admin: Actor) -> None:
-    response = await client.get(f"{V1}/admin/permissions", headers=admin.headers)
-    assert response.json() == sorted(EVERY_PERMISSION)
+    response = await client.get(f"{V1}/admin/permissions", headers=admin.headers, params={"limit": 100})
+    assert response.json()["items"] == sorted(EVERY_PERMISSION) and response.json()["next_cursor"] is None
+    first = (await client.get(f"{V1}/admin/permissions", headers=admin.headers, params={"limit": 10})).json()
+    rest = (await client.get(f"{V1}/admin/permissions", headers=admin.headers,
+                             params={"limit": 100, "cursor": first["next_cursor"]})).json()
+    assert first["items"] + rest["items"] == sorted(EVERY_PERMISSION)
 
 
 # --- editing --------------------------------------------------------------------------------------

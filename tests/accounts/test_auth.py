@@ -93,6 +93,35 @@ async def test_logout_cannot_revoke_another_users_refresh_token(client, actors, 
     assert (await client.post(REFRESH, json={"refresh_token": other.refresh_token})).status_code == 200
 
 
+async def test_logout_ends_only_its_own_sign_in(client, actors, user) -> None:
+    """`mercato login` signs in, makes an API token and logs that sign-in out: the browser's
+    sign-in (another session of the same account) must go on."""
+    cli = await actors.login(user.email, user.password)
+    response = await client.post("/api/v1/auth/logout", headers=cli.headers,
+                                 json={"refresh_token": cli.refresh_token})
+    assert response.status_code == 204, response.text
+    assert_problem(await client.get(ME, headers=cli.headers), 401, "unauthenticated")  # its own: at once
+    assert (await client.get(ME, headers=user.headers)).status_code == 200  # the other sign-in goes on
+    assert (await client.post(REFRESH, json={"refresh_token": user.refresh_token})).status_code == 200
+
+
+async def test_logout_without_the_refresh_token_ends_the_sign_in_of_the_access_token(client, actors, user) -> None:
+    other = await actors.login(user.email, user.password)
+    assert (await client.post("/api/v1/auth/logout", headers=user.headers)).status_code == 204
+    assert_problem(await client.get(ME, headers=user.headers), 401, "unauthenticated")
+    assert_problem(await client.post(REFRESH, json={"refresh_token": user.refresh_token}), 401,
+                   "invalid_refresh_token")
+    assert (await client.get(ME, headers=other.headers)).status_code == 200
+
+
+async def test_refresh_token_reuse_ends_the_access_tokens_of_its_sign_in(client, user) -> None:
+    rotated = await client.post(REFRESH, json={"refresh_token": user.refresh_token})
+    assert rotated.status_code == 200
+    fresh = rotated.json()["access_token"]
+    assert (await client.post(REFRESH, json={"refresh_token": user.refresh_token})).status_code == 401  # reuse
+    assert_problem(await client.get(ME, headers=bearer(fresh)), 401, "unauthenticated")
+
+
 async def test_password_change_ends_the_access_token_at_once(client, user) -> None:
     response = await client.post("/api/v1/me/password", headers=user.headers, json={
         "current_password": user.password, "new_password": "another entirely fine passphrase"})

@@ -281,7 +281,7 @@ async def test_api_token_is_shown_only_at_creation(client, user) -> None:
     token = created["token"]
     listing = await client.get(TOKENS, headers=user.headers)
     assert listing.status_code == 200
-    items = listing.json()
+    items = listing.json()["items"]
     assert [item["id"] for item in items] == [created["id"]]
     assert "token" not in items[0]
     assert token.removeprefix("mct_") not in listing.text
@@ -312,7 +312,7 @@ async def test_using_an_api_token_records_last_used_at(client, runtime, user) ->
     created = await create_api_token(client, user.headers)
     assert created["last_used_at"] is None
     assert (await client.get(ME, headers=bearer(created["token"]))).status_code == 200
-    listing = (await client.get(TOKENS, headers=user.headers)).json()
+    listing = (await client.get(TOKENS, headers=user.headers)).json()["items"]
     assert listing[0]["last_used_at"] is not None
 
 
@@ -322,7 +322,7 @@ async def test_revoked_api_token_is_refused(client, user) -> None:
     response = await client.delete(f"{TOKENS}/{created['id']}", headers=user.headers)
     assert response.status_code == 204, response.text
     assert_unauthenticated(await client.get(ME, headers=bearer(created["token"])))
-    assert (await client.get(TOKENS, headers=user.headers)).json() == []
+    assert (await client.get(TOKENS, headers=user.headers)).json()["items"] == []
 
 
 async def test_expired_api_token_is_refused(client, runtime, user) -> None:
@@ -368,7 +368,7 @@ async def test_api_token_cannot_create_api_tokens(client, user) -> None:
     assert (await client.get(TOKENS, headers=bearer(token))).status_code == 200
     response = await client.post(TOKENS, headers=bearer(token), json={"name": "child"})
     assert_problem(response, 403, "forbidden")
-    assert len((await client.get(TOKENS, headers=user.headers)).json()) == 1
+    assert len((await client.get(TOKENS, headers=user.headers)).json()["items"]) == 1
 
 
 # --- a token's scopes bound every authorization decision (issue 11, item 2) ----------------------

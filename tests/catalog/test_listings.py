@@ -148,6 +148,19 @@ async def test_delist_relist_and_suspension(shop: Shop, client: httpx.AsyncClien
     assert {"listing:delist", "listing:relist", "listing:suspend", "listing:unsuspend"} <= set(actions)
 
 
+async def test_admins_suspend_and_unsuspend_by_slug(shop: Shop, client: httpx.AsyncClient, user: Actor) -> None:
+    listing = await shop.published()
+    suspend = await client.post(f"{V1}/admin/listings/{listing['slug']}/suspend", headers=shop.admin.headers,
+                                json={"reason": "Malware reported"})
+    assert suspend.status_code == 200 and suspend.json()["status"] == "suspended", suspend.text
+    assert (await client.get(f"{V1}/listings/{listing['slug']}", headers=user.headers)).status_code == 404
+    back = await client.post(f"{V1}/admin/listings/{listing['slug']}/unsuspend", headers=shop.admin.headers)
+    assert back.status_code == 200 and back.json()["status"] == "published"
+    missing = await client.post(f"{V1}/admin/listings/no-such-listing/suspend", headers=shop.admin.headers,
+                                json={"reason": "x"})
+    assert missing.status_code == 404 and missing.json()["code"] == "listing_not_found"
+
+
 async def test_batch_returns_visible_listings_and_names_the_rest(shop: Shop, client: httpx.AsyncClient) -> None:
     one, two = await shop.published(), await shop.published()
     draft = await shop.listing()
@@ -167,7 +180,8 @@ async def test_batch_returns_visible_listings_and_names_the_rest(shop: Shop, cli
 async def test_categories_are_seeded_and_admin_managed(client: httpx.AsyncClient, admin: Actor, user: Actor,
                                                        shop: Shop) -> None:
     seeded = (await client.get(f"{V1}/categories")).json()
-    assert {"productivity", "games", "developer-tools"} <= {c["slug"] for c in seeded}
+    assert {"productivity", "games", "developer-tools"} <= {c["slug"] for c in seeded["items"]}
+    assert seeded["next_cursor"] is None
     created = await client.post(f"{V1}/admin/categories", headers=admin.headers,
                                 json={"slug": "science", "name": "Science"})
     assert created.status_code == 201
@@ -181,4 +195,4 @@ async def test_categories_are_seeded_and_admin_managed(client: httpx.AsyncClient
     in_use = await client.delete(f"{V1}/admin/categories/science", headers=admin.headers)
     assert in_use.status_code == 409 and in_use.json()["code"] == "category_in_use"
     assert (await client.delete(f"{V1}/admin/categories/media", headers=admin.headers)).status_code == 204
-    assert "media" not in {c["slug"] for c in (await client.get(f"{V1}/categories")).json()}
+    assert "media" not in {c["slug"] for c in (await client.get(f"{V1}/categories")).json()["items"]}

@@ -119,7 +119,7 @@ def test_a_publisher_ships_a_package_from_the_command_line_and_a_user_downloads_
     assert "logged in to" in login.stdout
     saved = dev.config_dir / "credentials.json"
     assert saved.stat().st_mode & 0o777 == 0o600
-    tokens = store.api("GET", "/me/tokens", store.token("dev@example.org")).json()
+    tokens = store.api("GET", "/me/tokens", store.token("dev@example.org")).json()["items"]
     assert [t["name"] for t in tokens] == [f"mercato-cli@{socket.gethostname()}"[:100]]
 
     # package init and build: the archive path alone on stdout
@@ -193,9 +193,9 @@ def test_a_publisher_ships_a_package_from_the_command_line_and_a_user_downloads_
 
     # logging in again replaces the machine's token; logging out revokes it
     dev.ok("login", "--server", store.base, "--email", "dev@example.org", MERCATO_PASSWORD=PASSWORD)
-    assert len(store.api("GET", "/me/tokens", store.token("dev@example.org")).json()) == 1
+    assert len(store.api("GET", "/me/tokens", store.token("dev@example.org")).json()["items"]) == 1
     assert "logged out" in dev.ok("logout").stdout
-    assert store.api("GET", "/me/tokens", store.token("dev@example.org")).json() == []
+    assert store.api("GET", "/me/tokens", store.token("dev@example.org")).json()["items"] == []
     assert not saved.exists()
     assert "run `mercato login --server URL` first" in _one_line_error(dev("status", "--listing", "hello-notes"))
 

@@ -87,3 +87,24 @@ async def test_task_progress_is_in_the_owners_event_stream(client: httpx.AsyncCl
     seen = [(row.type, row.data.get("progress")) for row in mine if row.subject == response.json()["id"]]
     assert seen == [("task.queued", None), ("task.dispatched", None), ("task.progress", 25), ("task.succeeded", None)]
     assert not [row for row in theirs if row.type.startswith("task.")]
+
+
+async def test_a_pre_release_is_neither_offered_nor_upgraded_to_unless_asked(
+        client: httpx.AsyncClient, shop: Shop, user: Actor, runtime: Runtime) -> None:
+    from tests.support.bus import settled
+
+    listing = await published(shop)
+    agent = await register(client, user)
+    manual = await installed(client, user, agent, listing["id"], name="manual")
+    automatic = await installed(client, user, agent, listing["id"], name="automatic")
+    assert (await client.patch(f"{V1}/installations/{automatic['id']}", headers=user.headers,
+                               json={"auto_upgrade": True})).status_code == 200
+    await release(shop, listing["slug"], "2.0.0-rc.1")
+    await settled(runtime)
+    assert await notices(client, user) == []
+    assert (await client.get(f"{V1}/tasks", headers=user.headers, params={"state": "queued"})).json()["items"] == []
+    latest = await client.post(f"{V1}/installations/{manual['id']}/upgrade", headers=user.headers, json={})
+    assert latest.status_code == 409 and latest.json()["code"] == "already_latest"  # latest is still 1.0.0
+    asked = await client.post(f"{V1}/installations/{manual['id']}/upgrade", headers=user.headers,
+                              json={"version": "2.0.0-rc.1"})
+    assert asked.status_code == 202 and asked.json()["version"] == "2.0.0-rc.1"

@@ -24,7 +24,7 @@ from tests.money.orders_support import Seller
 from tests.sync.support import feed, published, settle
 
 V1 = "/api/v1"
-SOURCES = f"{V1}/admin/market-sources"
+SOURCES = f"{V1}/admin/sources"
 WAIT = 10.0
 
 

@@ -18,7 +18,8 @@ from tests.conftest import Actor
 from tests.market.conftest import FeedServer
 
 V1 = "/api/v1"
-SOURCES = f"{V1}/admin/market-sources"
+SOURCES = f"{V1}/admin/sources"  # the contract path (API.md)
+OLD_SOURCES = f"{V1}/admin/market-sources"  # the first path, kept as an alias
 
 
 def remote(name: str, **extra: Any) -> dict[str, Any]:
@@ -55,7 +56,9 @@ async def test_an_admin_adds_a_source_which_is_audited_and_not_synced_yet(
     assert source["url"] == feed_server.base  # the trailing slash is dropped
     assert (source["health"], source["failure_count"], source["listing_count"]) == ("never", 0, 0)
     listed = (await client.get(SOURCES, headers=admin.headers)).json()
-    assert [s["id"] for s in listed] == [source["id"]]
+    assert listed["next_cursor"] is None
+    assert [s["id"] for s in listed["items"]] == [source["id"]]
+    assert (await client.get(OLD_SOURCES, headers=admin.headers)).json() == listed
     async with runtime.db.read_session() as session:
         entry = await session.scalar(select(AuditEntry).where(AuditEntry.action == "market_source:create"))
     assert entry is not None and entry.resource_id == source["id"]
@@ -149,7 +152,7 @@ async def test_a_failing_source_counts_failures_keeps_its_listings_and_backs_off
     assert await sweep.sync_due(runtime.db, runtime.settings, now=at + timedelta(seconds=interval)) == []  # 2×
     retried = await sweep.sync_due(runtime.db, runtime.settings, now=at + timedelta(seconds=2 * interval + 1))
     assert [(r.ok, r.source_id) for r in retried] == [(False, uuid.UUID(source["id"]))]  # 404 from the script
-    listed = (await client.get(SOURCES, headers=admin.headers)).json()[0]
+    listed = (await client.get(SOURCES, headers=admin.headers)).json()["items"][0]
     assert listed["failure_count"] == 2 and listed["last_error"].startswith("FeedError: HTTP 404")
 
     feed_server.answer(304)
@@ -192,3 +195,17 @@ async def test_deleting_a_source_hides_its_listings(client: httpx.AsyncClient, a
 async def test_only_admins_manage_sources(client: httpx.AsyncClient, user: Actor) -> None:
     response = await client.post(SOURCES, headers=user.headers, json={"name": "X", "url": "https://example.org"})
     assert response.status_code == 403
+
+
+async def test_sources_are_paged_at_the_contract_path(client: httpx.AsyncClient, admin: Actor,
+                                                      feed_server: FeedServer) -> None:
+    added = [await add(client, admin, f"{feed_server.base}/store-{n}") for n in range(3)]
+    first = (await client.get(SOURCES, headers=admin.headers, params={"limit": 2})).json()
+    assert [s["id"] for s in first["items"]] == [added[0]["id"], added[1]["id"]] and first["next_cursor"]
+    rest = (await client.get(SOURCES, headers=admin.headers, params={"limit": 2, "cursor": first["next_cursor"]})).json()
+    assert [s["id"] for s in rest["items"]] == [added[2]["id"]] and rest["next_cursor"] is None
+    forged = await client.get(SOURCES, headers=admin.headers, params={"cursor": "W3RydWVd"})  # [true]
+    assert forged.status_code == 422 and forged.json()["code"] == "invalid_cursor"
+    removed = await client.delete(f"{SOURCES}/{added[0]['id']}", headers=admin.headers)
+    assert removed.status_code == 204
+    assert (await client.delete(f"{OLD_SOURCES}/{added[0]['id']}", headers=admin.headers)).status_code == 404

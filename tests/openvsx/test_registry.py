@@ -306,7 +306,7 @@ async def test_a_paid_extension_reaches_only_its_owner_through_the_personal_regi
     token = created.json()
     personal = f"{REGISTRY}/t/{token['token']}"
     assert token["registry_url"] == f"http://mercato.test{personal}"
-    assert (await client.get(f"{V1}/me/registry-tokens", headers=buyer.headers)).json()[0]["hint"] == \
+    assert (await client.get(f"{V1}/me/registry-tokens", headers=buyer.headers)).json()["items"][0]["hint"] == \
         token["token"][:10]
     assert (await client.get((await registry.get(f"/api/{ns}/{name}", base=personal))["files"]["download"])) \
         .status_code == 403  # not bought yet

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
+import pytest
+
 from mercato.packages.archive import ArchiveMember, InspectedArchive, inspect_archive
 from mercato.packages.checks import MAX_FINDINGS_PER_CODE, SCORING, CheckReport, run_checks
+from mercato.packages.errors import LaunchEntryMissing
 from mercato.packages.manifest import parse_manifest
 from tests.packages import MANIFEST, TarEntry, gz, tar_bytes, valid_files, write
 
@@ -82,9 +86,20 @@ def test_native_binaries_hidden_and_world_writable_files(tmp_path: Path) -> None
     assert by_code["world_writable_file"].path == "data/open"
 
 
-def test_launch_entry_missing_from_the_archive_is_an_error(tmp_path: Path) -> None:
+def test_launch_entry_missing_from_the_archive_is_refused(tmp_path: Path) -> None:
     manifest = MANIFEST.replace('entry = "bin/hello-notes"', 'entry = "bin/missing"')
-    report = run_checks(archive_of(tmp_path, manifest))
+    with pytest.raises(LaunchEntryMissing) as refused:
+        archive_of(tmp_path, manifest)
+    assert refused.value.status == 422 and refused.value.code == "launch_entry_missing"
+    assert "bin/missing" in str(refused.value)
+    with pytest.raises(LaunchEntryMissing):  # a folder is no entry either
+        archive_of(tmp_path, MANIFEST.replace('entry = "bin/hello-notes"', 'entry = "bin"'))
+
+
+def test_launch_entry_missing_is_still_an_error_finding(tmp_path: Path) -> None:
+    """The checks keep their own finding for an archive inspected before the refusal existed."""
+    manifest = MANIFEST.replace('entry = "bin/hello-notes"', 'entry = "bin/missing"')
+    report = run_checks(dataclasses.replace(archive_of(tmp_path), manifest=parse_manifest(manifest.encode())))
     finding = next(f for f in report.findings if f.code == "launch_entry_missing")
     assert finding.severity == "error" and finding.path == "bin/missing"
     assert not report.passed and report.risk_score >= 50
@@ -116,7 +131,8 @@ def test_score_is_capped_per_code_and_in_total(tmp_path: Path) -> None:
     # setuid 40 (capped) + any host 25 + any port 5 + native 15 (capped) + notifications 2 + executable 1
     assert report.risk_score == 88
     broken = with_network("*").replace('entry = "bin/hello-notes"', 'entry = "bin/missing"')
-    assert run_checks(archive_of(tmp_path, broken, extra=many)).risk_score == 100
+    assert run_checks(dataclasses.replace(archive_of(tmp_path, with_network("*"), extra=many),
+                                          manifest=parse_manifest(broken.encode()))).risk_score == 100
 
 
 def test_report_document_is_json_ready(tmp_path: Path) -> None:

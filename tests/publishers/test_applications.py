@@ -63,7 +63,7 @@ async def test_a_user_applies_and_the_application_is_pending(
     assert (body["status"], body["slug"], body["user_id"]) == ("pending", "hello-soft", user.id)
     assert (body["reason"], body["publisher_id"], body["decided_at"]) == (None, None, None)
     mine = await client.get(f"{V1}/me/publisher-applications", headers=user.headers)
-    assert [a["id"] for a in mine.json()] == [body["id"]]
+    assert [a["id"] for a in mine.json()["items"]] == [body["id"]]
     submitted = await events(runtime, "publisher.application_submitted")
     assert [e.subject for e in submitted] == [body["id"]]
     assert await publishers_with_slug(runtime, "hello-soft") == []
@@ -74,14 +74,14 @@ async def test_a_second_pending_application_is_refused(client: httpx.AsyncClient
     second = await apply(client, user)
     assert second.status_code == 409
     assert second.json()["code"] == "application_pending"
-    assert len((await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json()) == 1
+    assert len((await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json()["items"]) == 1
 
 
 async def test_concurrent_applications_by_one_user_leave_one_pending(
         client: httpx.AsyncClient, user: Actor) -> None:
     responses = await asyncio.gather(*(apply(client, user) for _ in range(4)))
     assert sorted(r.status_code for r in responses) == [201, 409, 409, 409]
-    mine = (await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json()
+    mine = (await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json()["items"]
     assert [a["status"] for a in mine] == ["pending"]
 
 
@@ -100,7 +100,7 @@ async def test_applying_for_a_taken_slug_is_refused(
         response = await apply(client, user, slug)
         assert response.status_code == 409, slug
         assert response.json()["code"] == "slug_taken"
-    assert (await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json() == []
+    assert (await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json()["items"] == []
 
 
 async def test_concurrent_applications_for_one_slug_leave_one_pending(
@@ -122,7 +122,7 @@ async def test_an_invalid_application_is_refused(client: httpx.AsyncClient, user
                  {"slug": "ok-slug", "name": "Bad website", "website": "javascript:alert(1)"}):
         response = await client.post(f"{V1}/publisher-applications", headers=user.headers, json=body)
         assert response.status_code == 422, body
-    assert (await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json() == []
+    assert (await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json()["items"] == []
 
 
 async def test_an_application_replayed_with_its_idempotency_key_is_made_once(
@@ -133,14 +133,14 @@ async def test_an_application_replayed_with_its_idempotency_key_is_made_once(
     again = await client.post(f"{V1}/publisher-applications", headers=headers, json=body)
     assert (first.status_code, again.status_code) == (201, 201)
     assert again.json() == first.json()
-    assert len((await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json()) == 1
+    assert len((await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json()["items"]) == 1
 
 
 async def test_a_user_sees_only_their_own_applications(
         client: httpx.AsyncClient, actors: Actors, user: Actor) -> None:
     other = await actors.create()
     await applied(client, other)
-    assert (await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json() == []
+    assert (await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json()["items"] == []
 
 
 # --- deciding ---------------------------------------------------------------------------------
@@ -178,7 +178,7 @@ async def test_an_application_is_decided_only_once(
         assert again.status_code == 409
         assert again.json()["code"] == "invalid_transition"
     assert len(await events(runtime, "publisher.created")) == 1
-    mine = (await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json()
+    mine = (await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json()["items"]
     assert [a["status"] for a in mine] == ["approved"]
 
 
@@ -202,7 +202,7 @@ async def test_an_approval_racing_a_rejection_has_one_winner(
                                      reject(client, admin, application["id"]))
     assert sorted(r.status_code for r in responses) == [200, 409], [r.text for r in responses]
     winner = next(r.json() for r in responses if r.status_code == 200)
-    mine = (await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json()
+    mine = (await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json()["items"]
     assert [a["status"] for a in mine] == [winner["status"]]
     assert len(await publishers_with_slug(runtime, "raced")) == (1 if winner["status"] == "approved" else 0)
 
@@ -213,7 +213,7 @@ async def test_a_rejection_records_the_reason_and_creates_nothing(
     response = await reject(client, admin, application["id"], "Please add a website first.")
     assert response.status_code == 200, response.text
     assert (response.json()["status"], response.json()["reason"]) == ("rejected", "Please add a website first.")
-    mine = (await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json()
+    mine = (await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json()["items"]
     assert [(a["status"], a["reason"]) for a in mine] == [("rejected", "Please add a website first.")]
     assert await publishers_with_slug(runtime, "rejected-co") == []
     assert (await client.get(f"{V1}/me", headers=user.headers)).json()["roles"] == ["user"]
@@ -227,7 +227,7 @@ async def test_a_rejection_needs_a_reason(client: httpx.AsyncClient, user: Actor
         response = await client.post(f"{V1}/admin/publisher-applications/{application['id']}/reject",
                                      headers=admin.headers, json=body)
         assert response.status_code == 422, body
-    mine = (await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json()
+    mine = (await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json()["items"]
     assert mine[0]["status"] == "pending"
 
 
@@ -239,7 +239,7 @@ async def test_approval_of_a_slug_taken_meanwhile_is_refused_and_changes_nothing
     response = await approve(client, admin, application["id"])
     assert response.status_code == 409
     assert response.json()["code"] == "slug_taken"
-    mine = (await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json()
+    mine = (await client.get(f"{V1}/me/publisher-applications", headers=user.headers)).json()["items"]
     assert mine[0]["status"] == "pending"
     assert (await client.get(f"{V1}/me", headers=user.headers)).json()["roles"] == ["user"]
     assert await events(runtime, "publisher.application_approved") == []

@@ -78,6 +78,8 @@ async def test_hostile_uploads_are_refused_and_leave_nothing(shop: Shop, setting
         "manifest_missing": tar_with([file_info("README.md", b"no manifest")]),
         "manifest_invalid": package_bytes(slug, "1.0.0", manifest=manifest_text(slug, "1.0.0") + "\n[typo]\nx = 1\n"),
         "archive_unsupported": b"this is not an archive at all",
+        "launch_entry_missing": package_bytes(slug, "1.0.0", manifest=manifest_text(slug, "1.0.0").replace(
+            'entry = "bin/run"', 'entry = "bin/not-there"')),
         "archive_too_many_members": tar_with([file_info("mercato.toml", good)]
                                              + [file_info(f"f{i}.txt", b"") for i in range(60)]),
     }
@@ -146,17 +148,34 @@ async def test_latest_follows_semver_and_yank(shop: Shop, client: httpx.AsyncCli
         await shop.submit(slug, version)
         await shop.decide(slug, version)
     detail = (await client.get(f"{V1}/listings/{slug}", headers=shop.developer.headers)).json()
-    assert detail["latest_version"]["version"] == "2.0.0-rc.1"
-    yanked = await client.post(f"{V1}/listings/{slug}/versions/2.0.0-rc.1/yank", headers=shop.developer.headers,
+    assert detail["latest_version"]["version"] == "1.10.0"  # the highest release, not the pre-release
+    yanked = await client.post(f"{V1}/listings/{slug}/versions/1.10.0/yank", headers=shop.developer.headers,
                                json={"reason": "Broken migration"})
     assert yanked.status_code == 200 and yanked.json()["status"] == "yanked"
     detail = (await client.get(f"{V1}/listings/{slug}", headers=shop.developer.headers)).json()
-    assert detail["latest_version"]["version"] == "1.10.0"
+    assert detail["latest_version"]["version"] == "1.9.0"
     public = await client.get(f"{V1}/listings/{slug}/versions", headers=user.headers)
     assert [v["version"] for v in public.json()["items"]] == ["2.0.0-rc.1", "1.10.0", "1.9.0", "1.0.0"]
+    assert (await client.post(f"{V1}/listings/{slug}/versions/2.0.0-rc.1/yank", headers=shop.developer.headers,
+                              json={"reason": "Broken migration"})).status_code == 200
     twice = await client.post(f"{V1}/listings/{slug}/versions/2.0.0-rc.1/yank", headers=shop.developer.headers,
                               json={"reason": "Again"})
     assert twice.status_code == 409 and twice.json()["code"] == "invalid_transition"
+
+
+async def test_a_listing_with_only_pre_releases_shows_its_highest(shop: Shop, client: httpx.AsyncClient) -> None:
+    listing = await shop.published(version="1.0.0-beta.1")
+    slug = listing["slug"]
+    assert (await shop.upload(slug, "1.0.0-beta.2")).status_code == 201
+    await shop.submit(slug, "1.0.0-beta.2")
+    await shop.decide(slug, "1.0.0-beta.2")
+    detail = (await client.get(f"{V1}/listings/{slug}", headers=shop.developer.headers)).json()
+    assert detail["latest_version"]["version"] == "1.0.0-beta.2"  # no release yet: the highest pre-release
+    assert (await shop.upload(slug, "0.9.0")).status_code == 201
+    await shop.submit(slug, "0.9.0")
+    await shop.decide(slug, "0.9.0")
+    detail = (await client.get(f"{V1}/listings/{slug}", headers=shop.developer.headers)).json()
+    assert detail["latest_version"]["version"] == "0.9.0"  # a release, however lower, wins over betas
 
 
 async def test_submission_moves_version_and_new_listing_into_review(shop: Shop, client: httpx.AsyncClient,
@@ -227,3 +246,27 @@ async def test_an_upload_without_a_file_part_is_a_422(shop: Shop, client: httpx.
     bad_sum = await client.post(url, headers=shop.developer.headers, data={"sha256": "nothex"},
                                 files={"file": ("x.tar.gz", package_bytes(listing["slug"], "1.0.0"))})
     assert bad_sum.status_code == 422 and bad_sum.json()["errors"][0]["loc"] == ["body", "sha256"], bad_sum.text
+
+
+async def test_a_token_scoped_to_upload_makes_the_first_upload_to_a_draft(shop: Shop, client: httpx.AsyncClient,
+                                                                         actors: Actors) -> None:
+    """The documented scope `version:upload@slug` is enough: holding the change on a listing
+    shows it for that change, though `listing:read` is not in the token."""
+    draft = await shop.listing()
+    slug = draft["slug"]
+    created = await client.post(f"{V1}/me/tokens", headers=shop.developer.headers,
+                                json={"name": "ci", "scopes": [f"version:upload@{slug}"]})
+    assert created.status_code == 201, created.text
+    ci = Actor(id=shop.developer.id, email=shop.developer.email, password="", access_token=created.json()["token"],
+               refresh_token="")
+    assert (await client.get(f"{V1}/listings/{slug}", headers=ci.headers)).status_code == 404  # no listing:read
+    uploaded = await shop.upload(slug, "0.1.0", as_actor=ci)
+    assert uploaded.status_code == 201, uploaded.text
+    other = await shop.listing()
+    refused = await shop.upload(other["slug"], "0.1.0", as_actor=ci)  # outside the scope: as if absent
+    assert refused.status_code == 404 and refused.json()["code"] == "listing_not_found"
+    stranger = await actors.create()
+    await actors.publisher(stranger)  # a developer of another publisher: holds version:upload (own)
+    stranger = await actors.login(stranger.email, stranger.password, user_id=stranger.id)
+    hidden = await shop.upload(slug, "0.2.0", as_actor=stranger)
+    assert hidden.status_code == 404 and hidden.json()["code"] == "listing_not_found"  # a draft stays hidden

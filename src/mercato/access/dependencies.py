@@ -57,6 +57,7 @@ async def _principal_or_none(request: Request, credentials: HTTPAuthorizationCre
         token_id=token.id if token else None,
         token_scopes=tuple(token.scopes) if token and token.scopes else None,
         kind="api_token" if token else "user",
+        session_id=identity.session_id,
     )
     if token is not None:
         await accounts.touch_api_token_if_stale(rt, token)

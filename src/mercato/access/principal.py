@@ -21,6 +21,8 @@ class Principal:
     token_id: uuid.UUID | None = None
     token_scopes: tuple[str, ...] | None = None
     kind: str = "user"
+    # The sign-in an access token belongs to (its refresh family); logout ends just that one.
+    session_id: uuid.UUID | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
     def condition_for(self, permission: Permission, resource: str | None = None) -> Condition | None:

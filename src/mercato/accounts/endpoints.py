@@ -28,7 +28,7 @@ from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden, RateLimited, Unauthenticated
-from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, encode_cursor, page_of
 from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page
 from mercato.models import User
@@ -124,9 +124,11 @@ async def refresh(body: RefreshRequest, request: Request, session: WriteSession,
 
 @router.post("/auth/logout", status_code=204, responses=Unauthenticated.responses())
 async def logout(me: Me, session: WriteSession, body: LogoutRequest | None = None) -> Response:
-    """End the session: the refresh token's family is revoked and the user's access tokens stop working."""
+    """End this sign-in: its refresh token and its access tokens stop working at once. The
+    account's other sign-ins (another browser, another machine) are not affected."""
     user = await service.get_user(session, me.user_id)
-    await service.logout(session, user=user, refresh_token=body.refresh_token if body else None)
+    await service.logout(session, user=user, refresh_token=body.refresh_token if body else None,
+                         session_id=me.session_id)
     return Response(status_code=204)
 
 
@@ -158,10 +160,14 @@ async def change_password(body: PasswordChange, me: Annotated[Principal, require
     return Response(status_code=204)
 
 
-@router.get("/me/tokens", response_model=list[ApiTokenRead])
-async def list_tokens(me: Annotated[Principal, requires(Permission.token_manage)],
-                      session: ReadSession) -> list[ApiTokenRead]:
-    return [ApiTokenRead.model_validate(t) for t in await service.list_api_tokens(session, user_id=me.user_id)]
+@router.get("/me/tokens", response_model=Page[ApiTokenRead])
+async def list_tokens(me: Annotated[Principal, requires(Permission.token_manage)], session: ReadSession,
+                      cursor: CursorParam = None, limit: Limit = 20) -> Page[ApiTokenRead]:
+    """Your API tokens not revoked, newest first."""
+    page, next_cursor = page_of(await service.list_api_tokens(session, user_id=me.user_id),
+                                key=lambda t: (t.created_at.isoformat(), str(t.id)), cursor=cursor, limit=limit,
+                                descending=True)
+    return Page(items=[ApiTokenRead.model_validate(t) for t in page], next_cursor=next_cursor)
 
 
 @router.post("/me/tokens", status_code=201, response_model=ApiTokenCreated, responses=InvalidScope.responses())

@@ -82,6 +82,12 @@ async def mark_rotated(session: AsyncSession, token_id: uuid.UUID, at: datetime)
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
+async def session_live(session: AsyncSession, family_id: uuid.UUID) -> bool:
+    """Whether a sign-in (refresh family) still holds a token not revoked."""
+    return await session.scalar(select(RefreshToken.id).where(
+        RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None)).limit(1)) is not None
+
+
 async def revoke_family(session: AsyncSession, family_id: uuid.UUID, at: datetime) -> None:
     await session.execute(
         update(RefreshToken).where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))

@@ -3,9 +3,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import EmailStr, Field
+from pydantic import Field
 
-from mercato.kit.schemas import ReadModel, WriteModel
+from mercato.kit.schemas import Email, ReadModel, WriteModel
 
 # The policy (12–256 characters, not a common password) is checked by the service so its
 # refusal carries the code weak_password; the schema only bounds the body.
@@ -14,7 +14,7 @@ Password = Field(min_length=1, max_length=1024, description=(
 
 
 class RegisterRequest(WriteModel):
-    email: EmailStr
+    email: Email
     password: str = Password
     display_name: str = Field(default="", max_length=100)
 
@@ -51,7 +51,7 @@ class UserRead(ReadModel):
 
 class MeUpdate(WriteModel):
     display_name: str | None = Field(default=None, max_length=100)
-    email: EmailStr | None = None
+    email: Email | None = None
     current_password: str | None = Field(default=None, max_length=1024,
                                          description="Required to change the email (re-authentication).")
 
@@ -84,7 +84,7 @@ class ApiTokenCreated(ApiTokenRead):
 
 
 class AdminUserCreate(WriteModel):
-    email: EmailStr
+    email: Email
     password: str = Password
     display_name: str = Field(default="", max_length=100)
     roles: list[str] = Field(default_factory=lambda: ["user"], max_length=20)

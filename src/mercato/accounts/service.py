@@ -43,6 +43,7 @@ class TokenPair:
 class BearerIdentity:
     user: User
     api_token: ApiToken | None
+    session_id: uuid.UUID | None = None
 
 
 def check_password_policy(password: str, *, email: str | None, field: str = "password") -> None:
@@ -114,7 +115,8 @@ async def _issue(session: AsyncSession, rt: Runtime, user: User, *, family_id: u
         id=uuid.uuid4(), user_id=user.id, family_id=family_id, token_hash=secret_digest(refresh), created_at=now,
         expires_at=now + timedelta(days=rt.settings.refresh_token_days),
     ))
-    access_token, expires_in = rt.tokens.issue_access(user_id=user.id, token_version=user.token_version)
+    access_token, expires_in = rt.tokens.issue_access(user_id=user.id, token_version=user.token_version,
+                                                      session_id=family_id)
     return TokenPair(access_token=access_token, refresh_token=refresh, expires_in=expires_in)
 
 
@@ -151,14 +153,24 @@ async def revoke_reused_family(session: AsyncSession, reuse: RefreshReuse) -> No
                 resource_type="refresh_token_family", resource_id=reuse.family_id, result="denied")
 
 
-async def logout(session: AsyncSession, *, user: User, refresh_token: str | None) -> None:
-    """End the session: its refresh family is revoked and every access token of the user dies (T4)."""
+async def logout(session: AsyncSession, *, user: User, refresh_token: str | None,
+                 session_id: uuid.UUID | None) -> None:
+    """End this sign-in (T4): its refresh family is revoked, and with it every access token
+    issued to it, at once. The account's other sign-ins (a browser, another machine) go on.
+    An access token from before sign-ins were named (no ``sid``) can only be ended with all
+    of the account's access tokens."""
     now = utcnow()
+    ended: set[uuid.UUID] = set()
     if refresh_token:
         token = await repository.refresh_by_hash(session, secret_digest(refresh_token))
         if token is not None and token.user_id == user.id:
-            await repository.revoke_family(session, token.family_id, now)
-    await repository.bump_token_version(session, user.id)
+            ended.add(token.family_id)
+    if session_id is not None:
+        ended.add(session_id)
+    for family_id in ended:
+        await repository.revoke_family(session, family_id, now)
+    if session_id is None:
+        await repository.bump_token_version(session, user.id)
 
 
 async def change_password(session: AsyncSession, rt: Runtime, *, user: User, current: str, new: str) -> None:
@@ -333,7 +345,9 @@ async def identify_bearer(session: AsyncSession, rt: Runtime, credential: str) -
     user = await repository.get(session, claims.user_id)
     if user is None or not user.is_active or user.token_version != claims.token_version:
         return None
-    return BearerIdentity(user=user, api_token=None)
+    if claims.session_id is not None and not await repository.session_live(session, claims.session_id):
+        return None  # that sign-in was ended (logout, refresh-token reuse)
+    return BearerIdentity(user=user, api_token=None, session_id=claims.session_id)
 
 
 def ensure_active(user: User) -> None:

@@ -25,7 +25,7 @@ from mercato.catalog.search import SearchQuery, listing_search_for
 from mercato.kit.errors import Forbidden
 from mercato.kit.cache import SingleFlight
 from mercato.kit.http import FastPath, register_fast_path
-from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor, page_of
 from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession, get_runtime
 from mercato.kit.schemas import Page, Slug
 from mercato.runtime import Runtime
@@ -39,9 +39,12 @@ ListingKey = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{2,64}$", description="T
 
 # --- categories ---------------------------------------------------------------------------------
 
-@router.get("/categories", response_model=list[CategoryRead], dependencies=[public()])
-async def list_categories(session: ReadSession) -> list[CategoryRead]:
-    return [CategoryRead.model_validate(c) for c in await service.categories(session)]
+@router.get("/categories", response_model=Page[CategoryRead], dependencies=[public()])
+async def list_categories(session: ReadSession, cursor: CursorParam = None, limit: Limit = 100) -> Page[CategoryRead]:
+    """The categories in their display order (100 a page by default)."""
+    page, next_cursor = page_of(await service.categories(session), key=lambda c: (c.position, c.name, c.slug),
+                                cursor=cursor, limit=limit)
+    return Page(items=[CategoryRead.model_validate(c) for c in page], next_cursor=next_cursor)
 
 
 @router.post("/admin/categories", status_code=201, response_model=CategoryRead,
@@ -280,20 +283,20 @@ async def relist(listing_id: ListingKey, session: WriteSession,
 
 @router.post("/admin/listings/{listing_id}/suspend", response_model=ListingRead,
              responses=ListingNotFound.responses(ListingTransitionRefused))
-async def suspend(listing_id: uuid.UUID, body: Reason, session: WriteSession,
+async def suspend(listing_id: ListingKey, body: Reason, session: WriteSession,
                   actor: Annotated[Principal, requires(Permission.listing_suspend)]) -> ListingRead:
     """Admins hide a listing from everyone but its publisher, from any state; unsuspend returns
     it to the state it had."""
-    listing = await service.suspend(session, actor=actor, listing_id=listing_id, reason=body.reason)
+    listing = await service.suspend(session, actor=actor, key=listing_id, reason=body.reason)
     (out,) = await presenter.present(session, [listing])
     return out
 
 
 @router.post("/admin/listings/{listing_id}/unsuspend", response_model=ListingRead,
              responses=ListingNotFound.responses(ListingTransitionRefused))
-async def unsuspend(listing_id: uuid.UUID, session: WriteSession,
+async def unsuspend(listing_id: ListingKey, session: WriteSession,
                     actor: Annotated[Principal, requires(Permission.listing_suspend)]) -> ListingRead:
-    (out,) = await presenter.present(session, [await service.unsuspend(session, actor=actor, listing_id=listing_id)])
+    (out,) = await presenter.present(session, [await service.unsuspend(session, actor=actor, key=listing_id)])
     return out
 
 

@@ -67,14 +67,29 @@ async def get_visible(session: AsyncSession, viewer: Principal | None, key: str)
 
 async def get_for_change(session: AsyncSession, actor: Principal, key: str, permission: Permission) -> Listing:
     """A listing the actor may see (else 404) and change under ``permission`` (else 403):
-    ``any``, or ``own`` as a member of its publisher. API-token scopes name the listing slug."""
-    listing = await get_visible(session, actor, key)
-    condition = actor.condition_for(permission, listing.slug)
-    if condition is Condition.any:
+    ``any``, or ``own`` as a member of its publisher. API-token scopes name the listing slug.
+
+    Holding ``permission`` on the listing is enough to see it for that change: a token scoped
+    ``version:upload@slug`` reaches its draft listing without ``listing:read`` too. Anyone
+    else gets the same 404 as for a listing that does not exist."""
+    try:
+        listing = await get_visible(session, actor, key)
+    except ListingNotFound:
+        listing = await repository.by_key(session, key, condition=Condition.any)
+        if listing is None or not await _may(session, actor, listing, permission):
+            raise
         return listing
-    if condition is Condition.own and await publishers.member_role(session, listing.publisher_id, actor.user_id):
+    if await _may(session, actor, listing, permission):
         return listing
     raise Forbidden(f"Only members of this listing's publisher or admins may do this ({permission.value}).")
+
+
+async def _may(session: AsyncSession, actor: Principal, listing: Listing, permission: Permission) -> bool:
+    condition = actor.condition_for(permission, listing.slug)
+    if condition is Condition.any:
+        return True
+    return condition is Condition.own and bool(
+        await publishers.member_role(session, listing.publisher_id, actor.user_id))
 
 
 async def get_by_id(session: AsyncSession, listing_id: uuid.UUID) -> Listing:
@@ -242,8 +257,8 @@ async def relist(session: AsyncSession, *, actor: Principal, key: str) -> Listin
     return listing
 
 
-async def suspend(session: AsyncSession, *, actor: Principal, listing_id: uuid.UUID, reason: str) -> Listing:
-    listing = await get_by_id(session, listing_id)
+async def suspend(session: AsyncSession, *, actor: Principal, key: str, reason: str) -> Listing:
+    listing = await get_for_change(session, actor, key, Permission.listing_suspend)
     previous = listing.status
     if previous == "suspended":
         raise ListingTransitionRefused("The listing is already suspended.")
@@ -257,8 +272,8 @@ async def suspend(session: AsyncSession, *, actor: Principal, listing_id: uuid.U
     return listing
 
 
-async def unsuspend(session: AsyncSession, *, actor: Principal, listing_id: uuid.UUID) -> Listing:
-    listing = await get_by_id(session, listing_id)
+async def unsuspend(session: AsyncSession, *, actor: Principal, key: str) -> Listing:
+    listing = await get_for_change(session, actor, key, Permission.listing_suspend)
     if listing.status != "suspended":
         raise ListingTransitionRefused(f"Only a suspended listing can be unsuspended (it is {listing.status}).")
     back_to = listing.status_before_suspension or "draft"

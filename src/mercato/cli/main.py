@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from mercato.config import Settings, load_settings
+from mercato.config import Settings, bound_url, load_settings, with_bound_address
 
 app = typer.Typer(help="Mercato: a self-hostable marketplace server for software.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -52,10 +52,14 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     from mercato.app import create_app
     from mercato.bootstrap import prepare_database
 
-    settings = _settings(data_dir)
+    configured = _settings(data_dir)
+    settings = with_bound_address(configured, host, port)
     if migrate_first if migrate_first is not None else settings.is_sqlite:
         prepare_database(settings)
-    typer.echo(f"Mercato on http://{host}:{port}  ({_describe(settings)})")
+    typer.echo(f"Mercato on {bound_url(host, port)}  ({_describe(settings)})")
+    if host in ("0.0.0.0", "::") and settings is not configured:
+        typer.echo(f"payment links and e-mails use {settings.public_url}: set MERCATO_PUBLIC_URL to the "
+                   "address buyers reach", err=True)
     application = create_app(settings)
     if demo:
         # The demo is loaded beside the running server (its own connections), once it

@@ -59,7 +59,7 @@ from mercato.installs.errors import (
 )
 from mercato.kit.clock import utcnow
 from mercato.kit.metrics import INSTALL_TASKS, count_on_commit
-from mercato.kit.semver import parse_range, version_sort_key
+from mercato.kit.semver import parse_range, parse_version, version_sort_key
 from mercato.library import service as library
 from mercato.models import Installation, InstallTask, Instance, Listing, ListingVersion
 from mercato.notifications import service as notifications
@@ -720,6 +720,8 @@ async def on_version_approved(session: AsyncSession, *, settings: Settings, vers
         current = installation.version or "0.0.0"
         if version_sort_key(found.version) <= version_sort_key(current) or installation.notified_version == found.version:
             continue
+        if parse_version(found.version).prerelease and not parse_version(current).prerelease:
+            continue  # pre-releases are offered only to copies already on one (who asked for them)
         if requirement_problems(found.manifest, instance):
             continue  # not compatible with that instance: nothing to offer it
         upgrading = installation.auto_upgrade and installation.state == "installed" and \

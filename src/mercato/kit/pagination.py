@@ -5,14 +5,17 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.kit.errors import ValidationFailed
+
+T = TypeVar("T")
 
 Limit = Annotated[int, Query(ge=1, le=100, description="Items per page (1–100).")]
 Total = Annotated[bool, Query(description="Also count every matching item (`total` in the answer).")]
@@ -46,3 +49,43 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
 async def count_matching(session: AsyncSession, statement: Select[Any]) -> int:
     """How many rows a filtered (not yet paged) select matches."""
     return int(await session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0)
+
+
+SortKey = tuple[str | int, ...]
+
+
+def encode_key_cursor(key: SortKey) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
+
+
+def page_of(items: Sequence[T], *, key: Callable[[T], SortKey], cursor: str | None, limit: int,
+            descending: bool = False) -> tuple[list[T], str | None]:
+    """One page of a small, bounded collection read whole (roles, permissions, categories, a
+    person's tokens, market sources), ordered by ``key`` (unique per item) and cut after the
+    cursor's key: the same ``{items, next_cursor}`` contract as the keyset-paged lists, and an
+    item removed between pages shifts nothing."""
+    ordered = sorted(items, key=key, reverse=descending)
+    if cursor:
+        after = _decode_key(cursor)
+        try:
+            ordered = [item for item in ordered if (key(item) < after if descending else key(item) > after)]
+        except TypeError as exc:  # a forged cursor whose parts have the wrong types
+            raise _invalid_cursor() from exc
+    page = ordered[:limit]
+    return page, encode_key_cursor(key(page[-1])) if len(ordered) > limit else None
+
+
+def _decode_key(cursor: str) -> SortKey:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError) as exc:
+        raise _invalid_cursor() from exc
+    if not isinstance(raw, list) or not raw or not all(isinstance(part, (str, int)) and not isinstance(part, bool)
+                                                       for part in raw):
+        raise _invalid_cursor()
+    return tuple(raw)
+
+
+def _invalid_cursor() -> InvalidCursor:
+    return InvalidCursor("Use the next_cursor value from the previous page as it was given.",
+                         errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "invalid_cursor"}])

@@ -40,6 +40,7 @@ class AccessClaims:
     user_id: uuid.UUID
     token_version: int
     expires_at: datetime
+    session_id: uuid.UUID | None = None  # the sign-in (refresh family) the token belongs to
 
 
 class TokenSigner:
@@ -49,7 +50,8 @@ class TokenSigner:
         self.audience = audience
         self.access_lifetime = access_lifetime
 
-    def issue_access(self, *, user_id: uuid.UUID, token_version: int) -> tuple[str, int]:
+    def issue_access(self, *, user_id: uuid.UUID, token_version: int,
+                     session_id: uuid.UUID | None = None) -> tuple[str, int]:
         now = utcnow()
         claims: dict[str, Any] = {
             "sub": str(user_id),
@@ -62,6 +64,8 @@ class TokenSigner:
             "typ": ACCESS_TOKEN_TYPE,
             "ver": token_version,
         }
+        if session_id is not None:
+            claims["sid"] = str(session_id)
         token = jwt.encode(claims, self.key, algorithm=JWT_ALGORITHM)
         return token, int(self.access_lifetime.total_seconds())
 
@@ -75,7 +79,11 @@ class TokenSigner:
             # ``type(...) is int``: a bool is an int to isinstance, and ``true`` would pass for version 1.
             if claims.get("typ") != ACCESS_TOKEN_TYPE or type(claims.get("ver")) is not int:
                 return None
+            sid = claims.get("sid")
+            if sid is not None and not isinstance(sid, str):
+                return None
             return AccessClaims(user_id=uuid.UUID(claims["sub"]), token_version=claims["ver"],
-                                expires_at=datetime.fromtimestamp(claims["exp"]).astimezone())
+                                expires_at=datetime.fromtimestamp(claims["exp"]).astimezone(),
+                                session_id=uuid.UUID(sid) if sid is not None else None)
         except (jwt.PyJWTError, ValueError, TypeError):
             return None

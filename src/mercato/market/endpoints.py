@@ -4,14 +4,15 @@ read-only and browsed here, each listing labelled with its source and linked to 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Response
 
 from mercato.access.dependencies import public, requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor, page_of
 from mercato.kit.routing import (
     ReadSession,
     RuntimeDep,
@@ -35,18 +36,34 @@ from mercato.market.schemas import (
 
 router = APIRouter(route_class=TransactionalRoute, tags=["market"])
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 SourceManager = Annotated[Principal, requires(Permission.market_source_manage)]
 
 
-@router.get("/admin/market-sources", response_model=list[MarketSourceRead])
-async def list_sources(_actor: SourceManager, session: ReadSession) -> list[MarketSourceRead]:
-    """Every market source with its health, failures in a row, last error and listing count."""
+def _source_routes(method: str, path: str, **kwargs: Any) -> Callable[[F], F]:
+    """A source route at the contract path (API.md: `/admin/sources…`) and at the path it was
+    first served under (`/admin/market-sources…`), kept as a deprecated alias."""
+    def register(handler: F) -> F:
+        router.add_api_route(f"/admin/sources{path}", handler, methods=[method], **kwargs)
+        router.add_api_route(f"/admin/market-sources{path}", handler, methods=[method], deprecated=True,
+                             operation_id=f"{handler.__name__}_market_sources_alias", **kwargs)
+        return handler
+    return register
+
+
+@_source_routes("GET", "", response_model=Page[MarketSourceRead])
+async def list_sources(_actor: SourceManager, session: ReadSession, cursor: CursorParam = None,
+                       limit: Limit = 20) -> Page[MarketSourceRead]:
+    """Every market source with its health, failures in a row, last error and listing count,
+    oldest first."""
     rows, counts = await service.sources(session)
-    return [MarketSourceRead.of(source, counts.get(source.id, 0)) for source in rows]
+    page, next_cursor = page_of(rows, key=lambda s: (s.created_at.isoformat(), str(s.id)), cursor=cursor, limit=limit)
+    return Page(items=[MarketSourceRead.of(source, counts.get(source.id, 0)) for source in page],
+                next_cursor=next_cursor)
 
 
-@router.post("/admin/market-sources", status_code=201, response_model=MarketSourceRead,
-             responses=UrlNotAllowed.responses(MarketSourceExists))
+@_source_routes("POST", "", status_code=201, response_model=MarketSourceRead, responses=UrlNotAllowed.responses(MarketSourceExists))
 async def create_source(body: MarketSourceCreate, actor: SourceManager, session: WriteSession,
                         runtime: RuntimeDep) -> MarketSourceRead:
     """Add another Mercato store by its base URL (http or https, passing the SSRF guard: 422
@@ -56,15 +73,14 @@ async def create_source(body: MarketSourceCreate, actor: SourceManager, session:
     return MarketSourceRead.of(source, 0)
 
 
-@router.delete("/admin/market-sources/{source_id}", status_code=204, responses=MarketSourceNotFound.responses())
+@_source_routes("DELETE", "/{source_id}", status_code=204, responses=MarketSourceNotFound.responses())
 async def delete_source(source_id: uuid.UUID, actor: SourceManager, session: WriteSession) -> Response:
     """Remove the source and every listing mirrored from it (they leave /market/listings at once)."""
     await service.delete(session, actor=actor, source_id=source_id)
     return Response(status_code=204)
 
 
-@router.post("/admin/market-sources/{source_id}/sync", response_model=MarketSyncRead,
-             responses=MarketSourceNotFound.responses())
+@_source_routes("POST", "/{source_id}/sync", response_model=MarketSyncRead, responses=MarketSourceNotFound.responses())
 async def sync_source(source_id: uuid.UUID, _actor: SourceManager, runtime: RuntimeDep) -> MarketSyncRead:
     """Sync the source now: fetch its feed from the stored cursor and apply the changes. A
     failing source answers 200 too, with `health: failing` and the error; the counts say

@@ -25,12 +25,14 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.errors import MercatoError, PayloadTooLarge, ValidationFailed
 from mercato.kit.http import _validation_errors
+from mercato.kit.pagination import CursorParam, Limit, page_of
 from mercato.kit.routing import (
     ReadSession,
     RuntimeDep,
     TransactionalRoute,
     WriteSession,
 )
+from mercato.kit.schemas import Page
 from mercato.kit.storage import ArtifactMissing
 from mercato.openvsx import service
 from mercato.openvsx.errors import (
@@ -426,11 +428,14 @@ def _token_read(token: Any) -> RegistryTokenRead:
                              last_used_at=token.last_used_at)
 
 
-@account_router.get("/me/registry-tokens", response_model=list[RegistryTokenRead])
-async def list_registry_tokens(session: ReadSession,
-                               actor: Annotated[Principal, requires(Permission.token_manage)]) -> list[RegistryTokenRead]:
-    """Your active personal registry tokens (their first characters, never the secret)."""
-    return [_token_read(t) for t in await service.list_tokens(session, actor=actor)]
+@account_router.get("/me/registry-tokens", response_model=Page[RegistryTokenRead])
+async def list_registry_tokens(session: ReadSession, actor: Annotated[Principal, requires(Permission.token_manage)],
+                               cursor: CursorParam = None, limit: Limit = 20) -> Page[RegistryTokenRead]:
+    """Your active personal registry tokens (their first characters, never the secret), newest first."""
+    page, next_cursor = page_of(await service.list_tokens(session, actor=actor),
+                                key=lambda t: (t.created_at.isoformat(), str(t.id)), cursor=cursor, limit=limit,
+                                descending=True)
+    return Page(items=[_token_read(t) for t in page], next_cursor=next_cursor)
 
 
 @account_router.post("/me/registry-tokens", status_code=201, response_model=RegistryTokenCreated)

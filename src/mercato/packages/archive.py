@@ -50,6 +50,7 @@ from mercato.packages.errors import (
     ArchiveUnsafePath,
     ArchiveUnsupported,
     ChecksumMismatch,
+    LaunchEntryMissing,
     ManifestInvalid,
     ManifestMissing,
     PackageError,
@@ -1043,6 +1044,13 @@ def inspect_archive(path: Path, *, limits: PackageLimits | None = None,
         if data is None:
             data = scanned.read_member(changelog_path, keep)
         changelog = _changelog_text(data, limits.max_changelog_bytes)
+    if manifest.launch is not None and (entry := manifest.launch.entry) is not None:
+        member = scanned.members.get(entry)
+        if member is None or member.is_dir:
+            raise LaunchEntryMissing(
+                f"mercato.toml's [launch] entry is {_show(entry)}, which is not a file in the archive: every "
+                "install would fail to open it. Add the file or fix the path.",
+                errors=[{"loc": ["launch", "entry"], "msg": "No such file in the archive.", "type": "file_missing"}])
     members = list(scanned.members.values())
     return InspectedArchive(
         format=scanned.format, sha256=scanned.sha256, size=scanned.size,

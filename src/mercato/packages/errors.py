@@ -66,6 +66,12 @@ class ManifestInvalid(PackageError):
     code, title = "manifest_invalid", "The package manifest is not valid"
 
 
+class LaunchEntryMissing(ManifestInvalid):
+    """``[launch] entry`` names no file of the archive: every install would fail to open it."""
+
+    code, title = "launch_entry_missing", "The launch entry is not a file in the package"
+
+
 class ChecksumMismatch(PackageError):
     code, title = "checksum_mismatch", "The archive's SHA-256 is not the one declared"
 

@@ -13,7 +13,7 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.accounts.errors import UserNotFound
 from mercato.kit.errors import Forbidden
-from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, encode_cursor, page_of
 from mercato.kit.routing import ReadSession, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page, Slug
 from mercato.models import Publisher
@@ -51,10 +51,14 @@ async def apply(body: ApplicationCreate, actor: Annotated[Principal, requires(Pe
     return ApplicationRead.model_validate(application)
 
 
-@router.get("/me/publisher-applications", response_model=list[ApplicationRead])
+@router.get("/me/publisher-applications", response_model=Page[ApplicationRead])
 async def my_applications(actor: Annotated[Principal, requires(Permission.publisher_application_create)],
-                          session: ReadSession) -> list[ApplicationRead]:
-    return [ApplicationRead.model_validate(a) for a in await service.applications_of(session, actor.user_id)]
+                          session: ReadSession, cursor: CursorParam = None, limit: Limit = 20) -> Page[ApplicationRead]:
+    """Your publisher applications, newest first."""
+    page, next_cursor = page_of(await service.applications_of(session, actor.user_id),
+                                key=lambda a: (a.created_at.isoformat(), str(a.id)), cursor=cursor, limit=limit,
+                                descending=True)
+    return Page(items=[ApplicationRead.model_validate(a) for a in page], next_cursor=next_cursor)
 
 
 @router.get("/admin/publisher-applications", response_model=Page[ApplicationRead])

@@ -4,9 +4,9 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import EmailStr, Field, HttpUrl
+from pydantic import Field, HttpUrl
 
-from mercato.kit.schemas import ReadModel, Slug, WriteModel
+from mercato.kit.schemas import Email, ReadModel, Slug, WriteModel
 
 
 class ApplicationCreate(WriteModel):
@@ -39,7 +39,7 @@ class PublisherCreate(WriteModel):
     name: str = Field(min_length=2, max_length=100)
     description: str = Field(default="", max_length=5000)
     website: HttpUrl | None = None
-    owner_email: EmailStr
+    owner_email: Email
 
 
 class PublisherUpdate(WriteModel):
@@ -67,5 +67,5 @@ class PublisherRead(ReadModel):
 
 
 class MemberAdd(WriteModel):
-    email: EmailStr
+    email: Email
     role: Literal["owner", "member"] = "member"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.kit.db import insert_unless_conflict, refresh_if_held
@@ -53,10 +53,17 @@ async def of_listing(session: AsyncSession, listing_id: uuid.UUID, *, statuses: 
     return list(rows)
 
 
+def is_release() -> Any:
+    """A release, not a pre-release: its ordering key ends with ``~`` (kit.semver.ordering_key)."""
+    return ListingVersion.ordering.like("%~")
+
+
 async def latest_approved(session: AsyncSession, listing_id: uuid.UUID) -> ListingVersion | None:
+    """"Latest": the approved release of highest precedence; a pre-release only while the
+    listing has no approved release at all (pre-releases are otherwise taken only by name)."""
     return await session.scalar(select(ListingVersion).where(
         ListingVersion.listing_id == listing_id, ListingVersion.status == "approved")
-        .order_by(ListingVersion.ordering.desc()).limit(1))
+        .order_by(case((is_release(), 1), else_=0).desc(), ListingVersion.ordering.desc()).limit(1))
 
 
 async def newest_uploaded(session: AsyncSession, listing_id: uuid.UUID) -> ListingVersion | None:
