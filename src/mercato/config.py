@@ -216,6 +216,11 @@ class Settings(BaseSettings):
     market_max_pages: int = Field(default=20, ge=1, le=1000, description=(
         "Most feed pages fetched from one source in one sync (the rest come on the next one)."))
 
+    metrics_port: int | None = Field(default=None, ge=0, le=65535, description=(
+        "`mercato worker` and `mercato scheduler` serve GET /metrics and GET /healthz on this port (they "
+        "have no API); unset: none. `mercato serve` has both on its own port."))
+    metrics_host: str = Field(default="0.0.0.0", description="Interface of the metrics port.")
+
     log_level: str = "INFO"
     log_json: bool = False
     access_log: Literal["all", "problems", "off"] = Field(default="problems", description=(

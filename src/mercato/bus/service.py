@@ -234,12 +234,17 @@ async def _redeliver(bus: Bus) -> None:
 
 
 async def _gauges(bus: Bus) -> None:
-    async with bus.db.read_session() as session:
+    await refresh_gauges(bus.db, bus.registry)
+
+
+async def refresh_gauges(db: Database, registry: Registry) -> None:
+    """Set the bus gauges from the database (the truth every process shares)."""
+    async with db.read_session() as session:
         OUTBOX_BACKLOG.set(await repository.unrelayed_count(session))
         counts = await repository.counts_by_state(session)
         head = await repository.max_position(session)
         cursors = await repository.cursors(session)
-    for subscriber in bus.registry.subscribers.values():
+    for subscriber in registry.subscribers.values():
         if subscriber.batch:  # an observer owes at most the events beyond its cursor
             PENDING.labels(subscriber.name).set(max(0, head - cursors.get(subscriber.name, head)))
         else:

@@ -218,11 +218,21 @@ async def _run_bus(settings: Settings, *, role: str) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await bus.start()
-    typer.echo(f"mercato {role} running ({_describe(settings)}, broker {settings.broker_url or 'in-process'})",
-               err=True)
+    metrics = None
+    if settings.metrics_port is not None:
+        from mercato.ops import gauges
+        from mercato.ops.metrics_server import MetricsServer
+
+        metrics = MetricsServer(settings.metrics_host, settings.metrics_port,
+                                before_scrape=lambda: gauges.refresh(rt.db, bus.registry))
+        await metrics.start()
+    typer.echo(f"mercato {role} running ({_describe(settings)}, broker {settings.broker_url or 'in-process'}"
+               + (f", metrics on :{metrics.port}" if metrics else "") + ")", err=True)
     try:
         await stop.wait()
     finally:
+        if metrics is not None:
+            await metrics.stop()
         await bus.stop()
         await rt.close()
 

@@ -17,6 +17,7 @@ from mercato.kit.logging import log
 from mercato.kit.metrics import REGISTRY
 from mercato.kit.migrate import schema_state
 from mercato.kit.routing import TransactionalRoute
+from mercato.ops import gauges
 
 BROKER_CHECK_SECONDS = 2.0
 
@@ -74,6 +75,7 @@ async def metrics(request: Request) -> Response:
     bus = getattr(request.app.state, "bus", None)
     if bus is not None and bus.settings.broker_url:
         BROKER_UP.set(1 if await _broker_reachable(bus) else 0)
+    await gauges.refresh(request.app.state.runtime.db, bus.registry if bus is not None else None)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 

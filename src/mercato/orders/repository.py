@@ -210,3 +210,14 @@ async def add_refunded(session: AsyncSession, order_id: uuid.UUID, amount: int, 
                 status=case((Order.refunded_amount + amount >= Order.total, "refunded"), else_="partially_refunded"))
         .returning(Order.status).execution_options(synchronize_session=False))
     return result.scalar_one_or_none()
+
+
+async def oldest_overdue(session: AsyncSession, *, now: datetime) -> datetime | None:
+    """When the longest-waiting step of the order saga became due: a paid digital order waits
+    for its fulfilment since ``paid_at``; an unpaid order past ``expires_at`` waits for the expiry
+    sweep. None when nothing is owed (an order awaiting shipment waits for a person, not the saga)."""
+    paid = await session.scalar(select(func.min(Order.paid_at)).where(Order.status == "paid"))
+    expired = await session.scalar(select(func.min(Order.expires_at)).where(
+        Order.status.in_(("created", "awaiting_payment")), Order.expires_at <= now))
+    found = [moment for moment in (paid, expired) if moment is not None]
+    return min(found) if found else None

@@ -91,6 +91,11 @@ async def of_buyer(session: AsyncSession, *, actor: Principal, status: str | Non
     return await repository.of_user(session, actor.user_id, status=status, after=after, limit=limit)
 
 
+async def saga_overdue_since(session: AsyncSession) -> datetime | None:
+    """When the longest-waiting step the order saga owes became due (None: nothing owed)."""
+    return await repository.oldest_overdue(session, now=utcnow())
+
+
 async def status_of(session: AsyncSession, order_id: uuid.UUID) -> str | None:
     """The order's state, for other modules' reactions (the wallet skips orders that ended)."""
     return await repository.status_of(session, order_id)

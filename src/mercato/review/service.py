@@ -8,7 +8,7 @@ Reviewers never see or decide tasks of publishers they belong to.
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,6 +64,11 @@ async def count(session: AsyncSession, *, actor: Principal, statuses: list[str] 
 
 async def pending_count(session: AsyncSession) -> int:
     return await repository.count(session, statuses=["pending", "claimed"])
+
+
+async def oldest_pending_since(session: AsyncSession) -> datetime | None:
+    """When the oldest task still waiting for a decision (pending or claimed) was queued."""
+    return await repository.oldest_created(session, statuses=["pending", "claimed"])
 
 
 async def get_task(session: AsyncSession, *, actor: Principal, task_id: uuid.UUID) -> ReviewTask:
