@@ -219,17 +219,15 @@ async def _redeliver(bus: Bus) -> None:
 
 
 async def _gauges(bus: Bus) -> None:
+    from mercato.bus.admin import backlog  # the admin health page reads the same figures
+
     async with bus.db.read_session() as session:
-        OUTBOX_BACKLOG.set(await repository.unrelayed_count(session))
-        counts = await repository.counts_by_state(session)
-        head = await repository.max_position(session)
-        cursors = await repository.cursors(session)
-    for subscriber in bus.registry.subscribers.values():
-        if subscriber.batch:  # an observer owes at most the events beyond its cursor
-            PENDING.labels(subscriber.name).set(max(0, head - cursors.get(subscriber.name, head)))
-        else:
-            PENDING.labels(subscriber.name).set(counts.get((subscriber.name, "pending"), 0))
-        DEAD_LETTERS.labels(subscriber.name).set(counts.get((subscriber.name, "dead"), 0))
+        owed = await backlog(session, bus.registry)
+    OUTBOX_BACKLOG.set(owed.outbox)
+    for name, count in owed.pending.items():
+        PENDING.labels(name).set(count)
+    for name, count in owed.dead.items():
+        DEAD_LETTERS.labels(name).set(count)
 
 
 async def _purge_idempotency(bus: Bus) -> None:

@@ -210,3 +210,10 @@ async def add_refunded(session: AsyncSession, order_id: uuid.UUID, amount: int, 
                 status=case((Order.refunded_amount + amount >= Order.total, "refunded"), else_="partially_refunded"))
         .returning(Order.status).execution_options(synchronize_session=False))
     return result.scalar_one_or_none()
+
+
+async def counts_since(session: AsyncSession, since: datetime) -> dict[str, int]:
+    """Orders created since ``since``, by their status now (the admin health page)."""
+    rows = await session.execute(select(Order.status, func.count()).where(Order.created_at >= since)
+                                 .group_by(Order.status))
+    return {status: int(count) for status, count in rows}

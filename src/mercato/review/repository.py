@@ -75,3 +75,9 @@ async def stale_claims(session: AsyncSession, *, claimed_before: datetime, limit
 async def latest_for_version(session: AsyncSession, version_id: uuid.UUID) -> ReviewTask | None:
     return await session.scalar(select(ReviewTask).where(ReviewTask.version_id == version_id)
                                 .order_by(ReviewTask.created_at.desc()).limit(1))
+
+
+async def oldest_waiting(session: AsyncSession) -> datetime | None:
+    """When the longest-waiting pending or claimed task was submitted."""
+    return await session.scalar(select(func.min(ReviewTask.created_at))
+                                .where(ReviewTask.status.in_(("pending", "claimed"))))

@@ -221,3 +221,8 @@ async def release_stale(session: AsyncSession, *, timeout_seconds: int) -> int:
                 task, reviewer_id=str(holder) if holder else None, timed_out=True)))
     return released
 
+
+
+async def oldest_waiting(session: AsyncSession) -> Any:
+    """When the longest-waiting pending or claimed task was submitted, or None."""
+    return await repository.oldest_waiting(session)
