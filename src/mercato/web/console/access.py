@@ -33,11 +33,15 @@ def console_actor(permission: Permission) -> Any:
     return Depends(allowed)
 
 
-async def refused(request: Request, session: AsyncSession, error: MercatoError, template: str,
-                  context: dict[str, Any]) -> Any:
-    """A refused action: nothing of it is kept (rollback), the page again with the reason and
-    the person's input, answered with the problem's status."""
+async def discard(session: AsyncSession) -> None:
+    """Nothing of a refused action is kept: its write transaction is rolled back (the page
+    after it is built from a read session, ``rt.db.read_session()``)."""
     if session.in_transaction():
         await session.rollback()
+
+
+async def refused(request: Request, error: MercatoError, template: str, context: dict[str, Any]) -> Any:
+    """The page again with the reason beside the form and the person's input, answered with
+    the problem's status (call ``discard`` on the write session first)."""
     return await render(request, template, {**context, "error": error.detail or error.title,
                                             "errors": field_errors(error)}, status_code=error.status)

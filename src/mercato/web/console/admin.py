@@ -24,11 +24,11 @@ from mercato.catalog.schemas import Reason
 from mercato.earnings import service as earnings
 from mercato.earnings.schemas import PayoutReject
 from mercato.kit.errors import MercatoError, ValidationFailed
-from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession
+from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
 from mercato.ops import health
 from mercato.policies import service as policies
 from mercato.policies.schemas import Policies
-from mercato.web.console.access import console_actor, refused
+from mercato.web.console.access import console_actor, discard, refused
 from mercato.web.console.review import age_text
 from mercato.web.pages import page_router, redirect, render
 
@@ -99,11 +99,12 @@ async def save_settings(request: Request, session: WriteSession, actor: Settings
         changes = {name: int(raw) for name, raw in typed.items() if int(raw) != current[name]}
         await policies.update(session, actor=actor, changes=changes)
     except MercatoError as error:
-        context = await _settings_context(session, rt)
+        await discard(session)
+        async with rt.db.read_session() as reader:
+            context = await _settings_context(reader, rt)
         for row in context["rows"]:
             row["value"] = typed[row["name"]]
-        return await refused(request, session, error, "console/admin/settings.html",
-                             {**context, "can_write": True})
+        return await refused(request, error, "console/admin/settings.html", {**context, "can_write": True})
     return redirect(str(request.url_for("console_admin_settings")) + "?saved=1")
 
 
@@ -142,7 +143,7 @@ async def audit_page(request: Request, session: ReadSession, actor: Auditor, act
     try:
         filters = _audit_filters(action[:64], resource[:200], since, until, actor_id)
     except ValidationFailed as error:
-        return await refused(request, session, error, "console/admin/audit.html", context)
+        return await refused(request, error, "console/admin/audit.html", context)
     rows = await audit_log.search(session, **filters, after=None, limit=PAGE)
     return await render(request, "console/admin/audit.html", {**context, "rows": rows})
 
@@ -175,9 +176,12 @@ async def replay(dead_letter_id: uuid.UUID, request: Request, session: WriteSess
     try:
         await bus_admin.replay(session, actor=actor, dead_letter_id=dead_letter_id)
     except MercatoError as error:
-        rows = await bus_admin.dead_letters(session, subscriber=None, after=None, limit=PAGE)
-        return await refused(request, session, error, "console/admin/dead_letters.html", {
-            "rows": rows, "events": {}, "total": len(rows), "console": "admin", "section": "dead-letters"})
+        await discard(session)
+        async with get_runtime(request).db.read_session() as reader:
+            rows = await bus_admin.dead_letters(reader, subscriber=None, after=None, limit=PAGE)
+            total = await bus_admin.count_dead_letters(reader, subscriber=None)
+        return await refused(request, error, "console/admin/dead_letters.html", {
+            "rows": rows, "events": {}, "total": total, "console": "admin", "section": "dead-letters"})
     return redirect(str(request.url_for("console_admin_dead_letters")) + f"?replayed={dead_letter_id}")
 
 
@@ -206,8 +210,10 @@ async def suspend(listing_id: uuid.UUID, request: Request, session: WriteSession
             raise _problem(exc, "reason") from None
         await catalog.suspend(session, actor=actor, listing_id=listing_id, reason=body.reason)
     except MercatoError as error:
-        return await refused(request, session, error, "console/admin/listings.html",
-                             {**await _listings_context(session, "", ""), "failed": listing_id})
+        await discard(session)
+        async with get_runtime(request).db.read_session() as reader:
+            context = await _listings_context(reader, "", "")
+        return await refused(request, error, "console/admin/listings.html", context)
     return redirect(str(request.url_for("console_admin_listings")))
 
 
@@ -216,8 +222,10 @@ async def unsuspend(listing_id: uuid.UUID, request: Request, session: WriteSessi
     try:
         await catalog.unsuspend(session, actor=actor, listing_id=listing_id)
     except MercatoError as error:
-        return await refused(request, session, error, "console/admin/listings.html",
-                             await _listings_context(session, "", ""))
+        await discard(session)
+        async with get_runtime(request).db.read_session() as reader:
+            context = await _listings_context(reader, "", "")
+        return await refused(request, error, "console/admin/listings.html", context)
     return redirect(str(request.url_for("console_admin_listings")))
 
 
@@ -250,6 +258,8 @@ async def decide_payout(payout_id: uuid.UUID, decision: Literal["approve", "reje
                 raise _problem(exc, "reason") from None
             await earnings.reject(session, actor=actor, payout_id=payout_id, reason=body.reason)
     except MercatoError as error:
-        return await refused(request, session, error, "console/admin/payouts.html",
-                             await _payouts_context(session, "requested"))
+        await discard(session)
+        async with get_runtime(request).db.read_session() as reader:
+            context = await _payouts_context(reader, "requested")
+        return await refused(request, error, "console/admin/payouts.html", context)
     return redirect(str(request.url_for("console_admin_payouts")))

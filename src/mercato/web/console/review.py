@@ -18,13 +18,13 @@ from starlette.responses import Response
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.errors import MercatoError, ValidationFailed
-from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession
+from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
 from mercato.models import ReviewTask
 from mercato.publishing import service as publishing
 from mercato.review import service
 from mercato.review.endpoints import task_read
 from mercato.review.schemas import ApproveBody, ReasonBody
-from mercato.web.console.access import console_actor, refused
+from mercato.web.console.access import console_actor, discard, refused
 from mercato.web.pages import page_router, redirect, render
 
 router = page_router(prefix="/console/review")
@@ -123,11 +123,10 @@ async def task_page(task_id: uuid.UUID, request: Request, session: ReadSession, 
 
 async def _refused_on_task(request: Request, session: AsyncSession, actor: Principal, task_id: uuid.UUID,
                            error: MercatoError, values: dict[str, str]) -> Response:
-    if session.in_transaction():
-        await session.rollback()
-    context = await _task_context(session, actor, task_id)
-    return await refused(request, session, error, "console/review/task.html",
-                         {**context, "values": values, "console": "review"})
+    await discard(session)
+    async with get_runtime(request).db.read_session() as reader:
+        context = await _task_context(reader, actor, task_id)
+    return await refused(request, error, "console/review/task.html", {**context, "values": values, "console": "review"})
 
 
 @router.post("/{task_id}/claim", name="console_review_claim")
