@@ -145,6 +145,17 @@ async def refresh(session: AsyncSession, rt: Runtime, *, refresh_token: str) -> 
     return await _issue(session, rt, user, family_id=token.family_id)
 
 
+async def session_user(session: AsyncSession, *, refresh_token: str) -> User | None:
+    """The user of a browser session (web/session.py): its refresh token is valid now, that is
+    not expired, rotated or revoked, and the account is active. Read-only: a page session
+    does not rotate, so sign-out, a password change or disabling the account end it."""
+    token = await repository.refresh_by_hash(session, secret_digest(refresh_token))
+    if token is None or token.revoked_at is not None or token.rotated_at is not None or token.expires_at <= utcnow():
+        return None
+    user = await repository.get(session, token.user_id)
+    return user if user is not None and user.is_active else None
+
+
 async def revoke_reused_family(session: AsyncSession, reuse: RefreshReuse) -> None:
     await repository.revoke_family(session, reuse.family_id, utcnow())
     await audit(session, actor_id=reuse.user_id, actor_email=None, action=AuditAction.refresh_reuse,
