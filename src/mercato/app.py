@@ -59,6 +59,7 @@ from mercato.stats import endpoints as stats_endpoints
 from mercato.sync import endpoints as sync_endpoints
 from mercato.wallet import endpoints as wallet_endpoints
 from mercato.web import pages as web_pages
+from mercato.web.console import upload_rule as console_upload_rule
 from mercato.webhooks import endpoints as webhooks_endpoints
 
 API_PREFIX = "/api/v1"
@@ -115,7 +116,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         Exempt("GET", re.compile(rf"^{API_PREFIX}/events/stream$")),  # streams until the client leaves
     ])
     app.add_middleware(RequestMiddleware, body_policy=BodyPolicy(default_max_bytes=settings.max_body_bytes,
-                                                                 rules=[upload, sandbox_form, vsix_upload, web_pages.FORM_RULE]),
+                                                                 rules=[upload, sandbox_form, vsix_upload,
+                                                                        console_upload_rule(settings), web_pages.FORM_RULE]),
                        access_log=settings.access_log, slow_ms=settings.access_log_slow_ms)
 
     for module in (accounts_endpoints, access_endpoints, publishers_endpoints, audit_endpoints, bus_endpoints,

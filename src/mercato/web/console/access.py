@@ -1,9 +1,8 @@
 """Who may open a console page: the same permission the API route of the action declares.
 
-``console_actor(Permission.x)`` is the page twin of ``access.dependencies.requires``: signed
-in through the page session (else the sign-in page), holding ``x`` (else the audited 403
-page, as the API's refusal is audited). Row scoping (own publisher, own tasks) stays in the
-services, exactly as for the API.
+``console_actor(Permission.x)`` is the foundation's ``page_requires`` (signed in, else the
+sign-in page; holding ``x``, else the audited 403 page) handing the services their
+``Principal``. Row scoping (own publisher, own tasks) stays in the services, as for the API.
 """
 
 from __future__ import annotations
@@ -13,24 +12,21 @@ from typing import Any
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.access.dependencies import _audit_denied
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.kit.errors import Forbidden, MercatoError
-from mercato.web import session as page_session
+from mercato.kit.errors import MercatoError
 from mercato.web.pages import field_errors, render
+from mercato.web.session import PageUser, page_requires
 
 
 def console_actor(permission: Permission) -> Any:
-    async def allowed(request: Request) -> Principal:
-        user = await page_session.signed_in(request)
-        principal = user.principal
-        if principal.condition_for(permission) is None:
-            await _audit_denied(request, principal, permission)
-            raise Forbidden(f"This page needs the permission {permission.value!r}, which your account does not have.")
-        return principal
+    """The foundation's ``page_requires(permission)``, giving the ``Principal`` the services take."""
+    allowed = page_requires(permission)
 
-    return Depends(allowed)
+    async def principal(user: PageUser = allowed) -> Principal:
+        return user.principal
+
+    return Depends(principal)
 
 
 async def discard(session: AsyncSession) -> None:

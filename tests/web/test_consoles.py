@@ -1,0 +1,194 @@
+"""The consoles in-process (fast): every action goes through its API route's service and
+permission, refusals re-render the form with nothing changed, and the checks are made through
+the API. The browser journeys are in test_consoles_browser.py."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from mercato.policies.schemas import Policies
+from mercato.runtime import Runtime
+from mercato.web import session as web_session
+from tests.bus.test_admin_endpoints import Poison, dead_letters, poison, settings, wait_for_state  # noqa: F401
+from tests.catalog.support import V1, Shop, package_bytes
+from tests.conftest import Actor, Actors
+
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def as_person(client: httpx.AsyncClient, actor: Actor) -> None:
+    """The page session of ``actor`` (the cookie carries the session's refresh token)."""
+    client.cookies.clear()
+    client.cookies.set(web_session.COOKIE, actor.refresh_token)
+
+
+async def token_of(client: httpx.AsyncClient, path: str) -> str:
+    page = await client.get(path)
+    assert page.status_code == 200, page.text
+    found = TOKEN.search(page.text)
+    assert found
+    return found.group(1)
+
+
+@pytest.fixture
+async def shop(client: httpx.AsyncClient, actors: Actors) -> Shop:
+    return await Shop.open(client, actors)
+
+
+async def test_each_console_refuses_people_without_the_permission(client: httpx.AsyncClient, shop: Shop) -> None:
+    as_person(client, shop.developer)
+    for path in ("/console/review", "/console/admin", "/console/admin/settings", "/console/admin/audit",
+                 "/console/admin/audit.csv", "/console/admin/dead-letters", "/console/admin/listings",
+                 "/console/admin/payouts"):
+        response = await client.get(path)
+        assert response.status_code == 403, path
+        assert "Not allowed" in response.text and response.headers["content-type"].startswith("text/html")
+    as_person(client, shop.reviewer)
+    assert (await client.get(f"/console/publisher/{shop.publisher}")).status_code == 403
+    assert (await client.get(f"/console/publisher/{shop.publisher}/listings")).status_code == 403
+    client.cookies.clear()
+    signed_out = await client.get("/console/admin")
+    assert signed_out.status_code == 303 and signed_out.headers["location"].startswith("/login")
+
+
+async def test_a_reviewer_claims_and_a_short_reason_is_refused_without_change(client: httpx.AsyncClient,
+                                                                             shop: Shop) -> None:
+    listing = await shop.listing()
+    assert (await shop.upload(listing["slug"], "1.0.0")).status_code == 201
+    await shop.submit(listing["slug"], "1.0.0")
+    task = await shop.task_of(listing["slug"], "1.0.0")
+    as_person(client, shop.reviewer)
+    queue = await client.get("/console/review")
+    assert listing["slug"] in queue.text and "sla-ok" in queue.text
+    token = TOKEN.search(queue.text).group(1)  # type: ignore[union-attr]
+    claimed = await client.post(f"/console/review/{task['id']}/claim", data={"csrf_token": token})
+    assert claimed.status_code == 303
+    page = await client.get(claimed.headers["location"])
+    assert "bin/run" in page.text and "changelog_missing" in page.text and "Send decision" in page.text
+    short = await client.post(f"/console/review/{task['id']}/decide",
+                              data={"csrf_token": token, "outcome": "rejected", "reason": "no"})
+    assert short.status_code == 422 and 'id="e-reason"' in short.text and ">no</textarea>" in short.text
+    state = await client.get(f"{V1}/review/tasks/{task['id']}", headers=shop.reviewer.headers)
+    assert state.json()["status"] == "claimed"
+    other = await shop.actors.create("reviewer")
+    as_person(client, other)
+    token = await token_of(client, "/console/review")
+    stolen = await client.post(f"/console/review/{task['id']}/decide",
+                               data={"csrf_token": token, "outcome": "approved", "reason": ""})
+    assert stolen.status_code == 409 and "Another reviewer" in stolen.text
+
+
+async def test_the_task_page_diffs_the_manifest_against_the_previous_approved_version(
+        client: httpx.AsyncClient, shop: Shop) -> None:
+    listing = await shop.published()
+    slug = listing["slug"]
+    data = package_bytes(slug, "1.1.0", manifest=(
+        f'[package]\nname = "{slug}"\nversion = "1.1.0"\nkind = "app"\nsummary = "Now with sync."\n'
+        f'license = "MIT"\n\n[compatibility]\nplatforms = ["any"]\n\n[launch]\nentry = "bin/run"\n\n'
+        '[permissions]\nnetwork = ["sync.example.org"]\n'))
+    assert (await shop.upload(slug, "1.1.0", data=data)).status_code == 201
+    await shop.submit(slug, "1.1.0")
+    task = await shop.task_of(slug, "1.1.0")
+    as_person(client, shop.reviewer)
+    page = await client.get(f"/console/review/{task['id']}")
+    assert "Against 1.0.0, the previous approved version." in page.text
+    diff = page.text[page.text.index('class="diff"'):page.text.index("</table>", page.text.index('class="diff"'))]
+    assert "permissions.network" in diff and "sync.example.org" in diff and "Now with sync." in diff
+    assert "package.kind" not in diff  # unchanged keys are left out
+
+
+async def test_an_admin_setting_is_validated_audited_and_applied(client: httpx.AsyncClient, shop: Shop) -> None:
+    as_person(client, shop.admin)
+    token = await token_of(client, "/console/admin/settings")
+    form = {name: str(value) for name, value in Policies().model_dump().items()} | {"csrf_token": token}
+    bad = await client.post("/console/admin/settings", data=form | {"payment_poll_after_seconds": "4000"})
+    assert bad.status_code == 422 and 'value="4000"' in bad.text
+    assert (await client.get(f"{V1}/admin/settings", headers=shop.admin.headers)
+            ).json()["policies"]["payment_poll_after_seconds"] == 30
+    good = await client.post("/console/admin/settings", data=form | {"order_timeout_seconds": "1200"})
+    assert good.status_code == 303
+    assert (await client.get(f"{V1}/admin/settings", headers=shop.admin.headers)
+            ).json()["policies"]["order_timeout_seconds"] == 1200
+    exported = await client.get("/console/admin/audit.csv", params={"action": "settings:update"})
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    assert exported.text.count("settings:update") == 1 and "order_timeout_seconds" in exported.text
+    bad_filter = await client.get("/console/admin/audit", params={"since": "yesterday"})
+    assert bad_filter.status_code == 422 and 'id="e-since"' in bad_filter.text
+
+
+async def test_the_health_page_shows_the_review_queue_and_dead_letters(
+        client: httpx.AsyncClient, shop: Shop, runtime: Runtime, poison: Poison) -> None:  # noqa: F811
+    listing = await shop.listing()
+    assert (await shop.upload(listing["slug"], "1.0.0")).status_code == 201
+    await shop.submit(listing["slug"], "1.0.0")
+    [dead] = await dead_letters(runtime, poison, 1)
+    as_person(client, shop.admin)
+    page = await client.get("/console/admin")
+    assert re.search(r'id="review-queue">1<', page.text)
+    assert re.search(r'id="dead-letters">1<', page.text)
+    listed = await client.get("/console/admin/dead-letters")
+    assert str(dead.id) in listed.text and "poison event" in listed.text
+    poison.fixed = True
+    token = TOKEN.search(listed.text).group(1)  # type: ignore[union-attr]
+    replayed = await client.post(f"/console/admin/dead-letters/{dead.id}/replay", data={"csrf_token": token})
+    assert replayed.status_code == 303
+    assert (await wait_for_state(runtime, dead.event_id, "done")).last_error is None
+    again = await client.post(f"/console/admin/dead-letters/{dead.id}/replay", data={"csrf_token": token})
+    assert again.status_code == 409
+    audit = await client.get(f"{V1}/admin/audit", headers=shop.admin.headers, params={"action": "dead_letter:replay"})
+    assert len(audit.json()["items"]) == 1
+
+
+async def test_a_publisher_creates_uploads_a_large_package_and_submits(client: httpx.AsyncClient, shop: Shop) -> None:
+    as_person(client, shop.developer)
+    listings = f"/console/publisher/{shop.publisher}/listings"
+    token = await token_of(client, listings)
+    form = {"csrf_token": token, "slug": "field-notes", "kind": "app", "name": "Field Notes", "summary": "Hi",
+            "description": "# Hello", "category": "", "tags": "notes, sync", "homepage": "", "license": "MIT",
+            "icon_url": "", "screenshots": "", "digital_price": "1.50", "physical_price": "", "stock": ""}
+    bad = await client.post(listings, data=form | {"digital_price": "1.234"})
+    assert bad.status_code == 422 and 'id="e-digital_price"' in bad.text and 'value="Field Notes"' in bad.text
+    assert (await client.get(f"{V1}/listings/field-notes", headers=shop.developer.headers)).status_code == 404
+    created = await client.post(listings, data=form)
+    assert created.status_code == 303
+    listing = (await client.get(f"{V1}/listings/field-notes", headers=shop.developer.headers)).json()
+    assert listing["tags"] == ["notes", "sync"] and listing["offers"][0]["price"]["amount"] == 150
+    page = created.headers["location"]
+    # Larger than a page form may be (64 KiB): the console's upload path takes packages.
+    big = package_bytes("field-notes", "1.0.0", files={"data/noise.bin": bytes(range(256)) * 1024})
+    uploaded = await client.post(f"{page}/versions", headers={"X-CSRF-Token": token},
+                                 files={"file": ("p.tar.gz", big, "application/gzip")})
+    assert uploaded.status_code == 303, uploaded.text
+    wrong = await client.post(f"{page}/versions", headers={"X-CSRF-Token": token},
+                              files={"file": ("p.tar.gz", package_bytes("other-name", "1.0.1"), "application/gzip")})
+    assert wrong.status_code == 422 and "does not belong to this listing" in wrong.text
+    submitted = await client.post(f"{page}/versions/1.0.0/submit", data={"csrf_token": token, "note": "First"})
+    assert submitted.status_code == 303
+    version = (await client.get(f"{V1}/listings/field-notes/versions/1.0.0", headers=shop.developer.headers)).json()
+    assert version["status"] == "in_review"
+    preview = await client.post(f"/console/publisher/{shop.publisher}/preview",
+                                data={"csrf_token": token, "description": "**b** <script>x</script>"})
+    assert "<strong>b</strong>" in preview.text and "<script>" not in preview.text
+    overview = await client.get(f"/console/publisher/{shop.publisher}", params={"period": "7"})
+    assert overview.status_code == 200 and overview.text.count('<svg class="chart"') == 6
+
+
+async def test_an_admin_suspends_a_listing_and_decides_a_payout_refusal(client: httpx.AsyncClient,
+                                                                        shop: Shop) -> None:
+    listing = await shop.published()
+    as_person(client, shop.admin)
+    token = await token_of(client, "/console/admin/listings")
+    short = await client.post(f"/console/admin/listings/{listing['id']}/suspend",
+                              data={"csrf_token": token, "reason": "x"})
+    assert short.status_code == 422
+    assert (await client.get(f"{V1}/listings/{listing['slug']}")).status_code == 200
+    done = await client.post(f"/console/admin/listings/{listing['id']}/suspend",
+                             data={"csrf_token": token, "reason": "Malware report"})
+    assert done.status_code == 303
+    assert (await client.get(f"{V1}/listings/{listing['slug']}")).status_code == 404
+    back = await client.post(f"/console/admin/listings/{listing['id']}/unsuspend", data={"csrf_token": token})
+    assert back.status_code == 303
+    assert (await client.get(f"{V1}/listings/{listing['slug']}")).status_code == 200
