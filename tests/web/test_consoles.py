@@ -192,3 +192,30 @@ async def test_an_admin_suspends_a_listing_and_decides_a_payout_refusal(client: 
     back = await client.post(f"/console/admin/listings/{listing['id']}/unsuspend", data={"csrf_token": token})
     assert back.status_code == 303
     assert (await client.get(f"{V1}/listings/{listing['slug']}")).status_code == 200
+
+
+async def test_a_publisher_ships_and_delivers_a_physical_order(client: httpx.AsyncClient, actors: Actors,
+                                                               runtime: Runtime, user: Actor) -> None:
+    from tests.money.orders_support import Seller, until
+    from tests.money.test_fulfilment import paid_physical_order
+
+    seller = await Seller.open(client, actors, runtime)
+    created, _box = await paid_physical_order(client, runtime, user, seller)
+    as_person(client, seller.developer)
+    page = await client.get(f"/console/publisher/{seller.slug}/orders")
+    assert page.status_code == 200 and "Berlin" in page.text and "Mark shipped" in page.text
+    token = TOKEN.search(page.text).group(1)  # type: ignore[union-attr]
+    missing = await client.post(f"/console/publisher/{seller.slug}/orders/{created['id']}/ship",
+                                data={"csrf_token": token, "carrier": "DHL", "tracking_number": " "})
+    assert missing.status_code == 422
+    shipped = await client.post(f"/console/publisher/{seller.slug}/orders/{created['id']}/ship",
+                                data={"csrf_token": token, "carrier": "DHL", "tracking_number": "JD0001"})
+    assert shipped.status_code == 303
+    order = (await client.get(f"{V1}/orders/{created['id']}", headers=user.headers)).json()
+    assert order["status"] == "shipped" and order["shipments"][0]["tracking_number"] == "JD0001"
+    delivered = await client.post(f"/console/publisher/{seller.slug}/orders/{created['id']}/deliver",
+                                  data={"csrf_token": token})
+    assert delivered.status_code == 303
+    assert await until(runtime, created["id"], "completed") == "completed"
+    as_person(client, user)
+    assert (await client.get(f"/console/publisher/{seller.slug}/orders")).status_code == 403

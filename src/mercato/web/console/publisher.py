@@ -9,6 +9,7 @@ and their permissions (``stats:read``, ``listing:create|update|delist``, ``versi
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
@@ -29,6 +30,8 @@ from mercato.kit.errors import Forbidden, MercatoError, ValidationFailed
 from mercato.kit.markdown import render_markdown
 from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
 from mercato.models import Listing, Publisher
+from mercato.orders import service as orders
+from mercato.orders.schemas import Shipping
 from mercato.publishers import service as publishers
 from mercato.publishing import service as publishing
 from mercato.publishing.endpoints import _spool
@@ -380,3 +383,70 @@ async def appeal(slug: str, listing_id: str, version: str, request: Request, ses
 async def yank(slug: str, listing_id: str, version: str, request: Request, session: WriteSession,
                actor: Yanker, reason: Annotated[str, Form(max_length=2000)] = "") -> Response:
     return await version_action(slug, listing_id, version, "yank", request, session, actor, reason)
+
+
+# --- physical orders ------------------------------------------------------------------------------
+
+Fulfiller = Annotated[Principal, console_actor(Permission.order_fulfil)]
+Canceller = Annotated[Principal, console_actor(Permission.order_cancel)]
+ORDER_FILTERS = ("awaiting_shipment", "shipped", "completed", "canceled", "")
+
+
+async def _orders_context(session: AsyncSession, actor: Principal, slug: str, status: str) -> dict[str, Any]:
+    return {"publisher": await publishers.get(session, slug), "status": status, "filters": ORDER_FILTERS,
+            "orders": await orders.of_publisher(session, actor=actor, slug=slug, status=status or None, after=None,
+                                                limit=100),
+            "console": "publisher", "section": "orders"}
+
+
+@router.get("/orders", name="console_publisher_orders")
+async def orders_page(slug: str, request: Request, session: ReadSession, actor: Fulfiller,
+                      status: Literal["awaiting_shipment", "shipped", "completed", "canceled", ""] = "awaiting_shipment"
+                      ) -> Response:
+    """Physical orders to ship, on their way and done (``GET /publishers/{slug}/orders``)."""
+    return await render(request, "console/publisher/orders.html", await _orders_context(session, actor, slug, status))
+
+
+async def _order_refused(request: Request, session: AsyncSession, actor: Principal, slug: str,
+                         error: MercatoError) -> Response:
+    await discard(session)
+    async with get_runtime(request).db.read_session() as reader:
+        context = await _orders_context(reader, actor, slug, "awaiting_shipment")
+    return await refused(request, error, "console/publisher/orders.html", context)
+
+
+@router.post("/orders/{order_id}/ship", name="console_publisher_ship")
+async def ship(slug: str, order_id: uuid.UUID, request: Request, session: WriteSession, actor: Fulfiller,
+               carrier: Annotated[str, Form(max_length=64)] = "",
+               tracking_number: Annotated[str, Form(max_length=128)] = "") -> Response:
+    try:
+        try:
+            body = Shipping.model_validate({"carrier": carrier.strip(), "tracking_number": tracking_number.strip()})
+        except ValidationError as exc:
+            raise _invalid(exc) from None
+        await orders.ship(session, actor=actor, order_id=order_id, carrier=body.carrier,
+                          tracking_number=body.tracking_number)
+    except MercatoError as error:
+        return await _order_refused(request, session, actor, slug, error)
+    return redirect(str(request.url_for("console_publisher_orders", slug=slug)) + "?status=shipped")
+
+
+@router.post("/orders/{order_id}/deliver", name="console_publisher_deliver")
+async def deliver(slug: str, order_id: uuid.UUID, request: Request, session: WriteSession,
+                  actor: Fulfiller) -> Response:
+    try:
+        await orders.deliver(session, actor=actor, order_id=order_id)
+    except MercatoError as error:
+        return await _order_refused(request, session, actor, slug, error)
+    return redirect(str(request.url_for("console_publisher_orders", slug=slug)) + "?status=shipped")
+
+
+@router.post("/orders/{order_id}/cancel", name="console_publisher_cancel")
+async def cancel(slug: str, order_id: uuid.UUID, request: Request, session: WriteSession,
+                 actor: Canceller) -> Response:
+    """Cancel an order awaiting shipment: the buyer is refunded (``POST /orders/{id}/cancel``)."""
+    try:
+        await orders.cancel(session, actor=actor, order_id=order_id)
+    except MercatoError as error:
+        return await _order_refused(request, session, actor, slug, error)
+    return redirect(str(request.url_for("console_publisher_orders", slug=slug)) + "?status=canceled")
