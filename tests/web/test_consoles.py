@@ -5,6 +5,7 @@ the API. The browser journeys are in test_consoles_browser.py."""
 from __future__ import annotations
 
 import re
+import uuid
 
 import httpx
 import pytest
@@ -219,3 +220,47 @@ async def test_a_publisher_ships_and_delivers_a_physical_order(client: httpx.Asy
     assert await until(runtime, created["id"], "completed") == "completed"
     as_person(client, user)
     assert (await client.get(f"/console/publisher/{seller.slug}/orders")).status_code == 403
+
+
+async def test_a_publisher_requests_a_payout_once_and_an_admin_approves_it(
+        client: httpx.AsyncClient, actors: Actors, runtime: Runtime, user: Actor, admin: Actor) -> None:
+    import asyncio
+
+    from tests.money.orders_support import Seller, until
+    from tests.money.test_fulfilment import SHIPPING, paid_physical_order
+
+    seller = await Seller.open(client, actors, runtime)
+    created, _box = await paid_physical_order(client, runtime, user, seller)
+    await client.post(f"{V1}/orders/{created['id']}/ship", headers=seller.developer.headers, json=SHIPPING)
+    await client.post(f"{V1}/orders/{created['id']}/deliver", headers=seller.developer.headers)
+    await until(runtime, created["id"], "completed")
+    for _ in range(200):
+        available = (await client.get(f"{V1}/publishers/{seller.slug}/earnings",
+                                      headers=seller.developer.headers)).json()["available"]["amount"]
+        if available > 0:
+            break
+        await asyncio.sleep(0.05)
+    assert available > 0
+    as_person(client, seller.developer)
+    page = await client.get(f"/console/publisher/{seller.slug}/earnings")
+    assert page.status_code == 200
+    token = TOKEN.search(page.text).group(1)  # type: ignore[union-attr]
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    too_much = await client.post(f"/console/publisher/{seller.slug}/payouts",
+                                 data={"csrf_token": token, "idempotency_key": str(uuid.uuid4()),
+                                       "amount": f"{(available + 100) / 100:.2f}"})
+    assert too_much.status_code == 409
+    form = {"csrf_token": token, "idempotency_key": key, "amount": "10.00"}
+    first = await client.post(f"/console/publisher/{seller.slug}/payouts", data=form)
+    again = await client.post(f"/console/publisher/{seller.slug}/payouts", data=form)  # a second click
+    assert first.status_code == again.status_code == 303
+    payouts = (await client.get(f"{V1}/admin/payouts", headers=admin.headers,
+                                params={"publisher": seller.slug})).json()["items"]
+    assert [(p["amount"]["amount"], p["status"]) for p in payouts] == [(1000, "requested")]
+    as_person(client, admin)
+    token = await token_of(client, "/console/admin/payouts")
+    approved = await client.post(f"/console/admin/payouts/{payouts[0]['id']}/approve", data={"csrf_token": token})
+    assert approved.status_code == 303
+    payouts = (await client.get(f"{V1}/admin/payouts", headers=admin.headers,
+                                params={"publisher": seller.slug})).json()["items"]
+    assert payouts[0]["status"] == "approved"
