@@ -264,3 +264,26 @@ async def test_a_publisher_requests_a_payout_once_and_an_admin_approves_it(
     payouts = (await client.get(f"{V1}/admin/payouts", headers=admin.headers,
                                 params={"publisher": seller.slug})).json()["items"]
     assert payouts[0]["status"] == "approved"
+
+
+async def test_a_coupon_made_in_the_console_is_used_by_a_buyer(client: httpx.AsyncClient, actors: Actors,
+                                                              runtime: Runtime, user: Actor) -> None:
+    from tests.money.orders_support import Seller, fund, item, place
+
+    seller = await Seller.open(client, actors, runtime)
+    box = await seller.listing(digital=1000)
+    as_person(client, seller.developer)
+    token = await token_of(client, f"/console/publisher/{seller.slug}/coupons")
+    form = {"csrf_token": token, "code": "save-10", "kind": "percent", "value": "10", "listing": box["id"],
+            "starts_on": "", "ends_on": "", "max_redemptions": "5", "per_user_limit": "1"}
+    bad = await client.post(f"/console/publisher/{seller.slug}/coupons", data=form | {"value": "150"})
+    assert bad.status_code == 422 and 'value="150"' in bad.text
+    made = await client.post(f"/console/publisher/{seller.slug}/coupons", data=form)
+    assert made.status_code == 303
+    listed = await client.get(f"/console/publisher/{seller.slug}/coupons")
+    assert "SAVE-10" in listed.text
+    await fund(runtime, user, 900)
+    order = (await place(client, user, [item(box)], coupon="save-10", wait=20)).json()
+    assert order["total"]["amount"] == 900 and order["status"] == "completed", order
+    as_person(client, user)
+    assert (await client.get(f"/console/publisher/{seller.slug}/coupons")).status_code == 403

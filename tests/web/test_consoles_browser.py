@@ -10,11 +10,13 @@ import csv
 import io
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from mercato.accounts import service as accounts
+from mercato.catalog import service as catalog
 from tests.catalog.support import package_bytes
 from tests.conftest import DEFAULT_PASSWORD
 from tests.web.conftest import Web
@@ -185,12 +187,23 @@ async def test_developer_publishes_and_reviewer_rejects_then_approves(web: Web, 
     published = (await http.get(f"{V1}/listings/{slug}")).json()
     assert published["status"] == "published"
 
-    # The publisher's overview draws its charts.
+    # The publisher's overview draws its charts (a month of activity, recorded as the stats
+    # handlers record it, so the picture has something to show).
+    today = datetime.now(UTC).date()
+    async with web.runtime.db.transaction() as session:
+        for back in range(30):
+            sales = (back * 7) % 5
+            await catalog.add_to_day(session, uuid.UUID(published["id"]), today - timedelta(days=back),
+                                     downloads=(back * 13) % 17 + 3, installs=(back * 5) % 9 + 1, sales=sales,
+                                     revenue=sales * 499, ratings=back % 3, rating_sum=(back % 3) * 4)
     await sign_in(web, developer)
     await web.goto(f"/console/publisher/{publisher}?period=30")
     assert await web.page.locator("svg.chart").count() >= 5
     await web.check()
     await web.screenshot("console-publisher-overview")
+    for section in ("orders", "earnings"):
+        await web.goto(f"/console/publisher/{publisher}/{section}")
+        await web.check()
 
 
 async def test_admin_changes_a_setting_audits_exports_and_suspends(web: Web, http: httpx.AsyncClient) -> None:

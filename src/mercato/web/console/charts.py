@@ -49,7 +49,8 @@ def line_chart(title: str, days: Sequence[date], series: Sequence[tuple[str, Seq
     parts.append(f'<line class="axis" x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - RIGHT}" y2="{TOP + plot_h}"/>')
     if days:
         for index in sorted({0, len(days) // 2, len(days) - 1}):
-            parts.append(f'<text class="label" x="{x(index):.1f}" y="{HEIGHT - 8}" text-anchor="middle">'
+            anchor = "start" if index == 0 else "end" if index == len(days) - 1 else "middle"
+            parts.append(f'<text class="label" x="{x(index):.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">'
                          f'{days[index]:%b %d}</text>')
     for number, (label, values) in enumerate(series):
         colour = PALETTE[number % len(PALETTE)]
