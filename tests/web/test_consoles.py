@@ -287,3 +287,21 @@ async def test_a_coupon_made_in_the_console_is_used_by_a_buyer(client: httpx.Asy
     assert order["total"]["amount"] == 900 and order["status"] == "completed", order
     as_person(client, user)
     assert (await client.get(f"/console/publisher/{seller.slug}/coupons")).status_code == 403
+
+
+async def test_an_owner_adds_and_removes_a_member_and_the_last_owner_stays(client: httpx.AsyncClient,
+                                                                           shop: Shop, actors: Actors) -> None:
+    newcomer = await actors.create()
+    as_person(client, shop.developer)
+    path = f"/console/publisher/{shop.publisher}/members"
+    token = await token_of(client, path)
+    added = await client.post(path, data={"csrf_token": token, "email": newcomer.email, "role": "member"})
+    assert added.status_code == 303
+    members = (await client.get(f"{V1}/publishers/{shop.publisher}", headers=shop.developer.headers)).json()
+    assert newcomer.email in str(members)
+    last = await client.post(path, data={"csrf_token": token, "email": shop.developer.email, "role": "remove"})
+    assert last.status_code == 409 and "Make someone else an owner first." in last.text
+    removed = await client.post(path, data={"csrf_token": token, "email": newcomer.email, "role": "remove"})
+    assert removed.status_code == 303
+    members = (await client.get(f"{V1}/publishers/{shop.publisher}", headers=shop.developer.headers)).json()
+    assert newcomer.email not in str(members)

@@ -39,6 +39,7 @@ from mercato.models import Listing, Publisher
 from mercato.orders import service as orders
 from mercato.orders.schemas import Shipping
 from mercato.publishers import service as publishers
+from mercato.publishers.schemas import MemberAdd
 from mercato.publishing import service as publishing
 from mercato.publishing.endpoints import _spool
 from mercato.publishing.ingest import ingest
@@ -587,3 +588,42 @@ async def create_coupon(slug: str, request: Request, session: WriteSession, acto
         return await refused(request, error, "console/publisher/coupons.html", {
             **context, "values": {name: str(form.get(name, "")) for name in COUPON_FIELDS}})
     return redirect(str(request.url_for("console_publisher_coupons", slug=slug)))
+
+
+# --- members --------------------------------------------------------------------------------------
+
+MemberManager = Annotated[Principal, console_actor(Permission.publisher_member_manage)]
+
+
+async def _members_context(session: AsyncSession, actor: Principal, slug: str) -> dict[str, Any]:
+    publisher = await _publisher(session, actor, slug, Permission.publisher_member_manage)
+    return {"publisher": publisher, "members": await publishers.members(session, publisher), "values": {},
+            "console": "publisher", "section": "members"}
+
+
+@router.get("/members", name="console_publisher_members")
+async def members_page(slug: str, request: Request, session: ReadSession, actor: MemberManager) -> Response:
+    return await render(request, "console/publisher/members.html", await _members_context(session, actor, slug))
+
+
+@router.post("/members", name="console_publisher_members_change")
+async def change_members(slug: str, request: Request, session: WriteSession, actor: MemberManager, rt: RuntimeDep,
+                         email: Annotated[str, Form(max_length=320)] = "",
+                         role: Annotated[Literal["owner", "member", "remove"], Form()] = "member") -> Response:
+    """Owners (and admins) add a member, change a role or remove someone (the API's member routes)."""
+    try:
+        if role == "remove":
+            await publishers.remove_member(session, actor=actor, slug=slug, email=email.strip())
+        else:
+            try:
+                body = MemberAdd.model_validate({"email": email.strip(), "role": role})
+            except ValidationError as exc:
+                raise _invalid(exc) from None
+            await publishers.add_member(session, actor=actor, slug=slug, email=str(body.email), role=body.role)
+    except MercatoError as error:
+        await discard(session)
+        async with rt.db.read_session() as reader:
+            context = await _members_context(reader, actor, slug)
+        return await refused(request, error, "console/publisher/members.html",
+                             {**context, "values": {"email": email, "role": role}})
+    return redirect(str(request.url_for("console_publisher_members", slug=slug)))
