@@ -305,3 +305,29 @@ async def test_an_owner_adds_and_removes_a_member_and_the_last_owner_stays(clien
     assert removed.status_code == 303
     members = (await client.get(f"{V1}/publishers/{shop.publisher}", headers=shop.developer.headers)).json()
     assert newcomer.email not in str(members)
+
+
+async def test_an_admin_approves_and_rejects_publisher_applications(client: httpx.AsyncClient, actors: Actors,
+                                                                    admin: Actor) -> None:
+    applicants = [await actors.create(), await actors.create()]
+    slugs = [f"studio-{n}-{uuid.uuid4().hex[:6]}" for n in range(2)]
+    for applicant, slug in zip(applicants, slugs, strict=True):
+        applied = await client.post(f"{V1}/publisher-applications", headers=applicant.headers,
+                                    json={"slug": slug, "name": f"Studio {slug}", "description": "Tools"})
+        assert applied.status_code == 201, applied.text
+    pending = (await client.get(f"{V1}/admin/publisher-applications", headers=admin.headers,
+                                params={"status": "pending"})).json()["items"]
+    ids = {row["slug"]: row["id"] for row in pending}
+    as_person(client, admin)
+    page = await client.get("/console/admin/applications")
+    assert all(slug in page.text for slug in slugs)
+    token = TOKEN.search(page.text).group(1)  # type: ignore[union-attr]
+    assert (await client.post(f"/console/admin/applications/{ids[slugs[0]]}/approve",
+                              data={"csrf_token": token})).status_code == 303
+    short = await client.post(f"/console/admin/applications/{ids[slugs[1]]}/reject",
+                              data={"csrf_token": token, "reason": "no"})
+    assert short.status_code == 422
+    assert (await client.post(f"/console/admin/applications/{ids[slugs[1]]}/reject",
+                              data={"csrf_token": token, "reason": "Not a software company"})).status_code == 303
+    assert (await client.get(f"{V1}/publishers/{slugs[0]}")).status_code == 200
+    assert (await client.get(f"{V1}/publishers/{slugs[1]}")).status_code == 404

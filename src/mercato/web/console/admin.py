@@ -28,6 +28,8 @@ from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession, get_runti
 from mercato.ops import health
 from mercato.policies import service as policies
 from mercato.policies.schemas import Policies
+from mercato.publishers import service as publishers
+from mercato.publishers.schemas import ApplicationReject
 from mercato.web.console.access import console_actor, discard, refused
 from mercato.web.console.review import age_text
 from mercato.web.pages import page_router, redirect, render
@@ -263,3 +265,41 @@ async def decide_payout(payout_id: uuid.UUID, decision: Literal["approve", "reje
             context = await _payouts_context(reader, "requested")
         return await refused(request, error, "console/admin/payouts.html", context)
     return redirect(str(request.url_for("console_admin_payouts")))
+
+
+# --- publisher applications -----------------------------------------------------------------------
+
+ApplicationReviewer = Annotated[Principal, console_actor(Permission.publisher_application_review)]
+
+
+async def _applications_context(session: AsyncSession, status: str) -> dict[str, Any]:
+    rows = await publishers.search_applications(session, status=status or None, after=None, limit=PAGE)
+    return {"rows": rows, "status": status, "console": "admin", "section": "applications"}
+
+
+@router.get("/applications", name="console_admin_applications")
+async def applications_page(request: Request, session: ReadSession, actor: ApplicationReviewer,
+                            status: Literal["", "pending", "approved", "rejected"] = "pending") -> Response:
+    return await render(request, "console/admin/applications.html", await _applications_context(session, status))
+
+
+@router.post("/applications/{application_id}/{decision}", name="console_admin_application_decide")
+async def decide_application(application_id: uuid.UUID, decision: Literal["approve", "reject"], request: Request,
+                             session: WriteSession, actor: ApplicationReviewer,
+                             reason: Annotated[str, Form(max_length=2000)] = "") -> Response:
+    """Approve (the publisher is created, its applicant the owner) or reject with a reason."""
+    try:
+        if decision == "approve":
+            await publishers.approve(session, actor=actor, application_id=application_id)
+        else:
+            try:
+                body = ApplicationReject.model_validate({"reason": reason})
+            except ValidationError as exc:
+                raise _problem(exc, "reason") from None
+            await publishers.reject(session, actor=actor, application_id=application_id, reason=body.reason)
+    except MercatoError as error:
+        await discard(session)
+        async with get_runtime(request).db.read_session() as reader:
+            context = await _applications_context(reader, "pending")
+        return await refused(request, error, "console/admin/applications.html", context)
+    return redirect(str(request.url_for("console_admin_applications")))
