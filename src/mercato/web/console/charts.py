@@ -25,9 +25,10 @@ def _nice_top(value: float) -> float:
 
 
 def line_chart(title: str, days: Sequence[date], series: Sequence[tuple[str, Sequence[float]]], *,
-               unit: str = "") -> Markup:
+               unit: str = "", summaries: Sequence[str] | None = None) -> Markup:
     """An SVG line chart: ``series`` is (label, one value per day). Named by ``title`` for
-    screen readers, with the totals in its description."""
+    screen readers, with each series' summary (its total, unless ``summaries`` says otherwise)."""
+    shown = list(summaries) if summaries is not None else [f"{sum(values):g}{unit}" for _, values in series]
     top = _nice_top(max((max(values, default=0) for _, values in series), default=0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / max(len(days) - 1, 1)
@@ -38,7 +39,7 @@ def line_chart(title: str, days: Sequence[date], series: Sequence[tuple[str, Seq
     def y(value: float) -> float:
         return TOP + plot_h - (value / top) * plot_h
 
-    totals = "; ".join(f"{label}: {sum(values):g}{unit}" for label, values in series)
+    totals = "; ".join(f"{label}: {text}" for (label, _), text in zip(series, shown, strict=True))
     parts = [(f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}. '
               f'Totals: {escape(totals)}" xmlns="http://www.w3.org/2000/svg">')]
     for fraction in (0, 0.5, 1):
@@ -62,5 +63,5 @@ def line_chart(title: str, days: Sequence[date], series: Sequence[tuple[str, Seq
     parts.append("</svg>")
     legend = "".join(f'<li><svg class="swatch" width="12" height="12" aria-hidden="true"><rect width="12" height="12" '
                      f'fill="{PALETTE[n % len(PALETTE)]}"/></svg>'
-                     f'{escape(label)}: {sum(values):g}{escape(unit)}</li>' for n, (label, values) in enumerate(series))
+                     f'{escape(label)}: {escape(text)}</li>' for n, ((label, _), text) in enumerate(zip(series, shown, strict=True)))
     return Markup("".join(parts) + f'<ul class="legend">{legend}</ul>')

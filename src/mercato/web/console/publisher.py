@@ -116,7 +116,9 @@ async def overview(slug: str, request: Request, session: ReadSession, actor: Mem
         ("Ratings", line_chart("Ratings given per day", days, per_listing("ratings"))),
         ("Average rating", line_chart("Average rating given per day (0 on days without ratings)", days,
                                       [(item.slug, [d.rating_average or 0 for d in item.days])
-                                       for item in data.listings])),
+                                       for item in data.listings],
+                                      summaries=[f"{item.totals.rating_average or 0:g} over the period"
+                                                 for item in data.listings])),
     ]
     return await render(request, "console/publisher/overview.html", {
         "publisher": publisher, "stats": data, "charts": charts, "period": period, "console": "publisher",
