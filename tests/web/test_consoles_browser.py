@@ -6,8 +6,10 @@ audit log, exports the CSV and suspends a listing. axe runs on every page visite
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -273,3 +275,65 @@ async def test_admin_changes_a_setting_audits_exports_and_suspends(web: Web, htt
     await web.check()
     await web.goto("/console/admin/payouts")
     await web.check()
+
+
+async def test_publisher_ships_makes_a_coupon_and_is_paid_out(web: Web, http: httpx.AsyncClient) -> None:
+    from tests.conftest import Actors
+    from tests.money.orders_support import Seller, fund, item, place, until
+    from tests.money.test_fulfilment import paid_physical_order
+
+    actors = Actors(http, web.runtime)
+    seller = await Seller.open(http, actors, web.runtime)
+    buyer = await actors.create()
+    admin = await actors.create("marketplace_admin")
+    created, _box = await paid_physical_order(http, web.runtime, buyer, seller)
+    developer = Person(seller.developer.email, seller.developer.headers)
+
+    # Ship and deliver the physical order.
+    await sign_in(web, developer)
+    await web.goto(f"/console/publisher/{seller.slug}/orders")
+    await web.check()
+    await web.page.get_by_label("Carrier").fill("DHL")
+    await web.page.get_by_label("Tracking number").fill("JD0001")
+    async with web.page.expect_navigation():
+        await web.page.get_by_role("button", name="Mark shipped").click()
+    await web.check()
+    async with web.page.expect_navigation():
+        await web.page.get_by_role("button", name="Mark delivered").click()
+    assert await until(web.runtime, created["id"], "completed") == "completed"
+
+    # A coupon the buyer then uses.
+    game = await seller.listing(digital=1000, name="Cave Game")
+    await web.goto(f"/console/publisher/{seller.slug}/coupons")
+    await web.check()
+    await web.page.get_by_label("Code").fill("CAVE-20")
+    await web.page.get_by_label("Discount").fill("20")
+    await web.page.get_by_label("For", exact=True).select_option(label="Cave Game")
+    async with web.page.expect_navigation():
+        await web.page.get_by_role("button", name="Create the coupon").click()
+    assert await web.page.get_by_text("CAVE-20").is_visible()
+    await fund(web.runtime, buyer, 800)
+    order = (await place(http, buyer, [item(game)], coupon="cave-20", wait=20)).json()
+    assert order["total"]["amount"] == 800 and order["status"] == "completed", order
+
+    # A payout request, approved by an admin in the admin console.
+    for _ in range(200):
+        available = (await http.get(f"{V1}/publishers/{seller.slug}/earnings",
+                                    headers=seller.developer.headers)).json()["available"]["amount"]
+        if available >= 1000:
+            break
+        await asyncio.sleep(0.05)
+    await web.goto(f"/console/publisher/{seller.slug}/earnings")
+    await web.check()
+    await web.page.get_by_label("Amount").fill("10.00")
+    async with web.page.expect_navigation():
+        await web.page.get_by_role("button", name="Request the payout").click()
+    assert await web.page.get_by_role("status").is_visible()
+    await sign_in(web, Person(admin.email, admin.headers))
+    await web.goto("/console/admin/payouts")
+    await web.check()
+    async with web.page.expect_navigation():
+        await web.page.get_by_role("button", name=re.compile(f"^Approve .* to {seller.slug}$")).click()
+    payouts = (await http.get(f"{V1}/admin/payouts", headers=admin.headers,
+                              params={"publisher": seller.slug})).json()["items"]
+    assert [(p["amount"]["amount"], p["status"]) for p in payouts] == [(1000, "approved")]
