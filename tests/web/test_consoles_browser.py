@@ -170,6 +170,13 @@ async def test_developer_publishes_and_reviewer_rejects_then_approves(web: Web, 
     await web.goto(listing_url)
     assert await web.page.get_by_text("The launcher writes outside its data folder.").is_visible()
     await web.check()
+    await web.page.get_by_label("Why the rejection should be reconsidered").fill("It writes only to its own folder.")
+    async with web.page.expect_navigation():
+        await web.page.get_by_role("button", name="Appeal the rejection of 1.0.0").click()
+    assert await web.page.get_by_text("Appeal: pending").is_visible()
+    task = (await http.get(f"{V1}/review/tasks", headers=admin.headers, params={"appeal": "pending"})).json()
+    assert [(t["listing"]["slug"], t["appeal_reason"]) for t in task["items"]] == [
+        (slug, "It writes only to its own folder.")]
     await web.page.get_by_label("Package").set_input_files(files=[{
         "name": f"{slug}-1.0.1.tar.gz", "mimeType": "application/gzip", "buffer": package_bytes(slug, "1.0.1")}])
     async with web.page.expect_navigation():
