@@ -13,7 +13,6 @@ import pytest
 from mercato.policies.schemas import Policies
 from mercato.runtime import Runtime
 from mercato.web import session as web_session
-from tests.bus.test_admin_endpoints import Poison, dead_letters, poison, settings, wait_for_state  # noqa: F401
 from tests.catalog.support import V1, Shop, package_bytes
 from tests.conftest import Actor, Actors
 
@@ -118,29 +117,6 @@ async def test_an_admin_setting_is_validated_audited_and_applied(client: httpx.A
     assert exported.text.count("settings:update") == 1 and "order_timeout_seconds" in exported.text
     bad_filter = await client.get("/console/admin/audit", params={"since": "yesterday"})
     assert bad_filter.status_code == 422 and 'id="e-since"' in bad_filter.text
-
-
-async def test_the_health_page_shows_the_review_queue_and_dead_letters(
-        client: httpx.AsyncClient, shop: Shop, runtime: Runtime, poison: Poison) -> None:  # noqa: F811
-    listing = await shop.listing()
-    assert (await shop.upload(listing["slug"], "1.0.0")).status_code == 201
-    await shop.submit(listing["slug"], "1.0.0")
-    [dead] = await dead_letters(runtime, poison, 1)
-    as_person(client, shop.admin)
-    page = await client.get("/console/admin")
-    assert re.search(r'id="review-queue">1<', page.text)
-    assert re.search(r'id="dead-letters">1<', page.text)
-    listed = await client.get("/console/admin/dead-letters")
-    assert str(dead.id) in listed.text and "poison event" in listed.text
-    poison.fixed = True
-    token = TOKEN.search(listed.text).group(1)  # type: ignore[union-attr]
-    replayed = await client.post(f"/console/admin/dead-letters/{dead.id}/replay", data={"csrf_token": token})
-    assert replayed.status_code == 303
-    assert (await wait_for_state(runtime, dead.event_id, "done")).last_error is None
-    again = await client.post(f"/console/admin/dead-letters/{dead.id}/replay", data={"csrf_token": token})
-    assert again.status_code == 409
-    audit = await client.get(f"{V1}/admin/audit", headers=shop.admin.headers, params={"action": "dead_letter:replay"})
-    assert len(audit.json()["items"]) == 1
 
 
 async def test_a_publisher_creates_uploads_a_large_package_and_submits(client: httpx.AsyncClient, shop: Shop) -> None:
