@@ -307,3 +307,24 @@ async def test_an_admin_approves_and_rejects_publisher_applications(client: http
                               data={"csrf_token": token, "reason": "Not a software company"})).status_code == 303
     assert (await client.get(f"{V1}/publishers/{slugs[0]}")).status_code == 200
     assert (await client.get(f"{V1}/publishers/{slugs[1]}")).status_code == 404
+
+
+async def test_an_admin_creates_a_reviewer_and_disables_an_account_but_not_an_admin(
+        client: httpx.AsyncClient, actors: Actors, admin: Actor, user: Actor) -> None:
+    as_person(client, admin)
+    token = await token_of(client, "/console/admin/users")
+    email = f"rev-{uuid.uuid4().hex[:6]}@example.org"
+    form = {"csrf_token": token, "email": email, "display_name": "Rae", "password": "a perfectly fine password 42"}
+    too_high = await client.post("/console/admin/users", data=form | {"roles": "marketplace_admin"})
+    assert too_high.status_code == 403 and "You cannot grant" in too_high.text
+    weak = await client.post("/console/admin/users", data=form | {"password": "short", "roles": "reviewer"})
+    assert weak.status_code == 422 and f'value="{email}"' in weak.text
+    made = await client.post("/console/admin/users", data=form | {"roles": "reviewer"})
+    assert made.status_code == 303
+    found = (await client.get(f"{V1}/admin/users", headers=admin.headers, params={"q": email})).json()["items"]
+    assert [(u["email"], sorted(u["roles"])) for u in found] == [(email, ["reviewer", "user"])]
+    disabled = await client.post(f"/console/admin/users/{user.id}", data={"csrf_token": token, "action": "disable"})
+    assert disabled.status_code == 303
+    assert (await client.get(f"{V1}/me", headers=user.headers)).status_code == 401
+    myself = await client.post(f"/console/admin/users/{admin.id}", data={"csrf_token": token, "action": "disable"})
+    assert myself.status_code == 403

@@ -25,8 +25,6 @@ from mercato.accounts.schemas import (
     AdminUserCreate, AdminUserUpdate, ApiTokenCreate, ApiTokenCreated, ApiTokenRead, LoginRequest, LogoutRequest, MeUpdate, PasswordChange,
     RefreshRequest, RegisterRequest, TokenResponse, UserRead,
 )
-from mercato.audit.actions import AuditAction
-from mercato.audit.service import record as audit
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden, RateLimited, Unauthenticated
 from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, encode_cursor
@@ -224,14 +222,8 @@ async def create_user(body: AdminUserCreate, actor: Annotated[Principal, require
                       session: WriteSession, rt: RuntimeDep) -> UserRead:
     """Create an account with roles (e.g. a developer or reviewer). You may grant only roles
     whose permissions you hold yourself, so admin roles need a super admin."""
-    await access.ensure_roles_exist(session, body.roles)
-    beyond = await access.roles_beyond(session, dict(actor.grants), body.roles)
-    if beyond:  # e.g. a marketplace admin creating an admin, or a custom role carrying role:update
-        raise Forbidden(f"You cannot grant {', '.join(beyond)}: it carries permissions you do not hold.")
-    user = await service.create_user(session, rt, email=str(body.email), password=body.password,
-                                     display_name=body.display_name, roles=body.roles)
-    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.user_create,
-                resource_type="user", resource_id=user.id, after={"email": user.email, "roles": sorted(set(body.roles))})
+    user = await service.admin_create(session, rt, actor=actor, email=str(body.email), password=body.password,
+                                      display_name=body.display_name, roles=body.roles)
     return await user_read(session, user)
 
 
@@ -241,9 +233,6 @@ async def update_user(user_id: uuid.UUID, body: AdminUserUpdate, session: WriteS
                       actor: Annotated[Principal, requires(Permission.user_update)]) -> UserRead:
     """Change a user's display name, roles, or disable/enable them. Disabling or a role
     change ends the user's sessions at once."""
-    if user_id == actor.user_id and (body.is_active is False or body.roles is not None):
-        raise Forbidden("You cannot disable yourself or change your own roles.")
-    user = await service.admin_update(session, actor_id=actor.user_id, actor_email=actor.email,
-                                      actor_grants=dict(actor.grants), user_id=user_id,
-                                      display_name=body.display_name, is_active=body.is_active, roles=body.roles)
+    user = await service.admin_change(session, actor=actor, user_id=user_id, display_name=body.display_name,
+                                      is_active=body.is_active, roles=body.roles)
     return await user_read(session, user)

@@ -14,8 +14,11 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response, StreamingResponse
 
+from mercato.access import service as access
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
+from mercato.accounts import service as accounts
+from mercato.accounts.schemas import AdminUserCreate
 from mercato.audit import repository as audit_log
 from mercato.audit.endpoints import CSV_BATCH, _csv_rows
 from mercato.bus import admin as bus_admin
@@ -303,3 +306,72 @@ async def decide_application(application_id: uuid.UUID, decision: Literal["appro
             context = await _applications_context(reader, "pending")
         return await refused(request, error, "console/admin/applications.html", context)
     return redirect(str(request.url_for("console_admin_applications")))
+
+
+# --- users ----------------------------------------------------------------------------------------
+
+UserReader = Annotated[Principal, console_actor(Permission.user_read)]
+UserCreator = Annotated[Principal, console_actor(Permission.user_create)]
+UserUpdater = Annotated[Principal, console_actor(Permission.user_update)]
+ROLE_CHOICES = ("user", "developer", "reviewer", "marketplace_admin", "super_admin")
+
+
+async def _users_context(session: AsyncSession, q: str) -> dict[str, Any]:
+    rows = await accounts.search_users(session, query=q or None, active=None, after=None, limit=PAGE)
+    return {"rows": rows, "roles": await access.roles_of_users(session, [u.id for u in rows]), "q": q,
+            "choices": ROLE_CHOICES, "values": {}, "console": "admin", "section": "users"}
+
+
+@router.get("/users", name="console_admin_users")
+async def users_page(request: Request, session: ReadSession, actor: UserReader, q: str = "") -> Response:
+    return await render(request, "console/admin/users.html", await _users_context(session, q[:100]))
+
+
+@router.post("/users", name="console_admin_create_user")
+async def create_user(request: Request, session: WriteSession, actor: UserCreator, rt: RuntimeDep) -> Response:
+    """``POST /admin/users``: an account with roles; only roles whose permissions you hold."""
+    form = await request.form()
+    values = {"email": str(form.get("email", "")).strip(), "display_name": str(form.get("display_name", "")).strip()}
+    roles = sorted({"user", *(str(r) for r in form.getlist("roles") if str(r) in ROLE_CHOICES)})
+    try:
+        try:
+            body = AdminUserCreate.model_validate({**values, "password": str(form.get("password", "")),
+                                                   "roles": roles})
+        except ValidationError as exc:
+            raise ValidationFailed("Check the highlighted fields.", errors=[
+                {"loc": ["form", str(e["loc"][0]) if e["loc"] else "email"], "msg": str(e["msg"]), "type": e["type"]}
+                for e in exc.errors()]) from None
+        await accounts.admin_create(session, rt, actor=actor, email=str(body.email), password=body.password,
+                                    display_name=body.display_name, roles=body.roles)
+    except MercatoError as error:
+        await discard(session)
+        async with rt.db.read_session() as reader:
+            context = await _users_context(reader, "")
+        return await refused(request, error, "console/admin/users.html",
+                             {**context, "values": {**values, "roles": roles}})
+    return redirect(str(request.url_for("console_admin_users")) + f"?q={values['email']}")
+
+
+@router.post("/users/{user_id}", name="console_admin_change_user")
+async def change_user(user_id: uuid.UUID, request: Request, session: WriteSession, actor: UserUpdater,
+                      rt: RuntimeDep) -> Response:
+    """``PATCH /admin/users/{id}``: enable or disable, or set the roles."""
+    form = await request.form()
+    action = str(form.get("action", ""))
+    try:
+        if action in ("disable", "enable"):
+            await accounts.admin_change(session, actor=actor, user_id=user_id, display_name=None,
+                                        is_active=action == "enable", roles=None)
+        elif action == "roles":
+            roles = sorted({"user", *(str(r) for r in form.getlist("roles") if str(r) in ROLE_CHOICES)})
+            await accounts.admin_change(session, actor=actor, user_id=user_id, display_name=None, is_active=None,
+                                        roles=roles)
+        else:
+            raise ValidationFailed("Choose what to change.", errors=[
+                {"loc": ["form", "action"], "msg": "disable, enable or roles", "type": "value_error"}])
+    except MercatoError as error:
+        await discard(session)
+        async with rt.db.read_session() as reader:
+            context = await _users_context(reader, "")
+        return await refused(request, error, "console/admin/users.html", context)
+    return redirect(str(request.url_for("console_admin_users")))
