@@ -58,6 +58,8 @@ from mercato.runtime import Runtime
 from mercato.stats import endpoints as stats_endpoints
 from mercato.sync import endpoints as sync_endpoints
 from mercato.wallet import endpoints as wallet_endpoints
+from mercato.web import pages as web_pages
+from mercato.web.console import upload_rule as console_upload_rule
 from mercato.webhooks import endpoints as webhooks_endpoints
 
 API_PREFIX = "/api/v1"
@@ -88,7 +90,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     app = FastAPI(
         title="Mercato", version=__version__, lifespan=lifespan,
-        openapi_url=f"{API_PREFIX}/openapi.json", docs_url="/api/docs", redoc_url=None,
+        openapi_url=f"{API_PREFIX}/openapi.json", docs_url=None, redoc_url=None,  # /api/docs: web/apidocs.py
         description="The HTTP API of a Mercato marketplace. Errors are RFC 9457 problem details with a `code`.",
         responses={400: {"model": ProblemModel, "description": "Malformed request"},
                    422: {"model": ProblemModel, "description": "Invalid request"}},
@@ -114,7 +116,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         Exempt("GET", re.compile(rf"^{API_PREFIX}/events/stream$")),  # streams until the client leaves
     ])
     app.add_middleware(RequestMiddleware, body_policy=BodyPolicy(default_max_bytes=settings.max_body_bytes,
-                                                                 rules=[upload, sandbox_form, vsix_upload]),
+                                                                 rules=[upload, sandbox_form, vsix_upload,
+                                                                        console_upload_rule(settings), web_pages.FORM_RULE]),
                        access_log=settings.access_log, slow_ms=settings.access_log_slow_ms)
 
     for module in (accounts_endpoints, access_endpoints, publishers_endpoints, audit_endpoints, bus_endpoints,
@@ -141,6 +144,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         app.include_router(sandbox_endpoints.router)
     payment_providers.configure(settings)
     app.include_router(ops_endpoints.router)
+    # The pages (WEB.md): storefront and consoles, static files, /api/docs, error pages for page paths.
+    web_pages.install(app)
     # Full path templates (with prefixes) of every route, for metrics labels.
     routes = api_routes(app)
     app.state.route_templates = {id(route): path for path, route in routes}

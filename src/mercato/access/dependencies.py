@@ -229,7 +229,8 @@ def api_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:
     out = []
     for context in iter_route_contexts(app.routes):
         route = context.original_route
-        if isinstance(route, APIRoute) and context.path:
+        # Pages (web/pages.py PageRoute) are no part of the API: their own dependencies decide.
+        if isinstance(route, APIRoute) and context.path and not getattr(route, "is_page", False):
             out.append((context.path, route))
     return out
 

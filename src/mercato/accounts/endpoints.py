@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.access import service as access
 from mercato.access.dependencies import authenticated, public, requires
@@ -24,8 +25,6 @@ from mercato.accounts.schemas import (
     AdminUserCreate, AdminUserUpdate, ApiTokenCreate, ApiTokenCreated, ApiTokenRead, LoginRequest, LogoutRequest, MeUpdate, PasswordChange,
     RefreshRequest, RegisterRequest, TokenResponse, UserRead,
 )
-from mercato.audit.actions import AuditAction
-from mercato.audit.service import record as audit
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden, RateLimited, Unauthenticated
 from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, encode_cursor, page_of
@@ -50,7 +49,7 @@ def _ip(request: Request) -> str:
 
 
 @asynccontextmanager
-async def _reauthentication(rt: Runtime, user: User) -> AsyncIterator[None]:
+async def reauthentication(rt: Runtime, user: User) -> AsyncIterator[None]:
     """Wrong current passwords count toward the account's sign-in lockout (T7, T10), so a
     stolen session cannot become an unlimited oracle for the password."""
     s = rt.settings
@@ -68,11 +67,17 @@ async def _reauthentication(rt: Runtime, user: User) -> AsyncIterator[None]:
              responses=EmailTaken.responses(WeakPassword, RateLimited))
 async def register(body: RegisterRequest, request: Request, session: WriteSession, rt: RuntimeDep) -> UserRead:
     """Create a user account (role `user`). The only public way in."""
-    await rt.limiter.check(name="register", keys=[f"ip:{_ip(request)}"], limit=20, window_seconds=3600)
-    await rt.limiter.hit(name="register", keys=[f"ip:{_ip(request)}"], limit=20, window_seconds=3600)
-    user = await service.create_user(session, rt, email=str(body.email), password=body.password,
-                                     display_name=body.display_name)
+    user = await register_user(session, rt, ip=_ip(request), email=str(body.email), password=body.password,
+                               display_name=body.display_name)
     return await user_read(session, user)
+
+
+async def register_user(session: AsyncSession, rt: Runtime, *, ip: str, email: str, password: str,
+                        display_name: str) -> User:
+    """Registration as the API and the register page do it: rate-limited per IP."""
+    await rt.limiter.check(name="register", keys=[f"ip:{ip}"], limit=20, window_seconds=3600)
+    await rt.limiter.hit(name="register", keys=[f"ip:{ip}"], limit=20, window_seconds=3600)
+    return await service.create_user(session, rt, email=email, password=password, display_name=display_name)
 
 
 @router.post("/auth/login", response_model=TokenResponse, dependencies=[public()],
@@ -84,20 +89,26 @@ async def login(body: LoginRequest, request: Request, reader: ReadSession, sessi
     Ten failures within five minutes, per account or per IP, lock further attempts
     with 429 and `Retry-After`. Unknown accounts and wrong passwords get the same answer.
     """
+    pair = await sign_in(reader, session, rt, ip=_ip(request), email=body.email, password=body.password)
+    return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token,
+                         expires_in=pair.expires_in)
+
+
+async def sign_in(reader: AsyncSession, session: AsyncSession, rt: Runtime, *, ip: str, email: str,
+                  password: str) -> service.TokenPair:
+    """Sign-in as the API and the sign-in page do it: the lockout per account and per IP, then a session."""
     s = rt.settings
-    account = f"account:{repository.email_key(body.email)}"
+    account = f"account:{repository.email_key(email)}"
     # Attempts still running on the account count too: a burst of concurrent guesses must
     # not all pass a check made before any of them failed.
-    async with rt.limiter.attempt(name="login", keys=[account, f"ip:{_ip(request)}"], guarded=[account],
+    async with rt.limiter.attempt(name="login", keys=[account, f"ip:{ip}"], guarded=[account],
                                   limit=s.login_attempts, window_seconds=s.login_window_seconds) as attempt:
         try:
-            user_id = await service.verify_login(reader, rt, email=body.email, password=body.password)
+            user_id = await service.verify_login(reader, rt, email=email, password=password)
         except InvalidCredentials:
             await attempt.failed()
             raise
-    pair = await service.start_session(session, rt, user_id=user_id)
-    return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token,
-                         expires_in=pair.expires_in)
+    return await service.start_session(session, rt, user_id=user_id)
 
 
 @router.post("/auth/refresh", response_model=TokenResponse, dependencies=[public()],
@@ -142,7 +153,7 @@ async def update_me(body: MeUpdate, me: Annotated[Principal, requires(Permission
                     session: WriteSession, rt: RuntimeDep) -> UserRead:
     """Change the display name, or the email (with `current_password`)."""
     user = await service.get_user(session, me.user_id)
-    async with _reauthentication(rt, user) if body.email is not None else nullcontext():
+    async with reauthentication(rt, user) if body.email is not None else nullcontext():
         user = await service.update_profile(session, rt, user=user, display_name=body.display_name,
                                             email=str(body.email) if body.email else None,
                                             current_password=body.current_password)
@@ -154,7 +165,7 @@ async def change_password(body: PasswordChange, me: Annotated[Principal, require
                           session: WriteSession, rt: RuntimeDep) -> Response:
     """Change the password (the current one is required). Every session of the account ends."""
     user = await service.get_user(session, me.user_id)
-    async with _reauthentication(rt, user):
+    async with reauthentication(rt, user):
         await service.change_password(session, rt, user=user, current=body.current_password,
                                       new=body.new_password)
     return Response(status_code=204)
@@ -217,14 +228,8 @@ async def create_user(body: AdminUserCreate, actor: Annotated[Principal, require
                       session: WriteSession, rt: RuntimeDep) -> UserRead:
     """Create an account with roles (e.g. a developer or reviewer). You may grant only roles
     whose permissions you hold yourself, so admin roles need a super admin."""
-    await access.ensure_roles_exist(session, body.roles)
-    beyond = await access.roles_beyond(session, actor.effective_grants(), body.roles)
-    if beyond:  # e.g. a marketplace admin creating an admin, or a custom role carrying role:update
-        raise Forbidden(f"You cannot grant {', '.join(beyond)}: it carries permissions you do not hold.")
-    user = await service.create_user(session, rt, email=str(body.email), password=body.password,
-                                     display_name=body.display_name, roles=body.roles)
-    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.user_create,
-                resource_type="user", resource_id=user.id, after={"email": user.email, "roles": sorted(set(body.roles))})
+    user = await service.admin_create(session, rt, actor=actor, email=str(body.email), password=body.password,
+                                      display_name=body.display_name, roles=body.roles)
     return await user_read(session, user)
 
 
@@ -234,9 +239,6 @@ async def update_user(user_id: uuid.UUID, body: AdminUserUpdate, session: WriteS
                       actor: Annotated[Principal, requires(Permission.user_update)]) -> UserRead:
     """Change a user's display name, roles, or disable/enable them. Disabling or a role
     change ends the user's sessions at once."""
-    if user_id == actor.user_id and (body.is_active is False or body.roles is not None):
-        raise Forbidden("You cannot disable yourself or change your own roles.")
-    user = await service.admin_update(session, actor_id=actor.user_id, actor_email=actor.email,
-                                      actor_grants=actor.effective_grants(), user_id=user_id,
-                                      display_name=body.display_name, is_active=body.is_active, roles=body.roles)
+    user = await service.admin_change(session, actor=actor, user_id=user_id, display_name=body.display_name,
+                                      is_active=body.is_active, roles=body.roles)
     return await user_read(session, user)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mercato.access import service as access
 from mercato.access.errors import LastSuperAdmin
 from mercato.access.permissions import Condition, Permission
+from mercato.access.principal import Principal
 from mercato.accounts import repository
 from mercato.accounts.errors import (
     AccountDisabled, EmailTaken, InvalidCredentials, InvalidRefreshToken, InvalidScope, TokenNotFound,
@@ -145,6 +146,17 @@ async def refresh(session: AsyncSession, rt: Runtime, *, refresh_token: str) -> 
     if user is None or not user.is_active:
         raise InvalidRefreshToken("Sign in again.")
     return await _issue(session, rt, user, family_id=token.family_id)
+
+
+async def session_user(session: AsyncSession, *, refresh_token: str) -> User | None:
+    """The user of a browser session (web/session.py): its refresh token is valid now, that is
+    not expired, rotated or revoked, and the account is active. Read-only: a page session
+    does not rotate, so sign-out, a password change or disabling the account end it."""
+    token = await repository.refresh_by_hash(session, secret_digest(refresh_token))
+    if token is None or token.revoked_at is not None or token.rotated_at is not None or token.expires_at <= utcnow():
+        return None
+    user = await repository.get(session, token.user_id)
+    return user if user is not None and user.is_active else None
 
 
 async def revoke_reused_family(session: AsyncSession, reuse: RefreshReuse) -> None:
@@ -368,3 +380,28 @@ async def find_by_email(session: AsyncSession, email: str) -> User:
     if user is None:
         raise UserNotFound(f"There is no account with the email {email!r}.")
     return user
+
+
+async def admin_create(session: AsyncSession, rt: Runtime, *, actor: Principal, email: str, password: str,
+                       display_name: str, roles: list[str]) -> User:
+    """An admin creates an account with roles (``POST /admin/users`` and the admin console).
+    Only roles whose permissions the actor holds may be granted, so admin roles need a super admin."""
+    await access.ensure_roles_exist(session, roles)
+    beyond = await access.roles_beyond(session, actor.effective_grants(), roles)
+    if beyond:  # e.g. a marketplace admin creating an admin, or a custom role carrying role:update
+        raise Forbidden(f"You cannot grant {', '.join(beyond)}: it carries permissions you do not hold.")
+    user = await create_user(session, rt, email=email, password=password, display_name=display_name, roles=roles)
+    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.user_create,
+                resource_type="user", resource_id=user.id, after={"email": user.email, "roles": sorted(set(roles))})
+    return user
+
+
+async def admin_change(session: AsyncSession, *, actor: Principal, user_id: uuid.UUID, display_name: str | None,
+                       is_active: bool | None, roles: list[str] | None) -> User:
+    """``PATCH /admin/users/{id}`` and the admin console: nobody disables themselves or changes
+    their own roles; disabling or a role change ends the user's sessions at once."""
+    if user_id == actor.user_id and (is_active is False or roles is not None):
+        raise Forbidden("You cannot disable yourself or change your own roles.")
+    return await admin_update(session, actor_id=actor.user_id, actor_email=actor.email,
+                              actor_grants=actor.effective_grants(), user_id=user_id, display_name=display_name,
+                              is_active=is_active, roles=roles)

@@ -11,25 +11,15 @@ from fastapi import APIRouter, Query, Request
 from mercato.access.dependencies import requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.audit.actions import AuditAction
-from mercato.audit.service import record as audit
-from mercato.bus import repository
+from mercato.bus import admin, repository
+from mercato.bus.admin import DeadLetterNotFound, NotDeadLetter
 from mercato.bus.schemas import DeadLetterRead, EventRead
-from mercato.kit.clock import utcnow
-from mercato.kit.errors import Conflict, NotFound, ValidationFailed
+from mercato.kit.errors import ValidationFailed
 from mercato.kit.pagination import CursorParam, InvalidCursor, Limit, Total, decode_cursor, encode_cursor
 from mercato.kit.routing import ReadSession, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page, Timestamp
 
 router = APIRouter(route_class=TransactionalRoute, tags=["admin"], prefix="/admin")
-
-
-class DeadLetterNotFound(NotFound):
-    code, title = "dead_letter_not_found", "No such dead letter"
-
-
-class NotDeadLetter(Conflict):
-    code, title = "invalid_transition", "Only dead letters can be replayed"
 
 
 MAX_SEQUENCE = 2**63 - 1  # BIGINT: a larger cursor is not one we handed out
@@ -101,19 +91,7 @@ async def list_dead_letters(
 async def replay_dead_letter(dead_letter_id: uuid.UUID, request: Request, session: WriteSession,
                              actor: Annotated[Principal, requires(Permission.dead_letter_manage)]) -> DeadLetterRead:
     """Deliver a dead letter again with a fresh attempt budget (after fixing its cause)."""
-    existing = await repository.delivery_by_id(session, dead_letter_id)
-    if existing is None:
-        raise DeadLetterNotFound(f"There is no dead letter {dead_letter_id}.")
-    # Read before revive(): it reloads the same ORM object, which would then say pending, 0 attempts.
-    state, attempts = existing.state, existing.attempts
-    revived = await repository.revive(session, dead_letter_id, utcnow())
-    if revived is None:
-        raise NotDeadLetter(f"Delivery {dead_letter_id} is {state}, not dead.")
-    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.dead_letter_replay,
-                resource_type="dead_letter", resource_id=dead_letter_id,
-                before={"state": "dead", "attempts": attempts}, after={"state": "pending"})
-    # The redelivery sweep picks it up (it is due now); no broker call inside the transaction.
-    return _dead_letter(revived)
+    return _dead_letter(await admin.replay(session, actor=actor, dead_letter_id=dead_letter_id))
 
 
 def _dead_letter(row) -> DeadLetterRead:  # type: ignore[no-untyped-def]

@@ -18,8 +18,11 @@ import asyncio
 import contextlib
 import uuid
 import weakref
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.bus import repository
 from mercato.bus.delivery import Deliverer, RecentEvents, RetryPolicy
@@ -237,19 +240,47 @@ async def _gauges(bus: Bus) -> None:
     await refresh_gauges(bus.db, bus.registry)
 
 
+@dataclass(frozen=True)
+class Backlog:
+    outbox: int
+    pending: dict[str, int] = field(default_factory=dict)
+    dead: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def pending_total(self) -> int:
+        return sum(self.pending.values())
+
+    @property
+    def dead_total(self) -> int:
+        return sum(self.dead.values())
+
+
+async def backlog(session: AsyncSession, registry: Registry) -> Backlog:
+    """Events not yet relayed, deliveries still owed per subscriber (an observer owes the events
+    beyond its cursor) and dead letters per subscriber."""
+    outbox = await repository.unrelayed_count(session)
+    counts = await repository.counts_by_state(session)
+    head = await repository.max_position(session)
+    cursors = await repository.cursors(session)
+    pending, dead = {}, {}
+    for subscriber in registry.subscribers.values():
+        if subscriber.batch:
+            pending[subscriber.name] = max(0, head - cursors.get(subscriber.name, head))
+        else:
+            pending[subscriber.name] = counts.get((subscriber.name, "pending"), 0)
+        dead[subscriber.name] = counts.get((subscriber.name, "dead"), 0)
+    return Backlog(outbox=outbox, pending=pending, dead=dead)
+
+
 async def refresh_gauges(db: Database, registry: Registry) -> None:
     """Set the bus gauges from the database (the truth every process shares)."""
     async with db.read_session() as session:
-        OUTBOX_BACKLOG.set(await repository.unrelayed_count(session))
-        counts = await repository.counts_by_state(session)
-        head = await repository.max_position(session)
-        cursors = await repository.cursors(session)
-    for subscriber in registry.subscribers.values():
-        if subscriber.batch:  # an observer owes at most the events beyond its cursor
-            PENDING.labels(subscriber.name).set(max(0, head - cursors.get(subscriber.name, head)))
-        else:
-            PENDING.labels(subscriber.name).set(counts.get((subscriber.name, "pending"), 0))
-        DEAD_LETTERS.labels(subscriber.name).set(counts.get((subscriber.name, "dead"), 0))
+        owed = await backlog(session, registry)
+    OUTBOX_BACKLOG.set(owed.outbox)
+    for name, count in owed.pending.items():
+        PENDING.labels(name).set(count)
+    for name, count in owed.dead.items():
+        DEAD_LETTERS.labels(name).set(count)
 
 
 async def _purge_idempotency(bus: Bus) -> None:

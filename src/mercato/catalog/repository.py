@@ -328,3 +328,15 @@ async def most_popular_in_category(session: AsyncSession, category_id: uuid.UUID
         select(Listing).where(Listing.category_id == category_id, Listing.status == "published")
         .order_by((Listing.download_count + Listing.install_count).desc(), Listing.id).limit(limit))
     return list(rows)
+
+
+async def for_admin(session: AsyncSession, *, text: str | None, status: str | None, limit: int) -> list[Listing]:
+    """Every listing whatever its state (the admin console), newest first, by slug or name."""
+    statement = select(Listing)
+    if text:
+        pattern = f"%{text.lower()}%"
+        statement = statement.where(or_(func.lower(Listing.slug).like(pattern), func.lower(Listing.name).like(pattern)))
+    if status:
+        statement = statement.where(Listing.status == status)
+    rows = await session.scalars(statement.order_by(Listing.updated_at.desc(), Listing.id.desc()).limit(limit))
+    return list(rows)

@@ -449,3 +449,8 @@ async def visible_batch_by_ids(session: AsyncSession, ids: Sequence[uuid.UUID]) 
 
 async def related(session: AsyncSession, listing: Listing) -> list[Listing]:
     return await repository.related(session, listing)
+
+
+async def for_admin(session: AsyncSession, *, text: str | None, status: str | None, limit: int = 50) -> list[Listing]:
+    """Listings in every state, for the admin console (callers hold ``listing:suspend``)."""
+    return await repository.for_admin(session, text=text, status=status, limit=limit)

@@ -221,3 +221,8 @@ async def oldest_overdue(session: AsyncSession, *, now: datetime) -> datetime | 
         Order.status.in_(("created", "awaiting_payment")), Order.expires_at <= now))
     found = [moment for moment in (paid, expired) if moment is not None]
     return min(found) if found else None
+async def counts_since(session: AsyncSession, since: datetime) -> dict[str, int]:
+    """Orders created since ``since``, by their status now (the admin health page)."""
+    rows = await session.execute(select(Order.status, func.count()).where(Order.created_at >= since)
+                                 .group_by(Order.status))
+    return {status: int(count) for status, count in rows}

@@ -674,3 +674,8 @@ async def add_refunded(session: AsyncSession, order_id: uuid.UUID, amount: int, 
     ``refunded`` once all of its total is."""
     if await repository.add_refunded(session, order_id, amount, at=at) == "refunded":
         count_on_commit(session, ORDERS.labels("refunded"))
+
+
+async def counts_since(session: AsyncSession, since: datetime) -> dict[str, int]:
+    """Orders created since ``since`` by status (the admin health page)."""
+    return await repository.counts_since(session, since)

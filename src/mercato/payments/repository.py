@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.kit.db import refresh_if_held
@@ -161,3 +161,10 @@ async def sandbox_refund(session: AsyncSession, ref: str, amount: int, *, now: d
         .values(refunded_amount=total, updated_at=now).returning(SandboxPayment.ref)
         .execution_options(synchronize_session=False))
     return moved is not None
+
+
+async def counts_since(session: AsyncSession, since: datetime) -> dict[str, int]:
+    """Payments started since ``since``, by their status now (the admin health page)."""
+    rows = await session.execute(select(Payment.status, func.count()).where(Payment.created_at >= since)
+                                 .group_by(Payment.status))
+    return {status: int(count) for status, count in rows}

@@ -300,3 +300,8 @@ async def get_visible(session: AsyncSession, payment_id: uuid.UUID, *, user_id: 
 async def list_own(session: AsyncSession, user_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None,
                    limit: int) -> list[Payment]:
     return list(await repository.of_user(session, user_id, after=after, limit=limit))
+
+
+async def counts_since(session: AsyncSession, since: datetime) -> dict[str, int]:
+    """Payments started since ``since`` by status (the admin health page)."""
+    return await repository.counts_since(session, since)

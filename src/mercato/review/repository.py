@@ -80,3 +80,7 @@ async def latest_for_version(session: AsyncSession, version_id: uuid.UUID) -> Re
 async def oldest_created(session: AsyncSession, *, statuses: Sequence[str]) -> datetime | None:
     """When the oldest task in ``statuses`` entered the queue."""
     return await session.scalar(select(func.min(ReviewTask.created_at)).where(ReviewTask.status.in_(statuses)))
+async def oldest_waiting(session: AsyncSession) -> datetime | None:
+    """When the longest-waiting pending or claimed task was submitted."""
+    return await session.scalar(select(func.min(ReviewTask.created_at))
+                                .where(ReviewTask.status.in_(("pending", "claimed"))))

@@ -226,3 +226,13 @@ async def release_stale(session: AsyncSession, *, timeout_seconds: int) -> int:
                 task, reviewer_id=str(holder) if holder else None, timed_out=True)))
     return released
 
+
+
+async def oldest_waiting(session: AsyncSession) -> Any:
+    """When the longest-waiting pending or claimed task was submitted, or None."""
+    return await repository.oldest_waiting(session)
+
+
+async def latest_of_version(session: AsyncSession, version_id: uuid.UUID) -> ReviewTask | None:
+    """The newest review task of a version (its decision and appeal state), for its publisher."""
+    return await repository.latest_for_version(session, version_id)

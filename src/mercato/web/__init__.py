@@ -1,0 +1,18 @@
+"""The web pages: the storefront and the consoles (WEB.md), a second face of the same services.
+
+``pages.py`` holds the shared machinery (templates, the page route class, security headers,
+error pages), ``session.py`` the cookie sessions, ``csrf.py`` the form tokens. Each group of
+pages is a router module (``storefront.py``, ``account.py``, …) registered in ``ROUTERS``.
+See docs/web.md.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+
+def routers() -> list[APIRouter]:
+    """Every page router, in the order app.py includes them."""
+    from mercato.web import account, console, storefront
+
+    return [storefront.router, account.router, *console.routers()]

@@ -1,0 +1,200 @@
+"""What every page shares: templates, the page route class and router, security headers,
+error pages in the layout, and ``install(app)`` that wires it all into the app.
+
+A page handler does what an endpoint does (parse, authorize, call the service) and answers
+with ``await render(request, "template.html", {...})``. See docs/web.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mercato import __version__
+from mercato.kit.errors import MercatoError
+from mercato.kit.http import BodyRule
+from mercato.kit.logging import log
+from mercato.kit.markdown import render_markdown
+from mercato.kit.money import format_money
+from mercato.kit.routing import TransactionalRoute
+from mercato.web import csrf, session
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.globals.update(version=__version__)
+templates.env.filters["markdown"] = render_markdown
+templates.env.filters["money"] = lambda money: format_money(money.amount, money.currency)
+
+# Paths that are not pages: the API and protocol routes keep their own answers (problem JSON).
+NOT_PAGES = re.compile(r"^/(api/|openvsx(/|$)|sandbox/|metrics$|healthz$|readyz$|static/)")
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+       "connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
+
+# Page forms: url-encoded or multipart bodies (the API takes JSON only), small.
+FORM_RULE = BodyRule(re.compile(r"^/(?!api/|openvsx|sandbox/)"), max_bytes=64 * 1024,
+                     content_types=("application/x-www-form-urlencoded", "multipart/form-data"))
+
+
+def is_page_path(path: str) -> bool:
+    return NOT_PAGES.match(path) is None
+
+
+class PageRoute(TransactionalRoute):
+    """A page: owns its transaction like an API route, but is no part of the API (not in the
+    OpenAPI document, the access matrix or the policy table; its own dependencies decide)."""
+
+    is_page = True  # access.dependencies.api_routes() leaves these out
+
+
+def page_router(**kwargs: Any) -> APIRouter:
+    """A router of pages: the PageRoute class, kept out of the API schema, CSRF-checked on every unsafe method."""
+    return APIRouter(route_class=PageRoute, include_in_schema=False,
+                     dependencies=[Depends(csrf.check_csrf), *kwargs.pop("dependencies", [])], **kwargs)
+
+
+async def render(request: Request, name: str, context: dict[str, Any] | None = None, *,
+                 status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A template rendered in the layout, with the signed-in user and this browser's CSRF token."""
+    try:
+        user = await session.current_user(request)
+    except Exception as exc:  # noqa: BLE001  # an error page must render even when the database is what failed
+        log.warning("no user for the page", error=str(exc))
+        user = None
+    values = {"request": request, "user": user, "csrf_token": csrf.token(request),
+              "query": request.query_params.get("q", "") if request.url.path == "/search" else "",
+              **(context or {})}
+    response = templates.TemplateResponse(request, name, values, status_code=status_code, headers=headers)
+    new_cookie = getattr(request.state, "csrf_cookie", None)
+    if new_cookie and not request.cookies.get(csrf.COOKIE):
+        response.set_cookie(csrf.COOKIE, new_cookie, path="/", httponly=True, samesite="lax",
+                            secure=request.url.scheme == "https")
+    return response
+
+
+def redirect(url: str) -> RedirectResponse:
+    """After a successful form post: see the result with a GET (303)."""
+    return RedirectResponse(url, status_code=303)
+
+
+def field_errors(error: MercatoError) -> dict[str, str]:
+    """The per-field messages of a problem (``errors[].loc``) keyed by the form field's name."""
+    out: dict[str, str] = {}
+    for item in error.errors or []:
+        loc = item.get("loc") or []
+        if loc:
+            out.setdefault(str(loc[-1]), str(item.get("msg", "")))
+    return out
+
+
+# --- headers ---------------------------------------------------------------------------------
+
+class SecurityHeaders:
+    """Every HTML answer gets the Content-Security-Policy (no inline scripts) and every answer
+    ``X-Content-Type-Options: nosniff``; a route may set a stricter or looser CSP itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                if b"x-content-type-options" not in names:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if content_type.startswith(b"text/html"):
+                    if b"content-security-policy" not in names:
+                        headers.append((b"content-security-policy", CSP.encode()))
+                    if b"referrer-policy" not in names:
+                        headers.append((b"referrer-policy", b"same-origin"))
+                    if b"x-frame-options" not in names:
+                        headers.append((b"x-frame-options", b"DENY"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# --- error pages ------------------------------------------------------------------------------
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def _as_page(original: Handler) -> Handler:
+    """The app's error handler, but a page path gets the problem rendered in the layout."""
+    async def handle(request: Request, exc: Exception) -> Response:
+        response = await original(request, exc)
+        if not is_page_path(request.url.path) or not isinstance(response, JSONResponse):
+            return response
+        try:
+            problem = json.loads(bytes(response.body))
+        except ValueError:
+            return response
+        headers = {k: v for k, v in response.headers.items() if k.lower() in ("retry-after", "allow")}
+        return await render(request, "error.html", {"problem": problem}, status_code=response.status_code,
+                            headers=headers)
+
+    return handle
+
+
+async def _to_sign_in(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, session.SignInRequired)
+    return redirect(session.login_url(exc.next_path))
+
+
+def install(app: FastAPI) -> None:
+    """Static files, the pages' routers, security headers and error pages (after install_error_handlers)."""
+    from mercato.web import apidocs, routers
+
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(apidocs.router)
+    for router in routers():
+        app.include_router(router)
+    for key, handler in list(app.exception_handlers.items()):
+        app.exception_handlers[key] = _as_page(handler)
+    app.exception_handlers[session.SignInRequired] = _to_sign_in
+    app.add_middleware(SecurityHeaders)
+
+
+def page_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:
+    """Every page route with its full path."""
+    return [(c.path, c.original_route) for c in iter_route_contexts(app.routes)
+            if isinstance(c.original_route, PageRoute)]
+
+
+def form_values(form: Any, *names: str) -> dict[str, str]:
+    """The named text fields of a submitted form (missing ones empty), to validate and to re-show."""
+    out: dict[str, str] = {}
+    for name in names:
+        value = form.get(name)
+        out[name] = value if isinstance(value, str) else ""
+    return out
+
+
+def validation_messages(error: Exception) -> dict[str, str]:
+    """A pydantic ValidationError's messages keyed by field name, worded for people."""
+    from pydantic import ValidationError
+
+    out: dict[str, str] = {}
+    if isinstance(error, ValidationError):
+        for item in error.errors():
+            loc = item.get("loc") or ("form",)
+            message = str(item.get("msg", "Invalid value"))
+            out.setdefault(str(loc[0]), message.removeprefix("Value error, "))
+    return out
