@@ -13,6 +13,7 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     """Every page router, in the order app.py includes them."""
-    from mercato.web import account, storefront
+    from mercato.web import account, cart, instances, library, notifications, orders, storefront, wallet
 
-    return [storefront.router, account.router]
+    return [storefront.router, account.router, cart.router, orders.router, wallet.router, library.router,
+            instances.router, notifications.router]
