@@ -2,8 +2,8 @@
 as ``actor``: ``session.page_requires`` (sign-in redirect, the 403 page, the audit of a
 refusal) with the principal taken out, so a handler reads like the API endpoint it mirrors."""
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: FastAPI must see the dependency below as an
+# object, and ``permission`` is local to ``permitted()``.
 from typing import Annotated, Any
 
 from fastapi import Depends
