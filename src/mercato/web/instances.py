@@ -113,11 +113,16 @@ async def instance_page(request: Request, instance_id: uuid.UUID, actor: Instanc
 @router.get("/instances/{instance_id}/tasks/{task_id}", name="instance_task")
 async def instance_task(request: Request, instance_id: uuid.UUID, task_id: uuid.UUID, actor: InstanceReader,
                         session: ReadSession) -> Response:
-    """One task's progress box (what the page polls while the task runs)."""
+    """One task's progress box (what the page polls while the task runs). When the task has
+    just ended, htmx reloads the whole page (``HX-Refresh``): the installation's state and
+    the operations it offers now change with it."""
     task = await installs.get_task(session, scope=_scope(actor), task_id=task_id)
     if task.instance_id != instance_id:
         raise TaskNotFound(f"You have no task {task_id} on this instance.")
-    return await render(request, "buyer/task.html", {"task": task}, headers={"Cache-Control": "no-store"})
+    headers = {"Cache-Control": "no-store"}
+    if task.state in installs.TERMINAL_TASK and request.headers.get("hx-request") == "true":
+        headers["HX-Refresh"] = "true"
+    return await render(request, "buyer/task.html", {"task": task}, headers=headers)
 
 
 @router.post("/instances/{instance_id}/delete", name="instance_delete")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
@@ -59,7 +59,7 @@ async def _context(session: AsyncSession, actor: Principal, order_id: uuid.UUID,
     poll = "every 2s" if order.status in MOVING else "every 5s" if order.status in SHIPPING else None
     return {"order": order, "refunds": asked, "labels": LABELS, "poll": poll,
             "refundable": order.status in REFUNDABLE, "refund_key": once.new_key(), "pay_key": once.new_key(),
-            "errors": {}, "values": {}, "error": None, **extra}
+            "errors": {}, "values": {}, "error": None, "seen": None, **extra}
 
 
 @router.get("/orders", name="orders_page")
@@ -77,10 +77,16 @@ async def order_page(request: Request, order_id: uuid.UUID, actor: Reader, sessi
 
 
 @router.get("/orders/{order_id}/status", name="order_status")
-async def order_status(request: Request, order_id: uuid.UUID, actor: Reader, session: ReadSession) -> Response:
-    """The status box alone (what the page polls)."""
-    return await render(request, "buyer/order_status.html", await _context(session, actor, order_id),
-                        headers={"Cache-Control": "no-store"})
+async def order_status(request: Request, order_id: uuid.UUID, actor: Reader, session: ReadSession,
+                       seen: Annotated[str | None, Query(max_length=32)] = None) -> Response:
+    """The status box alone (what the page polls). ``seen`` is the state the page was drawn
+    in: once the order moved on, htmx reloads the whole page (``HX-Refresh``), so what the new
+    state offers (the refund form, the receipt) shows too."""
+    context = await _context(session, actor, order_id, seen=seen)
+    headers = {"Cache-Control": "no-store"}
+    if seen is not None and seen != context["order"].status:
+        headers["HX-Refresh"] = "true"
+    return await render(request, "buyer/order_status.html", context, headers=headers)
 
 
 async def _refused(request: Request, session: AsyncSession, rt: Any, actor: Principal, order_id: uuid.UUID,
