@@ -201,7 +201,7 @@ async def test_a_rejection_reaches_every_member_of_the_publisher_by_email(
         assert f"Reason: {reason}" in text
         assert "Crashes on start &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; more" in html
         assert "<script>" not in html
-        url = f"{PUBLIC_URL}/api/v1/listings/{listing['id']}/versions/1.0.0"
+        url = f"{PUBLIC_URL}/console/publisher/{shop.publisher}/listings/{listing['id']}"  # a page, not /api/v1
         assert notification.link is not None and url in text and f'href="{url}"' in html
     assert {e.mail_from for e in smtp.envelopes} == {SENDER}
     # nothing else of the flow (review.created, version and listing events) was e-mailed
@@ -372,7 +372,7 @@ async def test_a_declined_payment_is_emailed_to_the_payer(
     assert declined.status_code < 400, declined.text
     notification, text, _ = await mailed(runtime, smtp, buyer, "payment.failed")
     assert notification.title == "Your wallet top-up of 12.50 USD did not go through"
-    assert notification.link == f"{V1}/payments/{payment['id']}"
+    assert notification.link == f"/wallet?payment={payment['id']}"
     assert (notification.data["payment_id"], notification.data["amount"]) == (payment["id"], 1250)
     assert "Nothing was credited to your wallet." in text
 

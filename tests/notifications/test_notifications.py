@@ -61,7 +61,8 @@ async def test_a_publishing_change_notifies_every_member_of_the_publisher_once(
     for member in (store.developer, store.member):
         [notification] = await inbox_of(runtime, member, "listing.suspended")
         assert (notification.title, notification.body) == ("Hello Notes was suspended", "Reason: Malware report")
-        assert (notification.event_id, notification.link) == (event.id, f"{V1}/listings/{listing['id']}")
+        link = f"/console/publisher/{store.publisher}/listings/{listing['id']}"  # a page, not /api/v1
+        assert (notification.event_id, notification.link) == (event.id, link)
     assert await inbox_of(runtime, user) == []
     assert await inbox_of(runtime, store.admin) == []
     ids = [n.id for m in (store.developer, store.member) for n in await inbox_of(runtime, m, "listing.suspended")]
@@ -107,7 +108,7 @@ async def test_a_reply_notifies_the_reviews_author(store: Store, client: httpx.A
     # the embedded bus delivers rating.replied to the handler in the background
     [notification] = await eventually(lambda: inbox_of(runtime, author, "rating.replied"), lambda rows: len(rows) == 1)
     assert notification.title == "The publisher of Hello Notes replied to your review"
-    assert notification.link == f"{V1}/listings/{listing['id']}/reviews"
+    assert notification.link == f"/listings/{listing['id']}#reviews"
     new_review = await eventually(lambda: inbox_of(runtime, store.developer, "rating.created"),
                                   lambda rows: len(rows) == 1)
     assert new_review[0].title == "New 2-star review of Hello Notes"

@@ -15,8 +15,6 @@ from mercato.notifications import service as notifications
 from mercato.publishers import service as publishers
 from mercato.publishers.errors import PublisherNotFound
 
-V1 = "/api/v1"
-
 
 @observe(PayoutApproved, PayoutRejected, name="earnings.notify_payout_decided", each=True)
 async def notify_payout_decided(session: AsyncSession, event: CloudEvent[PayoutApproved | PayoutRejected]) -> None:
@@ -35,6 +33,6 @@ async def notify_payout_decided(session: AsyncSession, event: CloudEvent[PayoutA
         title = f"Payout of {amount} rejected"
         body = f"Reason: {payout.reason}. The amount is back in your available earnings."
     await notifications.notify(session, event_id=event.id, user_ids=members, kind=event.type, title=title, body=body,
-                               link=f"{V1}/publishers/{publisher.slug}/earnings",
+                               link=f"/console/publisher/{publisher.slug}/earnings",
                                data={key: value for key, value in event.json_data.items()
                                      if key in ("payout_id", "publisher_id", "amount", "currency", "reason")})

@@ -741,7 +741,7 @@ async def on_version_approved(session: AsyncSession, *, settings: Settings, vers
             title=f"{listing.name} {found.version} is available",
             body=(f"{installation.name} on {instance.name} is upgrading from {current}." if upgrading
                   else f"{installation.name} on {instance.name} has {current}."),
-            link=f"/installations/{installation.id}",
+            link=f"/instances/{installation.instance_id}",
             data={"installation_id": str(installation.id), "listing_id": str(listing.id),
                   "version": found.version})
         await publish(session, CloudEvent(type="installation.update_available", subject=str(installation.id), data={

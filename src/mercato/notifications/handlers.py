@@ -38,7 +38,6 @@ from mercato.payments.events import PaymentFailed
 from mercato.publishers import service as publishers
 from mercato.ratings.events import RatingReplied
 
-V1 = "/api/v1"
 # What of an event's data a notification keeps (never who else was involved).
 KEPT = ("listing_id", "publisher_id", "slug", "version_id", "version", "task_id", "new_task_id", "review_id",
         "rating", "reason", "latest", "status")
@@ -90,42 +89,48 @@ async def _listing_name(session: AsyncSession, data: dict[str, Any]) -> str:
     return str(data.get("slug") or "Your listing")
 
 
-def _link(event: CloudEvent) -> str | None:
-    listing_id = event.json_data.get("listing_id")
+def _link(event: CloudEvent, *, console_of: str | None = None) -> str | None:
+    """The page the notification is about (WEB.md: links point at pages, never at /api/v1).
+    For a publisher's members (``console_of``: the publisher's slug) a review decision, a
+    version or listing change opens the listing in the publisher console; a review, and
+    everything for buyers, the listing's store page (by slug when the event carries it)."""
+    data = event.json_data
+    listing_id = data.get("listing_id")
     if not listing_id:
         return None
     if event.type.startswith("rating."):
-        return f"{V1}/listings/{listing_id}/reviews"
-    if event.json_data.get("version") and event.type.startswith(("review.", "version.")):
-        return f"{V1}/listings/{listing_id}/versions/{event.json_data['version']}"
-    return f"{V1}/listings/{listing_id}"
+        return f"/listings/{data.get('slug') or listing_id}#reviews"
+    if console_of is not None:
+        return f"/console/publisher/{console_of}/listings/{listing_id}"
+    return f"/listings/{data.get('slug') or listing_id}"
 
 
 def _kept(data: dict[str, Any]) -> dict[str, Any]:
     return {key: data[key] for key in KEPT if key in data}
 
 
-async def _members_of(session: AsyncSession, publisher_id: uuid.UUID | None) -> list[uuid.UUID]:
+async def _members_of(session: AsyncSession, publisher_id: uuid.UUID | None) -> tuple[str | None, list[uuid.UUID]]:
+    """The publisher's slug and its members (none when there is no such publisher)."""
     if publisher_id is None:
-        return []
+        return None, []
     publisher = (await catalog.publishers_by_id(session, {publisher_id})).get(publisher_id)
     if publisher is None:
-        return []
-    return [uuid.UUID(user_id) for user_id, _email, _role in await publishers.members(session, publisher)]
+        return None, []
+    return publisher.slug, [uuid.UUID(user_id) for user_id, _email, _role in await publishers.members(session, publisher)]
 
 
 @observe(*PUBLISHER_TEXTS, name="notifications.publisher_members", each=True)
 async def notify_publisher_members(session: AsyncSession, event: CloudEvent) -> None:
     """Review decisions, appeal outcomes, version and listing changes, new reviews: every
     member of the listing's publisher is told."""
-    members = await _members_of(session, _uuid(event.json_data.get("publisher_id")))
+    slug, members = await _members_of(session, _uuid(event.json_data.get("publisher_id")))
     if event.type == "rating.created":  # the author is told nothing of their own review
         members = [m for m in members if str(m) != str(event.json_data.get("user_id"))]
     if not members:
         return
     title, body = PUBLISHER_TEXTS[event.type](await _listing_name(session, event.json_data), event.json_data)
     await service.notify(session, event_id=event.id, user_ids=members, kind=event.type, title=title, body=body,
-                         link=_link(event), data=_kept(event.json_data))
+                         link=_link(event, console_of=slug), data=_kept(event.json_data))
 
 
 @observe(RatingReplied, name="notifications.review_author", each=True)
@@ -151,7 +156,8 @@ async def notify_payment_failed(session: AsyncSession, event: CloudEvent[Payment
         title = f"Your wallet top-up of {money} did not go through"
         body = ""
     await service.notify(session, event_id=event.id, user_ids=[payment.user_id], kind="payment.failed", title=title,
-                         body=body, link=f"{V1}/payments/{payment.payment_id}",
+                         body=body, link=(f"/orders/{payment.order_id}" if payment.order_id is not None
+                               else f"/wallet?payment={payment.payment_id}"),
                          data={key: event.json_data[key] for key in ("payment_id", "order_id", "amount", "currency",
                                                                      "provider", "purpose") if key in event.json_data})
 

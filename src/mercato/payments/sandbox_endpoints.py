@@ -11,9 +11,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Path
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
 
 from mercato.access.dependencies import public
 from mercato.kit.clock import utcnow
@@ -23,16 +24,17 @@ from mercato.models import SandboxPayment
 from mercato.payments import repository
 from mercato.payments.providers import gateway
 from mercato.payments.providers.sandbox import (
-    TEST_CARDS, SandboxCheckoutClosed, SandboxCheckoutNotFound, SandboxProvider, UnknownTestCard, report_of,
+    TEST_CARDS,
+    SandboxCheckoutClosed,
+    SandboxCheckoutNotFound,
+    SandboxProvider,
+    UnknownTestCard,
+    report_of,
 )
 from mercato.payments.schemas import SandboxStatus
 from mercato.runtime import Runtime
 
 router = APIRouter(route_class=TransactionalRoute, tags=["sandbox provider"], dependencies=[public()])
-
-_templates = Environment(loader=PackageLoader("mercato.payments", "templates"), autoescape=select_autoescape(),
-                         undefined=StrictUndefined)
-
 
 def _sandbox(rt: Runtime) -> SandboxProvider:
     provider = gateway(rt.settings).providers.get("sandbox")
@@ -41,26 +43,35 @@ def _sandbox(rt: Runtime) -> SandboxProvider:
     return provider
 
 
-def _page(row: SandboxPayment, *, status_code: int = 200, error: str | None = None,
-          card_number: str = "") -> HTMLResponse:
-    html = _templates.get_template("sandbox/pay.html").render(
-        payment=row, amount_text=format_money(row.amount, row.currency), error=error, card_number=card_number,
-        action_url=f"/sandbox/pay/{row.merchant_payment_id}", test_cards=TEST_CARDS)
-    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+async def _page(request: Request, session: AsyncSession, row: SandboxPayment, *, status_code: int = 200,
+                error: str | None = None, card_number: str = "") -> Response:
+    """The pay page in the store's layout (web/templates/sandbox/pay.html), with the pages' headers;
+    once the payer acted, a link back to where the store sends them (the order, or the wallet)."""
+    from mercato.web import present  # noqa: F401 (the minor filter)
+    from mercato.web.pages import render  # the web layer builds on the app's routers
+
+    payment = await repository.get(session, row.merchant_payment_id)
+    back = None
+    if payment is not None and row.status != "open":
+        back = f"/orders/{payment.order_id}" if payment.order_id else f"/wallet?payment={payment.id}"
+    return await render(request, "sandbox/pay.html", {
+        "payment": row, "amount_text": format_money(row.amount, row.currency), "error": error,
+        "card_number": card_number, "action_url": f"/sandbox/pay/{row.merchant_payment_id}",
+        "test_cards": TEST_CARDS, "back": back}, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/sandbox/pay/{payment_id}", response_class=HTMLResponse,
             responses=SandboxCheckoutNotFound.responses())
-async def pay_page(payment_id: uuid.UUID, session: ReadSession, rt: RuntimeDep) -> HTMLResponse:
+async def pay_page(request: Request, payment_id: uuid.UUID, session: ReadSession, rt: RuntimeDep) -> Response:
     """The sandbox's hosted pay page: the amount, a card number field, Approve / Decline."""
-    return _page(await _sandbox(rt).checkout(session, payment_id))
+    return await _page(request, session, await _sandbox(rt).checkout(session, payment_id))
 
 
 @router.post("/sandbox/pay/{payment_id}", response_class=HTMLResponse,
              responses=SandboxCheckoutNotFound.responses(SandboxCheckoutClosed, UnknownTestCard))
-async def pay(payment_id: uuid.UUID, action: Annotated[Literal["approve", "decline", "cancel"], Form()],
-              session: WriteSession, rt: RuntimeDep,
-              card_number: Annotated[str, Form(max_length=32)] = "") -> HTMLResponse:
+async def pay(request: Request, payment_id: uuid.UUID,
+              action: Annotated[Literal["approve", "decline", "cancel"], Form()], session: WriteSession, rt: RuntimeDep,
+              card_number: Annotated[str, Form(max_length=32)] = "") -> Response:
     """The payer's answer (an HTML form post). The provider then tells the store by signed
     webhook (`POST /api/v1/payments/webhooks/sandbox`), subject to the failure injection."""
     sandbox = _sandbox(rt)
@@ -68,8 +79,9 @@ async def pay(payment_id: uuid.UUID, action: Annotated[Literal["approve", "decli
         row = await sandbox.pay(session, rt.db, payment_id=payment_id, action=action, card_number=card_number)
     except (SandboxCheckoutClosed, UnknownTestCard) as exc:
         current = await sandbox.checkout(session, payment_id)
-        return _page(current, status_code=exc.status, error=exc.detail, card_number=card_number[:32])
-    return _page(row)
+        return await _page(request, session, current, status_code=exc.status, error=exc.detail,
+                           card_number=card_number[:32])
+    return await _page(request, session, row)
 
 
 @router.get("/sandbox/api/payments/{provider_ref}", response_model=SandboxStatus,

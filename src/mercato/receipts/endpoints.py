@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse, Response
 
 from mercato.access.dependencies import requires
 from mercato.access.permissions import Permission
@@ -24,9 +24,12 @@ HTML_OR_JSON = {200: {"content": {"application/json": {"schema": {"$ref": "#/com
                       "description": "The receipt, as JSON or (Accept: text/html) a printable page."}}
 
 
-def _answer(receipt: Receipt, accept: str | None, store_name: str) -> Response:
+async def _answer(request: Request, receipt: Receipt, accept: str | None, store_name: str) -> Response:
     if accept and _prefers_html(accept):
-        return HTMLResponse(receipt.html(store_name=store_name))
+        from mercato.web import present  # noqa: F401 (the minor filter)
+        from mercato.web.pages import render  # the printable page in the store's layout, with its headers
+
+        return await render(request, "buyer/receipt.html", {"receipt": receipt, "store_name": store_name})
     return JSONResponse(ReceiptRead.of(receipt).model_dump(mode="json"))
 
 
@@ -40,19 +43,19 @@ def _prefers_html(accept: str) -> bool:
 
 @router.get("/orders/{order_id}/receipt", response_model=ReceiptRead, response_class=Response,
             responses={**HTML_OR_JSON, **ReceiptNotFound.responses(NoReceiptYet)})
-async def order_receipt(order_id: uuid.UUID, actor: Annotated[Principal, requires(Permission.order_read)],
+async def order_receipt(request: Request, order_id: uuid.UUID, actor: Annotated[Principal, requires(Permission.order_read)],
                         session: ReadSession, rt: RuntimeDep,
                         accept: Annotated[str | None, Header()] = None) -> Response:
     """The receipt of your completed order (refunds shown as they happen)."""
     receipt = await service.for_order(session, actor=actor, order_id=order_id)
-    return _answer(receipt, accept, rt.settings.store_name)
+    return await _answer(request, receipt, accept, rt.settings.store_name)
 
 
 @router.get("/payments/{payment_id}/receipt", response_model=ReceiptRead, response_class=Response,
             responses={**HTML_OR_JSON, **ReceiptNotFound.responses(NoReceiptYet)})
-async def payment_receipt(payment_id: uuid.UUID, actor: Annotated[Principal, requires(Permission.payment_read)],
+async def payment_receipt(request: Request, payment_id: uuid.UUID, actor: Annotated[Principal, requires(Permission.payment_read)],
                           session: ReadSession, rt: RuntimeDep,
                           accept: Annotated[str | None, Header()] = None) -> Response:
     """The receipt of your succeeded payment (a top-up, or the part of an order paid by card)."""
     receipt = await service.for_payment(session, actor=actor, payment_id=payment_id)
-    return _answer(receipt, accept, rt.settings.store_name)
+    return await _answer(request, receipt, accept, rt.settings.store_name)

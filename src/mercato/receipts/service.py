@@ -9,21 +9,17 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.errors import Conflict, NotFound
-from mercato.kit.money import format_money
 from mercato.orders import service as orders
 from mercato.receipts import repository
 
 RECEIPTED_ORDERS = ("completed", "partially_refunded", "refunded")
 RECEIPTED_PAYMENTS = ("succeeded", "partially_refunded", "refunded")
 
-_templates = Environment(loader=PackageLoader("mercato.receipts", "templates"), autoescape=select_autoescape())
-_templates.filters["money"] = lambda amount, currency: format_money(int(amount), currency)
 
 
 class ReceiptNotFound(NotFound):
@@ -62,9 +58,6 @@ class Receipt:
     reference_id: uuid.UUID | None = None
     coupon: str | None = None
     shipping_address: dict[str, str] | None = None
-
-    def html(self, *, store_name: str) -> str:
-        return _templates.get_template("receipt.html").render(receipt=self, store_name=store_name)
 
 
 def _owner_filter(actor: Principal, permission: Permission) -> uuid.UUID | None:
