@@ -12,16 +12,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from mercato.bus.events import CloudEvent
 from mercato.kit.clock import utcnow
-from mercato.models import ProcessedEvent
 from mercato.policies import handlers, repository, service
 from mercato.runtime import Runtime
 from tests.conftest import Actor
 from tests.library.support import eventually
 from tests.policies.support import SETTINGS, current, events, system_admin
+from tests.support.bus import handled
 
 
 async def change_behind_the_cache(runtime: Runtime, **values: int) -> None:
@@ -91,13 +90,7 @@ async def test_the_bus_delivers_config_changed_to_the_eviction_subscriber(
         client: httpx.AsyncClient, admin: Actor, runtime: Runtime) -> None:
     assert (await client.patch(SETTINGS, headers=admin.headers, json={"welcome_credit": 100})).status_code == 200
     [announced] = await events(runtime)
-
-    async def processed() -> list[str]:
-        async with runtime.db.read_session() as session:
-            return list(await session.scalars(select(ProcessedEvent.subscriber)
-                                              .where(ProcessedEvent.event_id == announced.id)))
-
-    assert "policies.evict_cache" in await eventually(processed, lambda names: "policies.evict_cache" in names)
+    await handled(runtime, "policies.evict_cache", announced.id)  # an observer: its cursor passes the event
 
 
 async def test_a_cached_copy_expires_within_cache_seconds(runtime: Runtime) -> None:

@@ -16,7 +16,7 @@ from mercato.kit.clock import utcnow
 from mercato.runtime import Runtime
 from mercato.stats import handlers as stats_handlers
 from tests.conftest import Actor, Actors
-from tests.library.support import V1, Store
+from tests.library.support import V1, Store, events
 from tests.money.orders_support import Seller, fund, item, place, quiet
 
 
@@ -167,6 +167,12 @@ async def test_revenue_counts_completed_sales_after_discounts_net_of_refunds(
     assert sum(d["revenue"]["amount"] for d in by_slug[app["slug"]]["days"]) == app_today["revenue"]["amount"]
 
 
+async def happened_on(runtime: Runtime, type_: str, subject: str, time: datetime) -> CloudEvent:
+    """The store's own ``type_`` event about ``subject``, as if it had happened at ``time``."""
+    [row] = [row for row in await events(runtime, type_) if row.subject == subject]
+    return CloudEvent(type=row.type, subject=row.subject, data=row.data, time=time)
+
+
 async def test_revenue_lands_on_the_day_of_the_sale_and_of_the_refund(
         client: httpx.AsyncClient, actors: Actors, runtime: Runtime) -> None:
     seller = await Seller.open(client, actors, runtime)
@@ -179,17 +185,15 @@ async def test_revenue_lands_on_the_day_of_the_sale_and_of_the_refund(
     sold_on, refunded_on = date(2026, 3, 2), date(2026, 3, 4)
     # The same events again, as if they had happened on earlier days: the event's time decides the day.
     async with runtime.db.transaction() as session:
-        await stats_handlers.count_revenue(session, CloudEvent(
-            type="order.completed", subject=order["id"], time=datetime(2026, 3, 2, 23, 59, tzinfo=UTC),
-            data={"order_id": order["id"], "lines": [{"listing_id": app["id"], "total": 1000, "quantity": 1}]}))
+        await stats_handlers.count_revenue(session, [await happened_on(
+            runtime, "order.completed", order["id"], datetime(2026, 3, 2, 23, 59, tzinfo=UTC))])
     refund = await client.post(f"{V1}/orders/{order['id']}/refunds", json={"reason": "Changed my mind"},
                                headers={**buyer.headers, "Idempotency-Key": uuid.uuid4().hex})
     assert refund.status_code == 201, refund.text
     await quiet(runtime)
     async with runtime.db.transaction() as session:
-        await stats_handlers.count_refunds(session, CloudEvent(
-            type="refund.completed", subject=refund.json()["id"], time=datetime(2026, 3, 4, 0, 1, tzinfo=UTC),
-            data={"refund_id": refund.json()["id"], "order_id": order["id"]}))
+        await stats_handlers.count_refunds(session, await happened_on(
+            runtime, "refund.completed", refund.json()["id"], datetime(2026, 3, 4, 0, 1, tzinfo=UTC)))
     body = (await client.get(f"{V1}/publishers/{seller.slug}/stats", headers=seller.developer.headers,
                              params={"since": "2026-03-01", "until": "2026-03-05"})).json()
     [shown] = body["listings"]

@@ -153,12 +153,18 @@ class Transport:
         default = next(iter(slots.values()))
 
         async def deliver(subscriber: str, event_id: str) -> None:
-            async with slots.get(lane_of(subscriber), default) if lane_of is not None else default:
-                await self._on_job(subscriber, uuid.UUID(event_id))
+            try:
+                async with slots.get(lane_of(subscriber), default) if lane_of is not None else default:
+                    await self._on_job(subscriber, uuid.UUID(event_id))
+            except asyncio.CancelledError:
+                if self._stopping:  # cancelled on purpose by stop(): the delivery stays pending, no trace
+                    return
+                raise
 
         self.task = self.broker.register_task(deliver, task_name=TASK_NAME)
         self._receiver: asyncio.Task[None] | None = None
         self._started = False
+        self._stopping = False
 
     async def start(self, *, consume: bool) -> None:
         # Brokers open their consuming side only in worker processes (taskiq's flag).
@@ -184,7 +190,11 @@ class Transport:
         if self.in_process:
             # Jobs still queued in this process are cancelled, not awaited: their deliveries stay
             # pending in the database and the next start re-drives them.
-            await cancel_and_wait(list(getattr(self.broker, "_running_tasks", ())), what="in-process deliveries")
+            self._stopping = True
+            try:
+                await cancel_and_wait(list(getattr(self.broker, "_running_tasks", ())), what="in-process deliveries")
+            finally:
+                self._stopping = False
         if self._started:
             with contextlib.suppress(Exception):
                 await self.broker.shutdown()
