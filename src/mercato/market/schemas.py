@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from urllib.parse import quote, urlsplit
 from typing import Any, Literal
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
