@@ -32,6 +32,7 @@ from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, enc
 from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page
 from mercato.models import User
+from mercato.policies import service as policies
 from mercato.runtime import Runtime
 
 router = APIRouter(route_class=TransactionalRoute, tags=["accounts"])
@@ -68,8 +69,9 @@ async def _reauthentication(rt: Runtime, user: User) -> AsyncIterator[None]:
              responses=EmailTaken.responses(WeakPassword, RateLimited))
 async def register(body: RegisterRequest, request: Request, session: WriteSession, rt: RuntimeDep) -> UserRead:
     """Create a user account (role `user`). The only public way in."""
-    await rt.limiter.check(name="register", keys=[f"ip:{_ip(request)}"], limit=20, window_seconds=3600)
-    await rt.limiter.hit(name="register", keys=[f"ip:{_ip(request)}"], limit=20, window_seconds=3600)
+    limit = (await policies.current(session)).signups_per_address_per_hour
+    await rt.limiter.check(name="register", keys=[f"ip:{_ip(request)}"], limit=limit, window_seconds=3600)
+    await rt.limiter.hit(name="register", keys=[f"ip:{_ip(request)}"], limit=limit, window_seconds=3600)
     user = await service.create_user(session, rt, email=str(body.email), password=body.password,
                                      display_name=body.display_name)
     return await user_read(session, user)
