@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.routing import compile_path
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mercato import __version__
 from mercato.access import endpoints as access_endpoints
@@ -115,6 +116,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         Exempt("POST", upload.pattern),  # a large body takes its time to arrive
         Exempt("GET", re.compile(rf"^{API_PREFIX}/events/stream$")),  # streams until the client leaves
     ])
+    # Outermost: the client's address comes from X-Forwarded-For only through a trusted proxy,
+    # before the sign-in lockout, the sign-up limit and the access log read it.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)  # type: ignore[arg-type]
     app.add_middleware(RequestMiddleware, body_policy=BodyPolicy(default_max_bytes=settings.max_body_bytes,
                                                                  rules=[upload, sandbox_form, vsix_upload,
                                                                         console_upload_rule(settings), web_pages.FORM_RULE]),

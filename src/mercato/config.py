@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     refresh_window_seconds: int = 300
 
     max_body_bytes: int = 1024 * 1024
+    trusted_proxies: str = Field(default="127.0.0.1", description=(
+        "Comma-separated addresses or networks (CIDR) of the reverse proxies / load balancers in front of "
+        "the store: only a connection from one of them may set the client's address with X-Forwarded-For "
+        "(and the scheme with X-Forwarded-Proto). '*' trusts every peer (only when nothing else can reach "
+        "the store); an empty value trusts none."))
     request_timeout_seconds: float = Field(default=30.0, ge=0, description=(
         "Budget of one request up to the first byte of its answer: past it the request is cancelled "
         "(nothing is changed) and answered 503 with Retry-After. 0 turns it off. A long poll's `wait` is "

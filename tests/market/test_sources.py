@@ -209,3 +209,27 @@ async def test_sources_are_paged_at_the_contract_path(client: httpx.AsyncClient,
     removed = await client.delete(f"{SOURCES}/{added[0]['id']}", headers=admin.headers)
     assert removed.status_code == 204
     assert (await client.delete(f"{OLD_SOURCES}/{added[0]['id']}", headers=admin.headers)).status_code == 404
+
+
+async def test_a_sources_feed_is_untrusted_input(client: httpx.AsyncClient, admin: Actor,
+                                                feed_server: FeedServer) -> None:
+    """Issue 11 item 5: the source's HTML, javascript: URLs and slug were passed through as they came."""
+    source = await add(client, admin, feed_server.base)
+    hostile = remote("Hostile Tool", description="Hello <script>alert(1)</script> [x](javascript:alert(2))",
+                     description_html="<script>alert(document.cookie)</script>", homepage="javascript:alert(3)",
+                     icon_url="JavaScript:alert(4)", screenshots=["data:text/html,<script>", "https://ok.example/s.png"])
+    feed_server.answer(200, page(hostile, reset=True))
+    assert (await sync(client, admin, source["id"]))["upserted"] == 1
+    [item] = await browse(client)
+    listing = item["listing"]
+    assert "<script" not in listing["description_html"] and 'href="javascript' not in listing["description_html"]
+    assert "&lt;script&gt;" in listing["description_html"]
+    assert (listing["homepage"], listing["icon_url"]) == (None, None)
+    assert listing["screenshots"] == ["https://ok.example/s.png"]
+
+    bad_slug = remote("Other")
+    bad_slug["listing"]["slug"] = "x/../../evil?<b>"
+    feed_server.answer(200, page(bad_slug, cursor="c2"))
+    failed = await sync(client, admin, source["id"])
+    assert failed["health"] == "failing" and failed["listing_count"] == 1
+    assert [i["slug"] for i in await browse(client)] == ["hostile-tool"]

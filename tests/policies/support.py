@@ -21,6 +21,7 @@ DEFAULTS: dict[str, int] = {
     "commission_bps": 2000, "refund_window_days": 14, "refund_auto_max_downloads": 3,
     "order_timeout_seconds": 900, "welcome_credit": 0, "payment_poll_after_seconds": 30,
     "payment_expire_seconds": 1800, "max_order_lines": 20, "max_line_quantity": 10,
+    "signups_per_address_per_hour": 20,
 }
 
 

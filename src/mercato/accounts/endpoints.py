@@ -31,6 +31,7 @@ from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, enc
 from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page
 from mercato.models import User
+from mercato.policies import service as policies
 from mercato.runtime import Runtime
 
 router = APIRouter(route_class=TransactionalRoute, tags=["accounts"])
@@ -74,9 +75,11 @@ async def register(body: RegisterRequest, request: Request, session: WriteSessio
 
 async def register_user(session: AsyncSession, rt: Runtime, *, ip: str, email: str, password: str,
                         display_name: str) -> User:
-    """Registration as the API and the register page do it: rate-limited per IP."""
-    await rt.limiter.check(name="register", keys=[f"ip:{ip}"], limit=20, window_seconds=3600)
-    await rt.limiter.hit(name="register", keys=[f"ip:{ip}"], limit=20, window_seconds=3600)
+    """Registration as the API and the register page do it: rate-limited per client address
+    (runtime policy ``signups_per_address_per_hour``)."""
+    limit = (await policies.current(session)).signups_per_address_per_hour
+    await rt.limiter.check(name="register", keys=[f"ip:{ip}"], limit=limit, window_seconds=3600)
+    await rt.limiter.hit(name="register", keys=[f"ip:{ip}"], limit=limit, window_seconds=3600)
     return await service.create_user(session, rt, email=email, password=password, display_name=display_name)
 
 

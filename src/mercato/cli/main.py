@@ -88,8 +88,9 @@ def _run_server(application: object, host: str, port: int) -> None:
             self._mercato_loop = asyncio.get_running_loop()
             await super().serve(sockets)  # type: ignore[arg-type]
 
+    # proxy_headers off: the app reads X-Forwarded-For itself, from MERCATO_TRUSTED_PROXIES only.
     config = uvicorn.Config(application, host=host, port=port, log_level="warning", access_log=False,  # type: ignore[arg-type]
-                            timeout_graceful_shutdown=GRACEFUL_STOP_SECONDS)
+                            proxy_headers=False, timeout_graceful_shutdown=GRACEFUL_STOP_SECONDS)
     Server(config).run()
 
 

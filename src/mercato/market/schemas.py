@@ -6,14 +6,18 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mercato.kit.markdown import render_markdown
 from mercato.kit.schemas import ReadModel, WriteModel
 from mercato.kit.ssrf import MAX_URL_LENGTH
 from mercato.models import MarketSource, MirroredListing
 
 Health = Literal["never", "ok", "failing"]
+# The slug of a listing, here as on the source store (mercato.kit.schemas.Slug).
+SLUG_PATTERN = r"^[a-z0-9-]{2,64}$"
 
 
 class MarketSourceCreate(WriteModel):
@@ -71,19 +75,45 @@ class MirroredListingRead(BaseModel):
     def of(cls, row: MirroredListing, source: MarketSource) -> MirroredListingRead:
         return cls(id=row.id, remote_id=row.remote_id, slug=row.slug, name=row.name,
                    source=SourceLabel(id=source.id, name=source.name, url=source.url),
-                   source_link=f"{source.url}/listings/{row.slug}", listing=row.data, updated_at=row.updated_at)
+                   source_link=f"{source.url}/listings/{quote(row.slug, safe='')}", listing=row.data, updated_at=row.updated_at)
 
 
 # --- what a source's feed must answer (mercato.sync.schemas.CatalogSyncPage) ------------------------
 
+def _web_url(value: Any) -> str | None:
+    """``value`` if it is an http(s) URL with a host (what a local listing accepts), else None."""
+    if not isinstance(value, str) or len(value) > MAX_URL_LENGTH or any(c in value for c in "\x00\r\n\t <>\"'`"):
+        return None
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return None
+    return value if parts.scheme.lower() in ("http", "https") and parts.hostname else None
+
+
 class RemoteListing(BaseModel):
-    """The part of a remote listing the mirror relies on; the rest is kept as it came."""
+    """The part of a remote listing the mirror relies on; the rest is kept as it came, but as
+    untrusted input: the slug is a local slug, URLs are http(s) or dropped, and the HTML of the
+    description is rendered here from its Markdown (the source's own HTML is never kept)."""
 
     model_config = ConfigDict(extra="allow")
 
     id: uuid.UUID
-    slug: str = Field(min_length=1, max_length=200)
+    slug: str = Field(pattern=SLUG_PATTERN)
     name: str = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _sanitize(self) -> RemoteListing:
+        extra = self.__pydantic_extra__ if self.__pydantic_extra__ is not None else {}
+        for key in ("homepage", "icon_url"):
+            if key in extra:
+                extra[key] = _web_url(extra[key])
+        if "screenshots" in extra:
+            shots = extra["screenshots"] if isinstance(extra["screenshots"], list) else []
+            extra["screenshots"] = [url for url in (_web_url(s) for s in shots[:12]) if url]
+        description = extra.get("description")
+        extra["description_html"] = render_markdown(description) if isinstance(description, str) else ""
+        return self
 
 
 class RemoteChange(BaseModel):

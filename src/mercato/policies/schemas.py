@@ -38,6 +38,9 @@ class Policies(BaseModel):
         "A provider payment still pending after this expires."))
     max_order_lines: int = Field(20, ge=1, le=100, description="Most lines in one order.")
     max_line_quantity: int = Field(10, ge=1, le=1000, description="Largest quantity of one order line.")
+    signups_per_address_per_hour: int = Field(20, ge=1, le=1_000_000, description=(
+        "Accounts one client address may register per hour (the address as MERCATO_TRUSTED_PROXIES lets "
+        "the store see it)."))
 
     @model_validator(mode="after")
     def _poll_before_expiry(self) -> Self:
