@@ -2,9 +2,10 @@
 processes with the commands and the environment variables the compose file gives them, on
 private PostgreSQL, Redis and NATS servers and an S3 service (moto), behind Debian's nginx
 running deploy/nginx/mercato.conf. A mixed journey goes through nginx (browse, publish,
-review, buy, refund, download), one serve and one worker are restarted in the middle, then
-the ledger and order invariants are checked on the database, and the rate limiter must see
-the real client address (a forged X-Forwarded-For does not get a client past it).
+review, buy, download, install with a real agent, refund), one serve and one worker are
+restarted in the middle, then the ledger and order invariants are checked on the database, and
+the rate limiter must see the real client address (a forged X-Forwarded-For does not get a
+client past it).
 
 The backup-and-restore drill is tests/deploy/test_restore_drill.py."""
 
@@ -251,6 +252,37 @@ def _invariants(database_url: str) -> None:
     asyncio.run(check())
 
 
+def _install_with_an_agent(http: httpx.Client, buyer: dict[str, str], base: str, listing_id: str, slug: str,
+                           directory: Path) -> None:
+    created = http.post(f"{V1}/instances", headers=buyer, json={"name": "system box"})
+    assert created.status_code == 201, created.text
+    instance_id, token = created.json()["id"], created.json()["token"]
+    root, log_path = directory / "apps", directory / "agent.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MERCATO_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2] / "src"),
+                                                     os.environ.get("PYTHONPATH")]))
+    with log_path.open("ab") as log:
+        agent = subprocess.Popen([sys.executable, "-m", "mercato", "agent", "--server", base, "--token", token,
+                                  "--root", str(root), "--heartbeat", "1", "--poll-wait", "2"],
+                                 env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        asked = http.post(f"{V1}/instances/{instance_id}/installations", headers=buyer, params={"wait": 30},
+                          json={"listing_id": listing_id, "version": "1.0.0"})
+        assert asked.status_code in (200, 202), asked.text
+        task = _until(lambda: http.get(f"{V1}/tasks/{asked.json()['id']}", headers=buyer, params={"wait": 10}).json(),
+                      lambda t: t["state"] in ("succeeded", "failed", "canceled"), timeout=120, what="the install")
+        assert task["state"] == "succeeded", (task, log_path.read_text(errors="replace")[-3000:])
+        assert (root / slug / "current").resolve().name == "1.0.0"
+        assert (root / slug / "current" / "bin" / "run").read_bytes() == b"#!/bin/sh\necho hello\n"
+    finally:
+        agent.terminate()
+        try:
+            agent.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait(timeout=10)
+
+
 def test_the_scaled_form_works_as_one_system_behind_nginx(system: dict[str, Any]) -> None:
     processes: dict[str, Process] = system["processes"]
     with httpx.Client(base_url=system["base"], timeout=30) as http:
@@ -314,6 +346,9 @@ def test_the_scaled_form_works_as_one_system_behind_nginx(system: dict[str, Any]
         download = _until(lambda: http.get(f"{V1}/listings/{slug}/versions/1.0.0/download", headers=buyer),
                           lambda r: r.status_code == 200, what="the download")
         assert download.content == archive and download.headers["X-Signature-Ed25519"]
+
+        # install with a real agent: its long polls and downloads go through nginx too
+        _install_with_an_agent(http, buyer, system["base"], detail.json()["id"], slug, system["directory"])
 
         # refund: auto-approved (one download is within the policy's allowance), settled by a worker
         refund = http.post(f"{V1}/orders/{order_id}/refunds", headers=buyer | {"Idempotency-Key": uuid.uuid4().hex},
