@@ -33,7 +33,8 @@ from tests.deploy.support import COMPOSE, DEPLOY, load_yaml_documents
 from tests.kit import s3server
 from tests.private_servers import free_port, port_open, private_nats, private_postgres, private_redis, wait_for
 
-pytestmark = [pytest.mark.slow,
+# slow (minutes: seven processes start on a shared machine); run once, in CI's scaled pass
+pytestmark = [pytest.mark.slow, pytest.mark.postgres,
               pytest.mark.skipif(shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"),
                                  reason="nginx is not installed (apt-get install nginx-light)")]
 
