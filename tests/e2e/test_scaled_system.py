@@ -2,11 +2,13 @@
 processes with the commands and the environment variables the compose file gives them, on
 private PostgreSQL, Redis and NATS servers and an S3 service (moto), behind Debian's nginx
 running deploy/nginx/mercato.conf. A mixed journey goes through nginx (browse, publish,
-review, buy, refund, download), one serve and one worker are restarted in the middle, then
-the ledger and order invariants are checked on the database, and the rate limiter must see
-the real client address (a forged X-Forwarded-For does not get a client past it).
+review, buy, download, install with a real agent, refund), one serve and one worker are
+restarted in the middle, then the ledger and order invariants are checked on the database, and
+the rate limiter must see the real client address (a forged X-Forwarded-For does not get a
+client past it).
 
-The backup-and-restore drill is tests/deploy/test_restore_drill.py."""
+At the end, the backup-and-restore drill of docs/operations.md runs on the system's own
+database and bucket (and, in more detail, tests/deploy/test_restore_drill.py)."""
 
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ from tests.deploy.support import COMPOSE, DEPLOY, load_yaml_documents
 from tests.kit import s3server
 from tests.private_servers import free_port, port_open, private_nats, private_postgres, private_redis, wait_for
 
-pytestmark = [pytest.mark.slow,
+# slow (minutes: seven processes start on a shared machine); run once, in CI's scaled pass
+pytestmark = [pytest.mark.slow, pytest.mark.postgres,
               pytest.mark.skipif(shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"),
                                  reason="nginx is not installed (apt-get install nginx-light)")]
 
@@ -204,7 +207,8 @@ def system(tmp_path: Path) -> Iterator[dict[str, Any]]:
             wait_for(lambda: port_open(nginx_port) or nginx.poll() is not None, timeout=30, what="nginx")
             assert nginx.poll() is None, (tmp_path / "nginx-error.log").read_text(errors="replace")[-2000:]
             yield {"base": base, "processes": {p.name: p for p in processes}, "database_url": pg.url,
-                   "directory": tmp_path}
+                   "directory": tmp_path, "values": values, "s3": s3, "bucket": bucket, "pg_port": pg.port,
+                   "serve": compose["serve-1"]}
         finally:
             if nginx is not None and nginx.poll() is None:
                 nginx.terminate()
@@ -249,6 +253,86 @@ def _invariants(database_url: str) -> None:
             await runtime.close()
 
     asyncio.run(check())
+
+
+def _install_with_an_agent(http: httpx.Client, buyer: dict[str, str], base: str, listing_id: str, slug: str,
+                           directory: Path) -> None:
+    created = http.post(f"{V1}/instances", headers=buyer, json={"name": "system box"})
+    assert created.status_code == 201, created.text
+    instance_id, token = created.json()["id"], created.json()["token"]
+    root, log_path = directory / "apps", directory / "agent.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MERCATO_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2] / "src"),
+                                                     os.environ.get("PYTHONPATH")]))
+    with log_path.open("ab") as log:
+        agent = subprocess.Popen([sys.executable, "-m", "mercato", "agent", "--server", base, "--token", token,
+                                  "--root", str(root), "--heartbeat", "1", "--poll-wait", "2"],
+                                 env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        asked = http.post(f"{V1}/instances/{instance_id}/installations", headers=buyer, params={"wait": 30},
+                          json={"listing_id": listing_id, "version": "1.0.0"})
+        assert asked.status_code in (200, 202), asked.text
+        task = _until(lambda: http.get(f"{V1}/tasks/{asked.json()['id']}", headers=buyer, params={"wait": 10}).json(),
+                      lambda t: t["state"] in ("succeeded", "failed", "canceled"), timeout=120, what="the install")
+        assert task["state"] == "succeeded", (task, log_path.read_text(errors="replace")[-3000:])
+        assert (root / slug / "current").resolve().name == "1.0.0"
+        assert (root / slug / "current" / "bin" / "run").read_bytes() == b"#!/bin/sh\necho hello\n"
+    finally:
+        agent.terminate()
+        try:
+            agent.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait(timeout=10)
+
+
+def _restore_drill(system: dict[str, Any], email: str, slug: str, archive: bytes, signature: str) -> None:
+    """docs/operations.md's backup and restore, on the running system: pg_dump, then a copy of the
+    bucket; restored into a new database and a new bucket, migrated, served by a new process."""
+    directory: Path = system["directory"]
+    live = f"postgresql://postgres@127.0.0.1:{system['pg_port']}"
+    dump, backup = directory / "backup.dump", directory / "bucket-backup"
+    _checked(["pg_dump", "--format=custom", f"--file={dump}", f"--dbname={live}/postgres"])
+    client = s3server.admin_client(system["s3"])
+    for item in client.list_objects_v2(Bucket=system["bucket"]).get("Contents", []):
+        target = backup / item["Key"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(client.get_object(Bucket=system["bucket"], Key=item["Key"])["Body"].read())
+    assert any(backup.rglob("*")), "the bucket held no archive"
+
+    _checked(["psql", f"--dbname={live}/postgres", "-c", "CREATE DATABASE restored"])
+    _checked(["pg_restore", "--no-owner", "--exit-on-error", f"--dbname={live}/restored", str(dump)])
+    bucket = f"restored-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    for path in backup.rglob("*"):
+        if path.is_file():
+            client.put_object(Bucket=bucket, Key=str(path.relative_to(backup)), Body=path.read_bytes())
+
+    values = dict(system["values"])
+    values["MERCATO_DATABASE_URL"] = f"postgresql+asyncpg://postgres@127.0.0.1:{system['pg_port']}/restored"
+    values["MERCATO_STORAGE_URL"] = values["MERCATO_STORAGE_URL"].replace(f"s3://{system['bucket']}/",
+                                                                          f"s3://{bucket}/")
+    # a fresh Redis, as on a new system (the live one holds this client's rate-limit failures)
+    values["MERCATO_REDIS_URL"] = values["MERCATO_REDIS_URL"].removesuffix("/0") + "/1"
+    env = _environment(system["serve"], values)
+    _checked([sys.executable, "-m", "mercato", "migrate"], env=env)
+    port = free_port()
+    restored = Process("restored", _with_port(_mercato(system["serve"]["command"]), port), env, directory,
+                       f"http://127.0.0.1:{port}/readyz")
+    restored.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            headers = _login(http, email)
+            download = http.get(f"{V1}/listings/{slug}/versions/1.0.0/download", headers=headers)
+            assert download.status_code == 200, download.text
+            assert download.content == archive and download.headers["X-Signature-Ed25519"] == signature
+    finally:
+        restored.stop()
+
+
+def _checked(command: list[str], env: dict[str, str] | None = None) -> None:
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, f"{command[0]} failed: {done.stdout[-1500:]}{done.stderr[-1500:]}"
 
 
 def test_the_scaled_form_works_as_one_system_behind_nginx(system: dict[str, Any]) -> None:
@@ -315,6 +399,9 @@ def test_the_scaled_form_works_as_one_system_behind_nginx(system: dict[str, Any]
                           lambda r: r.status_code == 200, what="the download")
         assert download.content == archive and download.headers["X-Signature-Ed25519"]
 
+        # install with a real agent: its long polls and downloads go through nginx too
+        _install_with_an_agent(http, buyer, system["base"], detail.json()["id"], slug, system["directory"])
+
         # refund: auto-approved (one download is within the policy's allowance), settled by a worker
         refund = http.post(f"{V1}/orders/{order_id}/refunds", headers=buyer | {"Idempotency-Key": uuid.uuid4().hex},
                            json={"reason": "changed my mind"})
@@ -331,5 +418,6 @@ def test_the_scaled_form_works_as_one_system_behind_nginx(system: dict[str, Any]
         assert statuses[:10] == [401] * 10 and statuses[10] == 429, statuses
 
     _invariants(system["database_url"])
+    _restore_drill(system, developer_email, slug, archive, download.headers["X-Signature-Ed25519"])
     for process in processes.values():
         assert process.process is not None and process.process.poll() is None, f"{process.name} died\n{process.tail()}"
