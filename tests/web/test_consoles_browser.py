@@ -210,7 +210,7 @@ async def test_developer_publishes_and_reviewer_rejects_then_approves(web: Web, 
     assert await web.page.locator("svg.chart").count() >= 5
     await web.check()
     await web.screenshot("console-publisher-overview")
-    for section in ("orders", "earnings"):
+    for section in ("orders", "coupons", "earnings", "members"):
         await web.goto(f"/console/publisher/{publisher}/{section}")
         await web.check()
 
@@ -280,8 +280,9 @@ async def test_admin_changes_a_setting_audits_exports_and_suspends(web: Web, htt
     assert audit and audit[0]["after"]["reason"] == "Reported as malware"
     await web.goto("/console/admin/dead-letters")
     await web.check()
-    await web.goto("/console/admin/payouts")
-    await web.check()
+    for section in ("payouts", "applications", "users"):
+        await web.goto(f"/console/admin/{section}")
+        await web.check()
 
 
 async def test_publisher_ships_makes_a_coupon_and_is_paid_out(web: Web, http: httpx.AsyncClient) -> None:
