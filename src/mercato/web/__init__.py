@@ -13,6 +13,6 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     """Every page router, in the order app.py includes them."""
-    from mercato.web import account, console, storefront
+    from mercato.web import account, console, icons, storefront
 
-    return [storefront.router, account.router, *console.routers()]
+    return [storefront.router, account.router, icons.router, *console.routers()]

@@ -1,45 +1,242 @@
 """The storefront (WEB.md, U1): home, search, categories, listing and publisher pages.
 
-Reads only, through the catalog's own search and detail code: the search page calls the
-same function as GET /api/v1/listings, the listing page renders the same detail document
-as GET /api/v1/listings/{id}.
+The same code as the API, for pages: the search page calls the function behind
+GET /api/v1/listings, the listing page renders the detail document of
+GET /api/v1/listings/{id}, its versions and reviews come from the publishing and ratings
+endpoints' functions, and a review is written through the ratings service.
 """
 
 from __future__ import annotations
 
-from fastapi import Request
-from fastapi.responses import Response
+import urllib.parse
+from typing import Annotated, Any, Literal
 
+from fastapi import Path, Query, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from mercato.access.principal import Principal
+from mercato.catalog import detail
 from mercato.catalog import endpoints as catalog_api
 from mercato.catalog import service as catalog
-from mercato.catalog.schemas import ListingPage
-from mercato.kit.routing import ReadSession
-from mercato.web.pages import page_router, render
+from mercato.catalog.errors import CategoryNotFound, ListingNotFound
+from mercato.catalog.schemas import ListingDetail, ListingPage
+from mercato.kit.errors import Conflict, Forbidden
+from mercato.kit.pagination import CursorParam
+from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession
+from mercato.kit.schemas import Slug
+from mercato.publishers import service as publishers
+from mercato.publishing import endpoints as publishing_api
+from mercato.publishing.errors import VersionNotFound
+from mercato.ratings import endpoints as ratings_api
+from mercato.ratings import service as ratings
+from mercato.ratings.schemas import ReviewCreate
+from mercato.web.pages import form_values, page_router, redirect, render, validation_messages
+from mercato.web.session import OptionalUser, SignedIn
 
 router = page_router()
 
-SHELF_SIZE = 8
+SHELF_SIZE = 10
+PAGE_SIZE = 20
 SHELVES = (("new", "New and updated", {"sort": "newest"}), ("popular", "Popular", {"sort": "popular"}),
            ("top-rated", "Top rated", {"sort": "rating"}), ("free", "Free", {"price": "free", "sort": "popular"}))
+SORTS = {"relevance": "Best match", "popular": "Most popular", "rating": "Top rated", "newest": "Newest",
+         "price": "Price: low to high"}
+FILTERS = ("kind", "category", "price", "delivery", "platform")
+FACET_TITLES = {"kind": "Type", "category": "Category", "price": "Price", "delivery": "Delivery",
+                "platform": "Platform"}
+VALUE_NAMES = {"app": "Apps", "plugin": "Plugins", "game": "Games", "free": "Free", "paid": "Paid",
+               "digital": "Digital", "physical": "Physical", "any": "Any platform", "linux-x64": "Linux x64",
+               "linux-arm64": "Linux ARM64", "macos-x64": "macOS Intel", "macos-arm64": "macOS Apple silicon",
+               "windows-x64": "Windows x64"}
+ListingKey = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{2,64}$")]
 
 
 async def search(session: ReadSession, *, q: str | None = None, kind: str | None = None, category: str | None = None,
                  price: str | None = None, delivery: str | None = None, platform: str | None = None,
-                 publisher: str | None = None, sort: str = "relevance", cursor: str | None = None, limit: int = 20,
-                 facets: bool = True) -> ListingPage:
-    """GET /api/v1/listings, the same function, for pages."""
-    return await catalog_api.search_listings(session, q=q, kind=kind, category=category, price=price,  # type: ignore[arg-type]
-                                             delivery=delivery, platform=platform, publisher=publisher,  # type: ignore[arg-type]
-                                             sort=sort, cursor=cursor, limit=limit, facets=facets)  # type: ignore[arg-type]
+                 publisher: str | None = None, sort: str = "relevance", cursor: str | None = None,
+                 limit: int = PAGE_SIZE, facets: bool = True) -> ListingPage:
+    """GET /api/v1/listings, the same function (arguments validated by the page's own query types)."""
+    return await catalog_api.search_listings(
+        session, q=q, kind=kind, category=category, price=price, delivery=delivery,  # type: ignore[arg-type]
+        platform=platform, publisher=publisher, sort=sort, cursor=cursor, limit=limit, facets=facets)  # type: ignore[arg-type]
 
+
+def _url(path: str, params: dict[str, str | None]) -> str:
+    kept = {k: v for k, v in params.items() if v}
+    return path + ("?" + urllib.parse.urlencode(kept) if kept else "")
+
+
+# --- home ----------------------------------------------------------------------------------------
 
 @router.get("/")
 async def home(request: Request, session: ReadSession) -> Response:
     shelves = []
     for key, title, params in SHELVES:
-        page = await search(session, limit=SHELF_SIZE, facets=False, **params)  # type: ignore[arg-type]
+        page = await search(session, limit=SHELF_SIZE, facets=False, **params)
         if page.items:
-            query = "&".join(f"{k}={v}" for k, v in params.items())
-            shelves.append({"key": key, "title": title, "items": page.items, "more": f"/search?{query}"})
+            shelves.append({"key": key, "title": title, "items": page.items, "more": _url("/search", params)})
     return await render(request, "store/home.html", {"categories": await catalog.categories(session),
                                                      "shelves": shelves})
+
+
+# --- search and categories -----------------------------------------------------------------------
+
+async def _results(request: Request, session: ReadSession, *, path: str, params: dict[str, Any],
+                   cursor: str | None, heading: str, category: Any = None, publisher: Any = None) -> Response:
+    page = await search(session, cursor=cursor, **params)
+    categories = await catalog.categories(session)
+    names = {c.slug: c.name for c in categories}
+    # A chosen filter's own group counts what choosing another value instead would find
+    # (the other filters still apply), so the alternatives stay visible.
+    own_counts = {}
+    for name in FILTERS:
+        if params.get(name) and not (name == "category" and category is not None):
+            others = await search(session, **{**params, name: None}, limit=1)
+            own_counts[name] = others.facets.get(name) or {}
+    facets = []
+    for name in FILTERS:
+        counts = own_counts.get(name, page.facets.get(name) or {})
+        if not counts or (name == "category" and category is not None):
+            continue
+        options = []
+        for value, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+            chosen = params.get(name) == value
+            toggled = {**params, name: None if chosen else value}
+            options.append({"label": names.get(value, VALUE_NAMES.get(value, value)) if name == "category"
+                            else VALUE_NAMES.get(value, value), "count": count, "chosen": chosen,
+                            "url": _url(path, toggled)})
+        facets.append({"name": name, "title": FACET_TITLES[name], "options": options})
+    active = [{"label": f"{FACET_TITLES[n]}: {names.get(params[n], VALUE_NAMES.get(params[n], params[n]))}",
+               "url": _url(path, {**params, n: None})}
+              for n in FILTERS if params.get(n) and not (n == "category" and category is not None)]
+    return await render(request, "store/search.html", {
+        "page": page, "params": params, "facets": facets, "active": active, "sorts": SORTS, "path": path,
+        "heading": heading, "category": category, "publisher": publisher,
+        "next_url": _url(path, {**params, "cursor": page.next_cursor}) if page.next_cursor else None,
+        "hidden": {k: v for k, v in params.items() if v and k not in ("sort", "category" if category else "")}})
+
+
+@router.get("/search")
+async def search_page(
+        request: Request, session: ReadSession,
+        q: Annotated[str | None, Query(max_length=200)] = None,
+        kind: Literal["app", "plugin", "game"] | None = None,
+        category: Slug | None = None,
+        price: Literal["free", "paid"] | None = None,
+        delivery: Literal["digital", "physical"] | None = None,
+        platform: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{2,32}$")] = None,
+        sort: Literal["relevance", "popular", "rating", "newest", "price"] | None = None,
+        cursor: CursorParam = None) -> Response:
+    q = (q or "").strip() or None
+    params = {"q": q, "kind": kind, "category": category, "price": price, "delivery": delivery,
+              "platform": platform, "sort": sort or ("relevance" if q else "popular")}
+    heading = f"Results for “{q}”" if q else "All listings"
+    return await _results(request, session, path="/search", params=params, cursor=cursor, heading=heading)
+
+
+@router.get("/categories/{slug}")
+async def category_page(
+        request: Request, session: ReadSession, slug: Slug,
+        kind: Literal["app", "plugin", "game"] | None = None,
+        price: Literal["free", "paid"] | None = None,
+        delivery: Literal["digital", "physical"] | None = None,
+        platform: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{2,32}$")] = None,
+        sort: Literal["relevance", "popular", "rating", "newest", "price"] = "popular",
+        cursor: CursorParam = None) -> Response:
+    found = next((c for c in await catalog.categories(session) if c.slug == slug), None)
+    if found is None:
+        raise CategoryNotFound(f"There is no category {slug!r}.")
+    params = {"category": slug, "kind": kind, "price": price, "delivery": delivery, "platform": platform,
+              "sort": sort}
+    return await _results(request, session, path=f"/categories/{slug}", params=params, cursor=cursor,
+                          heading=found.name, category=found)
+
+
+# --- publisher --------------------------------------------------------------------------------------
+
+@router.get("/publishers/{slug}")
+async def publisher_page(request: Request, session: ReadSession, slug: Slug, cursor: CursorParam = None) -> Response:
+    publisher = await publishers.get(session, slug)  # PublisherNotFound: the 404 page
+    page = await search(session, publisher=slug, sort="newest", cursor=cursor, facets=False)
+    return await render(request, "store/publisher.html", {
+        "publisher": publisher, "page": page,
+        "next_url": _url(f"/publishers/{slug}", {"cursor": page.next_cursor}) if page.next_cursor else None})
+
+
+# --- listing -----------------------------------------------------------------------------------------
+
+async def _detail(rt: Any, viewer: Principal | None, key: str) -> ListingDetail:
+    """The listing's detail as GET /api/v1/listings/{id} answers it (documents, else rendered)."""
+    found = await detail.from_documents(rt, key.lower())
+    if found is None:
+        try:
+            found = await detail.render(rt, None, key.lower())
+        except ListingNotFound:
+            if viewer is None:
+                raise
+            found = await detail.render(rt, viewer, key.lower())
+    return ListingDetail.model_validate_json(found.body)
+
+
+def _manifest_facts(manifest: dict[str, Any]) -> dict[str, Any]:
+    compatibility = manifest.get("compatibility") or {}
+    requirements = manifest.get("requirements") or {}
+    permissions = manifest.get("permissions") or {}
+    return {"host": compatibility.get("host"), "platforms": compatibility.get("platforms") or [],
+            "requirements": {k: v for k, v in requirements.items() if v is not None},
+            "network": permissions.get("network") or [], "filesystem": permissions.get("filesystem") or [],
+            "notifications": bool(permissions.get("notifications")),
+            "dependencies": manifest.get("dependencies") or {}}
+
+
+async def _listing(request: Request, session: Any, rt: Any, user: Any, key: str, *, status_code: int = 200,
+                   **context: Any) -> Response:
+    viewer = user.principal if user else None
+    listing = await _detail(rt, viewer, key)
+    facts = None
+    if listing.latest_version is not None:
+        try:
+            version = await publishing_api.get_version(listing_id=listing.slug, version=listing.latest_version.version,
+                                                       session=session, viewer=viewer)
+            facts = _manifest_facts(version.manifest)
+        except VersionNotFound:
+            facts = None
+    reviews = await ratings_api.list_reviews(listing_id=listing.slug, session=session, viewer=viewer,
+                                             sort="newest", cursor=None, limit=10)
+    total = sum(listing.rating_histogram.values())
+    context.setdefault("review_values", {"rating": "5"})
+    context.setdefault("review_errors", {})
+    return await render(request, "store/listing.html", {
+        "listing": listing, "facts": facts, "reviews": reviews.items, "publisher": listing.publisher,
+        "histogram": [(star, listing.rating_histogram.get(str(star), 0)) for star in range(5, 0, -1)],
+        "histogram_total": total, "wrote_review": any(r.mine for r in reviews.items), **context},
+        status_code=status_code)
+
+
+@router.get("/listings/{key}")
+async def listing_page(request: Request, key: ListingKey, user: OptionalUser, session: ReadSession,
+                       rt: RuntimeDep) -> Response:
+    return await _listing(request, session, rt, user, key)
+
+
+@router.post("/listings/{key}/reviews")
+async def write_review(request: Request, key: ListingKey, user: SignedIn, session: WriteSession,
+                       rt: RuntimeDep) -> Response:
+    """Like POST /api/v1/listings/{id}/reviews: owners review once."""
+    values = form_values(await request.form(), "rating", "title", "body")
+    errors: dict[str, str] = {}
+    try:
+        body = ReviewCreate(rating=int(values["rating"]) if values["rating"].isdigit() else 0,
+                            title=values["title"], body=values["body"])
+        await ratings.create(session, actor=user.principal, key=key, rating=body.rating, title=body.title,
+                             body=body.body)
+    except ValidationError as error:
+        errors = validation_messages(error)
+    except (Forbidden, Conflict) as error:  # not an owner, a member of the publisher, already reviewed
+        errors = {"form": error.detail}
+    if errors:
+        await session.rollback()
+        return await _listing(request, session, rt, user, key, status_code=422, review_values=values,
+                              review_errors=errors)
+    return redirect(f"/listings/{key}#reviews")
