@@ -195,6 +195,10 @@ async def test_developer_publishes_and_reviewer_rejects_then_approves(web: Web, 
     assert await web.page.locator("#task-status").inner_text() == "approved"
     published = (await http.get(f"{V1}/listings/{slug}")).json()
     assert published["status"] == "published"
+    await web.page.context.clear_cookies()  # a visitor sees it in the storefront
+    response = await web.goto(f"/listings/{slug}")
+    assert response is not None and response.status == 200
+    assert await web.page.get_by_role("heading", name="Field Notes", level=1).first.is_visible()
 
     # The publisher's overview draws its charts (a month of activity, recorded as the stats
     # handlers record it, so the picture has something to show).
@@ -210,7 +214,7 @@ async def test_developer_publishes_and_reviewer_rejects_then_approves(web: Web, 
     assert await web.page.locator("svg.chart").count() >= 5
     await web.check()
     await web.screenshot("console-publisher-overview")
-    for section in ("orders", "earnings"):
+    for section in ("orders", "coupons", "earnings", "members"):
         await web.goto(f"/console/publisher/{publisher}/{section}")
         await web.check()
 
@@ -275,13 +279,18 @@ async def test_admin_changes_a_setting_audits_exports_and_suspends(web: Web, htt
     async with web.page.expect_navigation():
         await web.page.get_by_role("button", name=f"Suspend {slug}").click()
     assert (await http.get(f"{V1}/listings/{slug}")).status_code == 404
+    await web.page.context.clear_cookies()  # gone from the storefront
+    response = await web.goto(f"/listings/{slug}")
+    assert response is not None and response.status == 404
+    await sign_in(web, admin)
     audit = (await http.get(f"{V1}/admin/audit", headers=admin.headers,
                             params={"action": "listing:suspend"})).json()["items"]
     assert audit and audit[0]["after"]["reason"] == "Reported as malware"
     await web.goto("/console/admin/dead-letters")
     await web.check()
-    await web.goto("/console/admin/payouts")
-    await web.check()
+    for section in ("payouts", "applications", "users"):
+        await web.goto(f"/console/admin/{section}")
+        await web.check()
 
 
 async def test_publisher_ships_makes_a_coupon_and_is_paid_out(web: Web, http: httpx.AsyncClient) -> None:
