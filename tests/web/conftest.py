@@ -80,16 +80,16 @@ class Web:
         assert self.errors == [], f"JavaScript errors on {where}: {self.errors}"
         self.checked.append(where)
 
-    async def screenshot(self, name: str) -> Path:
+    async def screenshot(self, name: str, *, viewport: dict[str, int] = DESKTOP) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
-        viewport = self.page.viewport_size
-        await self.page.set_viewport_size(DESKTOP)
+        before = self.page.viewport_size
+        await self.page.set_viewport_size(viewport)  # type: ignore[arg-type]
         try:
             await self.page.screenshot(path=str(path), full_page=True)
         finally:
-            if viewport:
-                await self.page.set_viewport_size(viewport)
+            if before:
+                await self.page.set_viewport_size(before)
         return path
 
 

@@ -13,7 +13,7 @@ from playwright.async_api import expect
 from mercato.accounts import repository as accounts_repository
 from mercato.demo import load_demo
 from tests.conftest import DEFAULT_PASSWORD
-from tests.web.conftest import Web
+from tests.web.conftest import PHONE, Web
 
 V1 = "/api/v1"
 
@@ -26,6 +26,7 @@ async def test_a_visitor_searches_filters_by_a_facet_and_opens_a_listing(web: We
     await expect(page.get_by_role("heading", name="Free")).to_be_visible()
     await web.check()
     await web.screenshot("home")
+    await web.screenshot("home-phone", viewport=PHONE)
 
     await page.get_by_label("Search the store").first.fill("notes")
     await page.get_by_label("Search the store").first.press("Enter")
@@ -65,6 +66,7 @@ async def test_a_visitor_searches_filters_by_a_facet_and_opens_a_listing(web: We
     assert await form.locator("input[name=listing_id]").get_attribute("value") == listing["id"]
     await web.check()
     await web.screenshot("listing")
+    await web.screenshot("listing-phone", viewport=PHONE)
 
     # the listing's category and publisher pages
     await page.locator(".listing-head").get_by_role("link", name=listing["category"]["name"]).click()

@@ -147,6 +147,8 @@ def _as_page(original: Handler) -> Handler:
         except ValueError:
             return response
         headers = {k: v for k, v in response.headers.items() if k.lower() in ("retry-after", "allow")}
+        # A 500 is answered by Starlette's outermost middleware, outside SecurityHeaders: set them here.
+        headers.update({"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"})
         return await render(request, "error.html", {"problem": problem}, status_code=response.status_code,
                             headers=headers)
 

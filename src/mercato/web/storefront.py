@@ -204,12 +204,11 @@ async def _listing(request: Request, session: Any, rt: Any, user: Any, key: str,
             facts = None
     reviews = await ratings_api.list_reviews(listing_id=listing.slug, session=session, viewer=viewer,
                                              sort="newest", cursor=None, limit=10)
-    publisher = await publishers.get(session, listing.publisher.slug)
     total = sum(listing.rating_histogram.values())
     context.setdefault("review_values", {"rating": "5"})
     context.setdefault("review_errors", {})
     return await render(request, "store/listing.html", {
-        "listing": listing, "facts": facts, "reviews": reviews.items, "publisher": publisher,
+        "listing": listing, "facts": facts, "reviews": reviews.items, "publisher": listing.publisher,
         "histogram": [(star, listing.rating_histogram.get(str(star), 0)) for star in range(5, 0, -1)],
         "histogram_total": total, "wrote_review": any(r.mine for r in reviews.items), **context},
         status_code=status_code)

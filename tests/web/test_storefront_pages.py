@@ -1,0 +1,79 @@
+"""Storefront pages in-process: the listing page over the API's detail, reviews written
+through the page (owners only, once), unknown things as 404 pages, and a server error as the
+500 page while the API keeps problem JSON."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from mercato.library import service as library
+from mercato.runtime import Runtime
+from mercato.web import storefront
+from tests.catalog.support import Shop
+from tests.conftest import Actors
+from tests.web.test_foundation import TOKEN, sign_in
+
+V1 = "/api/v1"
+
+
+async def test_an_owner_reviews_a_listing_on_its_page_and_a_non_owner_is_told_why_not(
+        client: httpx.AsyncClient, actors: Actors, runtime: Runtime) -> None:
+    shop = await Shop.open(client, actors)
+    listing = await shop.published(name="Review Me", description="# Heading\n\n<script>alert(1)</script> **bold**")
+    page = await client.get(f"/listings/{listing['slug']}")
+    assert page.status_code == 200
+    assert "<strong>bold</strong>" in page.text and "<script>alert(1)</script>" not in page.text  # sanitized
+    assert "1.0.0" in page.text and "Get for free" in page.text
+
+    stranger = await actors.create()
+    await sign_in(client, stranger.email)
+    form = await client.get(f"/listings/{listing['slug']}")
+    token = TOKEN.search(form.text).group(1)  # type: ignore[union-attr]
+    refused = await client.post(f"/listings/{listing['slug']}/reviews", data={
+        "rating": "4", "title": "Nice", "body": "Liked it", "csrf_token": token})
+    assert refused.status_code == 422 and "Only owners review" in refused.text
+    assert 'value="Nice"' in refused.text  # the input kept
+
+    async with runtime.db.transaction() as session:
+        await library.grant(session, user_id=uuid.UUID(stranger.id), listing_id=uuid.UUID(listing["id"]),
+                            source="admin")
+    posted = await client.post(f"/listings/{listing['slug']}/reviews", data={
+        "rating": "4", "title": "Nice", "body": "Liked *it*", "csrf_token": token})
+    assert posted.status_code == 303
+    reviews = (await client.get(f"{V1}/listings/{listing['slug']}/reviews")).json()["items"]
+    assert [(r["rating"], r["title"]) for r in reviews] == [(4, "Nice")]
+    shown = await client.get(f"/listings/{listing['slug']}")
+    assert "<em>it</em>" in shown.text and "Write a review" not in shown.text  # once
+
+
+@pytest.mark.parametrize("path", ["/listings/no-such-listing", "/publishers/no-such-publisher",
+                                  "/categories/no-such-category"])
+async def test_unknown_things_are_404_pages(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.get(path)
+    assert response.status_code == 404 and response.headers["content-type"].startswith("text/html")
+    assert 'class="site-header"' in response.text
+
+
+async def test_bad_search_parameters_are_a_422_page(client: httpx.AsyncClient) -> None:
+    response = await client.get("/search", params={"kind": "spaceship"})
+    assert response.status_code == 422 and response.headers["content-type"].startswith("text/html")
+    assert "kind" in response.text
+
+
+async def test_a_server_error_is_the_500_page_and_the_api_keeps_problem_json(
+        app, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the categories broke")
+
+    monkeypatch.setattr(storefront.catalog, "categories", broken)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://mercato.test") as http:
+        page = await http.get("/")
+        api = await http.get(f"{V1}/categories")
+    assert page.status_code == 500 and page.headers["content-type"].startswith("text/html")
+    assert "Something went wrong" in page.text and "the categories broke" not in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    assert api.status_code == 500 and api.headers["content-type"] == "application/problem+json"
