@@ -134,6 +134,10 @@ async def test_the_same_checkout_form_sent_twice_places_one_order(client: httpx.
                                          client.post("/checkout", data=fields))
     assert first.status_code == second.status_code == 303, (first.text, second.text)
     assert first.headers["location"] == second.headers["location"]
+    # a click that leaves after the first answer emptied the cart gets that answer too, not the empty cart
+    assert "mercato_cart" not in client.cookies
+    late = await client.post("/checkout", data=fields)
+    assert late.status_code == 303 and late.headers["location"] == first.headers["location"]
     assert len(await orders_of(runtime, buyer)) == 1
 
 

@@ -256,11 +256,18 @@ async def checkout_place(request: Request, actor: Buyer, session: WriteSession, 
     through the provider's pay page from there)."""
     form = await request.form()
     text = {name: value.strip() for name, value in form.items() if isinstance(value, str)}
+    key = text.get(once.FIELD)
+    # First the key: a second click finds the first one's answer even when that answer already
+    # emptied the cart (the first request's cookie may reach the browser before the second leaves).
+    try:
+        await once.claim(request, actor, key)
+    except idempotency.Replay as replay:  # the first click placed it: the same order page, cart emptied
+        clear_cart(request, replay.response)
+        raise
     lines = read_cart(request)
     if not lines:
         return redirect("/cart")
     coupon = text.get("coupon", "")[:64]
-    key = text.get(once.FIELD)
     values = {name: text.get(name, "") for name in ADDRESS_FIELDS}
 
     async def again(status: int, *, errors: dict[str, str] | None = None, error: str | None = None) -> Response:
@@ -282,11 +289,6 @@ async def checkout_place(request: Request, actor: Buyer, session: WriteSession, 
             "coupon": coupon or None, "shipping_address": address})
     except ValidationError as exc:
         return await again(422, errors=_address_errors(exc), error="Check the fields marked below.")
-    try:
-        await once.claim(request, actor, key)
-    except idempotency.Replay as replay:  # the first click placed it: the same order page, cart emptied
-        clear_cart(request, replay.response)
-        raise
     try:
         order = await orders.create(session, actor=actor, idempotency_key=key or "", body=body,
                                     currency=rt.settings.currency)
