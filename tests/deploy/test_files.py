@@ -29,7 +29,7 @@ kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 # Variables that are not Settings fields but are read elsewhere: CLI options (createsuperuser's
 # password), uvicorn's trusted proxies.
-OTHER_VARIABLES = {"MERCATO_ADMIN_PASSWORD", "FORWARDED_ALLOW_IPS"}
+OTHER_VARIABLES = {"MERCATO_ADMIN_PASSWORD"}
 SETTINGS_VARIABLES = {f"MERCATO_{name.upper()}" for name in Settings.model_fields}
 
 

@@ -167,7 +167,7 @@ def system(tmp_path: Path) -> Iterator[dict[str, Any]]:
             "MERCATO_LOG_JSON": "true",
             "MERCATO_SECRET_KEY": base64.urlsafe_b64encode(os.urandom(36)).decode(),
             "MERCATO_SIGNING_KEY": base64.b64encode(os.urandom(32)).decode(),
-            "FORWARDED_ALLOW_IPS": "127.0.0.1",  # nginx's address here
+            "MERCATO_TRUSTED_PROXIES": "127.0.0.1",  # nginx's address here
         }
         processes: list[Process] = []
         nginx: subprocess.Popen[bytes] | None = None
