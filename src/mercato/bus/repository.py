@@ -341,6 +341,19 @@ async def anything_owed(session: AsyncSession, observers: dict[str, frozenset[st
     return any(answer)
 
 
+async def observers_owed(session: AsyncSession, observers: dict[str, frozenset[str] | None]) -> dict[str, int]:
+    """Per observer, the relayed events beyond its cursor of the types it observes (one statement)."""
+    if not observers:
+        return {}
+    counts = []
+    for name, types in observers.items():
+        beyond = OUTBOX.c.position > select(CURSORS.c.position).where(CURSORS.c.subscriber == name).scalar_subquery()
+        where = [beyond, OUTBOX.c.type.in_(sorted(types))] if types is not None else [beyond]
+        counts.append(select(func.count()).select_from(OUTBOX).where(*where).scalar_subquery())
+    answer = (await session.execute(select(*counts))).one()
+    return {name: int(count or 0) for name, count in zip(observers, answer, strict=True)}
+
+
 async def purge_processed_before(session: AsyncSession, before: datetime) -> int:
     result = await session.execute(delete(ProcessedEvent).where(ProcessedEvent.processed_at < before))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

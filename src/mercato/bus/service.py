@@ -256,16 +256,15 @@ class Backlog:
 
 
 async def backlog(session: AsyncSession, registry: Registry) -> Backlog:
-    """Events not yet relayed, deliveries still owed per subscriber (an observer owes the events
-    beyond its cursor) and dead letters per subscriber."""
+    """Events not yet relayed, deliveries still owed per subscriber (an observer owes the relayed
+    events of its types beyond its cursor) and dead letters per subscriber."""
     outbox = await repository.unrelayed_count(session)
     counts = await repository.counts_by_state(session)
-    head = await repository.max_position(session)
-    cursors = await repository.cursors(session)
+    owed = await repository.observers_owed(session, observed_types(registry))
     pending, dead = {}, {}
     for subscriber in registry.subscribers.values():
         if subscriber.batch:
-            pending[subscriber.name] = max(0, head - cursors.get(subscriber.name, head))
+            pending[subscriber.name] = owed.get(subscriber.name, 0)
         else:
             pending[subscriber.name] = counts.get((subscriber.name, "pending"), 0)
         dead[subscriber.name] = counts.get((subscriber.name, "dead"), 0)
