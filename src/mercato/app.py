@@ -155,6 +155,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.route_templates = {id(route): path for path, route in routes}
     # Path patterns of the same, to label requests refused before routing (413, 415).
     app.state.route_patterns = [(compile_path(path)[0], path) for path, _ in routes]
+    # And the methods each answers, for the Allow header of a 405 (kit/http.allowed_methods).
+    app.state.route_methods = [(compile_path(path)[0], frozenset(route.methods)) for path, route in routes]
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -182,6 +184,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             operation = schema.get("paths", {}).get(path, {}).get(method.lower())
             if operation is not None:
                 operation["x-permission"] = policy
+                if policy == "public" and operation.get("security") and {} not in operation["security"]:
+                    # Public: credentials are read when sent (they may show more), never required.
+                    operation["security"] = [*operation["security"], {}]
                 _document_errors(operation, policy)
                 key_required = _idempotency_key(route)
                 if key_required is not None:
@@ -199,6 +204,8 @@ def _document_errors(operation: dict[str, Any], policy: str | None) -> None:
     # Errors are sent as application/problem+json (kit/errors.py), whatever FastAPI assumed.
     for status, response in list(responses.items()):
         if not (status.isdigit() and int(status) >= 400) or not response.get("content"):
+            continue
+        if response.get("x-html-page"):  # an HTML page answering with the error shown on it
             continue
         content = response["content"]
         # An HTML page's errors are problems too: FastAPI documented them as the page's type.

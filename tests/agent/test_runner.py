@@ -420,3 +420,22 @@ def test_the_terminal_bar_writes_a_line_per_stage_and_quarter_in_a_log() -> None
     assert [line.split("] ")[1].split("%")[0].strip() for line in lines[1:-1]] == ["0", "25", "50", "75"]
     assert lines[1].startswith("[........................]") and lines[-2].endswith("unpacking")
     assert lines[-1] == "install hello-notes 1.0.0: done"
+
+
+async def test_the_agent_says_when_it_reconnects_after_the_store_was_down(store: FakeStore, tmp_path: Path) -> None:
+    client = AgentClient(SERVER, store.token, transport=httpx.MockTransport(store.handle))
+    output = io.StringIO()
+    worker = Agent(client, FilesDriver(tmp_path / "root"), poll_wait=1, terminal=TerminalProgress(output),
+                   backoff=Backoff(base=0.001, cap=0.01))
+    store.unavailable = 3  # the first heartbeat fails three times, then the store answers
+    store.on_result = worker.stop
+    store.task("stop", installation())
+
+    await asyncio.wait_for(worker.run(), 30)
+    await client.close()
+
+    lines = output.getvalue().splitlines()
+    failed = [n for n, line in enumerate(lines) if "failed" in line and "retrying" in line]
+    back = [n for n, line in enumerate(lines) if "reconnected to the store" in line]
+    assert len(failed) == 3 and len(back) == 1, lines
+    assert back[0] > failed[-1] and "after 3 failed attempts" in lines[back[0]]

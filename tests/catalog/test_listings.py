@@ -157,7 +157,7 @@ async def test_admins_suspend_and_unsuspend_by_slug(shop: Shop, client: httpx.As
     back = await client.post(f"{V1}/admin/listings/{listing['slug']}/unsuspend", headers=shop.admin.headers)
     assert back.status_code == 200 and back.json()["status"] == "published"
     missing = await client.post(f"{V1}/admin/listings/no-such-listing/suspend", headers=shop.admin.headers,
-                                json={"reason": "x"})
+                                json={"reason": "Malware reported"})
     assert missing.status_code == 404 and missing.json()["code"] == "listing_not_found"
 
 

@@ -28,6 +28,10 @@ def test_migrate_uses_the_data_dir_from_the_environment(tmp_path: Path) -> None:
     result = _mercato("migrate", env=env)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "store" / "mercato.db").exists()
+    assert "migrated the database from an empty database to " in result.stdout, result.stdout
+    again = _mercato("migrate", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "already current" in again.stdout and "migrated" not in again.stdout, again.stdout
 
 
 def test_createsuperuser_is_non_interactive_and_reads_the_password_from_the_environment(

@@ -115,8 +115,10 @@ def test_a_publisher_ships_a_package_from_the_command_line_and_a_user_downloads_
     dev = Cli(tmp_path / "dev-config")
 
     # login: a token for this machine, saved readable only by the owner
+    browser = store.token("dev@example.org")  # the developer is also signed in in a browser
     login = dev.ok("login", "--server", store.base, "--email", "dev@example.org", MERCATO_PASSWORD=PASSWORD)
     assert "logged in to" in login.stdout
+    assert store.api("GET", "/me", browser).status_code == 200  # logging the CLI in kept the browser signed in
     saved = dev.config_dir / "credentials.json"
     assert saved.stat().st_mode & 0o777 == 0o600
     tokens = store.api("GET", "/me/tokens", store.token("dev@example.org")).json()["items"]
@@ -131,13 +133,14 @@ def test_a_publisher_ships_a_package_from_the_command_line_and_a_user_downloads_
     assert len(build.stdout.strip().splitlines()) == 1 and archive.is_file() and archive.parent == tmp_path / "dist"
     version = _manifest_version(package_dir)
 
-    # the listing, through the API
-    dev_token = store.token("dev@example.org")
-    listing = store.api("POST", "/listings", dev_token, json={
-        "publisher": publisher, "slug": "hello-notes", "name": "Hello Notes", "kind": "app",
-        "summary": "Notes that sync.", "description": "Take notes; they sync.", "category": None, "tags": [],
-        "offers": [{"delivery": "digital", "price": {"amount": 0, "currency": "USD"}}]})
-    assert listing.status_code == 201, listing.text
+    # a new package has no listing yet: publish says how to create one, and the CLI does
+    missing = _one_line_error(dev("publish", str(archive)))
+    assert "listing_not_found" in missing and "mercato listing create" in missing
+    created = dev.ok("listing", "create", str(package_dir), "--publisher", publisher, "--name", "Hello Notes")
+    assert "created listing hello-notes (app, draft)" in created.stdout
+    listing = store.api("GET", "/listings/hello-notes", store.token("dev@example.org")).json()
+    assert (listing["name"], listing["publisher"]["slug"]) == ("Hello Notes", publisher)
+    assert "slug_taken" in _one_line_error(dev("listing", "create", str(archive), "--publisher", publisher))
 
     # publish: upload with progress, then submit; the automated checks are reported
     published = dev.ok("publish", str(archive), "--listing", "hello-notes")

@@ -108,6 +108,7 @@ class Agent:
         self._inventory_changed = asyncio.Event()
         self._resync = True
         self._fatal: TokenRefused | None = None
+        self._failures = 0  # calls to the store failed in a row (heartbeats, polls, reports)
 
     # -- the loop --
 
@@ -156,7 +157,10 @@ class Agent:
                 self._stop.set()
                 return
             except (ClientError, OSError) as error:
+                self._failures += 1
                 log.warning("heartbeat failed: %s", error)
+            else:
+                self._reached("heartbeat")
 
     async def _retrying(self, call: Callable[[], Awaitable[T]], what: str) -> T | None:
         """``call()`` until it succeeds, waiting with backoff between transient failures;
@@ -178,6 +182,7 @@ class Agent:
                 return None
             else:
                 self.backoff.reset()
+                self._reached(what)
                 return value
             delay = self.backoff.next_delay()
             with contextlib.suppress(asyncio.TimeoutError):
@@ -202,7 +207,16 @@ class Agent:
     def _wait_note(self, what: str, error: Exception) -> None:
         if what == "task poll":
             self._resync = True
+        self._failures += 1
         self.terminal.note(f"{what} failed ({error}); retrying")
+
+    def _reached(self, what: str) -> None:
+        """A call to the store succeeded: after failures, say the store is reachable again."""
+        if self._failures:
+            failed, self._failures = self._failures, 0
+            self.terminal.note(f"reconnected to the store ({what} succeeded after {failed} failed "
+                               f"attempt{'s' if failed != 1 else ''})")
+            log.info("reconnected to the store after %d failed attempts", failed)
 
     # -- heartbeat --
 

@@ -34,10 +34,18 @@ def fail(message: str) -> None:
 def migrate(data_dir: DataDir = None) -> None:
     """Apply database migrations and seed the system roles."""
     from mercato.bootstrap import prepare_database
+    from mercato.kit import migrate as migrations
 
     settings = _settings(data_dir)
-    prepare_database(settings)
-    typer.echo(f"database is up to date ({_describe(settings)})")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    before = asyncio.run(migrations.current_revisions(settings.resolved_database_url))
+    migrated = prepare_database(settings)
+    heads = ", ".join(sorted(migrations.head_revisions()))
+    if migrated:
+        start = ", ".join(sorted(before)) if before else "an empty database"
+        typer.echo(f"migrated the database from {start} to {heads} ({_describe(settings)})")
+    else:
+        typer.echo(f"the database is already current at {heads}; nothing to migrate ({_describe(settings)})")
 
 
 @app.command()

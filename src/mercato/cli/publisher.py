@@ -55,6 +55,7 @@ class ArchiveFormat(str, Enum):
 
 package_app = typer.Typer(help="Scaffold and build package archives (mercato.toml + payload).",
                           no_args_is_help=True)
+listing_app = typer.Typer(help="Create the listing a package is published to.", no_args_is_help=True)
 
 
 # --- error handling ----------------------------------------------------------------------
@@ -307,16 +308,23 @@ def publish(
     server: ServerOption = None, token: TokenOption = None,
 ) -> None:
     """Upload a package as a new version of a listing and submit it for review."""
-    from mercato.client import ClientError
+    from mercato.client import ApiError, ClientError
 
     with one_line_errors():
         if not file.is_file():
             fail(f"{file}: no such file" if not file.exists() else f"{file} is not a file")
         slug = listing or listing_from_archive(file)
         with connect(server, token) as client:
-            with TransferProgress(f"uploading {file.name}",
-                                  finished_description=f"uploaded {file.name}, the store is checking it") as progress:
-                version = client.upload_version(slug, file, progress=progress)
+            try:
+                with TransferProgress(f"uploading {file.name}",
+                                      finished_description=f"uploaded {file.name}, the store is checking it"
+                                      ) as progress:
+                    version = client.upload_version(slug, file, progress=progress)
+            except ApiError as error:
+                if error.code != "listing_not_found":
+                    raise
+                fail(f"{error} — there is no listing {slug} yet (or you can't see it); create it with "
+                     f"`mercato listing create {file} --publisher <your publisher>`")
             size = f"{version.size:,} bytes" if version.size is not None else "size unknown"
             typer.echo(f"uploaded {slug} {version.version} ({size}, sha256 {version.sha256 or '?'})")
             if not submit:
@@ -328,6 +336,45 @@ def publish(
                 fail(f"{error} — {slug} {version.version} was uploaded but not submitted; "
                      f"retry with `mercato submit {version.version} --listing {slug}`")
             _report_submission(slug, version)
+
+
+@listing_app.command("create")
+def listing_create(
+    package: Annotated[Path, typer.Argument(
+        help="The package: its folder (with mercato.toml) or a built archive.", show_default=False)],
+    publisher: Annotated[str, typer.Option("--publisher", "-p", show_default=False,
+                                           help="The publisher's slug (you must be a member).")],
+    name: Annotated[str | None, typer.Option(help="The name shown in the store (default: the package name).")
+                    ] = None,
+    server: ServerOption = None, token: TokenOption = None,
+) -> None:
+    """Create the draft listing of a package (slug, kind, summary, homepage and licence from
+    its mercato.toml), so `mercato publish` can upload to it."""
+    with one_line_errors():
+        fields = _manifest_package(package)
+        slug = fields.get("name")
+        if not isinstance(slug, str) or not slug:
+            fail(f"{package} has no [package] name in its {MANIFEST}")
+        with connect(server, token) as client:
+            created = client.create_listing(
+                publisher=publisher, slug=slug, name=name or slug, kind=str(fields.get("kind") or "app"),
+                summary=str(fields.get("summary") or "")[:140], homepage=fields.get("homepage") or None,
+                license=fields.get("license") or None)
+        typer.echo(f"created listing {created.slug} ({created.kind}, {created.status}) for publisher {publisher}; "
+                   f"next: mercato publish <archive>")
+
+
+def _manifest_package(path: Path) -> dict[str, Any]:
+    """The ``[package]`` table of a package folder's or archive's mercato.toml."""
+    try:
+        raw = (path / MANIFEST).read_bytes() if path.is_dir() else _read_manifest(path)
+        table = tomllib.loads(raw.decode("utf-8")).get("package", {})
+    except (OSError, tarfile.TarError, zipfile.BadZipFile, UnicodeDecodeError, tomllib.TOMLDecodeError,
+            AttributeError, ValueError) as error:
+        fail(f"cannot read {MANIFEST} from {path} ({error})")
+    if not isinstance(table, dict):
+        fail(f"{path}: [package] in {MANIFEST} is not a table")
+    return table
 
 
 def submit(version: Annotated[str, typer.Argument(help="The version to submit, e.g. 1.4.0.")],
@@ -483,6 +530,7 @@ def register(app: typer.Typer) -> None:
     app.command()(login)
     app.command()(logout)
     app.add_typer(package_app, name="package")
+    app.add_typer(listing_app, name="listing")
     app.command()(publish)
     app.command()(submit)
     app.command()(status)

@@ -369,6 +369,16 @@ class MercatoClient:
     def get_listing(self, id_or_slug: str) -> Listing:
         return self._model(Listing, self._json("GET", f"/listings/{_seg(id_or_slug)}"), "listing")
 
+    def create_listing(self, *, publisher: str, slug: str, name: str, kind: str, summary: str = "",
+                       homepage: str | None = None, license: str | None = None) -> Listing:
+        """A new draft listing of the publisher (``POST /listings``); free until offers are set."""
+        body: dict[str, Any] = {"publisher": publisher, "slug": slug, "name": name, "kind": kind, "summary": summary}
+        if homepage:
+            body["homepage"] = homepage
+        if license:
+            body["license"] = license
+        return self._model(Listing, self._json("POST", "/listings", json=body), "listing")
+
     def publisher_listings(self, publisher_slug: str) -> list[Listing]:
         return self._items(f"/publishers/{_seg(publisher_slug)}/listings", Listing, "listing")
 

@@ -141,10 +141,15 @@ async def get_agent_task(task_id: uuid.UUID, agent: Agent, request: Request, rt:
         return await _present(session, rt, request, task)
 
 
+# A .tar.gz or a .zip package (kit/storage serves each with its own type).
+ARCHIVE_TYPES = {"application/gzip": {"schema": {"type": "string", "format": "binary"}},
+                 "application/zip": {"schema": {"type": "string", "format": "binary"}}}
+
+
 @router.get("/agent/tasks/{task_id}/artifact", name="download_artifact",
             responses={**TaskNotFound.responses(RangeNotSatisfiable, ArtifactMissing, NotEntitled),
-                       200: {"content": {"application/octet-stream": {}}, "description": "The package archive"},
-                       206: {"description": "Part of the archive (Range)"}})
+                       200: {"content": ARCHIVE_TYPES, "description": "The package archive"},
+                       206: {"content": ARCHIVE_TYPES, "description": "Part of the archive (Range)"}})
 async def download_artifact(task_id: uuid.UUID, agent: Agent, request: Request, rt: RuntimeDep,
                             session: WriteSession) -> Response:
     """The archive of a dispatched or running install or upgrade task, resumable with `Range`.

@@ -129,6 +129,28 @@ _ID_COUNTER = itertools.count(1)
 ACCESS_LOG_MODES = ("all", "problems", "off")
 
 
+def _without_body(send: Send) -> Send:
+    async def send_head(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            if message.get("more_body", False):
+                return  # the rest of a streamed body: dropped; the last chunk ends the answer
+            message = {"type": "http.response.body", "body": b"", "more_body": False}
+        await send(message)
+    return send_head
+
+
+def allowed_methods(app: Any, path: str) -> list[str]:
+    """Every method some API route answers at ``path`` (HEAD wherever GET is: see
+    RequestMiddleware), from ``app.state.route_methods`` (built by create_app)."""
+    methods: set[str] = set()
+    for pattern, answered in getattr(getattr(app, "state", None), "route_methods", []):
+        if pattern.match(path):
+            methods.update(answered)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
 class RequestMiddleware:
     """Pure ASGI middleware: request id, body limits (413), content type (415),
     metrics per route template and the access log.
@@ -151,6 +173,11 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["method"] == "HEAD":
+            # HEAD is GET without the body (RFC 9110 9.3.2), for every GET route and fast path:
+            # the same status and headers (Content-Length included), no body bytes.
+            scope = {**scope, "method": "GET"}
+            send = _without_body(send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         offered = headers.get(REQUEST_ID_HEADER, "")
         request_id = offered if offered and _VALID_REQUEST_ID.match(offered) else f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
@@ -289,7 +316,12 @@ def install_error_handlers(app: FastAPI) -> None:
         code = codes.get(exc.status_code, f"http_{exc.status_code}")
         body = problem_body(status=exc.status_code, code=code, title=str(exc.detail), detail=str(exc.detail),
                             request_id=getattr(request.state, "request_id", None))
-        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None),
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # the router names only the first route's methods at this path
+            allowed = allowed_methods(request.app, request.url.path)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+        return JSONResponse(body, status_code=exc.status_code, headers=headers or None,
                             media_type="application/problem+json")
 
     @app.exception_handler(_BodyTooLarge)

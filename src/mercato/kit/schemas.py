@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from types import UnionType
+from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
 import email_validator
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
@@ -24,6 +25,40 @@ class WriteModel(BaseModel):
         if _has_nul(data):
             raise ValueError("text must not contain NUL characters")
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strict_scalars(cls, data: Any) -> Any:
+        """JSON types are kept: a boolean field takes only ``true``/``false`` (not ``"yes"``,
+        ``1`` or ``"true"``), an integer field no boolean (``false`` is not 0) and no text."""
+        if isinstance(data, dict):
+            for key, kind in _scalar_fields(cls).items():
+                if key not in data or data[key] is None:
+                    continue
+                value = data[key]
+                if kind is bool and not isinstance(value, bool):
+                    raise ValueError(f"{key} must be true or false (a JSON boolean), not {type(value).__name__}")
+                if kind is int and (isinstance(value, bool) or not isinstance(value, int | float)):
+                    raise ValueError(f"{key} must be a JSON number, not {type(value).__name__}")
+        return data
+
+
+_SCALAR_FIELDS: dict[type, dict[str, type]] = {}
+
+
+def _scalar_fields(model: type[BaseModel]) -> dict[str, type]:
+    """The model's fields typed ``bool`` or ``int`` (optionally ``| None``), by JSON key."""
+    found = _SCALAR_FIELDS.get(model)
+    if found is None:
+        found = {}
+        for name, info in model.model_fields.items():
+            annotation = info.annotation
+            options = set(get_args(annotation)) - {type(None)} if get_origin(annotation) in (Union, UnionType) \
+                else {annotation}
+            if options in ({bool}, {int}):
+                found[info.alias or name] = options.pop()
+        _SCALAR_FIELDS[model] = found
+    return found
 
 
 def _has_nul(value: Any, depth: int = 0) -> bool:

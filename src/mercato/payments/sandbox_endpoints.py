@@ -67,8 +67,16 @@ async def pay_page(request: Request, payment_id: uuid.UUID, session: ReadSession
     return await _page(request, session, await _sandbox(rt).checkout(session, payment_id))
 
 
-@router.post("/sandbox/pay/{payment_id}", response_class=HTMLResponse,
-             responses=SandboxCheckoutNotFound.responses(SandboxCheckoutClosed, UnknownTestCard))
+_PAGE = {"text/html": {"schema": {"type": "string"}}}
+
+
+@router.post("/sandbox/pay/{payment_id}", response_class=HTMLResponse, responses={
+    **SandboxCheckoutNotFound.responses(SandboxCheckoutClosed, UnknownTestCard),
+    # These two are the pay page again, with the error shown beside the form (kept as HTML).
+    409: {"description": "The checkout is closed: the page says so", "content": _PAGE, "x-html-page": True},
+    422: {"description": "An unknown test card (the page says so), or an invalid form (problem JSON)",
+          "content": {**_PAGE, "application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemModel"}}},
+          "x-html-page": True}})
 async def pay(request: Request, payment_id: uuid.UUID,
               action: Annotated[Literal["approve", "decline", "cancel"], Form()], session: WriteSession, rt: RuntimeDep,
               card_number: Annotated[str, Form(max_length=32)] = "") -> Response:

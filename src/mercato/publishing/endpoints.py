@@ -218,10 +218,15 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
+# What a download answers: a .tar.gz package, or a .zip one (a VS Code extension's VSIX too).
+_ARCHIVE_TYPES = {"application/gzip": {"schema": {"type": "string", "format": "binary"}},
+                  "application/zip": {"schema": {"type": "string", "format": "binary"}}}
+
+
 @router.get("/listings/{listing_id}/versions/{version}/download",
             responses={**ListingNotFound.responses(VersionNotFound, NotEntitled, RangeNotSatisfiable, ArtifactMissing),
-                       200: {"content": {"application/octet-stream": {}}, "description": "The package archive"},
-                       206: {"description": "Part of the archive (Range)"},
+                       200: {"content": _ARCHIVE_TYPES, "description": "The package archive"},
+                       206: {"content": _ARCHIVE_TYPES, "description": "Part of the archive (Range)"},
                        304: {"description": "Not modified (If-None-Match)"}})
 async def download(listing_id: ListingKey, version: VersionText, request: Request, session: WriteSession,
                    rt: RuntimeDep, actor: Annotated[Principal, requires(Permission.version_download)]) -> Response:
