@@ -20,7 +20,9 @@ from tests.library.support import V1, Store, audit_rows
 from tests.market.conftest import FeedServer, feed_server  # noqa: F401
 from tests.money.refunds_support import completed_order
 from tests.money.test_refunds import _downloaded, ask
+from tests.web.conftest import Web
 from tests.web.test_consoles import as_person, token_of
+from tests.web.test_consoles_browser import http, person, publisher_of, sign_in  # noqa: F401
 
 PAGES = ("/console/admin/publishers", "/console/admin/categories", "/console/admin/refunds",
          "/console/admin/events", "/console/admin/market-sources", "/console/admin/roles", "/console/review/reviews")
@@ -262,3 +264,44 @@ async def test_a_reviewer_hides_and_restores_a_user_review(client: httpx.AsyncCl
     assert [r["id"] for r in public] == [review["id"]]
     assert [row.action for row in await audit_rows(runtime, "rating:hide")] == ["rating:hide"]
     assert len(await audit_rows(runtime, "rating:unhide")) == 1
+
+
+# --- in the browser ---------------------------------------------------------------------------------
+
+async def test_an_admin_walks_the_new_pages_in_the_browser(web: Web, http: httpx.AsyncClient) -> None:  # noqa: F811
+    """Every new page passes the foundation's checks (axe, 390 px, no JavaScript errors); the
+    badge and the category made here are seen through the API."""
+    root = await person(web, http, "super_admin")
+    owner = await person(web, http)
+    publisher = await publisher_of(http, root, owner)
+    await sign_in(web, root)
+
+    await web.goto(f"/console/admin/publishers?q={publisher}")
+    await web.check()
+    async with web.page.expect_navigation():
+        await web.page.get_by_role("button", name=f"Verify {publisher}").click()
+    assert (await http.get(f"{V1}/publishers/{publisher}")).json()["verified"] is True
+    await web.check()
+
+    slug = f"kit-{uuid.uuid4().hex[:6]}"
+    await web.goto("/console/admin/categories")
+    await web.page.get_by_label("Slug").fill("Bad Slug")
+    await web.page.get_by_label("Name", exact=True).fill("Field kit")
+    await web.page.get_by_role("button", name="Create the category").click()
+    await web.page.locator("#e-slug").wait_for()
+    await web.check()
+    await web.page.get_by_label("Slug").fill(slug)
+    async with web.page.expect_navigation():
+        await web.page.get_by_role("button", name="Create the category").click()
+    categories = (await http.get(f"{V1}/categories")).json()["items"]
+    assert slug in [c["slug"] for c in categories]
+    await web.check()
+
+    for path in ("/console/admin/refunds", "/console/admin/events?type=category.changed",
+                 "/console/admin/market-sources", "/console/admin/roles", "/console/review/reviews",
+                 "/console/review/reviews?view=visible"):
+        response = await web.goto(path)
+        assert response is not None and response.status == 200, path
+        await web.check()
+    await web.goto("/console/admin/events?type=category.changed")
+    assert slug in await web.page.locator("table").inner_text()
