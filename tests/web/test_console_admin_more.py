@@ -66,6 +66,7 @@ async def test_an_admin_verifies_a_publisher(client: httpx.AsyncClient, store: S
     as_person(client, store.admin)
     page = await client.get("/console/admin/publishers", params={"q": store.publisher})
     assert f"Verify {store.publisher}" in page.text
+    assert store.publisher not in (await client.get("/console/admin/publishers", params={"q": "%"})).text
     token = await token_of(client, "/console/admin/publishers")
     done = await client.post(f"/console/admin/publishers/{store.publisher}/verified",
                              data={"csrf_token": token, "verified": "on"})

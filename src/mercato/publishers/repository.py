@@ -168,6 +168,7 @@ async def search(session: AsyncSession, *, text: str | None, limit: int) -> list
     """Publishers by slug or name (a substring, any case), by slug: the admin console's list."""
     query = select(Publisher)
     if text:
-        pattern = f"%{text.lower()}%"
-        query = query.where(or_(func.lower(Publisher.slug).like(pattern), func.lower(Publisher.name).like(pattern)))
+        needle = text.lower()
+        query = query.where(or_(func.lower(Publisher.slug).contains(needle, autoescape=True),
+                                func.lower(Publisher.name).contains(needle, autoescape=True)))
     return list(await session.scalars(query.order_by(Publisher.slug).limit(limit)))
