@@ -162,3 +162,13 @@ async def search_applications(session: AsyncSession, *, status: str | None,
                                 and_(PublisherApplication.created_at == at, PublisherApplication.id < last_id)))
     query = query.order_by(PublisherApplication.created_at.desc(), PublisherApplication.id.desc()).limit(limit)
     return list(await session.scalars(query))
+
+
+async def search(session: AsyncSession, *, text: str | None, limit: int) -> list[Publisher]:
+    """Publishers by slug or name (a substring, any case), by slug: the admin console's list."""
+    query = select(Publisher)
+    if text:
+        needle = text.lower()
+        query = query.where(or_(func.lower(Publisher.slug).contains(needle, autoescape=True),
+                                func.lower(Publisher.name).contains(needle, autoescape=True)))
+    return list(await session.scalars(query.order_by(Publisher.slug).limit(limit)))

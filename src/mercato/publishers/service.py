@@ -197,6 +197,11 @@ async def search_applications(session: AsyncSession, **filters: object) -> list[
     return await repository.search_applications(session, **filters)  # type: ignore[arg-type]
 
 
+async def search(session: AsyncSession, *, text: str | None, limit: int = 100) -> list[Publisher]:
+    """Every publisher matching ``text`` (slug or name), for admins (callers hold ``publisher:verify``)."""
+    return await repository.search(session, text=text, limit=limit)
+
+
 # What a listing's detail shows of its publisher.
 SHOWN_ON_LISTINGS = frozenset({"name", "slug", "verified"})
 

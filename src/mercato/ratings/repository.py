@@ -125,3 +125,10 @@ async def page(session: AsyncSession, listing_id: uuid.UUID, *, viewer_id: uuid.
     elif sort == "rating_low":
         order = (ListingReview.rating.asc(), *newest)
     return list(await session.scalars(query.order_by(*order).limit(limit)))
+
+
+async def for_moderation(session: AsyncSession, *, hidden: bool, limit: int) -> list[ListingReview]:
+    """Reviews of every listing, hidden or visible ones, newest change first (the review console)."""
+    return list(await session.scalars(select(ListingReview).where(ListingReview.hidden == hidden)
+                                      .order_by(ListingReview.updated_at.desc(), ListingReview.id.desc())
+                                      .limit(limit)))

@@ -202,3 +202,8 @@ async def hide(session: AsyncSession, *, actor: Principal, key: str, review_id: 
                 before={"hidden": not hidden}, after={"hidden": hidden, "reason": reason,
                                                       "listing_id": listing.id, "rating": review.rating})
     return listing, review
+
+
+async def for_moderation(session: AsyncSession, *, hidden: bool, limit: int = 100) -> list[ListingReview]:
+    """Hidden (or visible) reviews across listings for moderators (callers hold ``rating:hide``)."""
+    return await repository.for_moderation(session, hidden=hidden, limit=limit)

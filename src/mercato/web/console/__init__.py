@@ -24,6 +24,6 @@ def upload_rule(settings: Settings) -> BodyRule:
 
 
 def routers() -> list[APIRouter]:
-    from mercato.web.console import admin, publisher, review
+    from mercato.web.console import admin, admin_store, publisher, review
 
-    return [review.router, admin.router, publisher.router]
+    return [review.router, admin.router, admin_store.router, publisher.router]

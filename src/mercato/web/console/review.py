@@ -17,10 +17,13 @@ from starlette.responses import Response
 
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
+from mercato.catalog import service as catalog
 from mercato.kit.errors import MercatoError, ValidationFailed
 from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
 from mercato.models import ReviewTask
 from mercato.publishing import service as publishing
+from mercato.ratings import service as ratings
+from mercato.ratings.schemas import HideRequest
 from mercato.review import service
 from mercato.review.endpoints import task_read
 from mercato.review.schemas import ApproveBody, ReasonBody
@@ -32,6 +35,7 @@ router = page_router(prefix="/console/review")
 Looker = Annotated[Principal, console_actor(Permission.review_task_read)]
 Decider = Annotated[Principal, console_actor(Permission.review_task_decide)]
 AppealJudge = Annotated[Principal, console_actor(Permission.review_appeal_decide)]
+Moderator = Annotated[Principal, console_actor(Permission.rating_hide)]
 
 # The review SLA: a submission waits at most SLA_HOURS; amber from WARN_HOURS on.
 WARN_HOURS, SLA_HOURS = 24, 48
@@ -113,6 +117,47 @@ async def queue(request: Request, session: ReadSession, actor: Looker,
         "view": view, "total": await service.count(session, actor=actor, statuses=statuses),
         "oldest": age_text(oldest) if tasks else None, "warn_hours": WARN_HOURS, "sla_hours": SLA_HOURS,
         "can_decide": actor.has(Permission.review_task_decide), "console": "review"})
+
+
+# --- user reviews (ratings) ----------------------------------------------------------------------
+# Before "/{task_id}": "/reviews" is not a task id.
+
+async def _reviews_context(session: AsyncSession, view: str) -> dict[str, Any]:
+    rows = await ratings.for_moderation(session, hidden=view == "hidden", limit=QUEUE_SIZE)
+    listings = {i: await catalog.get_by_id(session, i) for i in {r.listing_id for r in rows}}
+    return {"rows": rows, "listings": listings, "names": await ratings.author_names(session, rows), "view": view,
+            "console": "review"}
+
+
+@router.get("/reviews", name="console_review_reviews")
+async def reviews_page(request: Request, session: ReadSession, actor: Moderator,
+                       view: Literal["hidden", "visible"] = "hidden") -> Response:
+    """Hidden user reviews to restore, or the latest visible ones to hide (``rating:hide``)."""
+    return await render(request, "console/review/reviews.html", await _reviews_context(session, view))
+
+
+@router.post("/reviews/{listing_id}/{review_id}/{action}", name="console_review_moderate")
+async def moderate(listing_id: uuid.UUID, review_id: uuid.UUID, action: Literal["hide", "restore"], request: Request,
+                   session: WriteSession, actor: Moderator,
+                   reason: Annotated[str, Form(max_length=2000)] = "") -> Response:
+    """``POST /listings/{id}/reviews/{review_id}/hide``: hide with a reason (it stops counting in
+    the listing's rating) or show it again; audited."""
+    view = "visible" if action == "hide" else "hidden"
+    try:
+        try:
+            body = HideRequest.model_validate({"hidden": action == "hide", "reason": reason or None})
+        except ValidationError as exc:
+            raise ValidationFailed("Give the author a reason (at least 3 characters).", errors=[
+                {"loc": ["form", "reason"], "msg": str(e["msg"]), "type": e["type"]} for e in exc.errors()]) from None
+        await ratings.hide(session, actor=actor, key=str(listing_id), review_id=review_id, hidden=body.hidden,
+                           reason=body.reason)
+    except MercatoError as error:
+        await discard(session)
+        async with get_runtime(request).db.read_session() as reader:
+            context = await _reviews_context(reader, view)
+        return await refused(request, error, "console/review/reviews.html",
+                             {**context, "failed": review_id, "values": {"reason": reason}})
+    return redirect(str(request.url_for("console_review_reviews")) + f"?view={view}")
 
 
 @router.get("/{task_id}", name="console_review_task")
