@@ -24,6 +24,8 @@ def upload_rule(settings: Settings) -> BodyRule:
 
 
 def routers() -> list[APIRouter]:
-    from mercato.web.console import admin, publisher, review
+    from mercato.web.console import admin, publisher, publisher_more, review
+
+    del publisher_more  # its pages are routes of publisher.router
 
     return [review.router, admin.router, publisher.router]

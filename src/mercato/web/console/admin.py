@@ -213,7 +213,7 @@ async def suspend(listing_id: uuid.UUID, request: Request, session: WriteSession
             body = Reason.model_validate({"reason": reason})
         except ValidationError as exc:
             raise _problem(exc, "reason") from None
-        await catalog.suspend(session, actor=actor, listing_id=listing_id, reason=body.reason)
+        await catalog.suspend(session, actor=actor, key=str(listing_id), reason=body.reason)
     except MercatoError as error:
         await discard(session)
         async with get_runtime(request).db.read_session() as reader:
@@ -225,7 +225,7 @@ async def suspend(listing_id: uuid.UUID, request: Request, session: WriteSession
 @router.post("/listings/{listing_id}/unsuspend", name="console_admin_unsuspend")
 async def unsuspend(listing_id: uuid.UUID, request: Request, session: WriteSession, actor: Suspender) -> Response:
     try:
-        await catalog.unsuspend(session, actor=actor, listing_id=listing_id)
+        await catalog.unsuspend(session, actor=actor, key=str(listing_id))
     except MercatoError as error:
         await discard(session)
         async with get_runtime(request).db.read_session() as reader:

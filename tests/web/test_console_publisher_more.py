@@ -1,0 +1,150 @@
+"""The publisher console's webhooks, key pools and media, in-process: each change made on a
+page is checked through the API, people outside the publisher are refused as the API refuses
+them, and a refused input comes back beside its field with nothing changed."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from mercato.config import Settings
+from tests.catalog.support import V1, Shop
+from tests.conftest import Actors
+from tests.web.test_consoles import TOKEN, as_person, token_of
+
+RECEIVER = "http://127.0.0.1:9/hook"  # allowed below; nothing listens there
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"outbound_allowed_hosts": ["127.0.0.1"]})
+
+
+@pytest.fixture
+async def shop(client: httpx.AsyncClient, actors: Actors) -> Shop:
+    return await Shop.open(client, actors)
+
+
+async def test_an_owner_subscribes_sees_the_secret_once_tests_pauses_and_deletes(client: httpx.AsyncClient,
+                                                                                  shop: Shop) -> None:
+    as_person(client, shop.developer)
+    page = f"/console/publisher/{shop.publisher}/webhooks"
+    token = await token_of(client, page)
+    created = await client.post(page, data={"csrf_token": token, "url": RECEIVER,
+                                            "event_types": "order.paid\nlisting.published"})
+    assert created.status_code == 201 and "whsec_" in created.text
+    api = (await client.get(f"{V1}/webhooks", headers=shop.developer.headers,
+                            params={"publisher": shop.publisher})).json()["items"]
+    assert [(w["url"], w["event_types"]) for w in api] == [(RECEIVER, ["order.paid", "listing.published"])]
+    webhook = api[0]["id"]
+    listed = await client.get(page)
+    assert RECEIVER in listed.text and "whsec_" not in listed.text  # the secret is shown once only
+
+    tested = await client.post(f"{page}/{webhook}/test", data={"csrf_token": token})
+    assert tested.status_code == 303
+    deliveries = (await client.get(f"{V1}/webhooks/{webhook}/deliveries", headers=shop.developer.headers)).json()
+    assert [d["event_type"] for d in deliveries["items"]] == ["webhook.test"]
+    history = await client.get(tested.headers["location"])
+    assert "webhook.test" in history.text and deliveries["items"][0]["id"] in history.text
+
+    paused = await client.post(f"{page}/{webhook}/active", data={"csrf_token": token, "active": "false"})
+    assert paused.status_code == 303
+    assert (await client.get(f"{V1}/webhooks/{webhook}", headers=shop.developer.headers)).json()["active"] is False
+    deleted = await client.post(f"{page}/{webhook}/delete", data={"csrf_token": token})
+    assert deleted.status_code == 303
+    assert (await client.get(f"{V1}/webhooks/{webhook}", headers=shop.developer.headers)).status_code == 404
+
+
+async def test_the_test_event_goes_to_that_webhook_only_through_the_api(client: httpx.AsyncClient,
+                                                                        shop: Shop) -> None:
+    made = []
+    for _ in range(2):
+        response = await client.post(f"{V1}/webhooks", headers=shop.developer.headers,
+                                     json={"url": RECEIVER, "event_types": ["*"], "publisher": shop.publisher})
+        assert response.status_code == 201, response.text
+        made.append(response.json()["id"])
+    sent = await client.post(f"{V1}/webhooks/{made[0]}/test", headers=shop.developer.headers)
+    assert sent.status_code == 202 and sent.json()["event_type"] == "webhook.test"
+    other = (await client.get(f"{V1}/webhooks/{made[1]}/deliveries", headers=shop.developer.headers)).json()
+    assert other["items"] == []
+
+
+async def test_refused_webhook_input_is_shown_beside_the_field_and_nothing_is_created(client: httpx.AsyncClient,
+                                                                                      shop: Shop) -> None:
+    as_person(client, shop.developer)
+    page = f"/console/publisher/{shop.publisher}/webhooks"
+    token = await token_of(client, page)
+    unknown = await client.post(page, data={"csrf_token": token, "url": RECEIVER, "event_types": "order.payed"})
+    assert unknown.status_code == 422 and 'id="e-event_types"' in unknown.text and "order.payed" in unknown.text
+    assert f'value="{RECEIVER}"' in unknown.text
+    private = await client.post(page, data={"csrf_token": token, "url": "http://169.254.169.254/latest",
+                                            "event_types": "*"})
+    assert private.status_code == 422 and 'id="e-url"' in private.text
+    assert (await client.get(f"{V1}/webhooks", headers=shop.developer.headers)).json()["items"] == []
+
+
+async def test_people_outside_the_publisher_cannot_see_or_touch_its_webhooks(client: httpx.AsyncClient,
+                                                                            shop: Shop) -> None:
+    mine = (await client.post(f"{V1}/webhooks", headers=shop.developer.headers,
+                              json={"url": RECEIVER, "event_types": ["*"], "publisher": shop.publisher})).json()
+    stranger = await shop.actors.create()  # a developer of no publisher: holds webhook:manage (own)
+    await shop.actors.publisher(stranger)
+    as_person(client, stranger)
+    assert (await client.get(f"/console/publisher/{shop.publisher}/webhooks")).status_code == 403
+    token = TOKEN.search((await client.get("/account")).text)
+    assert token
+    poked = await client.post(f"/console/publisher/{shop.publisher}/webhooks/{mine['id']}/delete",
+                              data={"csrf_token": token.group(1)})
+    assert poked.status_code == 403
+    assert (await client.get(f"{V1}/webhooks/{mine['id']}", headers=shop.developer.headers)).status_code == 200
+    as_person(client, shop.reviewer)  # no webhook:manage at all
+    assert (await client.get(f"/console/publisher/{shop.publisher}/webhooks")).status_code == 403
+
+
+async def test_a_member_sees_the_key_pool_and_uploads_keys(client: httpx.AsyncClient, shop: Shop) -> None:
+    listing = await shop.listing()
+    as_person(client, shop.developer)
+    page = f"/console/publisher/{shop.publisher}/listings/{listing['id']}"
+    before = await client.get(page)
+    assert "The pool holds 0 keys" in before.text
+    token = TOKEN.search(before.text).group(1)  # type: ignore[union-attr]
+    uploaded = await client.post(f"{page}/keys", data={"csrf_token": token, "keys": "AAA-1\nBBB-2\n\nAAA-1\n"})
+    assert uploaded.status_code == 303 and "keys_added=2" in uploaded.headers["location"]
+    pool = (await client.get(f"{V1}/listings/{listing['id']}/keys", headers=shop.developer.headers)).json()
+    assert (pool["total"], pool["free"]) == (2, 2)
+    after = await client.get(uploaded.headers["location"])
+    assert "The pool holds 2 keys: 2 remaining" in after.text and "1 skipped" in after.text
+
+    bad = await client.post(f"{page}/keys", data={"csrf_token": token, "keys": "CCC-3\n" + "x" * 501})
+    assert bad.status_code == 422 and 'id="e-keys"' in bad.text and "longer than 500" in bad.text
+    assert "CCC-3" in bad.text  # what was typed stays in the field
+    pool = (await client.get(f"{V1}/listings/{listing['id']}/keys", headers=shop.developer.headers)).json()
+    assert pool["total"] == 2
+
+    stranger = await shop.actors.create()
+    as_person(client, stranger)
+    token = TOKEN.search((await client.get("/account")).text).group(1)  # type: ignore[union-attr]
+    refused = await client.post(f"{page}/keys", data={"csrf_token": token, "keys": "EVIL-1"})
+    assert refused.status_code == 403
+    pool = (await client.get(f"{V1}/listings/{listing['id']}/keys", headers=shop.developer.headers)).json()
+    assert pool["total"] == 2
+
+
+async def test_media_urls_are_edited_and_validated_as_the_api_does(client: httpx.AsyncClient, shop: Shop) -> None:
+    listing = await shop.listing()
+    as_person(client, shop.developer)
+    page = f"/console/publisher/{shop.publisher}/listings/{listing['id']}"
+    token = await token_of(client, page)
+    form = {"csrf_token": token, "name": "Test Listing", "summary": "Does things.", "description": "",
+            "category": "", "tags": "", "homepage": "", "license": "", "digital_price": "0", "physical_price": "",
+            "stock": "", "icon_url": "https://img.example.org/icon.png",
+            "screenshots": "https://img.example.org/1.png\nhttps://img.example.org/2.png"}
+    bad = await client.post(page, data=form | {"screenshots": "https://img.example.org/1.png\nnot a url"})
+    assert bad.status_code == 422 and 'id="e-screenshots"' in bad.text and "not a url" in bad.text
+    unchanged = (await client.get(f"{V1}/listings/{listing['id']}", headers=shop.developer.headers)).json()
+    assert unchanged["screenshots"] == [] and unchanged["icon_url"] is None
+    saved = await client.post(page, data=form)
+    assert saved.status_code == 303
+    now = (await client.get(f"{V1}/listings/{listing['id']}", headers=shop.developer.headers)).json()
+    assert now["icon_url"] == "https://img.example.org/icon.png"
+    assert now["screenshots"] == ["https://img.example.org/1.png", "https://img.example.org/2.png"]
