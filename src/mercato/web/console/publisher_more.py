@@ -157,6 +157,21 @@ async def set_active(slug: str, webhook_id: uuid.UUID, request: Request, session
     return redirect(str(request.url_for("console_publisher_webhook", slug=slug, webhook_id=webhook_id)))
 
 
+@router.post("/webhooks/{webhook_id}/rotate-secret", name="console_publisher_rotate_webhook")
+async def rotate_secret(slug: str, webhook_id: uuid.UUID, request: Request, session: WriteSession,
+                        actor: WebhookManager) -> Response:
+    """``POST /webhooks/{id}/rotate-secret``: the new secret on this answer only; the previous one
+    keeps signing alongside for 24 hours."""
+    try:
+        publisher = await _publisher(session, actor, slug, Permission.webhook_manage)
+        await _webhook_context(session, actor, publisher, webhook_id)
+        _, secret = await webhooks.rotate_secret(session, actor=actor, webhook_id=webhook_id)
+        context = await _webhook_context(session, actor, publisher, webhook_id)
+    except MercatoError as error:
+        return await _webhook_refused(request, session, actor, slug, webhook_id, error)
+    return await render(request, "console/publisher/webhook.html", {**context, "secret": secret})
+
+
 @router.post("/webhooks/{webhook_id}/delete", name="console_publisher_delete_webhook")
 async def delete_webhook(slug: str, webhook_id: uuid.UUID, request: Request, session: WriteSession,
                          actor: WebhookManager) -> Response:
