@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -14,7 +15,9 @@ import pytest
 from mercato.config import Settings
 from tests.catalog.support import V1, Shop
 from tests.conftest import Actors
+from tests.web.conftest import Web
 from tests.web.test_consoles import TOKEN, as_person, token_of
+from tests.web.test_consoles_browser import person, publisher_of, sign_in
 
 RECEIVER = "http://127.0.0.1:9/hook"  # allowed below; nothing listens there
 
@@ -205,3 +208,51 @@ async def test_send_test_event_reaches_the_receiver_signed_and_shows_in_the_hist
     assert history["items"][0]["last_status_code"] == 204
     shown = await client.get(f"{page}/{webhook}")
     assert "succeeded" in shown.text and ">204<" in shown.text
+
+
+# --- in a real browser ------------------------------------------------------------------------------
+
+@pytest.fixture
+async def http(web: Web) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=web.url, timeout=30) as client:
+        yield client
+
+
+async def test_an_owner_manages_webhooks_and_a_key_pool_in_the_browser(web: Web, http: httpx.AsyncClient) -> None:
+    admin = await person(web, http, "marketplace_admin")
+    owner = await person(web, http)
+    slug = await publisher_of(http, admin, owner)
+    listing = await http.post(f"{V1}/listings", headers=admin.headers, json={
+        "publisher": slug, "slug": f"keys-{slug[-8:]}", "name": "Keyed App", "kind": "app", "summary": "Keys."})
+    assert listing.status_code == 201, listing.text
+    await sign_in(web, owner)
+    page = web.page
+
+    await web.goto(f"/console/publisher/{slug}/webhooks")
+    await web.check()
+    await page.get_by_label("URL (http or https, a public host)").fill(RECEIVER)
+    await page.get_by_label("Event types, one a line (* for every type)").fill("order.paid")
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Subscribe").click()
+    assert "whsec_" in await page.locator("code.secret").inner_text()
+    await web.check()
+    async with page.expect_navigation():
+        await page.get_by_role("link", name="Open the webhook").click()
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Send test event").click()
+    assert "is queued" in await page.locator("[role=status]").inner_text()
+    assert "webhook.test" in await page.locator("table").inner_text()
+    await web.check()
+    hooks = (await http.get(f"{V1}/webhooks", headers=owner.headers, params={"publisher": slug})).json()["items"]
+    assert [h["url"] for h in hooks] == [RECEIVER]
+    sent = (await http.get(f"{V1}/webhooks/{hooks[0]['id']}/deliveries", headers=owner.headers)).json()["items"]
+    assert [d["event_type"] for d in sent] == ["webhook.test"]
+
+    await web.goto(f"/console/publisher/{slug}/listings/{listing.json()['id']}")
+    await page.get_by_label("Keys to add, one a line (at most 1000)").fill("KEY-ONE\nKEY-TWO")
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Add the keys").click()
+    assert "2 remaining" in await page.locator("#keys").inner_text()
+    await web.check()
+    pool = (await http.get(f"{V1}/listings/{listing.json()['id']}/keys", headers=owner.headers)).json()
+    assert (pool["total"], pool["free"]) == (2, 2)
