@@ -355,6 +355,8 @@ MATRIX: list[Row] = [
         {**only(DEV, *ADMINS, status=204), OTHER_DEV: 404}, on_a_webhook()),
     Row("rotate a webhook's secret", "POST", f"{V1}/webhooks/{{webhook_id}}/rotate-secret",
         {**only(DEV, *ADMINS, status=200), OTHER_DEV: 404}, on_a_webhook("/rotate-secret")),
+    Row("send a webhook a test event", "POST", f"{V1}/webhooks/{{webhook_id}}/test",
+        {**only(DEV, *ADMINS, status=202), OTHER_DEV: 404}, on_a_webhook("/test")),
     Row("list a webhook's deliveries", "GET", f"{V1}/webhooks/{{webhook_id}}/deliveries",
         {**only(DEV, *ADMINS, status=200), OTHER_DEV: 404}, on_a_webhook("/deliveries")),
     Row("delete an unknown webhook (A3)", "DELETE", f"{V1}/webhooks/{{webhook_id}}",

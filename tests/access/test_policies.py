@@ -71,6 +71,7 @@ POLICY: dict[tuple[str, str], str] = {
     ("PATCH", f"{V1}/webhooks/{{webhook_id}}"): "webhook:manage",
     ("DELETE", f"{V1}/webhooks/{{webhook_id}}"): "webhook:manage",
     ("POST", f"{V1}/webhooks/{{webhook_id}}/rotate-secret"): "webhook:manage",
+    ("POST", f"{V1}/webhooks/{{webhook_id}}/test"): "webhook:manage",
     ("GET", f"{V1}/webhooks/{{webhook_id}}/deliveries"): "webhook:manage",
 }
 

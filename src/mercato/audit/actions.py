@@ -31,6 +31,7 @@ class AuditAction(StrEnum):
     webhook_update = "webhook:update"
     webhook_delete = "webhook:delete"
     webhook_rotate = "webhook:rotate_secret"
+    webhook_test = "webhook:test"
     category_create = "category:create"
     category_update = "category:update"
     category_delete = "category:delete"

@@ -98,3 +98,12 @@ async def list_deliveries(webhook_id: uuid.UUID, actor: WebhookManager, session:
     next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
     return Page[DeliveryRead](items=[DeliveryRead.from_model(d, attempts.get(d.id, [])) for d in page],
                               next_cursor=next_cursor)
+
+
+@router.post("/webhooks/{webhook_id}/test", status_code=202, response_model=DeliveryRead,
+             responses=WebhookNotFound.responses(Forbidden))
+async def send_test(webhook_id: uuid.UUID, actor: WebhookManager, session: WriteSession) -> DeliveryRead:
+    """Queue a `webhook.test` event for this webhook only (whatever its event types): it is
+    signed, sent and retried like any delivery and shows in the delivery history."""
+    delivery = await service.send_test(session, actor=actor, webhook_id=webhook_id)
+    return DeliveryRead.from_model(delivery, [])

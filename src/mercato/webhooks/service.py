@@ -26,6 +26,7 @@ from mercato.access.principal import Principal
 from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
 from mercato.bus.events import EVENT_TYPES, CloudEvent
+from mercato.bus.outbox import publish
 from mercato.bus.registry import ALL_EVENTS
 from mercato.config import Settings
 from mercato.kit import signing, ssrf
@@ -35,6 +36,7 @@ from mercato.models import Webhook, WebhookAttempt, WebhookDelivery
 from mercato.publishers import service as publishers
 from mercato.webhooks import repository
 from mercato.webhooks.errors import UnknownEventTypes, WebhookLimitReached, WebhookNotFound
+from mercato.webhooks.events import TEST_EVENT, WebhookTest
 
 # How long the previous secret keeps signing after a rotation.
 ROTATION_OVERLAP = timedelta(hours=24)
@@ -221,6 +223,26 @@ async def deliveries(session: AsyncSession, actor: Principal, webhook_id: uuid.U
     return rows, await repository.attempts_of(session, [row.id for row in rows])
 
 
+async def send_test(session: AsyncSession, *, actor: Principal, webhook_id: uuid.UUID) -> WebhookDelivery:
+    """Queue a ``webhook.test`` event for this webhook alone ("Send test event"): the event is
+    published to the outbox (the sender reads the body from there) and its delivery created at
+    once, whatever the webhook's event types; the ``webhooks.send`` sweep signs and sends it,
+    with the usual retries, and it appears in the delivery history. Fan-out skips the event."""
+    webhook = await get_visible(session, actor, webhook_id)
+    await _require_manage(session, actor, webhook)
+    event = CloudEvent.of(WebhookTest(webhook_id=webhook.id, publisher_id=webhook.publisher_id),
+                          subject=f"webhook/{webhook.id}")
+    await publish(session, event)
+    now = utcnow()
+    delivery = WebhookDelivery(id=uuid.uuid4(), webhook_id=webhook.id, event_id=event.id, event_type=TEST_EVENT,
+                               state="pending", attempts=0, next_attempt_at=now, created_at=now, updated_at=now)
+    session.add(delivery)
+    await session.flush()
+    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.webhook_test,
+                resource_type="webhook", resource_id=webhook.id, after={"event_id": event.id})
+    return delivery
+
+
 # --- events -> deliveries ---------------------------------------------------------------------------
 
 async def fan_out(session: AsyncSession, events: Sequence[CloudEvent]) -> int:
@@ -237,6 +259,8 @@ async def fan_out(session: AsyncSession, events: Sequence[CloudEvent]) -> int:
     now = utcnow()
     rows = []
     for event in events:
+        if event.type == TEST_EVENT:
+            continue  # addressed to one webhook: its delivery was made with the event (send_test)
         publisher_id = str(event.json_data.get("publisher_id") or "")
         for webhook in active:
             if (webhook.created_at <= event.time and wants(webhook, event.type)

@@ -24,6 +24,8 @@ def upload_rule(settings: Settings) -> BodyRule:
 
 
 def routers() -> list[APIRouter]:
-    from mercato.web.console import admin, admin_store, publisher, review
+    from mercato.web.console import admin, admin_store, publisher, publisher_more, review
+
+    del publisher_more  # its pages are routes of publisher.router
 
     return [review.router, admin.router, admin_store.router, publisher.router]

@@ -35,6 +35,7 @@ from mercato.kit.errors import Forbidden, MercatoError, ValidationFailed
 from mercato.kit.markdown import render_markdown
 from mercato.kit.money import SignedMoney
 from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
+from mercato.licences import service as licences
 from mercato.models import Listing, Publisher
 from mercato.orders import service as orders
 from mercato.orders.schemas import Shipping
@@ -242,17 +243,21 @@ async def _listing_context(session: AsyncSession, actor: Principal, publisher: P
         category = (await catalog.categories_by_id(session, {listing.category_id})).get(listing.category_id)
     values = _form_values(listing)
     values["category"] = category.slug if category else ""
+    key_pool = (await licences.pool(session, listing_id=listing.id)
+                if actor.has(Permission.licence_key_manage) else None)
     return {"publisher": publisher, "listing": listing, "versions": versions, "tasks": tasks, "values": values,
-            "categories": await catalog.categories(session), "console": "publisher", "section": "listings"}
+            "categories": await catalog.categories(session), "key_pool": key_pool, "key_values": {},
+            "console": "publisher", "section": "listings"}
 
 
 @router.get("/listings/{listing_id}", name="console_publisher_listing")
 async def listing_page(slug: str, listing_id: str, request: Request, session: ReadSession, actor: Editor,
-                       uploaded: str = "") -> Response:
+                       uploaded: str = "", keys_added: int | None = None, keys_skipped: int | None = None) -> Response:
     publisher = await _publisher(session, actor, slug, Permission.listing_update)
     listing = await _listing(session, actor, publisher, listing_id, Permission.listing_update)
     return await render(request, "console/publisher/listing.html", {
-        **await _listing_context(session, actor, publisher, listing), "uploaded": uploaded})
+        **await _listing_context(session, actor, publisher, listing), "uploaded": uploaded,
+        "keys_added": keys_added, "keys_skipped": keys_skipped})
 
 
 async def _refused_on_listing(request: Request, session: AsyncSession, actor: Principal, slug: str, listing_id: str,
