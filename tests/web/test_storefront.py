@@ -169,6 +169,22 @@ async def test_account_tokens_are_shown_once_work_and_are_revocable(web: Web) ->
         await expect(page.get_by_text("Token revoked.")).to_be_visible()
         assert (await api.get(f"{V1}/me", headers={"Authorization": f"Bearer {secret}"})).status_code == 401
 
+        # a personal Open VSX registry URL: shown once inside the editor settings, then revocable
+        await page.get_by_label("Registry URL name").fill("laptop VSCodium")
+        await page.get_by_role("button", name="Create registry URL").click()
+        personal = (await page.locator("#new-registry-url").inner_text()).strip()
+        assert personal.startswith(f"{web.url}/openvsx/t/mcv_")
+        await expect(page.locator("#settings-vscodium")).to_contain_text(f'"serviceUrl": "{personal}/vscode/gallery"')
+        await expect(page.locator("#settings-theia")).to_have_text(f"VSX_REGISTRY_URL={personal}/ yarn start")
+        await web.check()
+        assert (await api.get(f"{personal}/api/version")).status_code == 200
+        await web.goto("/account")
+        assert personal not in await page.content()
+        page.once("dialog", lambda dialog: dialog.accept())
+        await page.get_by_role("button", name="Revoke registry URL laptop VSCodium").click()
+        await expect(page.get_by_text("Registry token revoked.")).to_be_visible()
+        assert (await api.get(f"{personal}/api/version")).status_code == 401
+
     # a wrong current password: the message beside the field, nothing changed
     await page.get_by_label("Current password").fill("not my password")
     await page.get_by_label("New password").fill("another perfectly fine password")

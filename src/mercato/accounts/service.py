@@ -159,6 +159,15 @@ async def session_user(session: AsyncSession, *, refresh_token: str) -> User | N
     return user if user is not None and user.is_active else None
 
 
+async def end_browser_session(session: AsyncSession, *, user: User, refresh_token: str) -> None:
+    """Sign-out from the pages (web/account.py): a browser session is its refresh token alone
+    (no access tokens are issued to it), so revoking its family ends it; the account's other
+    sign-ins and API tokens go on."""
+    token = await repository.refresh_by_hash(session, secret_digest(refresh_token))
+    if token is not None and token.user_id == user.id:
+        await repository.revoke_family(session, token.family_id, utcnow())
+
+
 async def revoke_reused_family(session: AsyncSession, reuse: RefreshReuse) -> None:
     await repository.revoke_family(session, reuse.family_id, utcnow())
     await audit(session, actor_id=reuse.user_id, actor_email=None, action=AuditAction.refresh_reuse,
