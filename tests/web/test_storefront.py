@@ -62,7 +62,7 @@ async def test_a_visitor_searches_filters_by_a_facet_and_opens_a_listing(web: We
     buy = "Get for free" if listing["free"] else "Buy"
     await expect(page.get_by_role("button", name=buy).first).to_be_visible()
     form = page.locator(".buy-box form").first
-    assert await form.get_attribute("action") == "/cart"
+    assert await form.get_attribute("action") == (f"/listings/{slug}/get" if listing["free"] else "/cart")
     assert await form.locator("input[name=listing_id]").get_attribute("value") == listing["id"]
     await web.check()
     await web.screenshot("listing")

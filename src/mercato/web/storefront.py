@@ -31,6 +31,7 @@ from mercato.publishing.errors import VersionNotFound
 from mercato.ratings import endpoints as ratings_api
 from mercato.ratings import service as ratings
 from mercato.ratings.schemas import ReviewCreate
+from mercato.web import once
 from mercato.web.pages import form_values, page_router, redirect, render, validation_messages
 from mercato.web.session import OptionalUser, SignedIn
 
@@ -210,7 +211,8 @@ async def _listing(request: Request, session: Any, rt: Any, user: Any, key: str,
     return await render(request, "store/listing.html", {
         "listing": listing, "facts": facts, "reviews": reviews.items, "publisher": listing.publisher,
         "histogram": [(star, listing.rating_histogram.get(str(star), 0)) for star in range(5, 0, -1)],
-        "histogram_total": total, "wrote_review": any(r.mine for r in reviews.items), **context},
+        "histogram_total": total, "wrote_review": any(r.mine for r in reviews.items),
+        "idempotency_key": once.new_key(), **context},
         status_code=status_code)
 
 
