@@ -82,6 +82,11 @@ def _is_email_conflict(error: IntegrityError) -> bool:
     return "email_key" in str(error.orig)
 
 
+async def display_names(session: AsyncSession, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Display names of these users, read at once (missing users are left out)."""
+    return await repository.display_names(session, user_ids)
+
+
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
     user = await repository.get(session, user_id)
     if user is None:

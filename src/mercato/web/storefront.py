@@ -90,11 +90,13 @@ async def _results(request: Request, session: ReadSession, *, path: str, params:
     names = {c.slug: c.name for c in categories}
     # A chosen filter's own group counts what choosing another value instead would find
     # (the other filters still apply), so the alternatives stay visible.
+    # Counts only: no page of listings read and presented for them (catalog_api.facet_counts).
     own_counts = {}
     for name in FILTERS:
         if params.get(name) and not (name == "category" and category is not None):
-            others = await search(session, **{**params, name: None}, limit=1)
-            own_counts[name] = others.facets.get(name) or {}
+            others = {k: v for k, v in params.items() if k in ("q", *FILTERS) and k != name}
+            own_counts[name] = (await catalog_api.facet_counts(session, categories=categories, **others)
+                                ).get(name) or {}
     facets = []
     for name in FILTERS:
         counts = own_counts.get(name, page.facets.get(name) or {})
