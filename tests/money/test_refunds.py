@@ -17,6 +17,7 @@ from tests.conftest import Actor
 from tests.library.support import V1, Store, audit_rows, eventually
 from tests.money.invariants import assert_money_invariants
 from tests.money.refunds_support import Bought, completed_order
+from tests.web.test_foundation import sign_in
 
 
 @pytest.fixture
@@ -83,6 +84,13 @@ async def test_a_refund_after_too_many_downloads_waits_for_the_publisher_who_app
     waiting = (await client.get(f"{V1}/refunds", headers=store.member.headers,
                                 params={"status": "requested"})).json()["items"]
     assert [refund["id"] for refund in waiting] == [refund_id]
+    # the publisher's members are told, with a link to the order on a console page (not an API path)
+    told = (await client.get(f"{V1}/notifications", headers=store.member.headers)).json()["items"]
+    asked = [n for n in told if n["kind"] == "refund.requested"]
+    assert [n["link"] for n in asked] == [f"/console/publisher/{store.publisher}/orders?status=#o-{bought.order_id}"]
+    await sign_in(client, store.member.email)
+    page = await client.get(asked[0]["link"].split("#")[0])
+    assert page.status_code == 200 and f"Physical orders of Publisher {store.publisher}" in page.text
     approved = await client.post(f"{V1}/refunds/{refund_id}/approve", headers=store.member.headers, json={})
     assert approved.status_code == 200, approved.text
     await settled(client, buyer, refund_id)

@@ -81,11 +81,15 @@ async def test_sign_in_sets_an_httponly_lax_cookie_and_sign_out_ends_the_api_ses
     account = await client.get("/account")
     assert account.status_code == 200 and user.email in account.text
     token = TOKEN.search(account.text).group(1)  # type: ignore[union-attr]
+    refresh_token = client.cookies[web_session.COOKIE]
     out = await client.post("/logout", data={"csrf_token": token})
     assert out.status_code == 303
     assert (await client.get("/account")).status_code == 303  # signed out: sent to sign in
-    # the same family as the API: the user's access tokens ended with the session
-    assert (await client.get("/api/v1/me", headers=user.headers)).status_code == 401
+    # the same token family as the API: this session's refresh token is revoked; the account's
+    # other sign-ins go on (POST /api/v1/auth/logout ends only its own sign-in too)
+    refreshed = await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+    assert refreshed.status_code == 401
+    assert (await client.get("/api/v1/me", headers=user.headers)).status_code == 200
 
 
 async def test_the_session_cookie_is_secure_over_https(app, actors: Actors) -> None:  # type: ignore[no-untyped-def]

@@ -47,6 +47,43 @@ async def test_a_free_listing_got_through_checkout_is_in_the_library_and_downloa
     assert entitlement is not None and entitlement.download_count == 1
 
 
+async def test_get_for_free_places_the_free_order_in_one_click_once(
+        client: httpx.AsyncClient, actors: Actors, runtime: Runtime) -> None:
+    shop = await Shop.open(client, actors)
+    listing = await shop.published(offers=FREE, name="One Click Notes")
+    path = f"/listings/{listing['slug']}"
+    # signed out: to sign in, and back to the listing
+    anonymous = await client.post(f"{path}/get", data={**await form_of(client, path), "listing_id": listing["id"]})
+    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login?next=%2Flistings%2F" + listing["slug"]
+    buyer = await signed_in(client, actors)
+    page = await client.get(path)
+    assert f'action="{path}/get"' in page.text
+    fields = {**await form_of(client, path), "listing_id": listing["id"]}
+    first, second = (await client.post(f"{path}/get", data=fields), await client.post(f"{path}/get", data=fields))
+    assert first.status_code == second.status_code == 303, first.text
+    assert first.headers["location"] == second.headers["location"]  # a double click: one order
+    assert re.fullmatch(r"/orders/[0-9a-f-]{36}", first.headers["location"])
+    await until(runtime, first.headers["location"].removeprefix("/orders/"), "completed")
+    mine = (await client.get(f"{V1}/orders", headers=buyer.headers)).json()["items"]
+    assert len(mine) == 1 and mine[0]["lines"][0]["listing_id"] == listing["id"]
+    assert "One Click Notes" in (await client.get("/library")).text
+    # owned already: a new click lands in the library, no second order
+    again = await client.post(f"{path}/get", data={**await form_of(client, path), "listing_id": listing["id"]})
+    assert again.status_code == 303 and again.headers["location"] == "/library"
+    assert len((await client.get(f"{V1}/orders", headers=buyer.headers)).json()["items"]) == 1
+
+
+async def test_get_for_free_refuses_a_paid_listing(client: httpx.AsyncClient, actors: Actors) -> None:
+    shop = await Shop.open(client, actors)
+    paid = await shop.published(offers=[{"delivery": "digital", "price": {"amount": 900, "currency": "USD"}}])
+    buyer = await signed_in(client, actors)
+    path = f"/listings/{paid['slug']}"
+    refused = await client.post(f"{path}/get", data={**await form_of(client, path), "listing_id": paid["id"],
+                                                     "idempotency_key": uuid.uuid4().hex})
+    assert refused.status_code == 422 and refused.headers["content-type"].startswith("text/html")
+    assert (await client.get(f"{V1}/orders", headers=buyer.headers)).json()["items"] == []
+
+
 async def test_a_paid_listing_not_owned_does_not_download(client: httpx.AsyncClient, actors: Actors) -> None:
     shop = await Shop.open(client, actors)
     listing = await shop.published(offers=[{"delivery": "digital", "price": {"amount": 900, "currency": "USD"}}])

@@ -62,7 +62,7 @@ async def test_a_visitor_searches_filters_by_a_facet_and_opens_a_listing(web: We
     buy = "Get for free" if listing["free"] else "Buy"
     await expect(page.get_by_role("button", name=buy).first).to_be_visible()
     form = page.locator(".buy-box form").first
-    assert await form.get_attribute("action") == "/cart"
+    assert await form.get_attribute("action") == (f"/listings/{slug}/get" if listing["free"] else "/cart")
     assert await form.locator("input[name=listing_id]").get_attribute("value") == listing["id"]
     await web.check()
     await web.screenshot("listing")
@@ -168,6 +168,22 @@ async def test_account_tokens_are_shown_once_work_and_are_revocable(web: Web) ->
         await page.get_by_role("button", name="Revoke laptop").click()
         await expect(page.get_by_text("Token revoked.")).to_be_visible()
         assert (await api.get(f"{V1}/me", headers={"Authorization": f"Bearer {secret}"})).status_code == 401
+
+        # a personal Open VSX registry URL: shown once inside the editor settings, then revocable
+        await page.get_by_label("Registry URL name").fill("laptop VSCodium")
+        await page.get_by_role("button", name="Create registry URL").click()
+        personal = (await page.locator("#new-registry-url").inner_text()).strip()
+        assert personal.startswith(f"{web.url}/openvsx/t/mcv_")
+        await expect(page.locator("#settings-vscodium")).to_contain_text(f'"serviceUrl": "{personal}/vscode/gallery"')
+        await expect(page.locator("#settings-theia")).to_have_text(f"VSX_REGISTRY_URL={personal}/ yarn start")
+        await web.check()
+        assert (await api.get(f"{personal}/api/version")).status_code == 200
+        await web.goto("/account")
+        assert personal not in await page.content()
+        page.once("dialog", lambda dialog: dialog.accept())
+        await page.get_by_role("button", name="Revoke registry URL laptop VSCodium").click()
+        await expect(page.get_by_text("Registry token revoked.")).to_be_visible()
+        assert (await api.get(f"{personal}/api/version")).status_code == 401
 
     # a wrong current password: the message beside the field, nothing changed
     await page.get_by_label("Current password").fill("not my password")

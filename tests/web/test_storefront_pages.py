@@ -4,6 +4,7 @@ through the page (owners only, once), unknown things as 404 pages, and a server 
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import httpx
@@ -77,3 +78,21 @@ async def test_a_server_error_is_the_500_page_and_the_api_keeps_problem_json(
     assert "Something went wrong" in page.text and "the categories broke" not in page.text
     assert page.headers["content-security-policy"].startswith("default-src 'self'")
     assert api.status_code == 500 and api.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_chosen_filter_lists_its_alternatives_with_the_api_s_counts(
+        client: httpx.AsyncClient, runtime: Runtime) -> None:
+    """The chosen groups' counts (facet_counts: counts only) equal what GET /listings answers
+    with that filter left out and the others kept."""
+    from mercato.demo import load_demo
+
+    await load_demo(runtime)
+    page = await client.get("/search", params={"kind": "app", "price": "free"})
+    assert page.status_code == 200
+    shown = {(m.group(1), int(m.group(2))) for m in re.finditer(
+        r'<span>(?:✓ )?([^<]+)</span> <span class="count">(\d+)</span>', page.text)}
+    kinds = (await client.get(f"{V1}/listings", params={"price": "free"})).json()["facets"]["kind"]
+    prices = (await client.get(f"{V1}/listings", params={"kind": "app"})).json()["facets"]["price"]
+    names = {"app": "Apps", "plugin": "Plugins", "game": "Games", "free": "Free", "paid": "Paid"}
+    expected = {(names[k], n) for k, n in {**kinds, **prices}.items() if n}
+    assert len(kinds) > 1 and len(prices) > 1 and expected <= shown

@@ -20,6 +20,14 @@ async def get(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     return await session.get(User, user_id)
 
 
+async def display_names(session: AsyncSession, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Display names by user id, in one statement (users that do not exist are left out)."""
+    if not user_ids:
+        return {}
+    rows = await session.execute(select(User.id, User.display_name).where(User.id.in_(user_ids)))
+    return {user_id: name for user_id, name in rows}
+
+
 async def by_email(session: AsyncSession, email: str) -> User | None:
     return await session.scalar(select(User).where(User.email_key == email_key(email)))
 

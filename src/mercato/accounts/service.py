@@ -82,6 +82,11 @@ def _is_email_conflict(error: IntegrityError) -> bool:
     return "email_key" in str(error.orig)
 
 
+async def display_names(session: AsyncSession, user_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Display names of these users, read at once (missing users are left out)."""
+    return await repository.display_names(session, user_ids)
+
+
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
     user = await repository.get(session, user_id)
     if user is None:
@@ -157,6 +162,15 @@ async def session_user(session: AsyncSession, *, refresh_token: str) -> User | N
         return None
     user = await repository.get(session, token.user_id)
     return user if user is not None and user.is_active else None
+
+
+async def end_browser_session(session: AsyncSession, *, user: User, refresh_token: str) -> None:
+    """Sign-out from the pages (web/account.py): a browser session is its refresh token alone
+    (no access tokens are issued to it), so revoking its family ends it; the account's other
+    sign-ins and API tokens go on."""
+    token = await repository.refresh_by_hash(session, secret_digest(refresh_token))
+    if token is not None and token.user_id == user.id:
+        await repository.revoke_family(session, token.family_id, utcnow())
 
 
 async def revoke_reused_family(session: AsyncSession, reuse: RefreshReuse) -> None:

@@ -28,6 +28,7 @@ from mercato.kit.http import FastPath, register_fast_path
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor, page_of
 from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession, get_runtime
 from mercato.kit.schemas import Page, Slug
+from mercato.models import Category
 from mercato.runtime import Runtime
 from mercato.publishers.errors import PublisherNotFound
 
@@ -109,6 +110,23 @@ async def search_listings(
     if "category" in out_facets:
         out_facets["category"] = {slugs.get(key, key): n for key, n in out_facets["category"].items()}
     return ListingPage(items=items, next_cursor=result.next_cursor, total=result.total, facets=out_facets)
+
+
+async def facet_counts(session: ReadSession, *, categories: list[Category], q: str | None = None,
+                       kind: str | None = None, category: str | None = None, price: str | None = None,
+                       delivery: str | None = None, platform: str | None = None) -> dict[str, dict[str, int]]:
+    """Only the facet counts ``GET /listings`` would answer for these filters (category keyed by
+    slug), without reading, hydrating and presenting a page of listings: the storefront's
+    count of a chosen filter's alternatives (one per active filter) needs nothing else."""
+    category_id = next((c.id for c in categories if c.slug == category), uuid.UUID(int=0)) if category else None
+    result = await listing_search_for(session.bind.dialect.name).search(session, SearchQuery(
+        q=q.strip() or None if q else None, kind=kind, category_id=category_id, price=price,  # type: ignore[arg-type]
+        delivery=delivery, platform=platform, sort="popular", limit=1, facets=True))  # type: ignore[arg-type]
+    out = dict(result.facets)
+    if "category" in out:
+        slugs = {str(c.id): c.slug for c in categories}
+        out["category"] = {slugs.get(key, key): n for key, n in out["category"].items()}
+    return out
 
 
 @router.post("/listings/batch", response_model=BatchResponse, dependencies=[public()])

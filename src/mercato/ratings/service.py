@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mercato.access.permissions import Condition, Permission
 from mercato.access.principal import Principal
 from mercato.accounts import service as accounts
-from mercato.accounts.errors import UserNotFound
 from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
 from mercato.bus.events import CloudEvent
@@ -60,13 +59,9 @@ def _event(review: ListingReview, listing: Listing, **extra: Any) -> dict[str, A
 
 async def author_names(session: AsyncSession, reviews: list[ListingReview]) -> dict[uuid.UUID, str]:
     """Display names of the reviews' authors; "A user" for those without one (never an email)."""
-    names: dict[uuid.UUID, str] = {}
-    for user_id in {review.user_id for review in reviews}:
-        try:
-            names[user_id] = (await accounts.get_user(session, user_id)).display_name.strip() or ANONYMOUS_AUTHOR
-        except UserNotFound:
-            names[user_id] = ANONYMOUS_AUTHOR
-    return names
+    authors = {review.user_id for review in reviews}
+    found = await accounts.display_names(session, authors)  # one read, not one per author
+    return {user_id: (found.get(user_id) or "").strip() or ANONYMOUS_AUTHOR for user_id in authors}
 
 
 # --- reading ------------------------------------------------------------------------------------

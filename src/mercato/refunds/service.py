@@ -129,14 +129,15 @@ async def _within_automatic_policy(session: AsyncSession, order: Order, chosen: 
 
 
 async def _tell_publishers(session: AsyncSession, refund: Refund, chosen: list[tuple[OrderLine, int]]) -> None:
-    members: set[uuid.UUID] = set()
-    for publisher_id in {line.publisher_id for line, _ in chosen}:
-        members.update(await publishers.member_ids(session, publisher_id))
+    """Each involved publisher's members are told, with a link to the order in that publisher's
+    console (WEB.md: links point at pages; a member of two involved publishers is told once)."""
     titles = ", ".join(sorted({line.title for line, _ in chosen}))
-    await notifications.notify(session, event_id=refund.id, user_ids=members, kind="refund.requested",
-                               title=f"Refund requested: {titles}", body=refund.reason,
-                               link=f"/refunds/{refund.id}", data={"refund_id": str(refund.id),
-                                                                   "order_id": str(refund.order_id)})
+    for publisher_id in sorted({line.publisher_id for line, _ in chosen}, key=str):
+        publisher = await publishers.get_by_id(session, publisher_id)
+        await notifications.notify(session, event_id=refund.id, user_ids=await publishers.member_ids(session, publisher_id),
+                                   kind="refund.requested", title=f"Refund requested: {titles}", body=refund.reason,
+                                   link=f"/console/publisher/{publisher.slug}/orders?status=#o-{refund.order_id}",
+                                   data={"refund_id": str(refund.id), "order_id": str(refund.order_id)})
 
 
 async def decide(session: AsyncSession, *, actor: Principal, refund_id: uuid.UUID, approve: bool,

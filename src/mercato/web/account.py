@@ -1,9 +1,12 @@
 """Accounts in the browser: register, sign in, sign out, and the account page (profile,
-password, API tokens, the publisher application). The same services as /api/v1/auth and /me."""
+password, API tokens, personal Open VSX registry tokens with the editor settings to paste, the
+publisher application). The same services as /api/v1/auth, /me and /me/registry-tokens."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
@@ -20,6 +23,10 @@ from mercato.accounts.schemas import ApiTokenCreate, RegisterRequest
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import RateLimited
 from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession
+from mercato.openvsx import service as openvsx
+from mercato.openvsx.endpoints import PREFIX as OPENVSX_PREFIX
+from mercato.openvsx.errors import RegistryTokenNotFound
+from mercato.openvsx.schemas import RegistryTokenCreate
 from mercato.publishers import service as publishers
 from mercato.publishers.errors import ApplicationPending, SlugTaken
 from mercato.publishers.schemas import ApplicationCreate
@@ -110,13 +117,56 @@ async def login(request: Request, reader: ReadSession, session: WriteSession, rt
 
 @router.post("/logout")
 async def logout(request: Request, user: OptionalUser, session: WriteSession) -> Response:
-    """Ends the session like POST /api/v1/auth/logout: the family is revoked, access tokens die."""
+    """Ends this browser's session like POST /api/v1/auth/logout: its refresh family is revoked;
+    the account's other sign-ins go on."""
     if user is not None:
         account = await accounts.get_user(session, user.principal.user_id)
-        await accounts.logout(session, user=account, refresh_token=user.refresh_token)
+        await accounts.end_browser_session(session, user=account, refresh_token=user.refresh_token)
     response = redirect("/")
     web_session.clear_session_cookie(request, response)
     return response
+
+
+# --- editor settings (docs/openvsx.md) --------------------------------------------------------
+
+@dataclass(frozen=True)
+class EditorSettings:
+    """What to paste into VSCodium, code-server, Theia and ovsx for one registry URL: the store's
+    public one (free extensions) or a personal one (``{store}/openvsx/t/{token}``: paid ones owned)."""
+
+    public_url: str
+    registry_url: str
+    personal: bool
+
+    @property
+    def gallery(self) -> dict[str, str]:
+        return {"serviceUrl": f"{self.registry_url}/vscode/gallery", "itemUrl": f"{self.registry_url}/vscode/item"}
+
+    @property
+    def vscodium(self) -> str:
+        return json.dumps({"extensionsGallery": self.gallery}, indent=2)
+
+    @property
+    def code_server(self) -> str:
+        return (f"export EXTENSIONS_GALLERY='{json.dumps(self.gallery)}'\n"
+                "code-server --install-extension namespace.extension")
+
+    @property
+    def theia(self) -> str:
+        return f"VSX_REGISTRY_URL={self.registry_url}/ yarn start"
+
+    @property
+    def ovsx(self) -> str:
+        return (f"ovsx search hello -r {self.public_url}\n"
+                f"ovsx show namespace.extension -r {self.public_url}\n"
+                f"ovsx get namespace.extension -r {self.registry_url}")
+
+
+def editor_settings(request: Request, secret: str | None = None) -> EditorSettings:
+    store = str(request.base_url).rstrip("/")
+    public = store + OPENVSX_PREFIX
+    return EditorSettings(public_url=public, registry_url=f"{public}/t/{secret}" if secret else public,
+                          personal=secret is not None)
 
 
 # --- the account page --------------------------------------------------------------------------
@@ -125,14 +175,21 @@ async def _account(request: Request, session: AsyncSession, user: PageUser, *, s
                    **context: object) -> Response:
     account = await accounts.get_user(session, user.principal.user_id)
     tokens = await accounts.list_api_tokens(session, user_id=account.id)
+    can_registry = user.principal.has(Permission.token_manage)
+    registry_tokens = await openvsx.list_tokens(session, actor=user.principal) if can_registry else []
     applications = (await publishers.applications_of(session, account.id)
                     if user.principal.has(Permission.publisher_application_create) else [])
     values: dict[str, dict[str, str]] = {"profile": {"display_name": account.display_name},
-                                         "password": {}, "token": {"expires_in_days": "90"}, "apply": {}}
+                                         "password": {}, "token": {"expires_in_days": "90"}, "apply": {},
+                                         "registry": {}}
     values.update(context.pop("values", {}))  # type: ignore[arg-type]
+    registry_secret = context.pop("created_registry_token", None)
     return await render(request, "account/account.html", {
         "account": account, "tokens": tokens, "applications": applications, "values": values,
-        "errors": {"profile": {}, "password": {}, "token": {}, "apply": {}, **context.pop("errors", {})},  # type: ignore[dict-item]
+        "can_registry": can_registry, "registry_tokens": registry_tokens,
+        "editor": editor_settings(request, registry_secret),  # type: ignore[arg-type]
+        "errors": {"profile": {}, "password": {}, "token": {}, "apply": {}, "registry": {},
+                   **context.pop("errors", {})},  # type: ignore[dict-item]
         "notice": request.query_params.get("done"), "can_apply": user.principal.has(Permission.publisher_application_create),
         **context}, status_code=status_code)
 
@@ -208,6 +265,31 @@ async def revoke_token(token_id: uuid.UUID, user: TokenManager, session: WriteSe
     except TokenNotFound:
         pass  # already revoked (a second click): the page shows the current list either way
     return redirect("/account?done=revoked#tokens")
+
+
+@router.post("/account/registry-tokens")
+async def create_registry_token(request: Request, user: TokenManager, session: WriteSession) -> Response:
+    """Like POST /api/v1/me/registry-tokens: the token and its personal registry URL are shown on
+    this answer only, inside the editor settings to paste."""
+    values = form_values(await request.form(), "name")
+    try:
+        body = RegistryTokenCreate(name=values["name"].strip())
+    except ValidationError as error:
+        return await _account(request, session, user, status_code=422, values={"registry": values},
+                              errors={"registry": validation_messages(error)})
+    token, secret = await openvsx.create_token(session, actor=user.principal, name=body.name)
+    return await _account(request, session, user, status_code=201, created_registry_token=secret,
+                          created_registry_name=token.name)
+
+
+@router.post("/account/registry-tokens/{token_id}/revoke")
+async def revoke_registry_token(token_id: uuid.UUID, user: TokenManager, session: WriteSession) -> Response:
+    """Like DELETE /api/v1/me/registry-tokens/{id}: the personal registry URL stops working at once."""
+    try:
+        await openvsx.revoke_token(session, actor=user.principal, token_id=token_id)
+    except RegistryTokenNotFound:
+        await session.rollback()  # already revoked (a second click): the page shows the current list either way
+    return redirect("/account?done=registry-revoked#openvsx")
 
 
 @router.post("/account/publisher-application")

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Form, Request
+from fastapi import Form, Path, Request
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
@@ -25,16 +25,17 @@ from mercato.catalog import service as catalog
 from mercato.catalog.errors import ListingNotFound
 from mercato.coupons.errors import CouponExhausted, CouponInvalid, CouponLimitReached, CouponNotApplicable
 from mercato.kit import idempotency
-from mercato.kit.errors import MercatoError
+from mercato.kit.errors import Forbidden, MercatoError
 from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.models import Listing
 from mercato.orders import service as orders
-from mercato.orders.errors import ListingNotAvailable, OrderInvalid
+from mercato.orders.errors import AlreadyOwned, ListingNotAvailable, OrderInvalid
 from mercato.orders.schemas import OrderCreate
 from mercato.wallet import service as wallet
 from mercato.web import once, present  # noqa: F401 (present: the minor filter)
 from mercato.web.pages import page_router, redirect, render
 from mercato.web.permits import permitted
+from mercato.web.session import current_user, login_url
 
 router = page_router()
 
@@ -170,6 +171,40 @@ async def cart_add(request: Request, session: ReadSession,
     response = redirect("/cart" if intent == "add" else "/checkout")
     write_cart(request, response, lines)
     return response
+
+
+@router.post("/listings/{key}/get", name="get_free")
+async def get_free(request: Request, key: Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{2,64}$")],
+                   session: WriteSession, rt: RuntimeDep, listing_id: Annotated[uuid.UUID, Form()]) -> Response:
+    """The listing page's "Get for free" in one click: the free order is placed at once through
+    the orders service (as ``POST /api/v1/orders``, with the page's ``Idempotency-Key``: a
+    double click places one order) and the buyer lands on the order page, which follows it to
+    complete. Signed out: to sign in, and back to the listing. Already owned: the library."""
+    user = await current_user(request)
+    if user is None:
+        return redirect(login_url(f"/listings/{key}"))
+    actor = user.principal
+    if actor.condition_for(Permission.order_create) is None:
+        raise Forbidden(f"This needs the permission {Permission.order_create.value!r}.")
+    form = await request.form()
+    idempotency_key = form.get(once.FIELD)
+    await once.claim(request, actor, idempotency_key if isinstance(idempotency_key, str) else None)
+    async with rt.db.read_session() as reader:  # the write session waits for the key's claim
+        try:
+            listing = await catalog.get_by_id(reader, listing_id)
+        except ListingNotFound:
+            raise ListingNotAvailable(f"There is no listing {listing_id} to get.") from None
+    if _price(listing, "digital") != 0:
+        raise ListingNotAvailable(f"{listing.name} is not free: buy it from its page.")
+    body = OrderCreate.model_validate({"items": [{"listing_id": str(listing.id), "delivery": "digital",
+                                                  "quantity": 1}]})
+    try:
+        order = await orders.create(session, actor=actor, idempotency_key=str(idempotency_key), body=body,
+                                    currency=rt.settings.currency)
+    except AlreadyOwned:
+        await session.rollback()
+        return redirect("/library")
+    return redirect(f"/orders/{order.id}")
 
 
 @router.post("/cart/update", name="cart_update")

@@ -31,6 +31,7 @@ from mercato.publishing.errors import VersionNotFound
 from mercato.ratings import endpoints as ratings_api
 from mercato.ratings import service as ratings
 from mercato.ratings.schemas import ReviewCreate
+from mercato.web import once
 from mercato.web.pages import form_values, page_router, redirect, render, validation_messages
 from mercato.web.session import OptionalUser, SignedIn
 
@@ -89,11 +90,13 @@ async def _results(request: Request, session: ReadSession, *, path: str, params:
     names = {c.slug: c.name for c in categories}
     # A chosen filter's own group counts what choosing another value instead would find
     # (the other filters still apply), so the alternatives stay visible.
+    # Counts only: no page of listings read and presented for them (catalog_api.facet_counts).
     own_counts = {}
     for name in FILTERS:
         if params.get(name) and not (name == "category" and category is not None):
-            others = await search(session, **{**params, name: None}, limit=1)
-            own_counts[name] = others.facets.get(name) or {}
+            others = {k: v for k, v in params.items() if k in ("q", *FILTERS) and k != name}
+            own_counts[name] = (await catalog_api.facet_counts(session, categories=categories, **others)
+                                ).get(name) or {}
     facets = []
     for name in FILTERS:
         counts = own_counts.get(name, page.facets.get(name) or {})
@@ -210,7 +213,8 @@ async def _listing(request: Request, session: Any, rt: Any, user: Any, key: str,
     return await render(request, "store/listing.html", {
         "listing": listing, "facts": facts, "reviews": reviews.items, "publisher": listing.publisher,
         "histogram": [(star, listing.rating_histogram.get(str(star), 0)) for star in range(5, 0, -1)],
-        "histogram_total": total, "wrote_review": any(r.mine for r in reviews.items), **context},
+        "histogram_total": total, "wrote_review": any(r.mine for r in reviews.items),
+        "idempotency_key": once.new_key(), **context},
         status_code=status_code)
 
 
