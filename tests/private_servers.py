@@ -76,7 +76,8 @@ class PrivatePostgres:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *command: str) -> None:
-        done = subprocess.run([*self.as_user, *command], check=False, capture_output=True, text=True, timeout=STARTUP_SECONDS)
+        done = subprocess.run([*self.as_user, *command], check=False, capture_output=True, text=True,
+                              timeout=STARTUP_SECONDS)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed: {done.stdout}{done.stderr}")
 
@@ -131,7 +132,7 @@ class PrivateProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = open(self.directory / "server.log", "ab")  # noqa: SIM115 - owned by the child
+        log = open(self.directory / "server.log", "ab")  # owned by the child
         self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, cwd=self.directory)
         log.close()
         wait_for(lambda: port_open(self.port) or self.process.poll() is not None,  # type: ignore[union-attr]

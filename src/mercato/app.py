@@ -119,9 +119,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     # Outermost: the client's address comes from X-Forwarded-For only through a trusted proxy,
     # before the sign-in lockout, the sign-up limit and the access log read it.
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)  # type: ignore[arg-type]
-    app.add_middleware(RequestMiddleware, body_policy=BodyPolicy(default_max_bytes=settings.max_body_bytes,
-                                                                 rules=[upload, sandbox_form, vsix_upload,
-                                                                        console_upload_rule(settings), web_pages.FORM_RULE]),
+    body_policy = BodyPolicy(default_max_bytes=settings.max_body_bytes,
+                             rules=[upload, sandbox_form, vsix_upload, console_upload_rule(settings),
+                                    web_pages.FORM_RULE])
+    app.add_middleware(RequestMiddleware, body_policy=body_policy,
                        access_log=settings.access_log, slow_ms=settings.access_log_slow_ms)
 
     for module in (accounts_endpoints, access_endpoints, publishers_endpoints, audit_endpoints, bus_endpoints,

@@ -18,7 +18,13 @@ from mercato.catalog import repository as catalog_repository
 from mercato.catalog import service as catalog
 from mercato.library import service as library
 from mercato.packages.manifest import (
-    Compatibility, Launch, Manifest, PackageInfo, Permissions, Requirements, render_manifest,
+    Compatibility,
+    Launch,
+    Manifest,
+    PackageInfo,
+    Permissions,
+    Requirements,
+    render_manifest,
 )
 from mercato.packages.scaffold import build_package
 from mercato.publishers import repository as publishers_repository
@@ -78,7 +84,8 @@ def _listings() -> list[DemoListing]:
          0, None, ("lint", "ci"), ("0.3.0",), ()),
         ("db-browser", "DB Browser", "app", "developer-tools", "northwind-labs", "Browse SQLite and PostgreSQL.",
          1499, 2999, ("database", "sql"), ("1.0.0", "1.0.1"), ("127.0.0.1:5432",)),
-        ("snippet-vault", "Snippet Vault", "plugin", "developer-tools", "quiet-tools", "Your code snippets, searchable.",
+        ("snippet-vault", "Snippet Vault", "plugin", "developer-tools", "quiet-tools",
+         "Your code snippets, searchable.",
          0, None, ("snippets",), ("1.0.0",), ()),
         ("photo-shelf", "Photo Shelf", "app", "media", "pixel-foundry", "Organise photos by place and time.", 0,
          None, ("photos", "gallery"), ("1.0.0", "1.1.0"), ()),
@@ -198,7 +205,8 @@ async def load_catalog(rt: Runtime, password: str) -> list[str]:
         admin = await _principal(session, "admin@mercato.test")
         for slug, name, owner, verified in PUBLISHERS:
             if await publishers_repository.by_slug(session, slug) is None:
-                await publishers.create(session, actor=admin, slug=slug, name=name, description=f"{name} makes software.",
+                await publishers.create(session, actor=admin, slug=slug, name=name,
+                                        description=f"{name} makes software.",
                                         website=f"https://{slug}.example", owner_email=owner)
                 created.append(f"publisher {slug}")
             if verified:

@@ -11,7 +11,21 @@ import uuid
 from typing import Any
 
 from tests.access.test_matrix import (
-    ADMIN, ADMINS, ANON, DEV, OTHER_DEV, REVIEWER, SUPER, USER, V1, Row, World, dynamic, everyone, only, slug,
+    ADMIN,
+    ADMINS,
+    ANON,
+    DEV,
+    OTHER_DEV,
+    REVIEWER,
+    SUPER,
+    USER,
+    V1,
+    Row,
+    World,
+    dynamic,
+    everyone,
+    only,
+    slug,
     static,
 )
 from tests.catalog.support import package_bytes
@@ -48,7 +62,8 @@ async def submitted_task(world: World, listing: str, version: str) -> str:
                                          headers=world.who[DEV].headers), 200)
     queue = await _check(await world.client.get(f"{V1}/review/tasks", headers=world.super_admin.headers,
                                                 params={"limit": 100}), 200)
-    return next(t["id"] for t in queue["items"] if t["listing"]["slug"] == listing and t["version"]["version"] == version)
+    return next(t["id"] for t in queue["items"]
+                if t["listing"]["slug"] == listing and t["version"]["version"] == version)
 
 
 async def decide(world: World, task: str, verb: str, body: dict[str, Any] | None = None,

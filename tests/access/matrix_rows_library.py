@@ -15,8 +15,24 @@ from typing import Any
 from mercato.library import service as library
 from mercato.notifications import service as notifications
 from tests.access.test_matrix import (
-    ADMIN, ADMINS, DEV, OTHER_DEV, REVIEWER, SUPER, USER, V1, Make, Row, World, caller, dynamic, everyone, only, signed_in,
-    slug, static,
+    ADMIN,
+    ADMINS,
+    DEV,
+    OTHER_DEV,
+    REVIEWER,
+    SUPER,
+    USER,
+    V1,
+    Make,
+    Row,
+    World,
+    caller,
+    dynamic,
+    everyone,
+    only,
+    signed_in,
+    slug,
+    static,
 )
 from tests.library.support import publish_listing
 

@@ -63,7 +63,8 @@ async def all_pages(client: httpx.AsyncClient, actor: Actor, url: str, **params:
     pages: list[list[dict[str, Any]]] = []
     cursor: str | None = None
     while True:
-        response = await client.get(url, headers=actor.headers, params={**params, **({"cursor": cursor} if cursor else {})})
+        response = await client.get(url, headers=actor.headers,
+                                    params={**params, **({"cursor": cursor} if cursor else {})})
         assert response.status_code == 200, response.text
         body = response.json()
         pages.append(body["items"])
@@ -251,7 +252,8 @@ async def poison(app) -> AsyncIterator[Poison]:  # type: ignore[no-untyped-def]
         registry.subscribers.pop(POISON_SUBSCRIBER, None)
 
 
-async def delivery_of(runtime: Runtime, event_id: uuid.UUID, subscriber: str = POISON_SUBSCRIBER) -> EventDelivery | None:
+async def delivery_of(runtime: Runtime, event_id: uuid.UUID,
+                      subscriber: str = POISON_SUBSCRIBER) -> EventDelivery | None:
     async with runtime.db.read_session() as session:
         return await repository.delivery(session, subscriber, event_id)
 

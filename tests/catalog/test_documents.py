@@ -229,7 +229,7 @@ async def test_single_flight_computes_once_for_concurrent_callers() -> None:
         return "page"
 
     waiters = [asyncio.ensure_future(flight.run("k", compute)) for _ in range(20)]
-    while calls == 0:  # the first caller's computation has started
+    while calls == 0:  # noqa: ASYNC110 - yield until the first caller's computation has started
         await asyncio.sleep(0)
     waiters[0].cancel()  # the first caller goes away: the others still get the result
     release.set()

@@ -101,7 +101,8 @@ async def test_an_edit_evicts_the_cached_detail(shop: Shop, client: httpx.AsyncC
 
     async def fresh() -> bool:
         response = await client.get(f"{V1}/listings/{listing['slug']}")
-        return response.json()["summary"] == "Now with more things." and response.headers["etag"] != first.headers["etag"]
+        return (response.json()["summary"] == "Now with more things."
+                and response.headers["etag"] != first.headers["etag"])
 
     assert await eventually(fresh)
 

@@ -169,7 +169,8 @@ def test_the_kubernetes_schema_rejects_a_broken_manifest() -> None:
 
 
 def _by_name() -> dict[str, dict[str, Any]]:
-    return {f"{document['kind']}/{document['metadata']['name']}": document for _path, document in kubernetes_documents()}
+    return {f"{document['kind']}/{document['metadata']['name']}": document
+            for _path, document in kubernetes_documents()}
 
 
 def test_the_kustomization_lists_every_manifest_but_the_secret_template() -> None:

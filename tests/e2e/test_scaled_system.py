@@ -189,11 +189,13 @@ def system(tmp_path: Path) -> Iterator[dict[str, Any]]:
             for number in range(1, compose["worker"]["deploy"]["replicas"] + 1):
                 metrics = free_port()
                 processes.append(Process(f"worker-{number}", _mercato(compose["worker"]["command"]),
-                                         _environment(compose["worker"], values | {"MERCATO_METRICS_PORT": str(metrics)}),
+                                         _environment(compose["worker"],
+                                                      values | {"MERCATO_METRICS_PORT": str(metrics)}),
                                          tmp_path, f"http://127.0.0.1:{metrics}/healthz"))
             metrics = free_port()
             processes.append(Process("scheduler", _mercato(compose["scheduler"]["command"]),
-                                     _environment(compose["scheduler"], values | {"MERCATO_METRICS_PORT": str(metrics)}),
+                                     _environment(compose["scheduler"],
+                                                  values | {"MERCATO_METRICS_PORT": str(metrics)}),
                                      tmp_path, f"http://127.0.0.1:{metrics}/healthz"))
             for process in processes:
                 process.start(wait=False)
@@ -380,7 +382,8 @@ def test_the_scaled_form_works_as_one_system_behind_nginx(system: dict[str, Any]
         for name in ("serve-1", "worker-1"):
             code, took = processes[name].stop()
             # 0, or uvicorn's SIGTERM raised again after its graceful shutdown (exit 143 in a container)
-            assert code in (0, -signal.SIGTERM), f"{name} exited with {code} after {took:.1f} s\n{processes[name].tail()}"
+            assert code in (0, -signal.SIGTERM), (
+                f"{name} exited with {code} after {took:.1f} s\n{processes[name].tail()}")
             assert http.get(f"{V1}/listings/{slug}").status_code == 200  # the other serve answers
             processes[name].start()
 

@@ -414,7 +414,8 @@ def _required_key_app(runtime: Runtime) -> FastAPI:
         return {"event": str(event_id), "amount": body["amount"]}
 
     @router.post("/refusable", status_code=201)
-    async def refusable(body: dict[str, bool], actor: Annotated[Principal, requires(Permission.publisher_application_create)],
+    async def refusable(body: dict[str, bool],
+                        actor: Annotated[Principal, requires(Permission.publisher_application_create)],
                         key: Annotated[str | None, idempotent(required=False)]) -> Any:
         if body.get("refuse"):  # an error returned rather than raised
             from starlette.responses import JSONResponse

@@ -362,7 +362,8 @@ async def test_s3_uploads_parts_in_parallel_and_in_order(s3_service: S3Service, 
         blob = await store.put_file(source)
 
         assert await read_all(store.open(blob.digest)) == data
-        assert await read_all(store.open(blob.digest, start=5 * MiB - 3, end=5 * MiB + 3)) == data[5 * MiB - 3:5 * MiB + 3]
+        start, end = 5 * MiB - 3, 5 * MiB + 3
+        assert await read_all(store.open(blob.digest, start=start, end=end)) == data[start:end]
         assert s3server.leftovers(s3_service.admin, bucket) == [f"{blob.digest[:2]}/{blob.digest}"]
     finally:
         await store.close()

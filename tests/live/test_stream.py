@@ -426,7 +426,8 @@ async def test_a_full_queue_is_reset_instead_of_dropping_messages_silently(
         for n in range(10):  # nobody reads: the queue overflows
             await hub.publish(user_id, LiveMessage(sequence=10_000 + n, type="user.updated", payload={}))
         async with asyncio.timeout(WAIT):  # Redis delivers to the subscription in the background
-            while queue.empty() or queue._queue[0] is not live_hub.RESET:  # type: ignore[attr-defined]
+            # polls the queue the subscription fills (no event to wait on)
+            while queue.empty() or queue._queue[0] is not live_hub.RESET:  # type: ignore[attr-defined]  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
         assert queue.get_nowait() is live_hub.RESET
         assert queue.qsize() < 3

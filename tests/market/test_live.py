@@ -39,7 +39,7 @@ async def another_database(template: str, directory: Path) -> AsyncIterator[str]
         finally:
             await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     else:
-        directory.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - test set-up of a local folder
         shutil.copyfile(template, directory / "mercato.db")
         yield f"sqlite+aiosqlite:///{directory / 'mercato.db'}"
 

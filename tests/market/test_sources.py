@@ -202,7 +202,8 @@ async def test_sources_are_paged_at_the_contract_path(client: httpx.AsyncClient,
     added = [await add(client, admin, f"{feed_server.base}/store-{n}") for n in range(3)]
     first = (await client.get(SOURCES, headers=admin.headers, params={"limit": 2})).json()
     assert [s["id"] for s in first["items"]] == [added[0]["id"], added[1]["id"]] and first["next_cursor"]
-    rest = (await client.get(SOURCES, headers=admin.headers, params={"limit": 2, "cursor": first["next_cursor"]})).json()
+    rest = (await client.get(SOURCES, headers=admin.headers,
+                             params={"limit": 2, "cursor": first["next_cursor"]})).json()
     assert [s["id"] for s in rest["items"]] == [added[2]["id"]] and rest["next_cursor"] is None
     forged = await client.get(SOURCES, headers=admin.headers, params={"cursor": "W3RydWVd"})  # [true]
     assert forged.status_code == 422 and forged.json()["code"] == "invalid_cursor"

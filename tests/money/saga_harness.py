@@ -451,7 +451,7 @@ def serve() -> int:
                 failpoints.configure(request.get("failpoints"))
                 code = asyncio.run(run(request["database_url"], int(request["seed"]), Path(request["data_dir"]),
                                        float(request.get("timeout", 180))))
-            except Exception:  # noqa: BLE001 - into the child's log, then its exit code says it failed
+            except Exception:  # into the child's log, then its exit code says it failed
                 traceback.print_exc()
             finally:
                 sys.stdout.flush()

@@ -23,7 +23,18 @@ from mercato.wallet import service as wallet
 from tests.conftest import Actor, Actors
 from tests.money.invariants import assert_money_invariants
 from tests.money.payments_support import (
-    V1, balance, credited_balance, credits_of, delivered, pay, post_webhook, provider_ref, read_payment, sandbox_event, signed, topup,
+    V1,
+    balance,
+    credited_balance,
+    credits_of,
+    delivered,
+    pay,
+    post_webhook,
+    provider_ref,
+    read_payment,
+    sandbox_event,
+    signed,
+    topup,
 )
 
 EVENT_KEYS = {"payment_id", "user_id", "provider", "purpose", "order_id", "amount", "currency", "status"}
@@ -320,7 +331,7 @@ async def test_concurrent_refunds_of_the_same_amount_refund_once(client: httpx.A
             async with runtime.db.transaction() as session:
                 await service.refund(session, payment_id=uuid.UUID(payment["id"]), amount=1000, reason="race")
             return "refunded"
-        except Exception as exc:  # noqa: BLE001 — the loser's error is what the test looks at
+        except Exception as exc:  # the loser's error is what the test looks at
             return type(exc).__name__
 
     outcomes = await asyncio.gather(*(attempt() for _ in range(4)))

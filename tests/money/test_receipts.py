@@ -80,8 +80,8 @@ async def test_a_succeeded_payment_has_a_receipt(client: httpx.AsyncClient, runt
     payer = await actors.create()
     now = utcnow()
     payment = Payment(id=uuid.uuid4(), user_id=uuid.UUID(payer.id), provider="sandbox", provider_ref="ref-1",
-                      purpose="topup", amount=2500, currency="USD", status="succeeded", expires_at=now + timedelta(hours=1),
-                      succeeded_at=now, created_at=now, updated_at=now)
+                      purpose="topup", amount=2500, currency="USD", status="succeeded",
+                      expires_at=now + timedelta(hours=1), succeeded_at=now, created_at=now, updated_at=now)
     async with runtime.db.transaction() as session:
         session.add(payment)
     response = await client.get(f"{V1}/payments/{payment.id}/receipt", headers=payer.headers)

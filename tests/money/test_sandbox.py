@@ -17,7 +17,15 @@ from mercato.runtime import Runtime
 from tests.conftest import Actor
 from tests.money.invariants import assert_money_invariants
 from tests.money.payments_support import (
-    V1, balance, credited_balance, credits_of, delivered, pay, pay_path, provider_ref, read_payment,
+    V1,
+    balance,
+    credited_balance,
+    credits_of,
+    delivered,
+    pay,
+    pay_path,
+    provider_ref,
+    read_payment,
     topup,
 )
 
@@ -143,7 +151,8 @@ async def test_a_never_confirming_card_is_polled_with_backoff_then_expires(clien
             schedule.append((row.poll_attempts, row.next_poll_at))
     attempts = [a for a, _ in schedule]
     assert attempts == [1, 2, 3]
-    gaps = [(at - (start + timedelta(minutes=m))).total_seconds() for (_, at), m in zip(schedule, (1, 3, 7))]
+    gaps = [(at - (start + timedelta(minutes=m))).total_seconds()
+            for (_, at), m in zip(schedule, (1, 3, 7), strict=True)]
     assert gaps[0] < gaps[1] < gaps[2]  # exponential backoff
     await service.poll_due(runtime.db, settings=runtime.settings, now=start + timedelta(minutes=31))
     read = await read_payment(client, user, payment["id"])

@@ -73,7 +73,8 @@ DIGITAL = {"app": 500, "tool": 1200}
 PHYSICAL = {"box": (700, 12), "kit": (333, 6)}  # price, stock (333 × 3 units: refunds in uneven shares)
 UNPAID = ("created", "awaiting_payment")
 FINAL = ("expired", "canceled", "failed", "refunded")
-ACTIONS = {"awaiting_payment": ("pay", "buyer_cancels", "pay"), "awaiting_shipment": ("ship", "publisher_cancels", "ship"),
+ACTIONS = {"awaiting_payment": ("pay", "buyer_cancels", "pay"),
+           "awaiting_shipment": ("ship", "publisher_cancels", "ship"),
            "shipped": ("deliver", "publisher_cancels", "deliver"),
            "completed": ("request_refund", "buyer_cancels", "request_refund"),
            "partially_refunded": ("request_refund",)}

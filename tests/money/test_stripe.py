@@ -27,7 +27,13 @@ from mercato.runtime import Runtime
 from tests.conftest import Actor
 from tests.money.invariants import assert_money_invariants
 from tests.money.payments_support import (
-    balance, credited_balance, credits_of, post_webhook, provider_ref, read_payment, topup,
+    balance,
+    credited_balance,
+    credits_of,
+    post_webhook,
+    provider_ref,
+    read_payment,
+    topup,
 )
 
 PAYLOADS = Path(__file__).parent / "stripe_payloads"
@@ -94,7 +100,7 @@ def settings(settings: Settings) -> Settings:
 def fake_stripe(runtime: Runtime) -> FakeStripe:
     fake = FakeStripe()
     http_client = stripe.HTTPXClient()
-    http_client._client_async = httpx.AsyncClient(transport=httpx.MockTransport(fake.handle))  # noqa: SLF001
+    http_client._client_async = httpx.AsyncClient(transport=httpx.MockTransport(fake.handle))
     gateway(runtime.settings).providers["stripe"] = StripeProvider(runtime.settings, http_client=http_client)
     return fake
 

@@ -110,8 +110,9 @@ def sha256(path: Path) -> str:
 
 
 def _accounts(store: Store) -> dict[str, str]:
-    created = subprocess.run([*MERCATO, "createsuperuser", "--email", "root@example.org"], check=False, capture_output=True,
-                             text=True, env={**store.env, "MERCATO_ADMIN_PASSWORD": ADMIN_PASSWORD}, timeout=120)
+    created = subprocess.run([*MERCATO, "createsuperuser", "--email", "root@example.org"], check=False,
+                             capture_output=True, text=True,
+                             env={**store.env, "MERCATO_ADMIN_PASSWORD": ADMIN_PASSWORD}, timeout=120)
     assert created.returncode == 0, created.stderr
     admin = store.token("root@example.org", ADMIN_PASSWORD)
     for email in ("dev@example.org", "buyer@example.org"):

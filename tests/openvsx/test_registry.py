@@ -166,7 +166,8 @@ async def test_a_published_vsix_awaits_review_and_then_answers_every_shape_witho
     assert "x-signature-ed25519" in downloaded.headers  # signed on approval
     assert (await registry.client.get(extension["files"]["sha256"])).text == downloaded.headers["x-checksum-sha256"]
     # the store API serves the same version as a .vsix (not as a .tar.gz)
-    through_api = await registry.client.get(f"{V1}/listings/hello/versions/1.1.0/download", headers=registry.dev.headers)
+    through_api = await registry.client.get(f"{V1}/listings/hello/versions/1.1.0/download",
+                                            headers=registry.dev.headers)
     assert through_api.status_code == 200 and through_api.content == newest
     assert through_api.headers["content-disposition"] == 'attachment; filename="hello-1.1.0.vsix"'
     assert through_api.headers["content-type"] == "application/zip"

@@ -38,7 +38,8 @@ notifications = true
 "notes-sync-plugin" = ">=1.0.0, <2.0.0"
 
 [config]
-schema = { type = "object", required = ["workspace"], properties = { workspace = { type = "string", minLength = 1 }, theme = { type = "string", enum = ["light", "dark"], default = "light" } } }
+schema = { type = "object", required = ["workspace"], properties = { workspace = { type = "string", minLength = 1 }, \
+theme = { type = "string", enum = ["light", "dark"], default = "light" } } }
 
 [launch]
 entry = "bin/hello-notes"

@@ -97,9 +97,11 @@ async def test_a_failed_attempt_is_retried_with_the_same_id_until_it_succeeds(
     assert await driver.send(later=LATER) == 1
     assert [r.headers["webhook-id"] for r in receiver.requests] == [str(delivery.id)] * 3
     assert all(signatures_valid_for(created["secret"], r) for r in receiver.requests)
-    [item] = (await client.get(f"{V1}/webhooks/{created['id']}/deliveries", headers=world.owner.headers)).json()["items"]
+    [item] = (await client.get(f"{V1}/webhooks/{created['id']}/deliveries",
+                               headers=world.owner.headers)).json()["items"]
     assert item["state"] == "succeeded" and item["attempts"] == 3 and item["last_status_code"] == 200
-    assert [(a["status_code"], a["error"] is None) for a in item["history"]] == [(500, False), (503, False), (200, True)]
+    assert [(a["status_code"], a["error"] is None)
+            for a in item["history"]] == [(500, False), (503, False), (200, True)]
     assert all(a["duration_ms"] >= 0 for a in item["history"])
     assert await driver.send(later=LATER) == 0
 
@@ -254,7 +256,8 @@ async def test_a_sender_that_died_mid_attempt_leaves_a_lease_that_runs_out(
     [delivery] = await driver.deliveries()
     driver.now = utcnow()
     async with runtime.db.transaction() as session:  # taken by a sender that then crashed
-        assert await repository.take(session, delivery.id, now=driver.now, lease_until=driver.now + timedelta(minutes=1))
+        assert await repository.take(session, delivery.id, now=driver.now,
+                                     lease_until=driver.now + timedelta(minutes=1))
     assert await driver.send() == 0
     assert await driver.send(later=timedelta(minutes=2)) == 1
     [delivery] = await driver.deliveries()

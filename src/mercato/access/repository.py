@@ -40,7 +40,8 @@ async def get_role(session: AsyncSession, name: str) -> Role | None:
 
 
 async def grants_of_role(session: AsyncSession, name: str) -> list[RoleGrant]:
-    return list(await session.scalars(select(RoleGrant).where(RoleGrant.role_name == name).order_by(RoleGrant.permission)))
+    return list(await session.scalars(select(RoleGrant).where(RoleGrant.role_name == name)
+                                      .order_by(RoleGrant.permission)))
 
 
 async def add_role(session: AsyncSession, *, name: str, description: str, is_system: bool) -> Role:

@@ -13,17 +13,34 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.access import service as access
 from mercato.access.dependencies import authenticated, public, requires
+from mercato.access.errors import LastSuperAdmin, UnknownRole
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.access.errors import LastSuperAdmin, UnknownRole
 from mercato.accounts import repository, service
 from mercato.accounts.errors import (
-    EmailTaken, InvalidCredentials, InvalidRefreshToken, InvalidScope, TokenNotFound, UserNotFound, WeakPassword,
+    EmailTaken,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    InvalidScope,
+    TokenNotFound,
+    UserNotFound,
+    WeakPassword,
     WrongCurrentPassword,
 )
 from mercato.accounts.schemas import (
-    AdminUserCreate, AdminUserUpdate, ApiTokenCreate, ApiTokenCreated, ApiTokenRead, LoginRequest, LogoutRequest, MeUpdate, PasswordChange,
-    RefreshRequest, RegisterRequest, TokenResponse, UserRead,
+    AdminUserCreate,
+    AdminUserUpdate,
+    ApiTokenCreate,
+    ApiTokenCreated,
+    ApiTokenRead,
+    LoginRequest,
+    LogoutRequest,
+    MeUpdate,
+    PasswordChange,
+    RefreshRequest,
+    RegisterRequest,
+    TokenResponse,
+    UserRead,
 )
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden, RateLimited, Unauthenticated
@@ -127,10 +144,13 @@ async def refresh(body: RefreshRequest, request: Request, session: WriteSession,
         await session.rollback()
         async with rt.db.transaction() as revoke:
             await service.revoke_reused_family(revoke, reuse)
-        await rt.limiter.hit(name="refresh", keys=keys, limit=s.refresh_attempts, window_seconds=s.refresh_window_seconds)
-        raise InvalidRefreshToken("This refresh token was already used; the session was ended. Sign in again.") from None
+        await rt.limiter.hit(name="refresh", keys=keys, limit=s.refresh_attempts,
+                             window_seconds=s.refresh_window_seconds)
+        raise InvalidRefreshToken(
+            "This refresh token was already used; the session was ended. Sign in again.") from None
     except InvalidRefreshToken:
-        await rt.limiter.hit(name="refresh", keys=keys, limit=s.refresh_attempts, window_seconds=s.refresh_window_seconds)
+        await rt.limiter.hit(name="refresh", keys=keys, limit=s.refresh_attempts,
+                             window_seconds=s.refresh_window_seconds)
         raise
     return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token,
                          expires_in=pair.expires_in)

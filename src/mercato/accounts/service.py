@@ -18,8 +18,15 @@ from mercato.access.permissions import Condition, Permission
 from mercato.access.principal import Principal
 from mercato.accounts import repository
 from mercato.accounts.errors import (
-    AccountDisabled, EmailTaken, InvalidCredentials, InvalidRefreshToken, InvalidScope, TokenNotFound,
-    UserNotFound, WeakPassword, WrongCurrentPassword,
+    AccountDisabled,
+    EmailTaken,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    InvalidScope,
+    TokenNotFound,
+    UserNotFound,
+    WeakPassword,
+    WrongCurrentPassword,
 )
 from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
@@ -209,7 +216,8 @@ async def change_password(session: AsyncSession, rt: Runtime, *, user: User, cur
     await repository.bump_token_version(session, user.id)
     await audit(session, actor_id=user.id, actor_email=user.email, action=AuditAction.password_change,
                 resource_type="user", resource_id=user.id)
-    await publish(session, CloudEvent(type="user.password_changed", subject=str(user.id), data={"user_id": str(user.id)}))
+    await publish(session, CloudEvent(type="user.password_changed", subject=str(user.id),
+                                      data={"user_id": str(user.id)}))
 
 
 async def update_profile(session: AsyncSession, rt: Runtime, *, user: User, display_name: str | None,

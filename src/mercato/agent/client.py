@@ -140,8 +140,7 @@ class AgentClient:
         a resumed request carries ``If-Range``: if the file changed on the store, the answer is
         the whole file and the download starts over."""
         etag_file = part.with_name(part.name + ".etag")
-        have = part.stat().st_size if part.exists() else 0
-        etag = etag_file.read_text().strip() if have and etag_file.exists() else ""
+        have, etag = await asyncio.to_thread(_resume_point, part, etag_file)
         headers = {"Accept": "*/*", "Accept-Encoding": "identity"}  # byte ranges of the file itself
         if have and etag:
             headers["Range"] = f"bytes={have}-"
@@ -152,7 +151,8 @@ class AgentClient:
             async with self._http.stream("GET", self.artifact_url(url), headers=headers) as response:
                 if response.status_code == 416 and have:
                     await response.aread()
-                    part.unlink(missing_ok=True)  # the store's file is shorter than ours: start over
+                    # the store's file is shorter than ours: start over
+                    await asyncio.to_thread(part.unlink, missing_ok=True)
                     etag_file.unlink(missing_ok=True)
                     return await self.download(url, part, progress=progress)
                 if not response.is_success:
@@ -187,6 +187,13 @@ class AgentClient:
                                   key_id=response.headers.get("x-signature-key-id"))
         except httpx.TransportError as error:
             raise ClientError(_network_message(self.server, error)) from error
+
+
+def _resume_point(part: Path, etag_file: Path) -> tuple[int, str]:
+    """How many bytes of ``part`` are already here, and the validator they were fetched with."""
+    have = part.stat().st_size if part.exists() else 0
+    etag = etag_file.read_text().strip() if have and etag_file.exists() else ""
+    return have, etag
 
 
 def _range_start(response: httpx.Response) -> int | None:

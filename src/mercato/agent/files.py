@@ -357,7 +357,8 @@ class FilesDriver:
             raise InstallFailed(f"cannot write {artifact.inspected.manifest.name} {version} under "
                                 f"{folder} ({error.strerror or error}); nothing was changed.") from None
         finally:
-            if staging.exists():
+            # synchronous like the rename above: one stat of a local folder
+            if staging.exists():  # noqa: ASYNC240
                 self._discard(staging)
 
     def _write_config(self, folder: Path, config: dict[str, Any] | None) -> None:

@@ -18,9 +18,9 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.audit import repository
 from mercato.audit.schemas import AuditRead
+from mercato.kit.db import Database
 from mercato.kit.errors import ValidationFailed
 from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, encode_cursor
-from mercato.kit.db import Database
 from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute
 from mercato.kit.schemas import Page, Timestamp
 

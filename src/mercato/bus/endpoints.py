@@ -43,7 +43,8 @@ def _read_sequence_cursor(cursor: str | None) -> int | None:
         return value
     except ValueError as exc:
         raise InvalidCursor("Use the next_cursor value from the previous page as it was given.",
-                            errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "invalid_cursor"}]) from exc
+                            errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor",
+                                     "type": "invalid_cursor"}]) from exc
 
 
 @router.get("/events", response_model=Page[EventRead])

@@ -46,8 +46,8 @@ ALL_EVENTS = "*"
 Lane = Literal["saga", "slow", "observer"]
 
 # Domains whose handlers.py the store loads at start.
-HANDLER_MODULES = ("catalog", "review", "notifications", "webhooks", "live", "policies", "wallet", "refunds", "earnings",
-                   "payments", "orders", "library", "installs", "history", "sync", "stats",
+HANDLER_MODULES = ("catalog", "review", "notifications", "webhooks", "live", "policies", "wallet", "refunds",
+                   "earnings", "payments", "orders", "library", "installs", "history", "sync", "stats",
                    "market")
 
 

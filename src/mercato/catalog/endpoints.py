@@ -12,25 +12,40 @@ from mercato.access.dependencies import OptionalPrincipal, idempotent, public, r
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.catalog import detail, presenter, service
-from mercato.catalog.repository import DETAIL_CACHE_PREFIX
 from mercato.catalog.errors import (
-    CategoryInUse, CategoryNotFound, CategorySlugTaken, InvalidOffer, ListingNotFound, ListingSlugTaken,
-    ListingTransitionRefused, UnknownCategory,
+    CategoryInUse,
+    CategoryNotFound,
+    CategorySlugTaken,
+    InvalidOffer,
+    ListingNotFound,
+    ListingSlugTaken,
+    ListingTransitionRefused,
+    UnknownCategory,
 )
+from mercato.catalog.repository import DETAIL_CACHE_PREFIX
 from mercato.catalog.schemas import (
-    BatchRequest, BatchResponse, CategoryCreate, CategoryRead, CategoryUpdate, ListingCreate, ListingDetail,
-    ListingPage, ListingRead, ListingUpdate, Reason,
+    BatchRequest,
+    BatchResponse,
+    CategoryCreate,
+    CategoryRead,
+    CategoryUpdate,
+    ListingCreate,
+    ListingDetail,
+    ListingPage,
+    ListingRead,
+    ListingUpdate,
+    Reason,
 )
 from mercato.catalog.search import SearchQuery, listing_search_for
-from mercato.kit.errors import Forbidden
 from mercato.kit.cache import SingleFlight
+from mercato.kit.errors import Forbidden
 from mercato.kit.http import FastPath, register_fast_path
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor, page_of
 from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession, get_runtime
 from mercato.kit.schemas import Page, Slug
 from mercato.models import Category
-from mercato.runtime import Runtime
 from mercato.publishers.errors import PublisherNotFound
+from mercato.runtime import Runtime
 
 router = APIRouter(route_class=TransactionalRoute, tags=["catalog"])
 API_PREFIX = "/api/v1"  # where app.py mounts this router (the fast path sees full paths)

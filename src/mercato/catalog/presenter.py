@@ -8,7 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.catalog import service
 from mercato.catalog.schemas import (
-    CategoryRead, LatestVersion, ListingRead, Money, OfferRead, PublisherBrief, RatingSummary,
+    CategoryRead,
+    LatestVersion,
+    ListingRead,
+    Money,
+    OfferRead,
+    PublisherBrief,
+    RatingSummary,
 )
 from mercato.kit.markdown import render_markdown
 from mercato.models import Category, Listing, Publisher

@@ -25,12 +25,12 @@ What both share, so that results agree across databases:
 from __future__ import annotations
 
 import base64
-from collections import OrderedDict
 import json
 import re
 import secrets
 import unicodedata
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache

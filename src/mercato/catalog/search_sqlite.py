@@ -94,7 +94,8 @@ class SQLiteListingSearch(SqlListingSearch):
     def hits_sql(self, query: SearchQuery, parsed: ParsedQuery | None, params: dict[str, Any]) -> str | None:
         if parsed is not None:
             where = self._match_clauses(query, parsed, params, with_combination=False)
-            return f"SELECT rowid >> {CODE_SHIFT} AS code, COUNT(*) AS n FROM listing_search_fts WHERE {where} GROUP BY 1"
+            return (f"SELECT rowid >> {CODE_SHIFT} AS code, COUNT(*) AS n FROM listing_search_fts "
+                    f"WHERE {where} GROUP BY 1")
         if query.publisher_id is not None:
             params["publisher_id"] = query.publisher_id
             return (f"SELECT doc_id >> {CODE_SHIFT} AS code, COUNT(*) AS n FROM listing_search "

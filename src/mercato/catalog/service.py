@@ -22,8 +22,14 @@ from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.catalog import repository
 from mercato.catalog.errors import (
-    CategoryInUse, CategoryNotFound, CategorySlugTaken, InvalidOffer, ListingNotFound, ListingSlugTaken,
-    ListingTransitionRefused, UnknownCategory,
+    CategoryInUse,
+    CategoryNotFound,
+    CategorySlugTaken,
+    InvalidOffer,
+    ListingNotFound,
+    ListingSlugTaken,
+    ListingTransitionRefused,
+    UnknownCategory,
 )
 from mercato.catalog.search import listing_search_for
 from mercato.kit.clock import utcnow

@@ -160,9 +160,9 @@ def createsuperuser(
     data_dir: DataDir = None,
 ) -> None:
     """Create a super admin, or make an existing account one. Works non-interactively."""
+    from mercato.access import service as access
     from mercato.accounts import repository
     from mercato.accounts import service as accounts
-    from mercato.access import service as access
     from mercato.bootstrap import prepare_database
     from mercato.kit.errors import MercatoError
     from mercato.runtime import Runtime
@@ -267,6 +267,6 @@ from mercato.cli import licence as _licence  # noqa: E402
 _licence.register(app)
 
 # The install agent (agent --server --token --root): mercato/agent/cli.py
-from mercato.agent import cli as _agent
+from mercato.agent import cli as _agent  # noqa: E402
 
 _agent.register(app)

@@ -96,7 +96,7 @@ def one_line_errors(*, signed_in: bool = True) -> Iterator[None]:
         fail(str(error))
     except KeyboardInterrupt:
         fail("interrupted")
-    except Exception as error:  # noqa: BLE001 - the user gets one line, a developer sets MERCATO_DEBUG
+    except Exception as error:  # the user gets one line, a developer sets MERCATO_DEBUG
         from mercato.kit.errors import MercatoError
 
         if isinstance(error, MercatoError):
@@ -222,12 +222,12 @@ def login(server: ServerOption = None,
             if previous and previous.token_id and previous.server == client.server:
                 try:  # the token this login replaces; it may belong to another account or be gone already
                     client.revoke_api_token(previous.token_id, access_token=pair.access_token)
-                except Exception:  # noqa: BLE001 - best effort
+                except Exception:  # best effort
                     pass
             try:  # the session token is not needed any more
                 client.request("POST", "/auth/logout", token=pair.access_token,
                                json={"refresh_token": pair.refresh_token})
-            except Exception:  # noqa: BLE001 - best effort; it expires in minutes anyway
+            except Exception:  # best effort; it expires in minutes anyway
                 pass
             path = credentials.save(credentials.Credentials(
                 server=client.server, token=created.token, email=email, token_id=created.id,
@@ -249,7 +249,7 @@ def logout(server: ServerOption = None, token: TokenOption = None) -> None:
             with MercatoClient(server or stored.server, token or stored.token) as client:
                 if stored.token_id:
                     client.revoke_api_token(stored.token_id)
-        except Exception as error:  # noqa: BLE001 - forgetting locally still helps
+        except Exception as error:  # forgetting locally still helps
             say(f"warning: could not revoke the token on the store ({error}); revoke it in the console")
         credentials.remove()
         typer.echo(f"logged out of {stored.server}")

@@ -506,7 +506,7 @@ def verify_download(result: DownloadResult, keys: list[PublicKey]) -> PublicKey:
             continue
         try:
             ok = signing.verify(key.public_key, message, result.signature)
-        except Exception:  # noqa: BLE001 - a malformed key or signature is a failed verification
+        except Exception:  # a malformed key or signature is a failed verification
             ok = False
         if ok is not False:
             return key
@@ -564,7 +564,7 @@ def _package_version() -> str:
         from importlib.metadata import version
 
         return version("mercato")
-    except Exception:  # noqa: BLE001 - running from a source tree
+    except Exception:  # running from a source tree
         return "0"
 
 

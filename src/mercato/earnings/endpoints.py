@@ -75,7 +75,8 @@ async def publisher_earnings(slug: str, actor: Annotated[Principal, requires(Per
 
 @router.post("/publishers/{slug}/payouts", status_code=201, response_model=PayoutRead,
              responses=PublisherNotFound.responses(InsufficientFunds))
-async def request_payout(slug: str, body: PayoutCreate, actor: Annotated[Principal, requires(Permission.payout_request)],
+async def request_payout(slug: str, body: PayoutCreate,
+                         actor: Annotated[Principal, requires(Permission.payout_request)],
                          _key: Annotated[str | None, idempotent(required=True)], session: WriteSession,
                          rt: RuntimeDep) -> PayoutRead:
     """Request a payout of `amount` (minor units of the store currency) from the available

@@ -32,8 +32,9 @@ async def my_history(
         actor: Annotated[Principal, requires(Permission.history_read)], session: ReadSession,
         type: Annotated[list[HistoryKind] | None, Query(
             description="Only these kinds (repeat the parameter for several).")] = None,
-        action: Annotated[list[Annotated[str, StringConstraints(pattern=r"^[a-z_]+\.[a-z_]+$", max_length=64)]] | None, Query(
-            max_length=20, description="Only these event types, e.g. `order.completed`.")] = None,
+        action: Annotated[
+            list[Annotated[str, StringConstraints(pattern=r"^[a-z_]+\.[a-z_]+$", max_length=64)]] | None,
+            Query(max_length=20, description="Only these event types, e.g. `order.completed`.")] = None,
         since: Annotated[Timestamp | None, Query(description="From this time on (inclusive).")] = None,
         until: Annotated[Timestamp | None, Query(description="Before this time.")] = None,
         cursor: CursorParam = None, limit: Limit = 20, total: Total = False) -> HistoryPage:

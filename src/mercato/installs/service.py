@@ -718,7 +718,8 @@ async def on_version_approved(session: AsyncSession, *, settings: Settings, vers
     told = 0
     for installation, instance in await repository.installed_copies_of(session, listing.id):
         current = installation.version or "0.0.0"
-        if version_sort_key(found.version) <= version_sort_key(current) or installation.notified_version == found.version:
+        if (version_sort_key(found.version) <= version_sort_key(current)
+                or installation.notified_version == found.version):
             continue
         if parse_version(found.version).prerelease and not parse_version(current).prerelease:
             continue  # pre-releases are offered only to copies already on one (who asked for them)

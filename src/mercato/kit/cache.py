@@ -161,10 +161,10 @@ EVICTIONS = "mercato_cache_evictions"
 
 
 def evict_after_commit(session: object, *keys: str) -> None:
-    getattr(session, "info").setdefault(EVICTIONS, set()).update(keys)
+    session.info.setdefault(EVICTIONS, set()).update(keys)
 
 
 async def apply_evictions(session: object, cache: Cache) -> None:
-    keys = getattr(session, "info").pop(EVICTIONS, None)
+    keys = session.info.pop(EVICTIONS, None)
     if keys:
         await cache.delete(*keys)

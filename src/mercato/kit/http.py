@@ -23,8 +23,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mercato.kit.db import DatabaseUnavailable, is_database_unavailable
 from mercato.kit.errors import (
-    MalformedBody, MercatoError, PayloadTooLarge, ServiceUnavailable, UnsupportedMediaType,
-    ValidationFailed, problem_body, problem_response,
+    MalformedBody,
+    MercatoError,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    ValidationFailed,
+    problem_body,
+    problem_response,
 )
 from mercato.kit.logging import log
 from mercato.kit.metrics import HTTP_ERRORS, HTTP_LATENCY, HTTP_REQUESTS
@@ -180,7 +186,8 @@ class RequestMiddleware:
             send = _without_body(send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         offered = headers.get(REQUEST_ID_HEADER, "")
-        request_id = offered if offered and _VALID_REQUEST_ID.match(offered) else f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+        request_id = (offered if offered and _VALID_REQUEST_ID.match(offered)
+                      else f"{_ID_PREFIX}{next(_ID_COUNTER):016x}")
         client = scope.get("client")
         info = RequestInfo(request_id=request_id, ip=client[0] if client else None,
                            user_agent=headers.get("user-agent"))

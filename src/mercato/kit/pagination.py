@@ -43,7 +43,8 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
         return parsed, uuid.UUID(row_id)
     except (ValueError, TypeError, json.JSONDecodeError) as exc:
         raise InvalidCursor("Use the next_cursor value from the previous page as it was given.",
-                            errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "invalid_cursor"}]) from exc
+                            errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor",
+                                     "type": "invalid_cursor"}]) from exc
 
 
 async def count_matching(session: AsyncSession, statement: Select[Any]) -> int:

@@ -67,7 +67,8 @@ class PasswordHashing:
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         try:
-            return self.hasher.verify(password_hash or self._dummy_hash, normalise(password)) and password_hash is not None
+            verified = self.hasher.verify(password_hash or self._dummy_hash, normalise(password))
+            return verified and password_hash is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 

@@ -30,7 +30,8 @@ from mercato.kit.logging import log
 class RateLimiter:
     def __init__(self, redis_url: str | None = None, *, namespace: str = "mercato") -> None:
         self.storage: Storage = (
-            RedisStorage(_limits_redis_uri(redis_url), key_prefix=f"{namespace}-limits") if redis_url else MemoryStorage()
+            RedisStorage(_limits_redis_uri(redis_url), key_prefix=f"{namespace}-limits") if redis_url
+            else MemoryStorage()
         )
         self.strategy = MovingWindowRateLimiter(self.storage)
 

@@ -13,7 +13,8 @@ class RequestInfo:
     user_agent: str | None = None
 
 
-_current: ContextVar[RequestInfo] = ContextVar("mercato_request_info", default=RequestInfo())
+# RequestInfo is a frozen dataclass, so the shared default cannot be mutated.
+_current: ContextVar[RequestInfo] = ContextVar("mercato_request_info", default=RequestInfo())  # noqa: B039
 
 
 def current_request() -> RequestInfo:

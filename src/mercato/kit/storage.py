@@ -163,7 +163,7 @@ async def _spool(chunks: AsyncIterable[bytes], *, directory: Path | None, max_by
                 await asyncio.to_thread(_write_blocks, handle, hasher, pending)
             await asyncio.to_thread(_finish, handle)
     except BaseException:
-        path.unlink(missing_ok=True)  # synchronous on purpose: also runs when cancelled
+        path.unlink(missing_ok=True)  # noqa: ASYNC240 - synchronous on purpose: also runs when cancelled
         raise
     return path, StoredBlob(hasher.hexdigest(), size)
 

@@ -63,7 +63,8 @@ async def list_sources(_actor: SourceManager, session: ReadSession, cursor: Curs
                 next_cursor=next_cursor)
 
 
-@_source_routes("POST", "", status_code=201, response_model=MarketSourceRead, responses=UrlNotAllowed.responses(MarketSourceExists))
+@_source_routes("POST", "", status_code=201, response_model=MarketSourceRead,
+                responses=UrlNotAllowed.responses(MarketSourceExists))
 async def create_source(body: MarketSourceCreate, actor: SourceManager, session: WriteSession,
                         runtime: RuntimeDep) -> MarketSourceRead:
     """Add another Mercato store by its base URL (http or https, passing the SSRF guard: 422

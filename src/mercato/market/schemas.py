@@ -75,7 +75,8 @@ class MirroredListingRead(BaseModel):
     def of(cls, row: MirroredListing, source: MarketSource) -> MirroredListingRead:
         return cls(id=row.id, remote_id=row.remote_id, slug=row.slug, name=row.name,
                    source=SourceLabel(id=source.id, name=source.name, url=source.url),
-                   source_link=f"{source.url}/listings/{quote(row.slug, safe='')}", listing=row.data, updated_at=row.updated_at)
+                   source_link=f"{source.url}/listings/{quote(row.slug, safe='')}", listing=row.data,
+                   updated_at=row.updated_at)
 
 
 # --- what a source's feed must answer (mercato.sync.schemas.CatalogSyncPage) ------------------------

@@ -4,18 +4,36 @@ from mercato.models.access import KnownPermission, Role, RoleGrant, UserRole
 from mercato.models.accounts import ApiToken, RefreshToken, User
 from mercato.models.audit import AuditEntry
 from mercato.models.base import Base
-from mercato.models.catalog import (
-    Category, CategoryDocument, Listing, ListingDailyStat, ListingDocument, ListingReview, ListingVersion, ReviewTask,
-)
 from mercato.models.bus import BusCursor, EventDelivery, ProcessedEvent, SweepLease
+from mercato.models.catalog import (
+    Category,
+    CategoryDocument,
+    Listing,
+    ListingDailyStat,
+    ListingDocument,
+    ListingReview,
+    ListingVersion,
+    ReviewTask,
+)
 from mercato.models.history import HistoryEntry  # noqa: F401
 from mercato.models.idempotency import IdempotencyRecord
 from mercato.models.installs import Installation, InstallTask, Instance  # noqa: F401
 from mercato.models.library import Entitlement
 from mercato.models.market import MarketSource, MirroredListing  # noqa: F401
 from mercato.models.money import (
-    Coupon, CouponRedemption, LedgerAccount, LedgerEntry, LedgerTransaction, LicenceKey, Order, OrderLine, Payment,
-    Payout, Refund, RefundLine, Shipment,
+    Coupon,
+    CouponRedemption,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    LicenceKey,
+    Order,
+    OrderLine,
+    Payment,
+    Payout,
+    Refund,
+    RefundLine,
+    Shipment,
 )
 from mercato.models.notifications import Notification
 from mercato.models.openvsx import RegistryToken  # noqa: F401

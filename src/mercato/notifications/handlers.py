@@ -116,7 +116,8 @@ async def _members_of(session: AsyncSession, publisher_id: uuid.UUID | None) -> 
     publisher = (await catalog.publishers_by_id(session, {publisher_id})).get(publisher_id)
     if publisher is None:
         return None, []
-    return publisher.slug, [uuid.UUID(user_id) for user_id, _email, _role in await publishers.members(session, publisher)]
+    members = await publishers.members(session, publisher)
+    return publisher.slug, [uuid.UUID(user_id) for user_id, _email, _role in members]
 
 
 @observe(*PUBLISHER_TEXTS, name="notifications.publisher_members", each=True)

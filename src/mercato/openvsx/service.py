@@ -176,7 +176,8 @@ async def find(session: AsyncSession, namespace: str, name: str) -> Extension:
     raise missing
 
 
-async def versions_of(session: AsyncSession, extension: Extension, *, target: str | None = None) -> list[ListingVersion]:
+async def versions_of(session: AsyncSession, extension: Extension, *,
+                      target: str | None = None) -> list[ListingVersion]:
     """Approved VSIX versions, highest first (optionally of one target platform)."""
     rows = await publishing.approved_of(session, extension.listing.id, limit=MAX_VERSIONS)
     return [v for v in rows if v.archive_format == "vsix" and (target is None or _target(v) == target)]
@@ -497,7 +498,8 @@ async def gallery_query(session: AsyncSession, registry: Registry, body: Gallery
     for extension, _ in found:
         if not await may_download(session, registry, extension.listing):
             continue
-        versions = [v for v in await versions_of(session, extension) if not target or _target(v) in (target, "universal")]
+        versions = [v for v in await versions_of(session, extension)
+                    if not target or _target(v) in (target, "universal")]
         if versions:
             visible.append((extension, versions))
     page = visible[(page_number - 1) * page_size:page_number * page_size]

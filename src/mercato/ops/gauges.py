@@ -49,7 +49,7 @@ async def refresh(db: Database, registry: Registry | None) -> bool:
                 queued = await review.pending_count(session)
                 oldest = await review.oldest_pending_since(session)
                 overdue = await orders.saga_overdue_since(session)
-    except Exception as exc:  # noqa: BLE001 - report, never raise: a scrape must answer while the database is down
+    except Exception as exc:  # report, never raise: a scrape must answer while the database is down
         log.warning("metrics: database unavailable", error=f"{type(exc).__name__}: {exc}")
         DATABASE_UP.set(0)
         return False

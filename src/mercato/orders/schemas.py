@@ -21,7 +21,7 @@ JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC
 MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW
 PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM
 TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW
-""".split())  # noqa: SIM905 (a block of codes reads better than 249 quoted strings)
+""".split())  # a block of codes reads better than 249 quoted strings
 
 Delivery = Literal["digital", "physical"]
 OrderStatus = Literal["created", "awaiting_payment", "paid", "awaiting_shipment", "shipped", "completed", "expired",

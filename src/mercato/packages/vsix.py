@@ -230,7 +230,8 @@ def parse_package_json(data: bytes, vsix_manifest: bytes | None, member_paths: s
             kind = ASSET_TYPES.get(attributes.get("Type", ""))
             if kind and attributes.get("Path") in member_paths:
                 assets.setdefault(kind, attributes["Path"])
-    if "icon" not in assets and isinstance(document.get("icon"), str) and f"extension/{document['icon']}" in member_paths:
+    if ("icon" not in assets and isinstance(document.get("icon"), str)
+            and f"extension/{document['icon']}" in member_paths):
         assets["icon"] = f"extension/{document['icon']}"
     target = identity.get("TargetPlatform") or "universal"
     if target not in TARGET_PLATFORMS:
@@ -240,7 +241,8 @@ def parse_package_json(data: bytes, vsix_manifest: bytes | None, member_paths: s
         raise _invalid("extension.vsixmanifest and extension/package.json disagree on the publisher or version; "
                        "package the extension again with vsce.", ["extension.vsixmanifest", "Identity"])
     gallery = document.get("galleryBanner") if isinstance(document.get("galleryBanner"), dict) else {}
-    pre_release = bool(identity.get("PreRelease") == "true" or _property(vsix_manifest, "Microsoft.VisualStudio.Code.PreRelease"))
+    pre_release = bool(identity.get("PreRelease") == "true"
+                       or _property(vsix_manifest, "Microsoft.VisualStudio.Code.PreRelease"))
     return VsixManifest(
         publisher=publisher, extension_name=name, version=version, target_platform=target,
         display_name=_text(document.get("displayName"), "displayName", limit=200),

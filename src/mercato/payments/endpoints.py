@@ -15,7 +15,12 @@ from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, Wri
 from mercato.kit.schemas import Page
 from mercato.payments import service
 from mercato.payments.errors import (
-    InvalidSignature, MalformedWebhook, PaymentNotFound, ProviderError, ProviderNotConfigured, StaleWebhook,
+    InvalidSignature,
+    MalformedWebhook,
+    PaymentNotFound,
+    ProviderError,
+    ProviderNotConfigured,
+    StaleWebhook,
     UnknownProvider,
 )
 from mercato.payments.schemas import PaymentRead, TopupCreate, WebhookReceipt

@@ -39,7 +39,12 @@ from mercato.ledger.service import transfer
 from mercato.models import Payment
 from mercato.payments import repository
 from mercato.payments.errors import (
-    PaymentChangedConcurrently, PaymentNotFound, PaymentNotRefundable, ProviderError, RefundTooLarge, UnknownProvider,
+    PaymentChangedConcurrently,
+    PaymentNotFound,
+    PaymentNotRefundable,
+    ProviderError,
+    RefundTooLarge,
+    UnknownProvider,
 )
 from mercato.payments.providers import (
     FINAL_REPORTS,
@@ -282,7 +287,8 @@ async def refund(session: AsyncSession, *, payment_id: uuid.UUID, amount: int, r
     # the caller's transaction undoes the ledger posting and the state change.
     assert payment.provider_ref is not None
     await adapter.refund(session, provider_ref=payment.provider_ref, amount=amount, idempotency_key=reference)
-    await _announce(session, moved, "payment.refunded", refund_amount=amount, refunded_amount=moved.refunded_amount, reason=reason)
+    await _announce(session, moved, "payment.refunded", refund_amount=amount, refunded_amount=moved.refunded_amount,
+                    reason=reason)
     await audit(session, actor_id=None, actor_email=None, action=AuditAction.payment_refund, resource_type="payment",
                 resource_id=payment.id, before={"status": "succeeded" if before == 0 else "partially_refunded",
                                                 "refunded_amount": before},

@@ -19,11 +19,22 @@ from mercato.kit.schemas import Page, Slug
 from mercato.models import Publisher
 from mercato.publishers import service
 from mercato.publishers.errors import (
-    ApplicationDecided, ApplicationNotFound, ApplicationPending, LastOwner, MemberNotFound, PublisherNotFound,
+    ApplicationDecided,
+    ApplicationNotFound,
+    ApplicationPending,
+    LastOwner,
+    MemberNotFound,
+    PublisherNotFound,
     SlugTaken,
 )
 from mercato.publishers.schemas import (
-    ApplicationCreate, ApplicationRead, ApplicationReject, MemberAdd, MemberRead, PublisherCreate, PublisherRead,
+    ApplicationCreate,
+    ApplicationRead,
+    ApplicationReject,
+    MemberAdd,
+    MemberRead,
+    PublisherCreate,
+    PublisherRead,
     PublisherUpdate,
 )
 
@@ -97,7 +108,8 @@ async def create_publisher(body: PublisherCreate, session: WriteSession,
     """Admins create a publisher for an existing account, which becomes its owner."""
     publisher = await service.create(session, actor=actor, slug=body.slug, name=body.name,
                                      description=body.description,
-                                     website=str(body.website) if body.website else None, owner_email=str(body.owner_email))
+                                     website=str(body.website) if body.website else None,
+                                     owner_email=str(body.owner_email))
     return await publisher_read(session, publisher, actor)
 
 

@@ -19,7 +19,12 @@ from mercato.kit.errors import Forbidden
 from mercato.models import Publisher, PublisherApplication
 from mercato.publishers import repository
 from mercato.publishers.errors import (
-    ApplicationDecided, ApplicationNotFound, ApplicationPending, LastOwner, MemberNotFound, PublisherNotFound,
+    ApplicationDecided,
+    ApplicationNotFound,
+    ApplicationPending,
+    LastOwner,
+    MemberNotFound,
+    PublisherNotFound,
     SlugTaken,
 )
 

@@ -18,22 +18,27 @@ from mercato.access.dependencies import OptionalPrincipal, public, requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.catalog import service as catalog
-from mercato.catalog.errors import ListingNotFound, ListingTransitionRefused
 from mercato.catalog.endpoints import ListingKey
+from mercato.catalog.errors import ListingNotFound, ListingTransitionRefused
 from mercato.kit.errors import Forbidden, ValidationFailed
 from mercato.kit.keys import ARTIFACT_PREFIX
-from mercato.kit.storage import ArtifactMissing
+from mercato.kit.pagination import CursorParam, InvalidCursor, Limit
 from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page
+from mercato.kit.storage import ArtifactMissing
 from mercato.packages.errors import PackageTooLarge
 from mercato.publishing import service
-from mercato.publishing.ingest import ingest
 from mercato.publishing.errors import (
-    ManifestMismatch, NotEntitled, NothingToSubmit, RangeNotSatisfiable, VersionExists, VersionNotFound,
+    ManifestMismatch,
+    NotEntitled,
+    NothingToSubmit,
+    RangeNotSatisfiable,
+    VersionExists,
+    VersionNotFound,
     VersionTransitionRefused,
 )
+from mercato.publishing.ingest import ingest
 from mercato.publishing.schemas import KeysRead, PublicKeyRead, SubmitBody, VersionRead, YankBody
-from mercato.kit.pagination import CursorParam, InvalidCursor, Limit
 
 router = APIRouter(route_class=TransactionalRoute, tags=["versions"])
 

@@ -98,7 +98,8 @@ async def count_download(session: AsyncSession, version_id: uuid.UUID) -> None:
 # --- read model of the Open VSX adapter (mercato.openvsx) -----------------------------------------
 
 async def published_latest_of_format(session: AsyncSession, *, archive_format: str, text: str | None,
-                                     publisher_ids: Sequence[uuid.UUID] | None, limit: int) -> list[tuple[Listing, ListingVersion]]:
+                                     publisher_ids: Sequence[uuid.UUID] | None,
+                                     limit: int) -> list[tuple[Listing, ListingVersion]]:
     """Published listings whose latest approved version has ``archive_format``, with that
     version; most downloaded first. ``text`` matches slug, name or summary (case-insensitive)."""
     statement = (select(Listing, ListingVersion).join(ListingVersion, ListingVersion.id == Listing.latest_version_id)

@@ -28,7 +28,12 @@ from mercato.models import Listing, ListingVersion
 from mercato.publishers import service as publishers
 from mercato.publishing import repository
 from mercato.publishing.errors import (
-    ManifestMismatch, NotEntitled, NothingToSubmit, VersionExists, VersionNotFound, VersionTransitionRefused,
+    ManifestMismatch,
+    NotEntitled,
+    NothingToSubmit,
+    VersionExists,
+    VersionNotFound,
+    VersionTransitionRefused,
 )
 
 MAX_LISTED_FILES = 1000
@@ -269,7 +274,8 @@ async def count_download(session: AsyncSession, *, listing: Listing, version: Li
 # --- the Open VSX adapter's reads (mercato.openvsx) ---------------------------------------------
 
 async def published_extensions(session: AsyncSession, *, text: str | None,
-                               publisher_ids: list[uuid.UUID] | None, limit: int) -> list[tuple[Listing, ListingVersion]]:
+                               publisher_ids: list[uuid.UUID] | None,
+                               limit: int) -> list[tuple[Listing, ListingVersion]]:
     """Published listings whose latest approved version is a VS Code extension (``vsix``)."""
     return await repository.published_latest_of_format(session, archive_format="vsix", text=text,
                                                        publisher_ids=publisher_ids, limit=limit)

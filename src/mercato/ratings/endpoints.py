@@ -24,7 +24,14 @@ from mercato.ratings import service
 from mercato.ratings.errors import NotEntitled, OwnListing, ReviewExists, ReviewNotFound, ReviewStateUnchanged
 from mercato.ratings.repository import After, Sort
 from mercato.ratings.schemas import (
-    HideRequest, ReplyCreate, ReviewAuthor, ReviewCreate, ReviewPage, ReviewRead, ReviewReply, ReviewUpdate,
+    HideRequest,
+    ReplyCreate,
+    ReviewAuthor,
+    ReviewCreate,
+    ReviewPage,
+    ReviewRead,
+    ReviewReply,
+    ReviewUpdate,
 )
 
 router = APIRouter(route_class=TransactionalRoute, tags=["ratings"])

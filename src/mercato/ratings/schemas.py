@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from mercato.kit.schemas import ReadModel, WriteModel
 
+
 class ReviewCreate(WriteModel):
     rating: int = Field(ge=1, le=5, description="1 to 5 stars.")
     title: str = Field(default="", max_length=120)

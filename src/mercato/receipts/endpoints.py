@@ -43,7 +43,8 @@ def _prefers_html(accept: str) -> bool:
 
 @router.get("/orders/{order_id}/receipt", response_model=ReceiptRead, response_class=Response,
             responses={**HTML_OR_JSON, **ReceiptNotFound.responses(NoReceiptYet)})
-async def order_receipt(request: Request, order_id: uuid.UUID, actor: Annotated[Principal, requires(Permission.order_read)],
+async def order_receipt(request: Request, order_id: uuid.UUID,
+                        actor: Annotated[Principal, requires(Permission.order_read)],
                         session: ReadSession, rt: RuntimeDep,
                         accept: Annotated[str | None, Header()] = None) -> Response:
     """The receipt of your completed order (refunds shown as they happen)."""
@@ -53,7 +54,8 @@ async def order_receipt(request: Request, order_id: uuid.UUID, actor: Annotated[
 
 @router.get("/payments/{payment_id}/receipt", response_model=ReceiptRead, response_class=Response,
             responses={**HTML_OR_JSON, **ReceiptNotFound.responses(NoReceiptYet)})
-async def payment_receipt(request: Request, payment_id: uuid.UUID, actor: Annotated[Principal, requires(Permission.payment_read)],
+async def payment_receipt(request: Request, payment_id: uuid.UUID,
+                          actor: Annotated[Principal, requires(Permission.payment_read)],
                           session: ReadSession, rt: RuntimeDep,
                           accept: Annotated[str | None, Header()] = None) -> Response:
     """The receipt of your succeeded payment (a top-up, or the part of an order paid by card)."""

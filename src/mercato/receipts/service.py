@@ -74,7 +74,8 @@ async def for_order(session: AsyncSession, *, actor: Principal, order_id: uuid.U
     buyer = await repository.buyer(session, order.user_id)
     return Receipt(number=f"R-{order.id.hex[:12].upper()}", kind="order", issued_at=order.completed_at,
                    buyer_email=buyer.email if buyer else "", currency=order.currency,
-                   lines=[ReceiptLine(description=line.title + (" (physical copy)" if line.delivery == "physical" else ""),
+                   lines=[ReceiptLine(description=line.title
+                                      + (" (physical copy)" if line.delivery == "physical" else ""),
                                       quantity=line.quantity, unit_price=line.unit_price, discount=line.discount,
                                       total=line.total, refunded=line.refunded_amount)
                           for line in await orders.lines(session, order.id)],

@@ -19,7 +19,12 @@ from mercato.ledger.errors import InsufficientFunds
 from mercato.models import Refund
 from mercato.refunds import service
 from mercato.refunds.errors import (
-    AlreadyRefunded, InvalidRefundLines, OrderNotFound, OrderNotRefundable, RefundAlreadyDecided, RefundNotFound,
+    AlreadyRefunded,
+    InvalidRefundLines,
+    OrderNotFound,
+    OrderNotRefundable,
+    RefundAlreadyDecided,
+    RefundNotFound,
     RefundWindowClosed,
 )
 from mercato.refunds.schemas import RefundCreate, RefundDecision, RefundLineRead, RefundRead, RefundRejection

@@ -42,7 +42,8 @@ async def refund_lines(session: AsyncSession, refund_id: uuid.UUID) -> list[Refu
 
 
 async def publishers_of(session: AsyncSession, refund_id: uuid.UUID) -> set[uuid.UUID]:
-    rows = await session.scalars(select(OrderLine.publisher_id).join(RefundLine, RefundLine.order_line_id == OrderLine.id)
+    rows = await session.scalars(select(OrderLine.publisher_id)
+                                 .join(RefundLine, RefundLine.order_line_id == OrderLine.id)
                                  .where(RefundLine.refund_id == refund_id))
     return set(rows)
 

@@ -43,7 +43,13 @@ from mercato.policies import service as policies
 from mercato.publishers import service as publishers
 from mercato.refunds import repository
 from mercato.refunds.errors import (
-    AlreadyRefunded, InvalidRefundLines, OrderNotFound, OrderNotRefundable, RefundAlreadyDecided, RefundNotFound, RefundWindowClosed,
+    AlreadyRefunded,
+    InvalidRefundLines,
+    OrderNotFound,
+    OrderNotRefundable,
+    RefundAlreadyDecided,
+    RefundNotFound,
+    RefundWindowClosed,
 )
 from mercato.wallet import service as wallet
 from mercato.wallet.service import Split

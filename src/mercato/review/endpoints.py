@@ -24,8 +24,15 @@ from mercato.publishing import service as publishing
 from mercato.review import service
 from mercato.review.errors import ClaimedByOther, OwnPublisher, ReviewTaskNotFound, ReviewTransitionRefused
 from mercato.review.schemas import (
-    AppealDecision, ApproveBody, ReasonBody, ReviewTaskDetail, ReviewTaskPage, ReviewTaskRead, TaskListing,
-    TaskPublisher, TaskVersion,
+    AppealDecision,
+    ApproveBody,
+    ReasonBody,
+    ReviewTaskDetail,
+    ReviewTaskPage,
+    ReviewTaskRead,
+    TaskListing,
+    TaskPublisher,
+    TaskVersion,
 )
 
 router = APIRouter(route_class=TransactionalRoute, tags=["review"])

@@ -73,7 +73,8 @@ async def publisher_stats(session: AsyncSession, *, actor: Principal, slug: str,
                 sums[name] += value
                 overall[name] += value
             series.append(DayStats(day=day, downloads=values["downloads"], installs=values["installs"],
-                                   sales=values["sales"], revenue=SignedMoney(amount=values["revenue"], currency=currency),
+                                   sales=values["sales"],
+                                   revenue=SignedMoney(amount=values["revenue"], currency=currency),
                                    ratings=values["ratings"],
                                    rating_average=_average(values["rating_sum"], values["ratings"])))
         out.append(ListingStats(listing_id=listing_id, slug=listing_slug,

@@ -18,7 +18,12 @@ from mercato.publishers.errors import PublisherNotFound
 from mercato.webhooks import service
 from mercato.webhooks.errors import UnknownEventTypes, UrlNotAllowed, WebhookLimitReached, WebhookNotFound
 from mercato.webhooks.schemas import (
-    DeliveryRead, DeliveryState, WebhookCreate, WebhookRead, WebhookUpdate, WebhookWithSecret,
+    DeliveryRead,
+    DeliveryState,
+    WebhookCreate,
+    WebhookRead,
+    WebhookUpdate,
+    WebhookWithSecret,
 )
 
 router = APIRouter(route_class=TransactionalRoute, tags=["webhooks"])

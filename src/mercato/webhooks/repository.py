@@ -201,7 +201,8 @@ async def deliveries_of(session: AsyncSession, webhook_id: uuid.UUID, *, state: 
                                       .limit(limit)))
 
 
-async def attempts_of(session: AsyncSession, delivery_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[WebhookAttempt]]:
+async def attempts_of(session: AsyncSession,
+                      delivery_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[WebhookAttempt]]:
     out: dict[uuid.UUID, list[WebhookAttempt]] = {delivery_id: [] for delivery_id in delivery_ids}
     if delivery_ids:
         for row in await session.scalars(select(WebhookAttempt).where(

@@ -152,7 +152,8 @@ class SandboxProvider:
         await repository.sandbox_open(session, SandboxPayment(
             ref=ref, merchant_payment_id=payment.id, amount=payment.amount, currency=payment.currency,
             status="open", refunded_amount=0, created_at=now, updated_at=now))
-        return Checkout(provider_ref=ref, checkout_url=f"{self.settings.public_url.rstrip('/')}/sandbox/pay/{payment.id}")
+        return Checkout(provider_ref=ref,
+                        checkout_url=f"{self.settings.public_url.rstrip('/')}/sandbox/pay/{payment.id}")
 
     async def status(self, session: AsyncSession, *, provider_ref: str) -> ProviderStatus:
         row = await repository.sandbox_by_ref(session, provider_ref)
