@@ -61,7 +61,8 @@ async def test_a_boolean_field_takes_only_true_or_false(client: httpx.AsyncClien
 
 async def test_answers_content_types_are_documented(client: httpx.AsyncClient) -> None:
     paths = (await client.get(f"{V1}/openapi.json")).json()["paths"]
-    for path in (f"{V1}/listings/{{listing_id}}/versions/{{version}}/download", f"{V1}/agent/tasks/{{task_id}}/artifact"):
+    for path in (f"{V1}/listings/{{listing_id}}/versions/{{version}}/download",
+                 f"{V1}/agent/tasks/{{task_id}}/artifact"):
         for status in ("200", "206"):
             assert {"application/gzip", "application/zip"} <= set(paths[path]["get"]["responses"][status]["content"])
     pay = paths["/sandbox/pay/{payment_id}"]["post"]["responses"]

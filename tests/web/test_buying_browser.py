@@ -82,7 +82,7 @@ async def test_a_new_visitor_registers_gets_a_free_listing_and_downloads_it(web:
         await web.page.get_by_role("link", name="Download").click()
     download = await info.value
     assert download.suggested_filename == f"{listing['slug']}-1.0.0.tar.gz"
-    assert Path(await download.path()).read_bytes()[:2] == b"\x1f\x8b"
+    assert (await asyncio.to_thread(Path(await download.path()).read_bytes))[:2] == b"\x1f\x8b"
     async with web.runtime.db.read_session() as session:
         entitlement = await session.scalar(select(Entitlement).where(
             Entitlement.user_id == await user_id(web.runtime, email)))
@@ -161,7 +161,7 @@ async def test_a_buyer_tops_up_buys_paid_and_physical_with_a_coupon_and_asks_a_r
     item = web.page.locator(f"#item-{paid['slug']}")
     async with web.page.expect_download() as info:
         await item.get_by_role("link", name="Licence document").click()
-    licence = json.loads(Path(await (await info.value).path()).read_text())
+    licence = json.loads(await asyncio.to_thread(Path(await (await info.value).path()).read_text))
     assert licence["licence"]["listing_slug"] == paid["slug"] and licence["signature"]
     await web.check()
 

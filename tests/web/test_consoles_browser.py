@@ -151,7 +151,8 @@ async def test_developer_publishes_and_reviewer_rejects_then_approves(web: Web, 
     await web.check()
     await web.screenshot("console-review-task")
     await web.page.get_by_role("radio", name="Reject").check()
-    await web.page.get_by_role("textbox", name="Reason").fill("ab")  # too short: refused beside the field, nothing changes
+    # too short: refused beside the field, nothing changes
+    await web.page.get_by_role("textbox", name="Reason").fill("ab")
     await web.page.get_by_role("button", name="Send decision").click()
     await web.page.locator("#e-reason").wait_for()
     assert (await http.get(f"{V1}/listings/{slug}/versions/1.0.0", headers=developer.headers)

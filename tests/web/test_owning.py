@@ -54,7 +54,8 @@ async def test_get_for_free_places_the_free_order_in_one_click_once(
     path = f"/listings/{listing['slug']}"
     # signed out: to sign in, and back to the listing
     anonymous = await client.post(f"{path}/get", data={**await form_of(client, path), "listing_id": listing["id"]})
-    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login?next=%2Flistings%2F" + listing["slug"]
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == "/login?next=%2Flistings%2F" + listing["slug"]
     buyer = await signed_in(client, actors)
     page = await client.get(path)
     assert f'action="{path}/get"' in page.text

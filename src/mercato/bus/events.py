@@ -69,7 +69,8 @@ class EventType:
 EVENT_TYPES: dict[str, EventType] = {}
 # Domains that declare event types in their events.py.
 EVENT_MODULES = ("accounts", "access", "publishers", "catalog", "publishing", "review", "ratings", "library",
-                 "notifications", "policies", "orders", "wallet", "payments", "refunds", "earnings", "installs", "webhooks")
+                 "notifications", "policies", "orders", "wallet", "payments", "refunds", "earnings", "installs",
+                 "webhooks")
 
 
 def load_event_types() -> None:

@@ -140,7 +140,8 @@ async def _tell_publishers(session: AsyncSession, refund: Refund, chosen: list[t
     titles = ", ".join(sorted({line.title for line, _ in chosen}))
     for publisher_id in sorted({line.publisher_id for line, _ in chosen}, key=str):
         publisher = await publishers.get_by_id(session, publisher_id)
-        await notifications.notify(session, event_id=refund.id, user_ids=await publishers.member_ids(session, publisher_id),
+        await notifications.notify(session, event_id=refund.id,
+                                   user_ids=await publishers.member_ids(session, publisher_id),
                                    kind="refund.requested", title=f"Refund requested: {titles}", body=refund.reason,
                                    link=f"/console/publisher/{publisher.slug}/orders?status=#o-{refund.order_id}",
                                    data={"refund_id": str(refund.id), "order_id": str(refund.order_id)})

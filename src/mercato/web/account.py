@@ -190,7 +190,8 @@ async def _account(request: Request, session: AsyncSession, user: PageUser, *, s
         "editor": editor_settings(request, registry_secret),  # type: ignore[arg-type]
         "errors": {"profile": {}, "password": {}, "token": {}, "apply": {}, "registry": {},
                    **context.pop("errors", {})},  # type: ignore[dict-item]
-        "notice": request.query_params.get("done"), "can_apply": user.principal.has(Permission.publisher_application_create),
+        "notice": request.query_params.get("done"),
+        "can_apply": user.principal.has(Permission.publisher_application_create),
         **context}, status_code=status_code)
 
 

@@ -68,7 +68,7 @@ async def render(request: Request, name: str, context: dict[str, Any] | None = N
     """A template rendered in the layout, with the signed-in user and this browser's CSRF token."""
     try:
         user = await session.current_user(request)
-    except Exception as exc:  # noqa: BLE001  # an error page must render even when the database is what failed
+    except Exception as exc:  # an error page must render even when the database is what failed
         log.warning("no user for the page", error=str(exc))
         user = None
     values = {"request": request, "user": user, "csrf_token": csrf.token(request),

@@ -65,7 +65,8 @@ async def _context(request: Request, session: Any, rt: Runtime, actor: Principal
     return {"balance": await wallet.balance(session, actor.user_id), "currency": currency,
             "movements": page, "payments": recent, "returned": returned,
             "next_cursor": encode_cursor(page[-1][0].created_at, page[-1][0].id) if len(rows) > 20 else None,
-            "topup_key": once.new_key(), "local": lambda url: on_this_site(url, rt.settings), "min_topup": format_money(MIN_TOPUP, currency),
+            "topup_key": once.new_key(), "local": lambda url: on_this_site(url, rt.settings),
+            "min_topup": format_money(MIN_TOPUP, currency),
             "max_topup": format_money(MAX_TOPUP, currency), "values": {}, "errors": {}, **extra}
 
 

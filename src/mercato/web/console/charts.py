@@ -63,5 +63,6 @@ def line_chart(title: str, days: Sequence[date], series: Sequence[tuple[str, Seq
     parts.append("</svg>")
     legend = "".join(f'<li><svg class="swatch" width="12" height="12" aria-hidden="true"><rect width="12" height="12" '
                      f'fill="{PALETTE[n % len(PALETTE)]}"/></svg>'
-                     f'{escape(label)}: {escape(text)}</li>' for n, ((label, _), text) in enumerate(zip(series, shown, strict=True)))
+                     f'{escape(label)}: {escape(text)}</li>'
+                     for n, ((label, _), text) in enumerate(zip(series, shown, strict=True)))
     return Markup("".join(parts) + f'<ul class="legend">{legend}</ul>')

@@ -213,6 +213,7 @@ async def upload_keys(slug: str, listing_id: str, request: Request, session: Wri
 
             listing = await catalog.get_visible(reader, actor, listing_id)
             context = await _listing_context(reader, actor, publisher, listing)
-        return await refused(request, error, "console/publisher/listing.html", {**context, "key_values": {"keys": keys}})
+        return await refused(request, error, "console/publisher/listing.html",
+                             {**context, "key_values": {"keys": keys}})
     return redirect(str(request.url_for("console_publisher_listing", slug=slug, listing_id=listing_id))
                     + f"?keys_added={result.added}&keys_skipped={result.skipped}#keys")
