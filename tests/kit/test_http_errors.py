@@ -50,7 +50,7 @@ def error_fields(problem: dict[str, Any]) -> list[list[Any]]:
     ("GET", "/api/v1/me", {}, 401, "unauthenticated"),
     ("GET", "/api/v1/me", {"headers": {"Authorization": "Bearer not-a-token"}}, 401, "unauthenticated"),
     ("GET", "/api/v1/no-such-route", {}, 404, "not_found"),
-    ("GET", "/no-such-page/at/all", {}, 404, "not_found"),
+    ("GET", "/api/v1/no-such-page/at/all", {}, 404, "not_found"),  # outside /api a 404 is a page (tests/web)
     ("GET", "/api/v1/publishers/no-such-publisher", {}, 404, "publisher_not_found"),
     ("DELETE", "/api/v1/me", {}, 405, "method_not_allowed"),
     ("PUT", "/api/v1/auth/login", {"json": {}}, 405, "method_not_allowed"),
@@ -443,8 +443,8 @@ async def test_a_transaction_the_database_rolled_back_is_a_503_to_retry(
     async def conflicting() -> None:
         raise DBAPIError("UPDATE ledger_accounts …", {}, orig)
 
-    app.add_api_route(f"/test-rollback-{sqlstate}", conflicting)
-    response = await client.get(f"/test-rollback-{sqlstate}")
+    app.add_api_route(f"/api/v1/test-rollback-{sqlstate}", conflicting)
+    response = await client.get(f"/api/v1/test-rollback-{sqlstate}")
     assert_problem(response, 503, "service_unavailable")
     assert response.headers["retry-after"] == "1"
 

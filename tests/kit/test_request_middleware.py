@@ -19,7 +19,8 @@ async def test_probes_are_answered_before_routing(app: FastAPI, client: httpx.As
     assert (alive.status_code, alive.json()) == (200, {"status": "ok"})
     assert alive.headers["x-request-id"]
     ready = await client.get("/readyz")
-    assert (ready.status_code, ready.json()) == (200, {"status": "ready", "checks": {"database": "ok"}})
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready",
+                                                       "checks": {"database": "ok", "migrations": "ok"}})
 
 
 async def test_readiness_before_routing_says_when_the_database_is_down(
@@ -27,7 +28,7 @@ async def test_readiness_before_routing_says_when_the_database_is_down(
     async def down() -> None:
         raise ConnectionRefusedError("no database")
 
-    monkeypatch.setattr(runtime.db, "ping", down)
+    monkeypatch.setattr(runtime.db, "schema_revisions", down)  # what readiness reads
     ready = await client.get("/readyz")
     assert ready.status_code == 503 and ready.json()["checks"] == {"database": "down"}
 
