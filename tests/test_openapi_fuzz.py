@@ -42,7 +42,6 @@ pytestmark = pytest.mark.slow
 
 EXAMPLES = int(os.environ.get("MERCATO_FUZZ_EXAMPLES", "10"))
 RANDOM = os.environ.get("MERCATO_FUZZ_RANDOM") == "1"
-BUDGET_SECONDS_PER_OPERATION = 1.5  # about 90 operations: the file stays near 3 minutes on 2 cores
 BEARER_SCHEME = "HTTPBearer"  # FastAPI names the security scheme after access/dependencies.py's HTTPBearer
 
 # Every check Schemathesis has (its ``--checks all``): server errors (I1); undocumented
@@ -99,7 +98,6 @@ def _run(app: Any, config: schemathesis.Config) -> tuple[Counter[str], dict[str,
     schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app, config=config)
     failures: dict[str, set[str]] = defaultdict(set)
     statuses: Counter[str] = Counter()
-    started = time.monotonic()
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 25, [op.label for op in operations]
     for operation in operations:
@@ -127,9 +125,6 @@ def _run(app: Any, config: schemathesis.Config) -> tuple[Counter[str], dict[str,
                 check()
             except hypothesis.errors.Unsatisfiable:
                 pass  # nothing to make invalid in this operation (no parameters, no body)
-        # A guard against a run that grew far past its budget (more operations, a slow path).
-        budget = BUDGET_SECONDS_PER_OPERATION * len(operations) * 2 * max(1.0, EXAMPLES / 10)
-        assert time.monotonic() - started < budget, "far over the time budget"
     return statuses, failures
 
 
