@@ -205,6 +205,7 @@ async def a_delivery(world: World, state: str) -> str:
         await publish(session, event)
         row = await repository.event(session, event.id)
         assert row is not None
+        await repository.lock_relay(session)  # positions are handed out one relay at a time
         position = await repository.max_position(session) + 1
         await repository.mark_relayed_at_positions(session, [(row.sequence, position)], now)
         await repository.add_deliveries(session, [{
