@@ -205,7 +205,7 @@ async def test_a_nats_server_restarted_empty_keeps_the_bus_running(settings: Set
             server.wipe()
             server.start()
             ids += await support.publish_pings(runtime.db, 30, start=30)
-            rows = await support.wait_for_effects(runtime.db, 120, timeout=90)
+            rows = await support.wait_for_effects(runtime.db, len(SUBSCRIBERS) * len(ids), timeout=90)
             await bus.ping()  # the stream is back: the broker counts as up again
         finally:
             await bus.stop()
