@@ -237,6 +237,8 @@ async def _create_listing(rt: Runtime, scratch: Path, item: DemoListing) -> None
             "publisher": item.publisher, "slug": item.slug, "name": item.name, "kind": item.kind,
             "summary": item.summary, "category": item.category, "tags": list(item.tags), "offers": offers,
             "homepage": f"https://{item.publisher}.example/{item.slug}", "license": "MIT",
+            # the store's generated screenshots (web/artwork.py), by path: right at any address
+            "screenshots": [f"/screenshots/{item.slug}/{n}.svg" for n in (1, 2, 3)],
             "description": f"## {item.name}\n\n{item.summary}\n\n- Works offline\n- No tracking\n"})
     for version in item.versions:
         archive, report = await ingest(rt, _write_package(scratch, item, version))

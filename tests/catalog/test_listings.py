@@ -67,6 +67,23 @@ async def test_listing_creation_is_validated(shop: Shop, client: httpx.AsyncClie
     assert [item["slug"] for item in mine.json()["items"]] == [taken["slug"]]
 
 
+@pytest.mark.parametrize("field", ["icon_url", "screenshots"])
+async def test_images_are_https_urls_or_the_store_s_own_artwork(shop: Shop, client: httpx.AsyncClient,
+                                                               field: str) -> None:
+    def value(url: str) -> Any:
+        return [url] if field == "screenshots" else url
+
+    for url in ("https://img.example.org/a.png", "/screenshots/hello-notes/2.svg", "/icons/hello-notes.svg"):
+        body = {"publisher": shop.publisher, "slug": new_slug(), "name": "X listing", "kind": "app", field: value(url)}
+        response = await client.post(f"{V1}/listings", headers=shop.developer.headers, json=body)
+        assert response.status_code == 201 and response.json()[field] == value(url), (url, response.text)
+    for url in ("/api/v1/me", "//evil.example/a.png", "javascript:alert(1)", "/screenshots/hello-notes/2.svg?x=1",
+                "/screenshots/../api/v1/me.svg", "data:image/svg+xml,<svg/>"):
+        body = {"publisher": shop.publisher, "slug": new_slug(), "name": "X listing", "kind": "app", field: value(url)}
+        response = await client.post(f"{V1}/listings", headers=shop.developer.headers, json=body)
+        assert (response.status_code, response.json()["code"]) == (422, "validation_failed"), url
+
+
 async def test_offers_map_to_delivery_and_price(shop: Shop) -> None:
     both = await shop.listing(offers=[{"delivery": "digital", "price": {"amount": 999, "currency": "USD"}},
                                       {"delivery": "physical", "price": {"amount": 2999, "currency": "USD"},

@@ -64,6 +64,13 @@ async def test_a_visitor_searches_filters_by_a_facet_and_opens_a_listing(web: We
     form = page.locator(".buy-box form").first
     assert await form.get_attribute("action") == (f"/listings/{slug}/get" if listing["free"] else "/cart")
     assert await form.locator("input[name=listing_id]").get_attribute("value") == listing["id"]
+    # the demo listing's generated screenshots are shown and loaded (a blocked image fails check())
+    shots = page.locator(".shots img")
+    await expect(shots).to_have_count(3)
+    await shots.last.scroll_into_view_if_needed()
+    await page.wait_for_function(
+        "[...document.querySelectorAll('.shots img')].every(i => i.complete && i.naturalWidth > 0)")
+    await page.locator(".shots").evaluate("strip => { strip.scrollLeft = 0; }")
     await web.check()
     await web.screenshot("listing")
     await web.screenshot("listing-phone", viewport=PHONE)

@@ -58,6 +58,21 @@ async def test_unknown_things_are_404_pages(client: httpx.AsyncClient, path: str
     assert 'class="site-header"' in response.text
 
 
+async def test_generated_artwork_is_plain_svg_drawn_from_the_slug(client: httpx.AsyncClient) -> None:
+    shots = [await client.get(f"/screenshots/chess-club/{n}.svg") for n in (1, 2, 3)]
+    for shot in shots:
+        assert shot.status_code == 200 and shot.headers["content-type"] == "image/svg+xml"
+        assert shot.text.startswith("<svg") and "Chess Club" in shot.text
+        assert "<script" not in shot.text and "href" not in shot.text  # nothing runs, nothing is fetched
+    assert len({shot.text for shot in shots}) == 3  # three different layouts
+    other = await client.get("/screenshots/tune-deck/1.svg")
+    assert other.text != shots[0].text  # colours and name follow the slug
+    icon = await client.get("/icons/chess-club.svg")
+    assert icon.status_code == 200 and ">CC</text>" in icon.text
+    for bad in ("/screenshots/chess-club/4.svg", "/screenshots/chess-club/0.svg", "/screenshots/Chess/1.svg"):
+        assert (await client.get(bad)).status_code in (404, 422), bad
+
+
 async def test_bad_search_parameters_are_a_422_page(client: httpx.AsyncClient) -> None:
     response = await client.get("/search", params={"kind": "spaceship"})
     assert response.status_code == 422 and response.headers["content-type"].startswith("text/html")

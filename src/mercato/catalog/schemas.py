@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, HttpUrl, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, HttpUrl, StringConstraints, TypeAdapter, model_validator
 
 from mercato.kit.money import Money
 from mercato.kit.schemas import ReadModel, Slug, WriteModel
@@ -14,6 +15,23 @@ from mercato.kit.schemas import ReadModel, Slug, WriteModel
 Kind = Literal["app", "plugin", "game"]
 ListingStatus = Literal["draft", "in_review", "published", "rejected", "changes_requested", "delisted", "suspended"]
 Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+
+# The store's own generated artwork (web/artwork.py), named by path so it works whatever
+# address the store is reached at; anything else must be an absolute http(s) URL.
+STORE_ARTWORK = re.compile(r"^/(icons/[a-z0-9-]{2,64}|screenshots/[a-z0-9-]{2,64}/[1-9])\.svg$")
+_http_url = TypeAdapter(HttpUrl)
+
+
+def _image_url(value: str) -> str:
+    if STORE_ARTWORK.match(value):
+        return value
+    try:
+        return str(_http_url.validate_python(value))
+    except ValueError:
+        raise ValueError("an http(s) URL, or the path of one of the store's generated images") from None
+
+
+ImageUrl = Annotated[str, StringConstraints(max_length=2083), AfterValidator(_image_url)]
 
 
 class Offer(WriteModel):
@@ -60,8 +78,8 @@ class ListingCreate(WriteModel):
     tags: list[Tag] = Field(default_factory=list, max_length=20)
     homepage: HttpUrl | None = None
     license: str | None = Field(default=None, min_length=1, max_length=100)
-    icon_url: HttpUrl | None = None
-    screenshots: list[HttpUrl] = Field(default_factory=list, max_length=12)
+    icon_url: ImageUrl | None = None
+    screenshots: list[ImageUrl] = Field(default_factory=list, max_length=12)
     offers: list[Offer] = Field(default_factory=list, max_length=2, description=(
         "At most one digital and one physical offer; none means free digital."))
 
@@ -74,8 +92,8 @@ class ListingUpdate(WriteModel):
     tags: list[Tag] | None = Field(default=None, max_length=20)
     homepage: HttpUrl | None = None
     license: str | None = Field(default=None, min_length=1, max_length=100)
-    icon_url: HttpUrl | None = None
-    screenshots: list[HttpUrl] | None = Field(default=None, max_length=12)
+    icon_url: ImageUrl | None = None
+    screenshots: list[ImageUrl] | None = Field(default=None, max_length=12)
     offers: list[Offer] | None = Field(default=None, min_length=1, max_length=2)
 
 

@@ -13,7 +13,18 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     """Every page router, in the order app.py includes them."""
-    from mercato.web import account, cart, console, icons, instances, library, notifications, orders, storefront, wallet
+    from mercato.web import (
+        account,
+        artwork,
+        cart,
+        console,
+        instances,
+        library,
+        notifications,
+        orders,
+        storefront,
+        wallet,
+    )
 
-    return [storefront.router, account.router, icons.router, cart.router, orders.router, wallet.router,
+    return [storefront.router, account.router, artwork.router, cart.router, orders.router, wallet.router,
             library.router, instances.router, notifications.router, *console.routers()]

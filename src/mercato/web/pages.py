@@ -38,7 +38,9 @@ templates.env.filters["money"] = lambda money: format_money(money.amount, money.
 # Paths that are not pages: the API and protocol routes keep their own answers (problem JSON).
 NOT_PAGES = re.compile(r"^/(api/|openvsx(/|$)|sandbox/|metrics$|healthz$|readyz$|static/)")
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+# Images may come from any https host: publishers link their icons and screenshots (the API
+# takes http(s) URLs), and an image cannot run script. The pages send no referrer with them.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; font-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'")
 
 # Page forms: url-encoded or multipart bodies (the API takes JSON only), small.
