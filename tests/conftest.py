@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -105,11 +106,41 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     await rt.close()
 
 
+# What differs from test to test without shaping the app (its routes and middleware).
+_PER_TEST_SETTINGS = frozenset({"data_dir", "database_url", "redis_namespace"})
+_apps: dict[str, FastAPI] = {}
+
+
+def app_for(runtime: Runtime) -> FastAPI:
+    """An app for ``runtime``: built once per worker process for each shape of settings (FastAPI
+    takes ~0.5 s to build ~160 routes), then started with each test's own runtime, bus and
+    database. A test that needs an app of its own calls ``create_app`` itself."""
+    shape = runtime.settings.model_dump_json(exclude=set(_PER_TEST_SETTINGS))
+    application = _apps.get(shape)
+    if application is None:
+        application = _apps[shape] = create_app(runtime.settings)
+    application.state.runtime = runtime
+    application.state.stopping = asyncio.Event()
+    return application
+
+
 @pytest.fixture
-async def app(runtime: Runtime):  # type: ignore[no-untyped-def]
-    application = create_app(runtime=runtime)
-    async with application.router.lifespan_context(application):
-        yield application
+async def app(runtime: Runtime, request: pytest.FixtureRequest) -> AsyncIterator[FastAPI]:
+    """The app, started with the test's runtime. Mark a test ``own_app`` when it changes the
+    app itself (adds or removes routes): it then gets one of its own."""
+    if request.node.get_closest_marker("own_app"):
+        application = create_app(runtime=runtime)
+        async with application.router.lifespan_context(application):
+            yield application
+        return
+    application = app_for(runtime)
+    routes = len(application.router.routes)
+    try:
+        async with application.router.lifespan_context(application):
+            yield application
+    finally:
+        del application.state.runtime
+    assert len(application.router.routes) == routes, "a test changed the shared app's routes: mark it own_app"
 
 
 @pytest.fixture

@@ -73,8 +73,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = runtime is None
-        rt = app.state.runtime = runtime or Runtime.from_settings(settings)
+        # A runtime the caller put in app.state (create_app(runtime=…), or a test re-using one
+        # app with each test's runtime) is the caller's to close; one made here is closed here.
+        given: Runtime | None = getattr(app.state, "runtime", None)
+        rt = app.state.runtime = given or Runtime.from_settings(settings)
+        payment_providers.configure(rt.settings)
         # Embedded: the relay, deliveries and sweeps run in this process. With a broker
         # URL, `mercato worker` processes do that and this one only serves the API.
         bus = app.state.bus = Bus(rt.settings, rt.db, load_handlers(), live=rt.live, runtime=rt,
@@ -86,8 +89,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             app.state.stopping.set()
             await bus.stop()
             await payment_providers.close(rt.settings)
-            if owned:
+            if given is None:
                 await rt.close()
+                del app.state.runtime
 
     app = FastAPI(
         title="Mercato", version=__version__, lifespan=lifespan,

@@ -427,6 +427,7 @@ async def test_an_exhausted_connection_pool_is_a_503_with_retry_after(
 
 
 @pytest.mark.parametrize("sqlstate", ["40P01", "40001"], ids=["deadlock", "serialization"])
+@pytest.mark.own_app
 async def test_a_transaction_the_database_rolled_back_is_a_503_to_retry(
         app, client: httpx.AsyncClient, sqlstate: str) -> None:  # type: ignore[no-untyped-def]
     """A deadlock victim or a serialization failure changed nothing and will pass when

@@ -12,6 +12,7 @@ from mercato.kit import http
 from mercato.runtime import Runtime
 
 
+@pytest.mark.own_app
 async def test_probes_are_answered_before_routing(app: FastAPI, client: httpx.AsyncClient) -> None:
     app.router.routes.clear()  # anything routed now answers 404
     assert (await client.get("/api/v1/categories")).status_code == 404
