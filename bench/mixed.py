@@ -747,6 +747,7 @@ async def run_load(load: Load, base_urls: Sequence[str], *, duration: float, con
     agent_clients = _clients(base_urls, len(load.instances))
     done = asyncio.Event()
     turn = itertools.count()
+    agents: list[asyncio.Task[None]] = []
     try:
         agents = [asyncio.create_task(agent_loop(load, instance, agent_clients[n % len(agent_clients)], done))
                   for n, instance in enumerate(load.instances)]
@@ -763,6 +764,9 @@ async def run_load(load: Load, base_urls: Sequence[str], *, duration: float, con
             agent.result()  # an agent that crashed is the bench's bug: raise it
         agents_s = time.perf_counter() - started - elapsed
     finally:
+        for agent in agents:
+            agent.cancel()
+        await asyncio.gather(*agents, return_exceptions=True)
         for client in clients + agent_clients:
             await client.aclose()
     left = sum(len(i.queued - i.reported) for i in load.instances)
@@ -798,7 +802,7 @@ async def _measure(store: Store, processes: Form, results: dict[str, Any], *, du
     db = Db(store)
     try:
         catalog = await db.catalog()
-        buyer_count = max(INSTANCES, int(duration * 25 / len(catalog.paid)) + 20)  # (buyer, listing) pairs to spare
+        buyer_count = max(INSTANCES, int(duration * 40 / len(catalog.paid)) + 20)  # (buyer, listing) pairs to spare
         buyers = await make_buyers(store, buyer_count, BUYER_FUNDS)
         _log(f"{form}: {len(catalog.free)} free and {len(catalog.paid)} paid listings, {len(buyers)} funded "
              f"buyers; starting {'one serve' if form == 'embedded' else 'two serves and two workers'}")
@@ -877,7 +881,7 @@ async def _after_load(db: Db, processes: Form, load: Load) -> dict[str, Any]:
     for order_id, buyer in load.orders.items():
         if states.get(order_id) == "completed":
             buyer.owned.append(load.order_listing[order_id])
-    l3["orders_pending_in_answer"] = dict(late)
+    l3["orders_not_completed_in_answer"] = dict(late)  # their states after the drain
     task_states = await db.task_states([task_id for task_id, _ in load.tasks])
     tasks = Counter(task_states.get(task_id, "missing") for task_id, _ in load.tasks)
     l3["tasks"] = dict(tasks)
@@ -896,8 +900,8 @@ def report_lines(results: dict[str, Any]) -> dict[str, list[str]]:
             continue
         one = results[form]
         if "error" in one:
-            lines["L2"].append(f"L2 form={form} ERROR {one['error']}")
-            lines["L3"].append(f"L3 form={form} ERROR {one['error']}")
+            lines["L2"].append(f"L2 form={form} ERROR ({one['error']}) FAIL")
+            lines["L3"].append(f"L3 form={form} ERROR ({one['error']}) FAIL")
             continue
         l2, l3 = one["l2"], one["l3"]
         lines["L2"].append(
@@ -928,10 +932,14 @@ def report_lines(results: dict[str, Any]) -> dict[str, list[str]]:
             f"  at the end of the load: outbox {end['outbox']}, deliveries owed {end['pending']}"
             + (f", Redis stream pending {l3['broker_at_end']['pending']} lag {l3['broker_at_end']['lag']}"
                if "broker_at_end" in l3 else "")
-            + f"; orders not completed in their answer: {l3['orders_pending_in_answer'] or 'none'}; "
+            + f"; orders not completed in their answer (state after the drain): "
+              f"{l3['orders_not_completed_in_answer'] or 'none'}; "
               f"install tasks {l3['tasks']}")
         for violation in l3["violations"]:
             lines["L3"].append(f"  {violation}")
+        if l3["new_dead_letters"]:
+            lines["L3"].append(f"  new dead letters: {l3['new_dead_letters']} (all, per subscriber: "
+                               f"{l3.get('dead_by_subscriber')})")
         if drained is None:
             lines["L3"].append(f"  still owed after {DRAIN_TIMEOUT:.0f} s: {l3.get('backlog_left')}")
     return lines

@@ -74,7 +74,7 @@ def _results(*, p95: float, errors: int, share: float, drained: float | None, vi
           "p99_ms": p95 * 2, "rps": 100.0, "serve_cpu_us_per_request": 900.0, "worker_cpu_us_per_request": None,
           "ops": {"detail": {"count": 1000, "failures": 0, "p95_ms": p95}}, "failure_examples": []}
     l3 = {"drained_in_s": drained, "violations": violations, "new_dead_letters": 0, "tasks": {"succeeded": 3},
-          "orders_pending_in_answer": {}, "backlog_at_end": {"outbox": 0, "pending": 4}}
+          "orders_not_completed_in_answer": {}, "backlog_at_end": {"outbox": 0, "pending": 4}}
     l2["pass"], l3["pass"] = l2_passed(l2), l3_passed(l3)
     return {"embedded": {"l2": l2, "l3": l3, "load": {"seconds": 10.0}, "concurrency": 16,
                          "loadavg_before": (1.0, 1.0, 1.0), "loadavg_after": (2.0, 1.0, 1.0)}}
@@ -94,3 +94,9 @@ def test_the_verdicts_and_their_lines() -> None:
     assert "drained_in=timeout" in late[0] and late[0].endswith("FAIL")
     broken = report_lines(_results(p95=100.0, errors=0, share=0.0, drained=2.0, violations=["INV-3: …"]))["L3"]
     assert "invariants=VIOLATED" in broken[0] and broken[0].endswith("FAIL") and "  INV-3: …" in broken
+
+
+def test_a_form_that_errored_fails_both_ids() -> None:
+    lines = report_lines({"scaled": {"form": "scaled", "error": "RuntimeError: the bus did not settle"}})
+    assert lines == {"L2": ["L2 form=scaled ERROR (RuntimeError: the bus did not settle) FAIL"],
+                     "L3": ["L3 form=scaled ERROR (RuntimeError: the bus did not settle) FAIL"]}
