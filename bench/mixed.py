@@ -296,6 +296,8 @@ class Form:
         for process in [*self.serves, *self.workers]:
             if process.popen.poll() is None:
                 stopped[process.log.stem] = process.terminate(timeout=30)
+                if stopped[process.log.stem]["traceback"]:  # kept: the log goes with the temporary data dir
+                    stopped[process.log.stem]["log_tail"] = process.log.read_text(errors="replace")[-6000:]
             process.kill()
         if self.redis_queue:
             stopped["redis_keys_removed"] = _remove_redis_keys(self.redis_queue, self.redis_namespace or "")
