@@ -30,6 +30,7 @@ from mercato.app import create_app
 from mercato.bootstrap import prepare_database
 from mercato.config import Settings
 from mercato.runtime import Runtime
+from tests.support.databases import Clones
 
 PG_URL = os.environ.get("MERCATO_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("MERCATO_TEST_REDIS_URL")
@@ -62,6 +63,10 @@ async def _pg_admin(statement: str) -> None:
         await engine.dispose()
 
 
+# PostgreSQL: this worker's clones of the template, made and dropped beside the tests.
+_clones: list[Clones] = []
+
+
 @pytest.fixture(scope="session")
 def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated and seeded database to clone per test: a file (SQLite) or a database name (PostgreSQL)."""
@@ -70,6 +75,8 @@ def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
         prepare_database(Settings(data_dir=tmp_path_factory.mktemp("tpl"), database_url=_admin_url(name)))
         yield name
+        if _clones:
+            _clones.pop().close()  # its clones are gone before their template goes
         asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     else:
         directory = tmp_path_factory.mktemp("template")
@@ -80,10 +87,11 @@ def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 @pytest.fixture
 async def database_url(database_template: str, tmp_path: Path) -> AsyncIterator[str]:
     if PG_URL:
-        name = f"mercato_t_{uuid.uuid4().hex[:12]}"
-        await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{database_template}"')
+        if not _clones:
+            _clones.append(Clones(database_template, _pg_admin))
+        name = await asyncio.to_thread(_clones[0].take)
         yield _admin_url(name)
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _clones[0].give_back(name)
     else:
         target = tmp_path / "mercato.db"
         shutil.copyfile(database_template, target)
