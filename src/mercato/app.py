@@ -32,7 +32,6 @@ from mercato.earnings import endpoints as earnings_endpoints
 from mercato.history import endpoints as history_endpoints
 from mercato.installs import agent as installs_agent
 from mercato.installs import endpoints as installs_endpoints
-from mercato.kit import idempotency
 from mercato.kit.budget import Exempt, RequestBudget
 from mercato.kit.errors import ProblemModel
 from mercato.kit.http import BodyPolicy, BodyRule, RequestMiddleware, install_error_handlers
@@ -48,6 +47,7 @@ from mercato.orders import endpoints as orders_endpoints
 from mercato.payments import endpoints as payments_endpoints
 from mercato.payments import providers as payment_providers
 from mercato.payments import sandbox_endpoints
+from mercato.platform import idempotency
 from mercato.policies import endpoints as policies_endpoints
 from mercato.publishers import endpoints as publishers_endpoints
 from mercato.publishing import endpoints as publishing_endpoints

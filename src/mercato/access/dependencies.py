@@ -28,9 +28,9 @@ from mercato.accounts import service as accounts
 from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
 from mercato.installs.auth import INSTANCE_TOKEN_PREFIX, identify_instance
-from mercato.kit import idempotency
 from mercato.kit.errors import Forbidden, Unauthenticated
-from mercato.kit.routing import get_runtime
+from mercato.platform import idempotency
+from mercato.platform.routing import get_runtime
 
 POLICY_ATTRIBUTE = "__mercato_policy__"
 PUBLIC = "public"
@@ -186,7 +186,7 @@ async def _audit_denied(request: Request, principal: Principal, permission: Perm
 # --- idempotency -------------------------------------------------------------------------------
 
 def idempotent(*, required: bool) -> Any:
-    """Claim the request's ``Idempotency-Key`` (see ``kit/idempotency.py``).
+    """Claim the request's ``Idempotency-Key`` (see ``platform/idempotency.py``).
 
     Put it after the route's permission dependency: it needs the caller.
     """

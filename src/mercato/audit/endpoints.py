@@ -21,8 +21,8 @@ from mercato.audit.schemas import AuditRead
 from mercato.kit.db import Database
 from mercato.kit.errors import ValidationFailed
 from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, encode_cursor
-from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute
 from mercato.kit.schemas import Page, Timestamp
+from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute
 
 router = APIRouter(route_class=TransactionalRoute, tags=["admin"], prefix="/admin")
 

@@ -16,8 +16,8 @@ from mercato.bus.admin import DeadLetterNotFound, NotDeadLetter
 from mercato.bus.schemas import DeadLetterRead, EventRead
 from mercato.kit.errors import ValidationFailed
 from mercato.kit.pagination import CursorParam, InvalidCursor, Limit, Total, decode_cursor, encode_cursor
-from mercato.kit.routing import ReadSession, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page, Timestamp
+from mercato.platform.routing import ReadSession, TransactionalRoute, WriteSession
 
 router = APIRouter(route_class=TransactionalRoute, tags=["admin"], prefix="/admin")
 

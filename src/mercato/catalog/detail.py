@@ -25,7 +25,7 @@ from mercato.access.principal import Principal
 from mercato.catalog import presenter, repository, service
 from mercato.catalog.schemas import ListingDetail, VersionBrief
 from mercato.kit.logging import log
-from mercato.runtime import Runtime
+from mercato.platform.runtime import Runtime
 
 RELATED = 6
 _EMPTY_RELATED_TAIL = "[]}"

@@ -41,11 +41,11 @@ from mercato.kit.cache import SingleFlight
 from mercato.kit.errors import Forbidden
 from mercato.kit.http import FastPath, register_fast_path
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor, page_of
-from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession, get_runtime
 from mercato.kit.schemas import Page, Slug
 from mercato.models import Category
+from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession, get_runtime
+from mercato.platform.runtime import Runtime
 from mercato.publishers.errors import PublisherNotFound
-from mercato.runtime import Runtime
 
 router = APIRouter(route_class=TransactionalRoute, tags=["catalog"])
 API_PREFIX = "/api/v1"  # where app.py mounts this router (the fast path sees full paths)

@@ -17,8 +17,8 @@ from mercato.accounts import service as accounts
 from mercato.bus import repository
 from mercato.bus.delivery import event_from_row
 from mercato.installs.auth import INSTANCE_KIND, identify_instance, instance_id_of
-from mercato.kit.routing import TransactionalRoute, get_runtime
 from mercato.live.hub import RESET
+from mercato.platform.routing import TransactionalRoute, get_runtime
 
 router = APIRouter(route_class=TransactionalRoute, tags=["live"])
 

@@ -19,7 +19,6 @@ from starlette.responses import Response
 from mercato.access.dependencies import public
 from mercato.kit.clock import utcnow
 from mercato.kit.money import format_money
-from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.models import SandboxPayment
 from mercato.payments import repository
 from mercato.payments.providers import gateway
@@ -32,7 +31,8 @@ from mercato.payments.providers.sandbox import (
     report_of,
 )
 from mercato.payments.schemas import SandboxStatus
-from mercato.runtime import Runtime
+from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
+from mercato.platform.runtime import Runtime
 
 router = APIRouter(route_class=TransactionalRoute, tags=["sandbox provider"], dependencies=[public()])
 

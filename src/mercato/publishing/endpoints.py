@@ -23,10 +23,10 @@ from mercato.catalog.errors import ListingNotFound, ListingTransitionRefused
 from mercato.kit.errors import Forbidden, ValidationFailed
 from mercato.kit.keys import ARTIFACT_PREFIX
 from mercato.kit.pagination import CursorParam, InvalidCursor, Limit
-from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page
 from mercato.kit.storage import ArtifactMissing
 from mercato.packages.errors import PackageTooLarge
+from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.publishing import service
 from mercato.publishing.errors import (
     ManifestMismatch,

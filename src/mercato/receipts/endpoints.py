@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from mercato.access.dependencies import requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute
+from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute
 from mercato.receipts import service
 from mercato.receipts.schemas import ReceiptRead
 from mercato.receipts.service import NoReceiptYet, Receipt, ReceiptNotFound

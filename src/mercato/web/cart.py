@@ -24,13 +24,13 @@ from mercato.access.principal import Principal
 from mercato.catalog import service as catalog
 from mercato.catalog.errors import ListingNotFound
 from mercato.coupons.errors import CouponExhausted, CouponInvalid, CouponLimitReached, CouponNotApplicable
-from mercato.kit import idempotency
 from mercato.kit.errors import Forbidden, MercatoError
-from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.models import Listing
 from mercato.orders import service as orders
 from mercato.orders.errors import AlreadyOwned, ListingNotAvailable, OrderInvalid
 from mercato.orders.schemas import OrderCreate
+from mercato.platform import idempotency
+from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.wallet import service as wallet
 from mercato.web import once, present  # noqa: F401 (present: the minor filter)
 from mercato.web.pages import page_router, redirect, render

@@ -26,7 +26,7 @@ from mercato.kit.http import BodyRule
 from mercato.kit.logging import log
 from mercato.kit.markdown import render_markdown
 from mercato.kit.money import format_money
-from mercato.kit.routing import TransactionalRoute
+from mercato.platform.routing import TransactionalRoute
 from mercato.web import csrf, session
 
 HERE = Path(__file__).parent

@@ -27,8 +27,8 @@ from mercato.catalog.schemas import Reason
 from mercato.earnings import service as earnings
 from mercato.earnings.schemas import PayoutReject
 from mercato.kit.errors import MercatoError, ValidationFailed
-from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
 from mercato.ops import health
+from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
 from mercato.policies import service as policies
 from mercato.policies.schemas import Policies
 from mercato.publishers import service as publishers

@@ -29,16 +29,16 @@ from mercato.coupons import service as coupon_service
 from mercato.coupons.schemas import CouponCreate
 from mercato.earnings import service as earnings
 from mercato.earnings.schemas import PayoutCreate
-from mercato.kit import idempotency
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden, MercatoError, ValidationFailed
 from mercato.kit.markdown import render_markdown
 from mercato.kit.money import SignedMoney
-from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
 from mercato.licences import service as licences
 from mercato.models import Listing, Publisher
 from mercato.orders import service as orders
 from mercato.orders.schemas import Shipping
+from mercato.platform import idempotency
+from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
 from mercato.publishers import service as publishers
 from mercato.publishers.schemas import MemberAdd
 from mercato.publishing import service as publishing

@@ -22,10 +22,10 @@ from mercato.access.principal import Principal
 from mercato.bus.events import EVENT_TYPES, load_event_types
 from mercato.bus.registry import ALL_EVENTS
 from mercato.kit.errors import MercatoError, ValidationFailed
-from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
 from mercato.licences import service as licences
 from mercato.licences.schemas import MAX_KEYS_PER_UPLOAD, KeyUpload
 from mercato.models import Publisher
+from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
 from mercato.publishers import service as publishers
 from mercato.web.console.access import console_actor, discard, refused
 from mercato.web.console.publisher import _listing_context, _publisher, router
