@@ -17,8 +17,15 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mercato import __version__
 from mercato.access import endpoints as access_endpoints
-from mercato.access.dependencies import api_routes, idempotent, route_policy
+from mercato.access.dependencies import (
+    api_routes,
+    idempotent,
+    register_bearer_tokens,
+    register_instance_tokens,
+    route_policy,
+)
 from mercato.accounts import endpoints as accounts_endpoints
+from mercato.accounts.service import identify_bearer, touch_api_token_if_stale
 from mercato.audit import endpoints as audit_endpoints
 from mercato.bus import endpoints as bus_endpoints
 from mercato.bus.catalogue import document_events
@@ -32,6 +39,7 @@ from mercato.earnings import endpoints as earnings_endpoints
 from mercato.history import endpoints as history_endpoints
 from mercato.installs import agent as installs_agent
 from mercato.installs import endpoints as installs_endpoints
+from mercato.installs.auth import INSTANCE_TOKEN_PREFIX, identify_instance
 from mercato.kit.budget import Exempt, RequestBudget
 from mercato.kit.errors import ProblemModel
 from mercato.kit.http import BodyPolicy, BodyRule, RequestMiddleware, install_error_handlers
@@ -70,6 +78,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     settings = settings or (runtime.settings if runtime else load_settings())
     configure_logging(level=settings.log_level, json=settings.log_json)
     load_event_types()  # the catalogue the API documentation lists
+    # the access guard checks bearer tokens with accounts' and installs' checks (it imports neither)
+    register_bearer_tokens(identify_bearer, touch_api_token_if_stale)
+    register_instance_tokens(INSTANCE_TOKEN_PREFIX, identify_instance)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -266,7 +266,7 @@ from mercato.cli import licence as _licence  # noqa: E402
 
 _licence.register(app)
 
-# The install agent (agent --server --token --root): mercato/agent/cli.py
-from mercato.agent import cli as _agent  # noqa: E402
+# The install agent (agent --server --token --root): mercato/cli/agent.py
+from mercato.cli import agent as _agent  # noqa: E402
 
 _agent.register(app)

@@ -48,7 +48,7 @@ def _scope(actor: Principal) -> Scope:
 
 
 def agent_command(server: str, token: str) -> str:
-    """What to paste on the instance (mercato/agent/cli.py: --server, --token and --root are required)."""
+    """What to paste on the instance (mercato/cli/agent.py: --server, --token and --root are required)."""
     return (f"mercato agent --server {shlex.quote(server.rstrip('/'))} --token {shlex.quote(token)} "
             "--root ~/mercato-apps")
 
