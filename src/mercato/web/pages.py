@@ -26,6 +26,7 @@ from mercato.kit.http import BodyRule
 from mercato.kit.logging import log
 from mercato.kit.markdown import render_markdown
 from mercato.kit.money import format_money
+from mercato.platform import pages as platform_pages
 from mercato.platform.routing import TransactionalRoute
 from mercato.web import csrf, session
 
@@ -172,6 +173,7 @@ def install(app: FastAPI) -> None:
         app.exception_handlers[key] = _as_page(handler)
     app.exception_handlers[session.SignInRequired] = _to_sign_in
     app.add_middleware(SecurityHeaders)
+    platform_pages.register_renderer(render)  # the pages of routes outside web (receipt, sandbox pay page)
 
 
 def page_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:

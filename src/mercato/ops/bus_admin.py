@@ -1,6 +1,7 @@
 """The bus as admins see it: what it owes (the figures behind the ``/metrics`` gauges and the
 admin health page, computed one way for both), sweeps' last runs, and dead-letter replay
-(``POST /admin/dead-letters/{id}/replay`` and the admin console)."""
+(``POST /admin/dead-letters/{id}/replay`` and the admin console). Here in ``ops`` rather than in
+``bus``, which every module publishes through: replay needs the audit log and the access guard."""
 
 from __future__ import annotations
 

@@ -11,12 +11,13 @@ from fastapi import APIRouter, Query, Request
 from mercato.access.dependencies import requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.bus import admin, repository
-from mercato.bus.admin import DeadLetterNotFound, NotDeadLetter
+from mercato.bus import repository
 from mercato.bus.schemas import DeadLetterRead, EventRead
 from mercato.kit.errors import ValidationFailed
 from mercato.kit.pagination import CursorParam, InvalidCursor, Limit, Total, decode_cursor, encode_cursor
 from mercato.kit.schemas import Page, Timestamp
+from mercato.ops import bus_admin as admin
+from mercato.ops.bus_admin import DeadLetterNotFound, NotDeadLetter
 from mercato.platform.routing import ReadSession, TransactionalRoute, WriteSession
 
 router = APIRouter(route_class=TransactionalRoute, tags=["admin"], prefix="/admin")
