@@ -23,6 +23,7 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.catalog import service as catalog
 from mercato.catalog.errors import ListingNotFound
+from mercato.coupons import service as coupons
 from mercato.coupons.errors import CouponExhausted, CouponInvalid, CouponLimitReached, CouponNotApplicable
 from mercato.kit.errors import Forbidden, MercatoError
 from mercato.models import Listing
@@ -248,8 +249,6 @@ async def _checkout_context(request: Request, session: AsyncSession, actor: Prin
     summary = _summary(shown, currency)
     discount, coupon_error = 0, None
     if coupon and summary["subtotal"] > 0:
-        from mercato.coupons import service as coupons
-
         try:
             quote = await coupons.quote(session, code=coupon, user_id=actor.user_id, lines=[
                 coupons.QuoteLine(listing_id=s.line.listing_id, publisher_id=s.listing.publisher_id, total=s.total)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -163,6 +164,7 @@ async def _to_sign_in(request: Request, exc: Exception) -> Response:
 
 def install(app: FastAPI) -> None:
     """Static files, the pages' routers, security headers and error pages (after install_error_handlers)."""
+    # the page modules import web.pages: loaded when the routers are included
     from mercato.web import apidocs, routers
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -193,8 +195,6 @@ def form_values(form: Any, *names: str) -> dict[str, str]:
 
 def validation_messages(error: Exception) -> dict[str, str]:
     """A pydantic ValidationError's messages keyed by field name, worded for people."""
-    from pydantic import ValidationError
-
     out: dict[str, str] = {}
     if isinstance(error, ValidationError):
         for item in error.errors():

@@ -24,6 +24,7 @@ from starlette.responses import HTMLResponse, Response
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.catalog import service as catalog
+from mercato.catalog.errors import ListingNotFound
 from mercato.catalog.schemas import ListingCreate, ListingUpdate
 from mercato.coupons import service as coupon_service
 from mercato.coupons.schemas import CouponCreate
@@ -80,8 +81,6 @@ async def _listing(session: AsyncSession, actor: Principal, publisher: Publisher
                    permission: Permission) -> Listing:
     listing = await catalog.get_for_change(session, actor, key, permission)
     if listing.publisher_id != publisher.id:
-        from mercato.catalog.errors import ListingNotFound
-
         raise ListingNotFound(f"{publisher.slug} has no listing {key!r}.")
     return listing
 
