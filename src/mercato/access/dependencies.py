@@ -78,6 +78,20 @@ async def _identify_instance(request: Request, credential: str) -> Principal | N
         return await _Identities.instance(session, credential)
 
 
+async def still_identifies(rt: Runtime, credential: str, principal: Principal) -> bool:
+    """Whether ``credential``, the bearer a long-lived response (an event stream) was opened with,
+    still identifies ``principal``: not revoked, expired or signed out since."""
+    async with rt.db.read_session() as session:
+        if _is_instance_token(credential):
+            if _Identities.instance is None:
+                raise _unwired("instance-token")
+            return await _Identities.instance(session, credential) is not None
+        if _Identities.bearer is None:
+            raise _unwired("bearer-token")
+        identity = await _Identities.bearer(session, rt, credential)
+    return identity is not None and identity.user.id == principal.user_id
+
+
 _bearer = HTTPBearer(auto_error=False, description="Access token, API token (mct_…) or instance token.")
 
 
