@@ -26,7 +26,6 @@ from mercato.access.dependencies import (
 )
 from mercato.accounts import endpoints as accounts_endpoints
 from mercato.accounts.service import identify_bearer, touch_api_token_if_stale
-from mercato.audit import endpoints as audit_endpoints
 from mercato.bus.catalogue import document_events
 from mercato.bus.events import load_event_types
 from mercato.bus.registry import load_handlers
@@ -49,7 +48,7 @@ from mercato.live import endpoints as live_endpoints
 from mercato.market import endpoints as market_endpoints
 from mercato.notifications import endpoints as notifications_endpoints
 from mercato.openvsx import endpoints as openvsx_endpoints
-from mercato.ops import bus_endpoints
+from mercato.ops import audit_endpoints, bus_endpoints
 from mercato.ops import endpoints as ops_endpoints
 from mercato.orders import endpoints as orders_endpoints
 from mercato.payments import endpoints as payments_endpoints

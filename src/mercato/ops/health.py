@@ -1,6 +1,6 @@
 """The store's health at a glance (the admin console's first page): orders and payments
 today, the review queue, what the bus owes and the sweeps' last runs. The figures come from
-the same queries as the ``/metrics`` gauges (``ops.bus_admin.backlog``, the review queue count)."""
+the same queries as the ``/metrics`` gauges (``bus.admin.backlog``, the review queue count)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mercato.bus import admin as bus_admin
 from mercato.bus.registry import Registry
 from mercato.kit.clock import utcnow
-from mercato.ops import bus_admin
 from mercato.orders import service as orders
 from mercato.payments import service as payments
 from mercato.review import service as review
