@@ -25,7 +25,7 @@ LICENCE_FIELDS = ("id", "listing_id", "listing_slug", "user_id", "order_id", "is
 
 
 def _fail(message: str) -> NoReturn:
-    # lazy: a command loads only what it runs (start-up time of mercato)
+    # cli.main imports this module to register its commands: its fail() is taken when called
     from mercato.cli.main import fail
 
     fail(" ".join(message.split()))

@@ -61,7 +61,7 @@ listing_app = typer.Typer(help="Create the listing a package is published to.", 
 # --- error handling ----------------------------------------------------------------------
 
 def fail(message: str) -> NoReturn:
-    # lazy: a command loads only what it runs (start-up time of mercato)
+    # cli.main imports this module to register its commands: its fail() is taken when called
     from mercato.cli.main import fail as main_fail
 
     main_fail(" ".join(str(message).split()))
