@@ -17,10 +17,15 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mercato import __version__
 from mercato.access import endpoints as access_endpoints
-from mercato.access.dependencies import api_routes, idempotent, route_policy
+from mercato.access.dependencies import (
+    api_routes,
+    idempotent,
+    register_bearer_tokens,
+    register_instance_tokens,
+    route_policy,
+)
 from mercato.accounts import endpoints as accounts_endpoints
-from mercato.audit import endpoints as audit_endpoints
-from mercato.bus import endpoints as bus_endpoints
+from mercato.accounts.service import identify_bearer, touch_api_token_if_stale
 from mercato.bus.catalogue import document_events
 from mercato.bus.events import load_event_types
 from mercato.bus.registry import load_handlers
@@ -32,7 +37,7 @@ from mercato.earnings import endpoints as earnings_endpoints
 from mercato.history import endpoints as history_endpoints
 from mercato.installs import agent as installs_agent
 from mercato.installs import endpoints as installs_endpoints
-from mercato.kit import idempotency
+from mercato.installs.auth import INSTANCE_TOKEN_PREFIX, identify_instance
 from mercato.kit.budget import Exempt, RequestBudget
 from mercato.kit.errors import ProblemModel
 from mercato.kit.http import BodyPolicy, BodyRule, RequestMiddleware, install_error_handlers
@@ -43,11 +48,13 @@ from mercato.live import endpoints as live_endpoints
 from mercato.market import endpoints as market_endpoints
 from mercato.notifications import endpoints as notifications_endpoints
 from mercato.openvsx import endpoints as openvsx_endpoints
+from mercato.ops import audit_endpoints, bus_endpoints
 from mercato.ops import endpoints as ops_endpoints
 from mercato.orders import endpoints as orders_endpoints
 from mercato.payments import endpoints as payments_endpoints
 from mercato.payments import providers as payment_providers
 from mercato.payments import sandbox_endpoints
+from mercato.platform import idempotency
 from mercato.policies import endpoints as policies_endpoints
 from mercato.publishers import endpoints as publishers_endpoints
 from mercato.publishing import endpoints as publishing_endpoints
@@ -70,6 +77,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     settings = settings or (runtime.settings if runtime else load_settings())
     configure_logging(level=settings.log_level, json=settings.log_json)
     load_event_types()  # the catalogue the API documentation lists
+    # the access guard checks bearer tokens with accounts' and installs' checks (it imports neither)
+    register_bearer_tokens(identify_bearer, touch_api_token_if_stale)
+    register_instance_tokens(INSTANCE_TOKEN_PREFIX, identify_instance)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

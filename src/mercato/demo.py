@@ -9,6 +9,7 @@ from mercato.access import service as access
 from mercato.access.principal import Principal
 from mercato.accounts import repository as accounts_repository
 from mercato.accounts import service as accounts
+from mercato.demo_catalog import load_catalog
 from mercato.publishers import service as publishers
 from mercato.runtime import Runtime
 
@@ -48,7 +49,6 @@ async def load_demo(rt: Runtime) -> list[str]:
                                     description="Makes the demo apps, plugins and games of this store.",
                                     website="https://demo-studio.example", owner_email="dev@mercato.test")
             created.append(f"publisher {DEMO_PUBLISHER}")
-    from mercato.demo_catalog import load_catalog
 
     created += await load_catalog(rt, DEMO_PASSWORD)
     return created

@@ -19,11 +19,11 @@ from sqlalchemy import func, select, update
 from mercato.access.dependencies import idempotent, requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.kit import idempotency
 from mercato.kit.clock import utcnow
 from mercato.kit.http import install_error_handlers
-from mercato.kit.routing import TransactionalRoute, WriteSession
 from mercato.models import IdempotencyRecord, OutboxEvent, PublisherApplication
+from mercato.platform import idempotency
+from mercato.platform.routing import TransactionalRoute, WriteSession
 from mercato.runtime import Runtime
 from tests.conftest import Actor, Actors
 

@@ -20,21 +20,77 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.access import service as access
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.accounts import service as accounts
 from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
-from mercato.installs.auth import INSTANCE_TOKEN_PREFIX, identify_instance
-from mercato.kit import idempotency
 from mercato.kit.errors import Forbidden, Unauthenticated
-from mercato.kit.routing import get_runtime
+from mercato.platform import idempotency
+from mercato.platform.routing import get_runtime
+from mercato.platform.runtime import Runtime
 
 POLICY_ATTRIBUTE = "__mercato_policy__"
 PUBLIC = "public"
 AUTHENTICATED = "authenticated"
+
+# How a bearer credential becomes a caller: ``accounts`` (access and API tokens) and ``installs``
+# (instance tokens) hand their checks in at wiring time (``mercato.app``); the guard imports neither.
+BearerIdentifier = Callable[[AsyncSession, Runtime, str], Awaitable[Any]]  # accounts' BearerIdentity or None
+TokenToucher = Callable[[Runtime, Any], Awaitable[None]]
+InstanceIdentifier = Callable[[AsyncSession, str], Awaitable[Principal | None]]
+
+
+class _Identities:
+    bearer: BearerIdentifier | None = None
+    touch_api_token: TokenToucher | None = None
+    instance_prefix: str | None = None
+    instance: InstanceIdentifier | None = None
+
+
+def register_bearer_tokens(identify: BearerIdentifier, touch_api_token: TokenToucher) -> None:
+    """``identify`` resolves an access or API token to its user (None: not valid now);
+    ``touch_api_token`` records that an API token was used."""
+    _Identities.bearer = identify
+    _Identities.touch_api_token = touch_api_token
+
+
+def register_instance_tokens(prefix: str, identify: InstanceIdentifier) -> None:
+    """Tokens starting with ``prefix`` are instance tokens, resolved by ``identify`` (None: unknown or revoked)."""
+    _Identities.instance_prefix = prefix
+    _Identities.instance = identify
+
+
+def _is_instance_token(credential: str) -> bool:
+    return _Identities.instance_prefix is not None and credential.startswith(_Identities.instance_prefix)
+
+
+def _unwired(what: str) -> RuntimeError:
+    return RuntimeError(f"No {what} check registered: the composition root (mercato.app) wires it in.")
+
+
+async def _identify_instance(request: Request, credential: str) -> Principal | None:
+    if _Identities.instance is None:
+        raise _unwired("instance-token")
+    async with get_runtime(request).db.read_session() as session:
+        return await _Identities.instance(session, credential)
+
+
+async def still_identifies(rt: Runtime, credential: str, principal: Principal) -> bool:
+    """Whether ``credential``, the bearer a long-lived response (an event stream) was opened with,
+    still identifies ``principal``: not revoked, expired or signed out since."""
+    async with rt.db.read_session() as session:
+        if _is_instance_token(credential):
+            if _Identities.instance is None:
+                raise _unwired("instance-token")
+            return await _Identities.instance(session, credential) is not None
+        if _Identities.bearer is None:
+            raise _unwired("bearer-token")
+        identity = await _Identities.bearer(session, rt, credential)
+    return identity is not None and identity.user.id == principal.user_id
+
 
 _bearer = HTTPBearer(auto_error=False, description="Access token, API token (mct_…) or instance token.")
 
@@ -45,9 +101,11 @@ async def _principal_or_none(request: Request, credentials: HTTPAuthorizationCre
         return cached  # type: ignore[no-any-return]
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         return None
+    if _Identities.bearer is None or _Identities.touch_api_token is None:
+        raise _unwired("bearer-token")
     rt = get_runtime(request)
     async with rt.db.read_session() as session:
-        identity = await accounts.identify_bearer(session, rt, credentials.credentials)
+        identity = await _Identities.bearer(session, rt, credentials.credentials)
         if identity is None:
             raise Unauthenticated("The token is invalid, expired or revoked; sign in again.")
         roles, grants = await access.grants_for_user(session, identity.user.id)
@@ -60,7 +118,7 @@ async def _principal_or_none(request: Request, credentials: HTTPAuthorizationCre
         session_id=identity.session_id,
     )
     if token is not None:
-        await accounts.touch_api_token_if_stale(rt, token)
+        await _Identities.touch_api_token(rt, token)
     request.state.principal = principal
     return principal
 
@@ -112,9 +170,8 @@ def user_or_instance() -> Any:
     narrow what an instance sees to its own instance. Policy: ``authenticated``."""
     async def signed_in_or_instance(request: Request, credentials: Annotated[
             HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
-        if credentials is not None and credentials.credentials.startswith(INSTANCE_TOKEN_PREFIX):
-            async with get_runtime(request).db.read_session() as session:
-                principal = await identify_instance(session, credentials.credentials)
+        if credentials is not None and _is_instance_token(credentials.credentials):
+            principal = await _identify_instance(request, credentials.credentials)
             if principal is None:
                 raise Unauthenticated("The instance token is invalid or revoked (the instance was deleted).")
             return principal
@@ -155,13 +212,12 @@ def requires_instance() -> Any:
             HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
         if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
             raise Unauthenticated("Send Authorization: Bearer <instance token>.")
-        if not credentials.credentials.startswith(INSTANCE_TOKEN_PREFIX):
+        if not _is_instance_token(credentials.credentials):
             principal = await _principal_or_none(request, credentials)  # 401 when it is no valid token
             assert principal is not None
             await _audit_denied(request, principal, Permission.agent_connect)
             raise Forbidden("This route takes an instance token (mci_…), shown when the instance was registered.")
-        async with get_runtime(request).db.read_session() as session:
-            principal = await identify_instance(session, credentials.credentials)
+        principal = await _identify_instance(request, credentials.credentials)
         if principal is None:
             raise Unauthenticated("The instance token is invalid or revoked (the instance was deleted).")
         return principal
@@ -186,7 +242,7 @@ async def _audit_denied(request: Request, principal: Principal, permission: Perm
 # --- idempotency -------------------------------------------------------------------------------
 
 def idempotent(*, required: bool) -> Any:
-    """Claim the request's ``Idempotency-Key`` (see ``kit/idempotency.py``).
+    """Claim the request's ``Idempotency-Key`` (see ``platform/idempotency.py``).
 
     Put it after the route's permission dependency: it needs the caller.
     """

@@ -15,8 +15,8 @@ from mercato.access.schemas import RolePut, RoleRead
 from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
 from mercato.kit.pagination import CursorParam, Limit, page_of
-from mercato.kit.routing import ReadSession, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page
+from mercato.platform.routing import ReadSession, TransactionalRoute, WriteSession
 
 router = APIRouter(route_class=TransactionalRoute, tags=["admin"], prefix="/admin")
 

@@ -7,6 +7,13 @@ from dataclasses import dataclass, field
 
 from mercato.access.permissions import CONDITION_BREADTH, Condition, Permission
 
+# The kind of principal an instance token (``installs``) stands for; its instance is in ``extra``.
+INSTANCE_KIND = "instance"
+
+
+def instance_id_of(principal: Principal) -> uuid.UUID:
+    return uuid.UUID(str(principal.extra["instance_id"]))
+
 
 @dataclass(frozen=True)
 class Principal:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.models import KnownPermission, Role, RoleGrant, UserRole
+from mercato.models import KnownPermission, Role, RoleGrant, User, UserRole
 
 
 async def roles_of(session: AsyncSession, user_id: uuid.UUID) -> list[str]:
@@ -106,8 +106,6 @@ async def roles_of_users(session: AsyncSession, user_ids: Iterable[uuid.UUID]) -
 
 
 async def active_super_admins(session: AsyncSession) -> list[uuid.UUID]:
-    from mercato.models import User
-
     rows = await session.scalars(
         select(UserRole.user_id).join(User, User.id == UserRole.user_id)
         .where(UserRole.role_name == "super_admin", User.is_active.is_(True))

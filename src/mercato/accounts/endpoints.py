@@ -45,11 +45,11 @@ from mercato.accounts.schemas import (
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden, RateLimited, Unauthenticated
 from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, encode_cursor, page_of
-from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page
 from mercato.models import User
+from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
+from mercato.platform.runtime import Runtime
 from mercato.policies import service as policies
-from mercato.runtime import Runtime
 
 router = APIRouter(route_class=TransactionalRoute, tags=["accounts"])
 

@@ -37,7 +37,7 @@ from mercato.kit.errors import Forbidden
 from mercato.kit.passwords import policy_problems
 from mercato.kit.security import API_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX, new_secret, secret_digest
 from mercato.models import ApiToken, RefreshToken, User
-from mercato.runtime import Runtime
+from mercato.platform.runtime import Runtime
 
 
 @dataclass(frozen=True)

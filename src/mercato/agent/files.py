@@ -173,6 +173,7 @@ class FilesDriver:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the root's lock: two agents on one root would undo each other's work."""
+        # POSIX only (optional elsewhere)
         import fcntl
 
         with open(self.agent_dir / "agent.lock", "a+") as handle:

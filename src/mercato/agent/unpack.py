@@ -15,6 +15,7 @@ import os
 import shutil
 import stat
 import tarfile
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -160,8 +161,6 @@ def unpack(archive: Path, inspected: InspectedArchive, dest: Path, *, progress: 
 def scratch_folder(parent: Path, prefix: str) -> Iterator[Path]:
     """A new folder under ``parent`` (same filesystem, so it can be renamed into place),
     removed on the way out unless the caller moved it away."""
-    import tempfile
-
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     try:
         yield path

@@ -44,6 +44,17 @@ async def record_system(session: AsyncSession, *, action: AuditAction, resource_
                  resource_id=resource_id, before=before, after=after)
 
 
+
+async def search(session: AsyncSession, *, after: tuple[datetime, uuid.UUID] | None, limit: int | None,
+                 **filters: Any) -> list[AuditEntry]:
+    """The entries matching ``filters``, newest first; ``after`` is the (at, id) of the previous page's last."""
+    return await repository.search(session, after=after, limit=limit, **filters)
+
+
+async def count(session: AsyncSession, **filters: Any) -> int:
+    return await repository.count(session, **filters)
+
+
 def _jsonable(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is None:
         return None

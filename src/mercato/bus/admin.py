@@ -1,15 +1,14 @@
 """The bus as admins see it: what it owes (the figures behind the ``/metrics`` gauges and the
 admin health page, computed one way for both), sweeps' last runs, and dead-letter replay
-(``POST /admin/dead-letters/{id}/replay`` and the admin console)."""
+(``POST /admin/dead-letters/{id}/replay``, ``ops/bus_endpoints.py``, and the admin console)."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.access.principal import Principal
 from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
 from mercato.bus import repository
@@ -17,6 +16,9 @@ from mercato.bus.service import Backlog, backlog  # noqa: F401  (the admin healt
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Conflict, NotFound
 from mercato.models import EventDelivery
+
+if TYPE_CHECKING:  # the type only: access sits above the bus
+    from mercato.access.principal import Principal
 
 
 class DeadLetterNotFound(NotFound):
@@ -32,6 +34,18 @@ class NotDeadLetter(Conflict):
 async def sweeps(session: AsyncSession) -> list[Any]:
     """Every sweep's lease: when it last ran and whether that run went well."""
     return await repository.leases(session)
+
+
+async def events(session: AsyncSession, *, event_type: str | None, subject: str | None, since: Any, until: Any,
+                 before_sequence: int | None, limit: int) -> list[Any]:
+    """The event history, newest first."""
+    return await repository.search_events(session, event_type=event_type, subject=subject, since=since, until=until,
+                                          before_sequence=before_sequence, limit=limit)
+
+
+async def count_events(session: AsyncSession, *, event_type: str | None, subject: str | None, since: Any,
+                       until: Any) -> int:
+    return await repository.count_events(session, event_type=event_type, subject=subject, since=since, until=until)
 
 
 async def dead_letters(session: AsyncSession, *, subscriber: str | None, after: Any, limit: int) -> list[EventDelivery]:

@@ -1,22 +1,40 @@
-"""The bus running the current delivery, for handlers that need more than their session
-(the live hub, settings). Set around every handler call."""
+"""What a handler or a sweep may use of the bus running it: :class:`HandlerContext` (the
+settings, the database, the live hub and the store's runtime). ``current_bus()`` returns it
+inside a delivery; a sweep gets it as its argument. Set around every handler call."""
 
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-_current: ContextVar[Any] = ContextVar("mercato_current_bus", default=None)
+if TYPE_CHECKING:  # types only: the live hub's module sits above the bus
+    from mercato.config import Settings
+    from mercato.kit.db import Database
+    from mercato.live.hub import LiveHub
+    from mercato.platform.runtime import Runtime
 
 
-def current_bus() -> Any:
+class HandlerContext(Protocol):
+    """The part of :class:`mercato.bus.service.Bus` that handlers and sweeps see."""
+
+    settings: Settings
+    db: Database
+    live: LiveHub | None
+    # The store's long-lived objects (cache, artifact store, keys, mailer); None in a bare bus.
+    runtime: Runtime | None
+
+
+_current: ContextVar[HandlerContext | None] = ContextVar("mercato_current_bus", default=None)
+
+
+def current_bus() -> HandlerContext:
     bus = _current.get()
     if bus is None:
         raise RuntimeError("no bus is running this handler")
     return bus
 
 
-def set_current_bus(bus: Any) -> Any:
+def set_current_bus(bus: HandlerContext | None) -> Any:
     return _current.set(bus)
 
 

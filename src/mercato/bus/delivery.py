@@ -28,7 +28,7 @@ from datetime import timedelta
 from typing import Any
 
 from mercato.bus import repository
-from mercato.bus.context import reset_current_bus, set_current_bus
+from mercato.bus.context import HandlerContext, reset_current_bus, set_current_bus
 from mercato.bus.events import CloudEvent
 from mercato.bus.metrics import DELIVERIES, DELIVERY_LAG
 from mercato.bus.registry import Registry
@@ -80,7 +80,7 @@ class RecentEvents:
 
 class Deliverer:
     def __init__(self, db: Database, registry: Registry, retry: RetryPolicy, kick: Kick, *,
-                 context: object = None, recent: RecentEvents | None = None) -> None:
+                 context: HandlerContext | None = None, recent: RecentEvents | None = None) -> None:
         self.db = db
         self.registry = registry
         self.retry = retry

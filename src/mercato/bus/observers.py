@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mercato.bus import repository
-from mercato.bus.context import reset_current_bus, set_current_bus
+from mercato.bus.context import HandlerContext, reset_current_bus, set_current_bus
 from mercato.bus.delivery import RetryPolicy, describe, event_from_row
 from mercato.bus.metrics import DELIVERIES, DELIVERY_LAG
 from mercato.bus.registry import ALL_EVENTS, Registry, Subscriber
@@ -72,7 +72,7 @@ class Observers:
     """Runs every observer of the registry in this process: each when the relay woke it,
     and every ``poll`` seconds as a fallback (events relayed by another process)."""
 
-    def __init__(self, db: Database, registry: Registry, retry: RetryPolicy, *, context: object,
+    def __init__(self, db: Database, registry: Registry, retry: RetryPolicy, *, context: HandlerContext,
                  traffic: SagaTraffic, poll: float, batch: int = BATCH,
                  on_progress: Callable[[], None] | None = None) -> None:
         self.db = db

@@ -18,13 +18,14 @@ from datetime import timedelta
 from typing import Any
 
 from mercato.bus import repository
+from mercato.bus.context import HandlerContext
 from mercato.bus.metrics import SWEEP_RUNS
 from mercato.kit.clock import utcnow
 from mercato.kit.db import Database, is_database_unavailable
 from mercato.kit.logging import log
 from mercato.kit.tasks import cancel_and_wait
 
-SweepFunction = Callable[[Any], Awaitable[Any]]
+SweepFunction = Callable[[HandlerContext], Awaitable[Any]]  # a sweep gets the bus's context
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ def sweep(name: str, *, every: float) -> Callable[[SweepFunction], SweepFunction
 
 
 class Scheduler:
-    def __init__(self, db: Database, context: Any, sweeps: list[Sweep], *, holder: str | None = None) -> None:
+    def __init__(self, db: Database, context: HandlerContext, sweeps: list[Sweep], *,
+                 holder: str | None = None) -> None:
         self.db = db
         self.context = context
         self.sweeps = sweeps

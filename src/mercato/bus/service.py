@@ -20,7 +20,7 @@ import uuid
 import weakref
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,12 +34,16 @@ from mercato.bus.relay import Relay, Relayed
 from mercato.bus.scheduler import SWEEPS, Scheduler, Sweep
 from mercato.bus.transport import Transport
 from mercato.config import Settings
-from mercato.kit import idempotency
 from mercato.kit.clock import utcnow
 from mercato.kit.db import Database, is_database_unavailable
 from mercato.kit.logging import log
 from mercato.kit.tasks import cancel_and_wait
-from mercato.live.hub import LiveHub
+from mercato.platform import idempotency
+from mercato.platform.runtime import Runtime
+
+if TYPE_CHECKING:
+    # the type only: the composition root hands the bus the live hub
+    from mercato.live.hub import LiveHub
 
 ROLES = ("embedded", "api", "worker", "scheduler")
 # The longest pause between relay passes while they fail (a database outage).
@@ -65,7 +69,7 @@ def _progressed() -> None:
 class Bus:
     def __init__(self, settings: Settings, db: Database, registry: Registry, *, role: str,
                  transport: Transport | None = None, sweeps: list[Sweep] | None = None,
-                 live: LiveHub | None = None, runtime: Any = None) -> None:
+                 live: LiveHub | None = None, runtime: Runtime | None = None) -> None:
         assert role in ROLES, role
         self.live = live
         # The store's long-lived objects (cache, artifact store, keys) for handlers that need them.

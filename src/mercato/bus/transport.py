@@ -33,6 +33,7 @@ def make_taskiq_broker(url: str | None, *, queue: str) -> AsyncBroker:
     if url.startswith(("redis://", "rediss://")):
         return _redis_streams_broker(url, queue)
     if url.startswith(("amqp://", "amqps://")):
+        # the configured broker's client only (start-up time)
         from taskiq_aio_pika import AioPikaBroker
         from taskiq_aio_pika.exchange import Exchange
         from taskiq_aio_pika.queue import Queue, QueueType
@@ -52,6 +53,7 @@ NATS_CONSUMER_CHECK_SECONDS = 5.0
 
 
 def _nats_jetstream_broker(url: str, queue: str) -> AsyncBroker:
+    # the configured broker's client only (start-up time)
     from nats.errors import TimeoutError as NatsTimeoutError
     from nats.js.errors import NoStreamResponseError, NotFoundError
     from taskiq.acks import AckableMessage
@@ -109,6 +111,7 @@ def _nats_jetstream_broker(url: str, queue: str) -> AsyncBroker:
 
 
 def _redis_streams_broker(url: str, queue: str) -> AsyncBroker:
+    # the configured broker's client only (start-up time)
     from redis.exceptions import ResponseError
     from taskiq_redis import RedisStreamBroker
 
@@ -212,6 +215,7 @@ class Transport:
         if self.in_process:
             return
         if self.url and self.url.startswith(("redis://", "rediss://")):
+            # the configured broker's client only (start-up time)
             from redis.asyncio import Redis
 
             async with Redis.from_url(self.url) as client:

@@ -25,7 +25,9 @@ from mercato.access.principal import Principal
 from mercato.catalog import presenter, repository, service
 from mercato.catalog.schemas import ListingDetail, VersionBrief
 from mercato.kit.logging import log
-from mercato.runtime import Runtime
+from mercato.platform.runtime import Runtime
+from mercato.publishing import service as publishing
+from mercato.ratings import service as ratings
 
 RELATED = 6
 _EMPTY_RELATED_TAIL = "[]}"
@@ -85,9 +87,6 @@ async def from_documents(rt: Runtime, key: str) -> Detail | None:
 async def render(rt: Runtime, viewer: Principal | None, key: str) -> Detail:
     """Build the detail from the database (ListingNotFound when the viewer may not see it),
     and store its documents when the listing is published."""
-    from mercato.publishing import service as publishing
-    from mercato.ratings import service as ratings
-
     async with rt.db.read_session() as session:
         # Generations first: a change committed after this point bumps them, and the
         # rendering below is then not stored (it may predate the change).

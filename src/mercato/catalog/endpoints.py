@@ -41,11 +41,12 @@ from mercato.kit.cache import SingleFlight
 from mercato.kit.errors import Forbidden
 from mercato.kit.http import FastPath, register_fast_path
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor, page_of
-from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession, get_runtime
 from mercato.kit.schemas import Page, Slug
 from mercato.models import Category
+from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession, get_runtime
+from mercato.platform.runtime import Runtime
+from mercato.publishers import service as publishers
 from mercato.publishers.errors import PublisherNotFound
-from mercato.runtime import Runtime
 
 router = APIRouter(route_class=TransactionalRoute, tags=["catalog"])
 API_PREFIX = "/api/v1"  # where app.py mounts this router (the fast path sees full paths)
@@ -107,8 +108,6 @@ async def search_listings(
     category_id = next((c.id for c in categories if c.slug == category), None) if category else None
     publisher_id = None
     if publisher is not None:
-        from mercato.publishers import service as publishers
-
         try:
             publisher_id = (await publishers.get(session, publisher)).id
         except PublisherNotFound:
@@ -338,8 +337,6 @@ async def unsuspend(listing_id: ListingKey, session: WriteSession,
 async def publisher_listings(slug: Slug, session: ReadSession, viewer: OptionalPrincipal,
                              cursor: CursorParam = None, limit: Limit = 20) -> Page[ListingRead]:
     """A publisher's listings, newest first: the public sees published ones, members all."""
-    from mercato.publishers import service as publishers
-
     publisher = await publishers.get(session, slug)
     rows = await service.of_publisher(session, viewer, publisher, after=decode_cursor(cursor), limit=limit + 1)
     page = rows[:limit]

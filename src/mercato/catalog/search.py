@@ -104,10 +104,12 @@ def listing_search_for(dialect_name: str) -> ListingSearch:
 @cache
 def _adapter(dialect_name: str) -> ListingSearch:
     if dialect_name == "sqlite":
+        # the backends import this module's base: loaded for the dialect in use
         from mercato.catalog.search_sqlite import SQLiteListingSearch
 
         return SQLiteListingSearch()
     if dialect_name == "postgresql":
+        # the backends import this module's base: loaded for the dialect in use
         from mercato.catalog.search_postgres import PostgresListingSearch
 
         return PostgresListingSearch()

@@ -25,6 +25,7 @@ LICENCE_FIELDS = ("id", "listing_id", "listing_slug", "user_id", "order_id", "is
 
 
 def _fail(message: str) -> NoReturn:
+    # cli.main imports this module to register its commands: its fail() is taken when called
     from mercato.cli.main import fail
 
     fail(" ".join(message.split()))
@@ -56,6 +57,7 @@ def _read_document(path: Path) -> dict[str, Any]:
 
 def _keys_from_option(value: str) -> list[PublicKey]:
     """``value`` is base64 of a raw Ed25519 key, or a file holding that or ``GET /keys`` JSON."""
+    # lazy: a command loads only what it runs (start-up time of mercato)
     from mercato.kit.keys import PublicKey, SigningKeyInvalid
 
     text = value
@@ -81,6 +83,7 @@ def _keys_from_option(value: str) -> list[PublicKey]:
 
 
 def _keys_from_server(server: str) -> list[PublicKey]:
+    # lazy: a command loads only what it runs (start-up time of mercato)
     from mercato.client import ClientError, MercatoClient
     from mercato.kit.keys import PublicKey, SigningKeyInvalid
 
@@ -119,6 +122,7 @@ def verify(
 ) -> None:
     """Check that a licence was signed by the store and not changed since. Offline with
     --public-key; with --server, only the store's public keys are fetched."""
+    # lazy: a command loads only what it runs (start-up time of mercato)
     from mercato.kit.keys import verify_document
 
     document = _read_document(file)

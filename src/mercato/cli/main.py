@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import socket
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -33,6 +37,7 @@ def fail(message: str) -> None:
 @app.command()
 def migrate(data_dir: DataDir = None) -> None:
     """Apply database migrations and seed the system roles."""
+    # lazy: a command loads only what it runs (start-up time of mercato)
     from mercato.bootstrap import prepare_database
     from mercato.kit import migrate as migrations
 
@@ -57,6 +62,7 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
                                                       help="Apply migrations at start (default on SQLite).")] = None,  # type: ignore[assignment]
           ) -> None:
     """Run the API (and, on the embedded default, the workers) in this process."""
+    # lazy: a command loads only what it runs (start-up time of mercato)
     from mercato.app import create_app
     from mercato.bootstrap import prepare_database
 
@@ -81,6 +87,7 @@ GRACEFUL_STOP_SECONDS = 3.0
 
 
 def _run_server(application: object, host: str, port: int) -> None:
+    # lazy: a command loads only what it runs (start-up time of mercato)
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -103,10 +110,6 @@ def _run_server(application: object, host: str, port: int) -> None:
 
 
 def _start_demo_loader(settings: Settings, host: str, port: int) -> None:
-    import socket
-    import threading
-    import time
-
     def load() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # until the server accepts connections
@@ -129,6 +132,7 @@ def _start_demo_loader(settings: Settings, host: str, port: int) -> None:
 @app.command()
 def demo(data_dir: DataDir = None) -> None:
     """Load the demo accounts and catalog (idempotent)."""
+    # lazy: a command loads only what it runs (start-up time of mercato)
     from mercato.bootstrap import prepare_database
 
     settings = _settings(data_dir)
@@ -139,6 +143,7 @@ def demo(data_dir: DataDir = None) -> None:
 
 
 def _load_demo(settings: Settings) -> list[str]:
+    # lazy: a command loads only what it runs (start-up time of mercato)
     from mercato.demo import load_demo
     from mercato.runtime import Runtime
 
@@ -160,6 +165,7 @@ def createsuperuser(
     data_dir: DataDir = None,
 ) -> None:
     """Create a super admin, or make an existing account one. Works non-interactively."""
+    # lazy: a command loads only what it runs (start-up time of mercato)
     from mercato.access import service as access
     from mercato.accounts import repository
     from mercato.accounts import service as accounts
@@ -214,8 +220,7 @@ def scheduler(data_dir: DataDir = None) -> None:
 
 
 async def _run_bus(settings: Settings, *, role: str) -> None:
-    import signal
-
+    # lazy: a command loads only what it runs (start-up time of mercato)
     from mercato.bus.registry import load_handlers
     from mercato.bus.service import Bus
     from mercato.runtime import Runtime
@@ -229,6 +234,7 @@ async def _run_bus(settings: Settings, *, role: str) -> None:
     await bus.start()
     metrics = None
     if settings.metrics_port is not None:
+        # lazy: a command loads only what it runs (start-up time of mercato)
         from mercato.ops import gauges
         from mercato.ops.metrics_server import MetricsServer
 
@@ -266,7 +272,7 @@ from mercato.cli import licence as _licence  # noqa: E402
 
 _licence.register(app)
 
-# The install agent (agent --server --token --root): mercato/agent/cli.py
-from mercato.agent import cli as _agent  # noqa: E402
+# The install agent (agent --server --token --root): mercato/cli/agent.py
+from mercato.cli import agent as _agent  # noqa: E402
 
 _agent.register(app)

@@ -61,6 +61,7 @@ listing_app = typer.Typer(help="Create the listing a package is published to.", 
 # --- error handling ----------------------------------------------------------------------
 
 def fail(message: str) -> NoReturn:
+    # cli.main imports this module to register its commands: its fail() is taken when called
     from mercato.cli.main import fail as main_fail
 
     main_fail(" ".join(str(message).split()))
@@ -75,6 +76,7 @@ def say(message: str) -> None:
 @contextmanager
 def one_line_errors(*, signed_in: bool = True) -> Iterator[None]:
     """Turn every expected failure into ``error: …`` on one line and exit 1; never a traceback."""
+    # lazy: a command loads only what it runs (start-up time of mercato)
     import click
 
     from mercato.client import ApiError, ClientError
@@ -97,6 +99,7 @@ def one_line_errors(*, signed_in: bool = True) -> Iterator[None]:
     except KeyboardInterrupt:
         fail("interrupted")
     except Exception as error:  # the user gets one line, a developer sets MERCATO_DEBUG
+        # lazy: a command loads only what it runs (start-up time of mercato)
         from mercato.kit.errors import MercatoError
 
         if isinstance(error, MercatoError):
@@ -111,6 +114,7 @@ def one_line_errors(*, signed_in: bool = True) -> Iterator[None]:
 
 def mercato_error_line(error: Any) -> str:
     """A package or domain error (``code``, ``detail``, maybe ``errors``) as one line."""
+    # lazy: a command loads only what it runs (start-up time of mercato)
     from mercato.client.http import format_field_errors
 
     code = getattr(error, "code", "error")
@@ -125,6 +129,7 @@ def mercato_error_line(error: Any) -> str:
 
 @contextmanager
 def connect(server: str | None, token: str | None) -> Iterator[MercatoClient]:
+    # lazy: a command loads only what it runs (start-up time of mercato)
     from mercato.client import MercatoClient, credentials
 
     found = credentials.resolve(server, token)
@@ -135,6 +140,7 @@ def connect(server: str | None, token: str | None) -> Iterator[MercatoClient]:
 # --- progress ----------------------------------------------------------------------------
 
 def _stderr() -> Console:
+    # lazy: a command loads only what it runs (start-up time of mercato)
     from rich.console import Console
 
     return Console(stderr=True)
@@ -167,6 +173,7 @@ class TransferProgress:
         if not self.enabled:
             return
         if self._progress is None:
+            # lazy: a command loads only what it runs (start-up time of mercato)
             from rich.progress import (
                 BarColumn,
                 DownloadColumn,
@@ -196,6 +203,7 @@ def login(server: ServerOption = None,
 
     The password is read from a hidden prompt, or from MERCATO_PASSWORD in scripts.
     """
+    # lazy: a command loads only what it runs (start-up time of mercato)
     from mercato.client import MercatoClient, credentials
 
     with one_line_errors(signed_in=False):
@@ -238,6 +246,7 @@ def login(server: ServerOption = None,
 
 def logout(server: ServerOption = None, token: TokenOption = None) -> None:
     """Revoke the saved API token on the store and forget it on this machine."""
+    # lazy: a command loads only what it runs (start-up time of mercato)
     from mercato.client import MercatoClient, credentials
 
     with one_line_errors():
@@ -266,6 +275,7 @@ def package_init(
 ) -> None:
     """Write a valid package skeleton (mercato.toml and a payload) into DIR/NAME."""
     with one_line_errors():
+        # lazy: a command loads only what it runs (start-up time of mercato)
         from mercato.packages.scaffold import init_package
 
         created = init_package(directory, name, kind=kind.value)
@@ -290,6 +300,7 @@ def package_build(
             fail(f"{source}: no such folder")
         if not source.is_dir():
             fail(f"{source} is not a folder; give the package folder that holds {MANIFEST}")
+        # lazy: a command loads only what it runs (start-up time of mercato)
         from mercato.packages.scaffold import build_package
 
         archive = build_package(source, output_dir=output_dir, fmt=fmt.value)
@@ -308,6 +319,7 @@ def publish(
     server: ServerOption = None, token: TokenOption = None,
 ) -> None:
     """Upload a package as a new version of a listing and submit it for review."""
+    # lazy: a command loads only what it runs (start-up time of mercato)
     from mercato.client import ApiError, ClientError
 
     with one_line_errors():
@@ -436,6 +448,7 @@ def status(listing: Annotated[str | None, typer.Option("--listing", "-l", show_d
                                                          help="Show this publisher's listings.")] = None,
            server: ServerOption = None, token: TokenOption = None) -> None:
     """Show a listing's versions and where each is in review, or a publisher's listings."""
+    # lazy: a command loads only what it runs (start-up time of mercato)
     from rich.console import Console
     from rich.table import Table
 
@@ -497,6 +510,7 @@ def download(version: Annotated[str, typer.Argument(help="The version to downloa
 
     The file's path is printed on stdout; a checksum or signature mismatch deletes it.
     """
+    # lazy: a command loads only what it runs (start-up time of mercato)
     from mercato.client import verify_download
 
     with one_line_errors(), connect(server, token) as client:

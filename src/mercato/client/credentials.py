@@ -12,6 +12,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import click
+
 from mercato.client.http import ClientError, normalize_server
 
 FILENAME = "credentials.json"
@@ -30,7 +32,6 @@ def config_dir() -> Path:
     configured = os.environ.get("MERCATO_CONFIG_DIR")
     if configured:
         return Path(configured).expanduser()
-    import click
 
     return Path(click.get_app_dir("mercato"))
 

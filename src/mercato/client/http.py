@@ -15,12 +15,15 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mercato.kit import keys as signing
 
 API_PREFIX = "/api/v1"
 CHUNK_SIZE = 256 * 1024
@@ -490,8 +493,6 @@ def verify_download(result: DownloadResult, keys: list[PublicKey]) -> PublicKey:
 
     Returns the key that verified it; raises :class:`SignatureInvalid` otherwise.
     """
-    from mercato.kit import keys as signing
-
     if not result.signature:
         raise SignatureInvalid("signature_missing: the store sent no X-Signature-Ed25519 header; "
                                "the download cannot be trusted")
@@ -528,8 +529,6 @@ def _download_name(response: httpx.Response, listing: str, version: str) -> str:
         re.search(r'filename="?([^";]+)"?', disposition, re.I)
     name = ""
     if match:
-        from urllib.parse import unquote
-
         name = unquote(match.group(1).strip().strip('"'))
         name = re.sub(r"[^A-Za-z0-9._+-]", "_", name.replace("\\", "/").rsplit("/", 1)[-1]).lstrip(".")
     if not name:
@@ -561,8 +560,6 @@ def _json_of(response: httpx.Response, server: str) -> Any:
 
 def _package_version() -> str:
     try:
-        from importlib.metadata import version
-
         return version("mercato")
     except Exception:  # running from a source tree
         return "0"

@@ -29,14 +29,14 @@ from mercato.kit.pagination import (
     decode_cursor,
     encode_cursor,
 )
-from mercato.kit.routing import (
+from mercato.kit.schemas import Page, Slug
+from mercato.ledger.errors import InsufficientFunds
+from mercato.platform.routing import (
     ReadSession,
     RuntimeDep,
     TransactionalRoute,
     WriteSession,
 )
-from mercato.kit.schemas import Page, Slug
-from mercato.ledger.errors import InsufficientFunds
 from mercato.publishers.errors import PublisherNotFound
 
 router = APIRouter(route_class=TransactionalRoute, tags=["money"])

@@ -21,8 +21,8 @@ from mercato.kit.pagination import (
     decode_cursor,
     encode_cursor,
 )
-from mercato.kit.routing import ReadSession, TransactionalRoute
 from mercato.kit.schemas import Timestamp
+from mercato.platform.routing import ReadSession, TransactionalRoute
 
 router = APIRouter(route_class=TransactionalRoute, tags=["accounts"])
 

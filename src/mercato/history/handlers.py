@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mercato.bus.context import HandlerContext
 from mercato.bus.events import CloudEvent
 from mercato.bus.registry import observe
 from mercato.bus.scheduler import sweep
@@ -20,7 +21,7 @@ async def record(session: AsyncSession, event: CloudEvent) -> None:
 
 
 @sweep("history.purge", every=3600.0)
-async def purge_history(bus) -> None:  # type: ignore[no-untyped-def]
+async def purge_history(bus: HandlerContext) -> None:
     """Entries past the retention period go, a batch per transaction."""
     total = 0
     while True:

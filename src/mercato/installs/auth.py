@@ -8,28 +8,21 @@ that one permission, for the instance's owner.
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.access.permissions import Condition, Permission
-from mercato.access.principal import Principal
+from mercato.access.principal import INSTANCE_KIND, Principal, instance_id_of  # noqa: F401 (installs' names)
 from mercato.kit.security import new_secret, secret_digest
 from mercato.models import Instance, User
 
 INSTANCE_TOKEN_PREFIX = "mci_"
-INSTANCE_KIND = "instance"
 
 
 def new_instance_token() -> tuple[str, str]:
     """A fresh token and the digest to store."""
     token = new_secret(INSTANCE_TOKEN_PREFIX)
     return token, secret_digest(token)
-
-
-def instance_id_of(principal: Principal) -> uuid.UUID:
-    return uuid.UUID(str(principal.extra["instance_id"]))
 
 
 async def identify_instance(session: AsyncSession, credential: str) -> Principal | None:

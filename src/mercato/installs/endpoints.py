@@ -48,13 +48,13 @@ from mercato.installs.schemas import (
 )
 from mercato.installs.service import Scope
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
-from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page
 from mercato.live.waiting import wait_until
 from mercato.models import Installation, InstallTask
 from mercato.models import Instance as InstanceRow
+from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
+from mercato.platform.runtime import Runtime
 from mercato.publishing.errors import NotEntitled
-from mercato.runtime import Runtime
 
 router = APIRouter(route_class=TransactionalRoute, tags=["installs"])
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.bus import repository as bus_repository
-from mercato.bus.context import current_bus
+from mercato.bus.context import HandlerContext, current_bus
 from mercato.bus.events import CloudEvent
 from mercato.bus.registry import subscribe
 from mercato.bus.scheduler import sweep
@@ -64,7 +63,7 @@ async def correct_status(db: Database, *, settings: Settings) -> service.Correct
 
 
 @sweep("installs.correct_status", every=TICK_SECONDS)
-async def correct_status_when_due(bus: Any) -> None:
+async def correct_status_when_due(bus: HandlerContext) -> None:
     interval = bus.settings.installs_status_sweep_seconds
     holder = uuid.uuid4().hex
     now = utcnow()

@@ -69,6 +69,7 @@ class RedisCache:
     left alone for ``REDIS_COOL_OFF_SECONDS``, so a dead Redis costs requests nothing."""
 
     def __init__(self, url: str, *, namespace: str, name: str = "default") -> None:
+        # redis only when a Redis URL is configured (start-up time)
         from redis.asyncio import Redis
 
         self.name = name

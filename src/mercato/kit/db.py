@@ -23,9 +23,11 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from mercato.kit.cache import EVICTIONS, apply_evictions
 from mercato.kit.errors import ServiceUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -207,8 +209,6 @@ class Database:
         """A write transaction for code outside a request (CLI, workers, sweeps). Cache
         evictions it recorded are applied once it committed (and dropped if it rolled back),
         as the request route does for its own transaction."""
-        from mercato.kit.cache import EVICTIONS, apply_evictions
-
         async with self.write_session() as session:
             try:
                 async with session.begin():
@@ -240,8 +240,6 @@ class Database:
 async def insert_unless_conflict(session: AsyncSession, row: object) -> bool:
     """Insert ``row``; False when a unique index refuses it (a race lost to a transaction that
     committed after the caller's check). A savepoint keeps the caller's transaction usable."""
-    from sqlalchemy.exc import IntegrityError
-
     try:
         async with session.begin_nested():
             session.add(row)

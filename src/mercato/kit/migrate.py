@@ -10,6 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -44,10 +48,6 @@ def head_revisions() -> set[str]:
 
 async def current_revisions(database_url: str) -> set[str]:
     """What ``alembic_version`` holds (empty for a new database)."""
-    from sqlalchemy import text
-    from sqlalchemy.exc import DBAPIError
-    from sqlalchemy.ext.asyncio import create_async_engine
-
     engine = create_async_engine(database_url)
     try:
         async with engine.connect() as connection:
@@ -70,6 +70,7 @@ def is_current(database_url: str) -> bool:
 
 
 def alembic_config(database_url: str) -> Config:
+    # Alembic only when a migration runs (start-up time)
     from alembic.config import Config
 
     config = Config()
@@ -83,6 +84,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     """Upgrade to ``revision``. Safe to call from inside a running event loop."""
 
     def run() -> None:
+        # Alembic only when a migration runs (start-up time)
         from alembic import command
 
         command.upgrade(alembic_config(database_url), revision)

@@ -377,6 +377,7 @@ class S3ArtifactStore:
         if self._client is None:
             async with self._lock:
                 if self._client is None:
+                    # botocore only for an S3-compatible store (heavy; start-up time)
                     from aiobotocore.config import AioConfig
 
                     secrets: dict[str, str | None] = {}
@@ -392,6 +393,7 @@ class S3ArtifactStore:
         return self._client
 
     async def _head(self, key: str) -> int | None:
+        # botocore only for an S3-compatible store (heavy; start-up time)
         from botocore.exceptions import ClientError
 
         client = await self._s3()
@@ -445,6 +447,7 @@ class S3ArtifactStore:
             raise
 
     async def _read(self, key: str, digest: str, start: int, end: int | None) -> AsyncIterator[bytes]:
+        # botocore only for an S3-compatible store (heavy; start-up time)
         from botocore.exceptions import ClientError
 
         if end == start:  # nothing to read, but a missing artifact is still missing
@@ -483,6 +486,7 @@ class S3ArtifactStore:
 @functools.cache
 def _aio_session() -> Any:
     """One botocore session per process: it caches the (slow to load) service models."""
+    # botocore only for an S3-compatible store (heavy; start-up time)
     from aiobotocore.session import get_session
 
     return get_session()

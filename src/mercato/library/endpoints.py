@@ -15,11 +15,11 @@ from mercato.catalog import service as catalog
 from mercato.catalog.errors import ListingNotFound
 from mercato.catalog.presenter import present
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
-from mercato.kit.routing import ReadSession, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page
 from mercato.library import service
 from mercato.library.errors import EntitlementAlreadyRevoked, EntitlementNotFound
 from mercato.library.schemas import EntitlementGrant, EntitlementRead, LibraryItem, LibraryPage
+from mercato.platform.routing import ReadSession, TransactionalRoute, WriteSession
 
 router = APIRouter(route_class=TransactionalRoute, tags=["library"])
 

@@ -11,12 +11,6 @@ from mercato.access.dependencies import requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.catalog.errors import ListingNotFound
-from mercato.kit.routing import (
-    ReadSession,
-    RuntimeDep,
-    TransactionalRoute,
-    WriteSession,
-)
 from mercato.licences import service
 from mercato.licences.errors import LicenceNotFound
 from mercato.licences.schemas import (
@@ -24,6 +18,12 @@ from mercato.licences.schemas import (
     KeyUpload,
     KeyUploadResult,
     LicenceDocument,
+)
+from mercato.platform.routing import (
+    ReadSession,
+    RuntimeDep,
+    TransactionalRoute,
+    WriteSession,
 )
 
 router = APIRouter(route_class=TransactionalRoute, tags=["licences"])

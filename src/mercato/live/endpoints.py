@@ -11,14 +11,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 from sse_starlette.sse import EventSourceResponse
 
-from mercato.access.dependencies import user_or_instance
-from mercato.access.principal import Principal
-from mercato.accounts import service as accounts
+from mercato.access.dependencies import still_identifies, user_or_instance
+from mercato.access.principal import INSTANCE_KIND, Principal, instance_id_of
 from mercato.bus import repository
 from mercato.bus.delivery import event_from_row
-from mercato.installs.auth import INSTANCE_KIND, identify_instance, instance_id_of
-from mercato.kit.routing import TransactionalRoute, get_runtime
 from mercato.live.hub import RESET
+from mercato.platform.routing import TransactionalRoute, get_runtime
 
 router = APIRouter(route_class=TransactionalRoute, tags=["live"])
 
@@ -86,11 +84,7 @@ async def stream(request: Request, me: Annotated[Principal, user_or_instance()],
         return instance is None or (isinstance(data, dict) and data.get("instance_id") == instance)
 
     async def still_signed_in() -> bool:
-        async with rt.db.read_session() as session:
-            if instance is not None:
-                return await identify_instance(session, bearer) is not None
-            identity = await accounts.identify_bearer(session, rt, bearer)
-        return identity is not None and identity.user.id == me.user_id
+        return await still_identifies(rt, bearer, me)
 
     resume_after = _resume_point(last_event_id)
     if resume_after is None:

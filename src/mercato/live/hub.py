@@ -99,6 +99,7 @@ class MemoryHub:
 
 class RedisHub:
     def __init__(self, url: str, *, namespace: str) -> None:
+        # redis only when a Redis URL is configured (start-up time)
         from redis.asyncio import Redis
 
         self.redis = Redis.from_url(url)

@@ -13,12 +13,6 @@ from mercato.access.dependencies import public, requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor, page_of
-from mercato.kit.routing import (
-    ReadSession,
-    RuntimeDep,
-    TransactionalRoute,
-    WriteSession,
-)
 from mercato.kit.schemas import Page
 from mercato.market import service, sweep
 from mercato.market.errors import (
@@ -32,6 +26,12 @@ from mercato.market.schemas import (
     MarketSourceRead,
     MarketSyncRead,
     MirroredListingRead,
+)
+from mercato.platform.routing import (
+    ReadSession,
+    RuntimeDep,
+    TransactionalRoute,
+    WriteSession,
 )
 
 router = APIRouter(route_class=TransactionalRoute, tags=["market"])

@@ -35,6 +35,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from mercato import __version__
+from mercato.bus.context import HandlerContext
 from mercato.bus.scheduler import sweep
 from mercato.config import Settings
 from mercato.kit import ssrf
@@ -203,6 +204,6 @@ async def sync_due(db: Database, settings: Settings, *, now: datetime | None = N
 
 
 @sweep("market.sync", every=TICK_SECONDS)
-async def sync_sweep(bus: Any) -> None:
+async def sync_sweep(bus: HandlerContext) -> None:
     """Runs in the process holding the sweep's lease (the bus's scheduler)."""
     await sync_due(bus.db, bus.settings)

@@ -11,10 +11,10 @@ from mercato.access.dependencies import requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
-from mercato.kit.routing import ReadSession, TransactionalRoute, WriteSession
 from mercato.notifications import service
 from mercato.notifications.errors import NotificationNotFound
 from mercato.notifications.schemas import Marked, NotificationPage, NotificationRead
+from mercato.platform.routing import ReadSession, TransactionalRoute, WriteSession
 
 router = APIRouter(route_class=TransactionalRoute, tags=["notifications"])
 

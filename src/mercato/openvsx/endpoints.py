@@ -26,12 +26,6 @@ from mercato.access.principal import Principal
 from mercato.kit.errors import MercatoError, PayloadTooLarge, ValidationFailed
 from mercato.kit.http import _validation_errors
 from mercato.kit.pagination import CursorParam, Limit, page_of
-from mercato.kit.routing import (
-    ReadSession,
-    RuntimeDep,
-    TransactionalRoute,
-    WriteSession,
-)
 from mercato.kit.schemas import Page
 from mercato.kit.storage import ArtifactMissing
 from mercato.openvsx import service
@@ -63,6 +57,12 @@ from mercato.openvsx.schemas import (
 from mercato.packages.archive import PackageLimits
 from mercato.packages.checks import run_checks
 from mercato.packages.vsix import TARGET_PLATFORMS, inspect_vsix
+from mercato.platform.routing import (
+    ReadSession,
+    RuntimeDep,
+    TransactionalRoute,
+    WriteSession,
+)
 
 PREFIX = "/openvsx"
 PERSONAL_PREFIX = "/openvsx/t/{registry_token}"

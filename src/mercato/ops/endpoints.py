@@ -16,8 +16,8 @@ from mercato.kit.http import FastPath, register_fast_path
 from mercato.kit.logging import log
 from mercato.kit.metrics import REGISTRY
 from mercato.kit.migrate import schema_state
-from mercato.kit.routing import TransactionalRoute
 from mercato.ops import gauges
+from mercato.platform.routing import TransactionalRoute
 
 BROKER_CHECK_SECONDS = 2.0
 

@@ -15,7 +15,6 @@ from mercato.kit.errors import Forbidden
 from mercato.kit.failpoints import failpoint
 from mercato.kit.money import Money
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
-from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page, Slug
 from mercato.live.waiting import wait_until
 from mercato.orders import service
@@ -38,8 +37,9 @@ from mercato.orders.schemas import (
     PublisherOrderRead,
     Shipping,
 )
+from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
+from mercato.platform.runtime import Runtime
 from mercato.publishers.errors import PublisherNotFound
-from mercato.runtime import Runtime
 
 router = APIRouter(route_class=TransactionalRoute, tags=["orders"])
 

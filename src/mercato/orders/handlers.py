@@ -13,6 +13,7 @@ from collections import defaultdict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mercato.bus.context import HandlerContext
 from mercato.bus.events import CloudEvent
 from mercato.bus.registry import observe, subscribe
 from mercato.bus.scheduler import sweep
@@ -87,7 +88,7 @@ async def count_sales(session: AsyncSession, events: list[CloudEvent[OrderComple
 
 
 @sweep("orders.expire", every=15.0)
-async def expire_orders(bus) -> None:  # type: ignore[no-untyped-def]
+async def expire_orders(bus: HandlerContext) -> None:
     """Unpaid orders past their deadline expire (M5), a batch per transaction."""
     while True:
         async with bus.db.transaction() as session:

@@ -35,12 +35,14 @@ from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.catalog import service as catalog
 from mercato.catalog.errors import ListingNotFound
+from mercato.coupons import service as coupons
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden
 from mercato.kit.failpoints import failpoint
 from mercato.kit.metrics import ORDERS, count_on_commit
 from mercato.ledger.errors import InsufficientFunds
 from mercato.library import service as library
+from mercato.library.service import OrderLineToGrant, grant_order
 from mercato.models import Order, OrderLine, Shipment
 from mercato.notifications import service as notifications
 from mercato.orders import repository
@@ -53,10 +55,10 @@ from mercato.orders.errors import (
     OrderTransitionRefused,
     OutOfStock,
     OwnListing,
-    PaymentsUnavailable,
     ShippingAddressRequired,
 )
 from mercato.orders.schemas import OrderCreate, OrderRead, PublisherOrderRead, ShipmentRead
+from mercato.payments import service as payments
 from mercato.policies import service as policies
 from mercato.publishers import service as publishers
 from mercato.wallet import service as wallet
@@ -224,8 +226,6 @@ async def create(session: AsyncSession, *, actor: Principal, idempotency_key: st
     order_id = uuid.uuid4()
     coupon_id, coupon_code = None, None
     if body.coupon is not None:
-        from mercato.coupons import service as coupons
-
         quote = await coupons.quote(session, code=body.coupon, user_id=actor.user_id, lines=[
             coupons.QuoteLine(listing_id=line.listing_id, publisher_id=line.publisher_id, total=line.subtotal)
             for line in priced])
@@ -266,8 +266,6 @@ async def create(session: AsyncSession, *, actor: Principal, idempotency_key: st
             title = next(line.title for line in priced if line.listing_id == listing_id)
             raise OutOfStock(f"Fewer than {wanted[listing_id]} of {title} are left.")
     if coupon_id is not None:
-        from mercato.coupons import service as coupons
-
         await coupons.redeem(session, coupon_id=coupon_id, user_id=actor.user_id, order_id=order_id)
     await _publish(session, order, "order.created", lines=[_line_data(line) for line in lines])
     await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.order_create,
@@ -284,8 +282,6 @@ async def create(session: AsyncSession, *, actor: Principal, idempotency_key: st
 async def _settle_free(session: AsyncSession, order: Order, lines: list[OrderLine]) -> None:
     """A free order takes no money: it is paid at once, and a digital one is entitled and
     completed in the same transaction (the "get" path); nothing of it may fail later."""
-    from mercato.library.service import OrderLineToGrant, grant_order
-
     now = utcnow()
     if any(line.delivery == "physical" for line in lines):
         await _mark_paid(session, order, lines, at=now)
@@ -383,8 +379,6 @@ async def on_payment_succeeded(session: AsyncSession, *, payment_id: uuid.UUID, 
     # The part of the payment still in the wallet was not needed by this order.
     excess = min(amount, await wallet.balance(session, user_id))
     if excess > 0:
-        from mercato.payments import service as payments
-
         reason = "overpayment" if order is not None and order.status not in ("expired", "canceled", "failed") \
             else "order ended before the payment arrived"
         await payments.refund(session, payment_id=payment_id, amount=excess, reason=reason)
@@ -410,12 +404,6 @@ async def pay(session: AsyncSession, *, actor: Principal, order_id: uuid.UUID) -
         balance = await wallet.balance(session, actor.user_id)
         if balance >= order.total:
             raise OrderTransitionRefused("The wallet changed while paying; try again.")
-    try:
-        from mercato.payments import service as payments
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("mercato.payments", "mercato.payments.service"):
-            raise
-        raise PaymentsUnavailable("This store takes no provider payments; top up the wallet instead.") from None
     payment = await payments.start_payment(session, user_id=actor.user_id, amount=order.total - balance,
                                            purpose="order", order_id=order.id)
     return order, payment
@@ -465,8 +453,6 @@ async def _close(session: AsyncSession, order: Order, *, from_: tuple[str, ...],
         if line.delivery == "physical" and line.publisher_id in unshipped:
             await repository.return_stock(session, line.listing_id, line.quantity)
     if order.coupon_id is not None and was in UNPAID:
-        from mercato.coupons import service as coupons
-
         await coupons.release(session, order_id=order.id)
     await _publish(session, order, event, reason=reason, **({"by": by} if by else {}))
     return True

@@ -11,7 +11,6 @@ from mercato.access.dependencies import idempotent, public, requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
-from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page
 from mercato.payments import service
 from mercato.payments.errors import (
@@ -24,6 +23,7 @@ from mercato.payments.errors import (
     UnknownProvider,
 )
 from mercato.payments.schemas import PaymentRead, TopupCreate, WebhookReceipt
+from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 
 router = APIRouter(route_class=TransactionalRoute, tags=["money"])
 

@@ -19,7 +19,6 @@ from starlette.responses import Response
 from mercato.access.dependencies import public
 from mercato.kit.clock import utcnow
 from mercato.kit.money import format_money
-from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.models import SandboxPayment
 from mercato.payments import repository
 from mercato.payments.providers import gateway
@@ -32,7 +31,9 @@ from mercato.payments.providers.sandbox import (
     report_of,
 )
 from mercato.payments.schemas import SandboxStatus
-from mercato.runtime import Runtime
+from mercato.platform.pages import render as render_page
+from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
+from mercato.platform.runtime import Runtime
 
 router = APIRouter(route_class=TransactionalRoute, tags=["sandbox provider"], dependencies=[public()])
 
@@ -47,14 +48,11 @@ async def _page(request: Request, session: AsyncSession, row: SandboxPayment, *,
                 error: str | None = None, card_number: str = "") -> Response:
     """The pay page in the store's layout (web/templates/sandbox/pay.html), with the pages' headers;
     once the payer acted, a link back to where the store sends them (the order, or the wallet)."""
-    from mercato.web import present  # noqa: F401 (the minor filter)
-    from mercato.web.pages import render  # the web layer builds on the app's routers
-
     payment = await repository.get(session, row.merchant_payment_id)
     back = None
     if payment is not None and row.status != "open":
         back = f"/orders/{payment.order_id}" if payment.order_id else f"/wallet?payment={payment.id}"
-    return await render(request, "sandbox/pay.html", {
+    return await render_page(request, "sandbox/pay.html", {
         "payment": row, "amount_text": format_money(row.amount, row.currency), "error": error,
         "card_number": card_number, "action_url": f"/sandbox/pay/{row.merchant_payment_id}",
         "test_cards": TEST_CARDS, "back": back}, status_code=status_code, headers={"Cache-Control": "no-store"})

@@ -10,7 +10,7 @@ from mercato.access.dependencies import requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.errors import ValidationFailed
-from mercato.kit.routing import (
+from mercato.platform.routing import (
     ReadSession,
     RuntimeDep,
     TransactionalRoute,

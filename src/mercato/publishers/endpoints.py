@@ -14,9 +14,9 @@ from mercato.access.principal import Principal
 from mercato.accounts.errors import UserNotFound
 from mercato.kit.errors import Forbidden
 from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, encode_cursor, page_of
-from mercato.kit.routing import ReadSession, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page, Slug
 from mercato.models import Publisher
+from mercato.platform.routing import ReadSession, TransactionalRoute, WriteSession
 from mercato.publishers import service
 from mercato.publishers.errors import (
     ApplicationDecided,

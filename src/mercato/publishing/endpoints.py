@@ -23,10 +23,10 @@ from mercato.catalog.errors import ListingNotFound, ListingTransitionRefused
 from mercato.kit.errors import Forbidden, ValidationFailed
 from mercato.kit.keys import ARTIFACT_PREFIX
 from mercato.kit.pagination import CursorParam, InvalidCursor, Limit
-from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page
 from mercato.kit.storage import ArtifactMissing
 from mercato.packages.errors import PackageTooLarge
+from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.publishing import service
 from mercato.publishing.errors import (
     ManifestMismatch,
@@ -39,6 +39,7 @@ from mercato.publishing.errors import (
 )
 from mercato.publishing.ingest import ingest
 from mercato.publishing.schemas import KeysRead, PublicKeyRead, SubmitBody, VersionRead, YankBody
+from mercato.review import service as review
 
 router = APIRouter(route_class=TransactionalRoute, tags=["versions"])
 
@@ -191,8 +192,6 @@ async def yank_version(listing_id: ListingKey, version: VersionText, body: YankB
 async def appeal_rejection(listing_id: ListingKey, version: VersionText, body: YankBody, session: WriteSession,
                            actor: Annotated[Principal, requires(Permission.review_appeal_create)]) -> VersionRead:
     """Appeal a rejection, once; an admin upholds it (back to the queue) or denies it."""
-    from mercato.review import service as review
-
     task = await review.appeal(session, actor=actor, key=listing_id, version=version, reason=body.reason)
     return VersionRead.model_validate(await service.by_id(session, task.version_id))
 

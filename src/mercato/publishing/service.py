@@ -24,6 +24,8 @@ from mercato.catalog.errors import ListingTransitionRefused
 from mercato.kit import semver
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden
+from mercato.kit.keys import artifact_message
+from mercato.library import service as library
 from mercato.models import Listing, ListingVersion
 from mercato.publishers import service as publishers
 from mercato.publishing import repository
@@ -35,6 +37,7 @@ from mercato.publishing.errors import (
     VersionNotFound,
     VersionTransitionRefused,
 )
+from mercato.review import service as review
 
 MAX_LISTED_FILES = 1000
 
@@ -139,8 +142,6 @@ async def submit(session: AsyncSession, *, actor: Principal, key: str, version: 
                  security_update: bool, note: str) -> tuple[Listing, ListingVersion]:
     """Put an uploaded version (the newest when ``version`` is None) into the review queue; a
     listing that is not public yet goes into review with it."""
-    from mercato.review import service as review
-
     listing = await catalog.get_for_change(session, actor, key, Permission.version_submit)
     if version is None:
         found = await repository.newest_uploaded(session, listing.id)
@@ -177,8 +178,6 @@ async def _refresh_latest(session: AsyncSession, listing: Listing) -> ListingVer
 async def approve(session: AsyncSession, *, version: ListingVersion, reviewer_id: uuid.UUID,
                   signer: Any) -> ListingVersion:
     """Approval signs the artifact digest with the store key and publishes the version."""
-    from mercato.kit.keys import artifact_message
-
     listing = await catalog.get_by_id(session, version.listing_id)
     now = utcnow()
     if not await repository.transition(session, version.id, from_=("in_review",), to="approved", at=now,
@@ -246,8 +245,6 @@ async def for_download(session: AsyncSession, *, viewer: Principal, key: str, ve
     it). Everyone else needs an approved (or yanked) version and an entitlement: free
     listings entitle any signed-in user on first download, paid ones their owners.
     """
-    from mercato.library import service as library
-
     listing = await catalog.get_visible(session, viewer, key)
     if viewer.condition_for(Permission.version_download, listing.slug) is None:  # a token scoped to other listings
         raise Forbidden(f"This API token's scopes do not reach {listing.slug!r} (version:download@{listing.slug}).")
@@ -263,8 +260,6 @@ async def count_download(session: AsyncSession, *, listing: Listing, version: Li
                          user_id: uuid.UUID | None = None) -> None:
     """An answer handed out bytes of the archive: count it on the version, the listing and, for
     ``user_id``, on their entitlement (what the refund policy's download limit reads)."""
-    from mercato.library import service as library
-
     await repository.count_download(session, version.id)
     await catalog.count(session, listing.id, day_stat="downloads", download_count=1)
     if user_id is not None:

@@ -18,8 +18,8 @@ from mercato.catalog.errors import ListingNotFound
 from mercato.kit.errors import Forbidden
 from mercato.kit.markdown import render_markdown
 from mercato.kit.pagination import CursorParam, InvalidCursor, Limit
-from mercato.kit.routing import ReadSession, TransactionalRoute, WriteSession
 from mercato.models import ListingReview
+from mercato.platform.routing import ReadSession, TransactionalRoute, WriteSession
 from mercato.ratings import service
 from mercato.ratings.errors import NotEntitled, OwnListing, ReviewExists, ReviewNotFound, ReviewStateUnchanged
 from mercato.ratings.repository import After, Sort

@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse, Response
 from mercato.access.dependencies import requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute
+from mercato.platform.pages import render as render_page
+from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute
 from mercato.receipts import service
 from mercato.receipts.schemas import ReceiptRead
 from mercato.receipts.service import NoReceiptYet, Receipt, ReceiptNotFound
@@ -26,10 +27,8 @@ HTML_OR_JSON = {200: {"content": {"application/json": {"schema": {"$ref": "#/com
 
 async def _answer(request: Request, receipt: Receipt, accept: str | None, store_name: str) -> Response:
     if accept and _prefers_html(accept):
-        from mercato.web import present  # noqa: F401 (the minor filter)
-        from mercato.web.pages import render  # the printable page in the store's layout, with its headers
-
-        return await render(request, "buyer/receipt.html", {"receipt": receipt, "store_name": store_name})
+        # the printable page in the store's layout, with its headers
+        return await render_page(request, "buyer/receipt.html", {"receipt": receipt, "store_name": store_name})
     return JSONResponse(ReceiptRead.of(receipt).model_dump(mode="json"))
 
 

@@ -13,10 +13,10 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.money import Money
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
-from mercato.kit.routing import ReadSession, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page
 from mercato.ledger.errors import InsufficientFunds
 from mercato.models import Refund
+from mercato.platform.routing import ReadSession, TransactionalRoute, WriteSession
 from mercato.refunds import service
 from mercato.refunds.errors import (
     AlreadyRefunded,

@@ -17,8 +17,8 @@ from mercato.access.principal import Principal
 from mercato.catalog import service as catalog
 from mercato.kit.clock import utcnow
 from mercato.kit.pagination import CursorParam, InvalidCursor, Limit, Total
-from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.models import ReviewTask
+from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.publishers import service as publishers
 from mercato.publishing import service as publishing
 from mercato.review import service

@@ -19,9 +19,11 @@ from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
+from mercato.catalog import service as catalog
 from mercato.kit.clock import utcnow
 from mercato.models import Listing, ListingVersion, ReviewTask
 from mercato.publishers import service as publishers
+from mercato.publishing import service as publishing
 from mercato.review import repository
 from mercato.review.errors import ClaimedByOther, OwnPublisher, ReviewTaskNotFound, ReviewTransitionRefused
 
@@ -132,8 +134,6 @@ async def release(session: AsyncSession, *, actor: Principal, task_id: uuid.UUID
 async def decide(session: AsyncSession, *, actor: Principal, task_id: uuid.UUID, outcome: str, reason: str | None,
                  signer: Any) -> ReviewTask:
     """Approve, reject or request changes on a task the caller has claimed."""
-    from mercato.publishing import service as publishing
-
     task = await _reviewer_task(session, actor, task_id)
     now = utcnow()
     if not await repository.move(session, task.id, where={"status": "claimed", "claimed_by": actor.user_id},
@@ -160,9 +160,6 @@ async def decide(session: AsyncSession, *, actor: Principal, task_id: uuid.UUID,
 
 async def appeal(session: AsyncSession, *, actor: Principal, key: str, version: str, reason: str) -> ReviewTask:
     """A publisher member appeals the rejection of a version, once per rejection."""
-    from mercato.catalog import service as catalog
-    from mercato.publishing import service as publishing
-
     listing = await catalog.get_for_change(session, actor, key, Permission.review_appeal_create)
     found = await publishing.get_version(session, actor, listing, version)
     task = await repository.latest_for_version(session, found.id)
@@ -185,8 +182,6 @@ async def decide_appeal(session: AsyncSession, *, actor: Principal, task_id: uui
                         reason: str) -> ReviewTask:
     """Admins decide appeals. Upheld: the version goes back into review as a new, high-priority
     task (for another reviewer); denied: the rejection stands for good."""
-    from mercato.publishing import service as publishing
-
     task = await _reviewer_task(session, actor, task_id)
     outcome = "upheld" if uphold else "denied"
     if not await repository.move(session, task.id, where={"appeal_status": "pending"},
@@ -196,8 +191,6 @@ async def decide_appeal(session: AsyncSession, *, actor: Principal, task_id: uui
     version = await publishing.by_id(session, task.version_id)
     extra: dict[str, Any] = {"version_id": str(version.id), "version": version.version}
     if uphold:
-        from mercato.catalog import service as catalog
-
         await publishing.reopen(session, version=version)
         listing = await catalog.get_by_id(session, task.listing_id)
         new_task = await open_task(session, listing=listing, version=version, priority="high",

@@ -14,8 +14,8 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden
-from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute
 from mercato.kit.schemas import Slug
+from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute
 from mercato.publishers.errors import PublisherNotFound
 from mercato.stats import service
 from mercato.stats.schemas import PublisherStats

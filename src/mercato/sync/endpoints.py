@@ -12,7 +12,7 @@ from mercato.access.dependencies import public, requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.http import FastPath, register_fast_path
-from mercato.kit.routing import ReadSession, TransactionalRoute, get_runtime
+from mercato.platform.routing import ReadSession, TransactionalRoute, get_runtime
 from mercato.sync import catalog_feed, user_feed
 from mercato.sync.errors import InvalidSyncCursor
 from mercato.sync.schemas import (

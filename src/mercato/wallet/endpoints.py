@@ -11,8 +11,8 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.money import Money, SignedMoney
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
-from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute
 from mercato.kit.schemas import Page
+from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute
 from mercato.wallet import service
 from mercato.wallet.schemas import WalletMovement, WalletRead
 

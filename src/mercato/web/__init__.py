@@ -13,6 +13,7 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     """Every page router, in the order app.py includes them."""
+    # the page modules import web.pages: loaded when the routers are included
     from mercato.web import (
         account,
         artwork,

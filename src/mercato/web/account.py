@@ -22,11 +22,11 @@ from mercato.accounts.errors import EmailTaken, InvalidCredentials, TokenNotFoun
 from mercato.accounts.schemas import ApiTokenCreate, RegisterRequest
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import RateLimited
-from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.openvsx import service as openvsx
 from mercato.openvsx.endpoints import PREFIX as OPENVSX_PREFIX
 from mercato.openvsx.errors import RegistryTokenNotFound
 from mercato.openvsx.schemas import RegistryTokenCreate
+from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.publishers import service as publishers
 from mercato.publishers.errors import ApplicationPending, SlugTaken
 from mercato.publishers.schemas import ApplicationCreate

@@ -23,14 +23,15 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.catalog import service as catalog
 from mercato.catalog.errors import ListingNotFound
+from mercato.coupons import service as coupons
 from mercato.coupons.errors import CouponExhausted, CouponInvalid, CouponLimitReached, CouponNotApplicable
-from mercato.kit import idempotency
 from mercato.kit.errors import Forbidden, MercatoError
-from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.models import Listing
 from mercato.orders import service as orders
 from mercato.orders.errors import AlreadyOwned, ListingNotAvailable, OrderInvalid
 from mercato.orders.schemas import OrderCreate
+from mercato.platform import idempotency
+from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.wallet import service as wallet
 from mercato.web import once, present  # noqa: F401 (present: the minor filter)
 from mercato.web.pages import page_router, redirect, render
@@ -248,8 +249,6 @@ async def _checkout_context(request: Request, session: AsyncSession, actor: Prin
     summary = _summary(shown, currency)
     discount, coupon_error = 0, None
     if coupon and summary["subtotal"] > 0:
-        from mercato.coupons import service as coupons
-
         try:
             quote = await coupons.quote(session, code=coupon, user_id=actor.user_id, lines=[
                 coupons.QuoteLine(listing_id=s.line.listing_id, publisher_id=s.listing.publisher_id, total=s.total)

@@ -16,7 +16,7 @@ import secrets
 from fastapi import Request
 
 from mercato.kit.errors import Forbidden
-from mercato.kit.routing import get_runtime
+from mercato.platform.routing import get_runtime
 
 COOKIE = "mercato_csrf"
 FIELD = "csrf_token"

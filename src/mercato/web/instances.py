@@ -24,8 +24,8 @@ from mercato.installs import service as installs
 from mercato.installs.errors import InstallationNotFound, TaskNotFound
 from mercato.installs.service import Scope
 from mercato.kit.errors import MercatoError
-from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.models import InstallTask
+from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.web import present  # noqa: F401 (the minor filter)
 from mercato.web.pages import page_router, redirect, render
 from mercato.web.permits import permitted
@@ -48,7 +48,7 @@ def _scope(actor: Principal) -> Scope:
 
 
 def agent_command(server: str, token: str) -> str:
-    """What to paste on the instance (mercato/agent/cli.py: --server, --token and --root are required)."""
+    """What to paste on the instance (mercato/cli/agent.py: --server, --token and --root are required)."""
     return (f"mercato agent --server {shlex.quote(server.rstrip('/'))} --token {shlex.quote(token)} "
             "--root ~/mercato-apps")
 

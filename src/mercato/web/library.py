@@ -18,10 +18,10 @@ from mercato.installs import service as installs
 from mercato.installs.service import Scope
 from mercato.kit.errors import MercatoError, NotFound
 from mercato.kit.pagination import CursorParam, decode_cursor, encode_cursor
-from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.library import service as library
 from mercato.licences import service as licences
 from mercato.licences.errors import LicenceNotFound
+from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.publishing import endpoints as publishing_endpoints
 from mercato.web import present  # noqa: F401 (the minor filter)
 from mercato.web.pages import page_router, redirect, render

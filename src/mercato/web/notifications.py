@@ -13,8 +13,8 @@ from starlette.responses import Response
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.pagination import CursorParam, decode_cursor, encode_cursor
-from mercato.kit.routing import ReadSession, WriteSession
 from mercato.notifications import service as notifications
+from mercato.platform.routing import ReadSession, WriteSession
 from mercato.web.pages import page_router, redirect, render
 from mercato.web.permits import permitted
 from mercato.web.session import safe_next

@@ -2,7 +2,7 @@
 
 A page that buys or pays renders a fresh key into its form (``new_key()``); the handler
 claims it with ``claim(request, actor, key)`` before it touches the write session, through
-the same ``kit/idempotency`` records as the API's ``Idempotency-Key`` header. The route
+the same ``platform/idempotency`` records as the API's ``Idempotency-Key`` header. The route
 stores the answer (a redirect) in the request's own transaction, so:
 
 - a double click sends the key twice: the second request waits while the first runs, then
@@ -21,8 +21,8 @@ from datetime import timedelta
 from fastapi import Request
 
 from mercato.access.principal import Principal
-from mercato.kit import idempotency
-from mercato.kit.routing import get_runtime
+from mercato.platform import idempotency
+from mercato.platform.routing import get_runtime
 from mercato.web import csrf
 
 FIELD = "idempotency_key"

@@ -19,9 +19,9 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.errors import MercatoError
 from mercato.kit.pagination import CursorParam, decode_cursor, encode_cursor
-from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.orders import service as orders
 from mercato.orders.schemas import OrderRead
+from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.receipts import service as receipts
 from mercato.refunds import service as refunds
 from mercato.web import once

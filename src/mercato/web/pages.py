@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,7 +27,8 @@ from mercato.kit.http import BodyRule
 from mercato.kit.logging import log
 from mercato.kit.markdown import render_markdown
 from mercato.kit.money import format_money
-from mercato.kit.routing import TransactionalRoute
+from mercato.platform import pages as platform_pages
+from mercato.platform.routing import TransactionalRoute
 from mercato.web import csrf, session
 
 HERE = Path(__file__).parent
@@ -164,6 +166,7 @@ async def _to_sign_in(request: Request, exc: Exception) -> Response:
 
 def install(app: FastAPI) -> None:
     """Static files, the pages' routers, security headers and error pages (after install_error_handlers)."""
+    # the page modules import web.pages: loaded when the routers are included
     from mercato.web import apidocs, routers
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -174,6 +177,7 @@ def install(app: FastAPI) -> None:
         app.exception_handlers[key] = _as_page(handler)
     app.exception_handlers[session.SignInRequired] = _to_sign_in
     app.add_middleware(SecurityHeaders)
+    platform_pages.register_renderer(render)  # the pages of routes outside web (receipt, sandbox pay page)
 
 
 def page_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:
@@ -193,8 +197,6 @@ def form_values(form: Any, *names: str) -> dict[str, str]:
 
 def validation_messages(error: Exception) -> dict[str, str]:
     """A pydantic ValidationError's messages keyed by field name, worded for people."""
-    from pydantic import ValidationError
-
     out: dict[str, str] = {}
     if isinstance(error, ValidationError):
         for item in error.errors():

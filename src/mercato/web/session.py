@@ -22,8 +22,8 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.accounts import service as accounts
 from mercato.kit.errors import Forbidden
-from mercato.kit.routing import get_runtime
 from mercato.notifications import service as notifications
+from mercato.platform.routing import get_runtime
 
 COOKIE = "mercato_session"
 

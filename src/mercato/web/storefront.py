@@ -23,8 +23,8 @@ from mercato.catalog.errors import CategoryNotFound, ListingNotFound
 from mercato.catalog.schemas import ListingDetail, ListingPage
 from mercato.kit.errors import Conflict, Forbidden
 from mercato.kit.pagination import CursorParam
-from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.kit.schemas import Slug
+from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.publishers import service as publishers
 from mercato.publishing import endpoints as publishing_api
 from mercato.publishing.errors import VersionNotFound

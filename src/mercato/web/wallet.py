@@ -15,12 +15,12 @@ from mercato.access.principal import Principal
 from mercato.kit.errors import MercatoError
 from mercato.kit.money import EXPONENTS, format_money
 from mercato.kit.pagination import CursorParam, decode_cursor, encode_cursor
-from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.payments import service as payments
 from mercato.payments.errors import PaymentNotFound
 from mercato.payments.schemas import MAX_TOPUP, MIN_TOPUP
+from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession
+from mercato.platform.runtime import Runtime
 from mercato.receipts import service as receipts
-from mercato.runtime import Runtime
 from mercato.wallet import service as wallet
 from mercato.web import once
 from mercato.web.pages import page_router, redirect, render

@@ -12,8 +12,8 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.errors import Forbidden
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
-from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page, Slug
+from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.publishers.errors import PublisherNotFound
 from mercato.webhooks import service
 from mercato.webhooks.errors import UnknownEventTypes, UrlNotAllowed, WebhookLimitReached, WebhookNotFound

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mercato.bus.context import current_bus
 from mercato.config import Settings
 from mercato.payments.errors import ProviderNotConfigured, UnknownProvider
 
@@ -103,10 +104,12 @@ class Gateway:
 def build_gateway(settings: Settings) -> Gateway:
     gateway = Gateway(settings)
     if settings.sandbox_payments_enabled:
+        # the providers build on this module's base classes: imported when the gateway is built
         from mercato.payments.providers.sandbox import SandboxProvider
 
         gateway.providers["sandbox"] = SandboxProvider(settings)
     if settings.stripe_secret_key and settings.stripe_webhook_secret:
+        # the Stripe SDK is loaded only when Stripe is configured (start-up time)
         from mercato.payments.providers.stripe import StripeProvider
 
         gateway.providers["stripe"] = StripeProvider(settings)
@@ -132,10 +135,8 @@ def configure(settings: Settings) -> None:
 
 
 def current_settings() -> Settings:
-    from mercato.bus.context import current_bus
-
     try:
-        return current_bus().settings  # type: ignore[no-any-return]
+        return current_bus().settings
     except RuntimeError:
         pass
     if not _configured:

@@ -34,7 +34,7 @@ from mercato.kit.errors import Conflict, NotFound, ValidationFailed
 from mercato.kit.logging import log
 from mercato.kit.tasks import cancel_and_wait
 from mercato.models import Payment, SandboxPayment
-from mercato.payments import repository
+from mercato.payments import repository, service
 from mercato.payments.errors import InvalidSignature, MalformedWebhook, ProviderError, StaleWebhook
 from mercato.payments.providers import Checkout, ProviderStatus, ReportedStatus, WebhookReport
 
@@ -263,8 +263,6 @@ class SandboxProvider:
             self._spawn(self._deliver(db, body, delay))
 
     async def _deliver(self, db: Database, body: bytes, delay: float) -> None:
-        from mercato.payments import service  # the store's side; imported late (it imports this module)
-
         if delay:
             await asyncio.sleep(delay)
         headers = sign(self.secret, body)  # signed when sent, as a real provider does

@@ -24,6 +24,7 @@ def upload_rule(settings: Settings) -> BodyRule:
 
 
 def routers() -> list[APIRouter]:
+    # the page modules import web.pages: loaded when the routers are included
     from mercato.web.console import admin, admin_store, publisher, publisher_more, review
 
     del publisher_more  # its pages are routes of publisher.router

@@ -20,15 +20,15 @@ from mercato.access.principal import Principal
 from mercato.accounts import service as accounts
 from mercato.accounts.schemas import AdminUserCreate
 from mercato.audit import repository as audit_log
-from mercato.audit.endpoints import CSV_BATCH, _csv_rows
 from mercato.bus import admin as bus_admin
 from mercato.catalog import service as catalog
 from mercato.catalog.schemas import Reason
 from mercato.earnings import service as earnings
 from mercato.earnings.schemas import PayoutReject
 from mercato.kit.errors import MercatoError, ValidationFailed
-from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
 from mercato.ops import health
+from mercato.ops.audit_endpoints import CSV_BATCH, _csv_rows
+from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
 from mercato.policies import service as policies
 from mercato.policies.schemas import Policies
 from mercato.publishers import service as publishers

@@ -24,10 +24,10 @@ from mercato.bus import repository as bus_events
 from mercato.catalog import service as catalog
 from mercato.catalog.schemas import CategoryCreate, CategoryUpdate
 from mercato.kit.errors import MercatoError, ValidationFailed
-from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
 from mercato.market import service as market
 from mercato.market import sweep as market_sweep
 from mercato.market.schemas import MarketSourceCreate
+from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
 from mercato.publishers import service as publishers
 from mercato.refunds import service as refunds
 from mercato.refunds.schemas import RefundRejection

@@ -24,21 +24,22 @@ from starlette.responses import HTMLResponse, Response
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.catalog import service as catalog
+from mercato.catalog.errors import ListingNotFound
 from mercato.catalog.schemas import ListingCreate, ListingUpdate
 from mercato.coupons import service as coupon_service
 from mercato.coupons.schemas import CouponCreate
 from mercato.earnings import service as earnings
 from mercato.earnings.schemas import PayoutCreate
-from mercato.kit import idempotency
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden, MercatoError, ValidationFailed
 from mercato.kit.markdown import render_markdown
 from mercato.kit.money import SignedMoney
-from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
 from mercato.licences import service as licences
 from mercato.models import Listing, Publisher
 from mercato.orders import service as orders
 from mercato.orders.schemas import Shipping
+from mercato.platform import idempotency
+from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
 from mercato.publishers import service as publishers
 from mercato.publishers.schemas import MemberAdd
 from mercato.publishing import service as publishing
@@ -80,8 +81,6 @@ async def _listing(session: AsyncSession, actor: Principal, publisher: Publisher
                    permission: Permission) -> Listing:
     listing = await catalog.get_for_change(session, actor, key, permission)
     if listing.publisher_id != publisher.id:
-        from mercato.catalog.errors import ListingNotFound
-
         raise ListingNotFound(f"{publisher.slug} has no listing {key!r}.")
     return listing
 

@@ -21,17 +21,19 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.bus.events import EVENT_TYPES, load_event_types
 from mercato.bus.registry import ALL_EVENTS
+from mercato.catalog import service as catalog
+from mercato.catalog.errors import ListingNotFound
 from mercato.kit.errors import MercatoError, ValidationFailed
-from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
 from mercato.licences import service as licences
 from mercato.licences.schemas import MAX_KEYS_PER_UPLOAD, KeyUpload
 from mercato.models import Publisher
+from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
 from mercato.publishers import service as publishers
 from mercato.web.console.access import console_actor, discard, refused
 from mercato.web.console.publisher import _listing_context, _publisher, router
 from mercato.web.pages import redirect, render
 from mercato.webhooks import service as webhooks
-from mercato.webhooks.errors import UnknownEventTypes
+from mercato.webhooks.errors import UnknownEventTypes, WebhookNotFound
 from mercato.webhooks.events import TEST_EVENT
 from mercato.webhooks.schemas import WebhookCreate
 
@@ -103,8 +105,6 @@ async def _webhook_context(session: AsyncSession, actor: Principal, publisher: P
                            webhook_id: uuid.UUID) -> dict[str, Any]:
     webhook = await webhooks.get_visible(session, actor, webhook_id)
     if webhook.publisher_id != publisher.id:
-        from mercato.webhooks.errors import WebhookNotFound
-
         raise WebhookNotFound(f"{publisher.slug} has no webhook {webhook_id}.")
     rows, attempts = await webhooks.deliveries(session, actor, webhook.id, state=None, after=None, limit=50)
     return {"publisher": publisher, "webhook": webhook, "deliveries": rows, "attempts": attempts,
@@ -195,8 +195,6 @@ async def upload_keys(slug: str, listing_id: str, request: Request, session: Wri
         publisher = await _publisher(session, actor, slug, Permission.licence_key_manage)
         listing = await licences.listing_for_keys(session, actor=actor, key=listing_id)
         if listing.publisher_id != publisher.id:
-            from mercato.catalog.errors import ListingNotFound
-
             raise ListingNotFound(f"{publisher.slug} has no listing {listing_id!r}.")
         try:
             body = KeyUpload.model_validate({"keys": [line for line in keys.splitlines() if line.strip()]})
@@ -209,7 +207,6 @@ async def upload_keys(slug: str, listing_id: str, request: Request, session: Wri
         await discard(session)
         async with get_runtime(request).db.read_session() as reader:
             publisher = await publishers.get(reader, slug)
-            from mercato.catalog import service as catalog
 
             listing = await catalog.get_visible(reader, actor, listing_id)
             context = await _listing_context(reader, actor, publisher, listing)

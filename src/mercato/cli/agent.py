@@ -32,6 +32,7 @@ def agent(
              "default: fetched from the store.")] = None,
 ) -> None:
     """Run the install agent: heartbeat, take tasks, download, verify, install, report."""
+    # lazy: a command loads only what it runs (start-up time of mercato)
     from mercato.agent.client import AgentClient
     from mercato.agent.errors import AgentError
     from mercato.agent.files import FilesDriver
@@ -44,6 +45,7 @@ def agent(
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     pinned: list[PublicKey] | None = None
     if public_key:
+        # lazy: a command loads only what it runs (start-up time of mercato)
         from mercato.cli.licence import _keys_from_option
 
         pinned = [PublicKey(id=key.id, algorithm=key.algorithm, public_key=key.public_key)

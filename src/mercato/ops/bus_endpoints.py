@@ -11,13 +11,13 @@ from fastapi import APIRouter, Query, Request
 from mercato.access.dependencies import requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.bus import admin, repository
+from mercato.bus import admin
 from mercato.bus.admin import DeadLetterNotFound, NotDeadLetter
 from mercato.bus.schemas import DeadLetterRead, EventRead
 from mercato.kit.errors import ValidationFailed
 from mercato.kit.pagination import CursorParam, InvalidCursor, Limit, Total, decode_cursor, encode_cursor
-from mercato.kit.routing import ReadSession, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page, Timestamp
+from mercato.platform.routing import ReadSession, TransactionalRoute, WriteSession
 
 router = APIRouter(route_class=TransactionalRoute, tags=["admin"], prefix="/admin")
 
@@ -61,13 +61,13 @@ async def list_events(
         if value is not None and value.tzinfo is None:
             raise ValidationFailed(f"{name} needs a timezone (RFC 3339, e.g. 2026-01-01T00:00:00Z).",
                                    errors=[{"loc": ["query", name], "msg": "timezone required", "type": "value_error"}])
-    rows = await repository.search_events(session, event_type=type, subject=subject, since=since, until=until,
-                                          before_sequence=_read_sequence_cursor(cursor), limit=limit + 1)
+    rows = await admin.events(session, event_type=type, subject=subject, since=since, until=until,
+                              before_sequence=_read_sequence_cursor(cursor), limit=limit + 1)
     page = rows[:limit]
     items = [EventRead(id=r.id, source=r.source, type=r.type, subject=r.subject, time=r.time,
                        sequence=str(r.sequence), data=r.data) for r in page]
-    counted = await repository.count_events(session, event_type=type, subject=subject, since=since,
-                                            until=until) if total else None
+    counted = await admin.count_events(session, event_type=type, subject=subject, since=since,
+                                       until=until) if total else None
     return Page[EventRead](items=items, next_cursor=_sequence_cursor(page[-1].sequence) if len(rows) > limit else None,
                            total=counted)
 
@@ -79,11 +79,11 @@ async def list_dead_letters(
     total: Total = False,
 ) -> Page[DeadLetterRead]:
     """Deliveries that failed every attempt, newest first."""
-    rows = await repository.dead_letters(session, subscriber=subscriber, after=decode_cursor(cursor), limit=limit + 1)
+    rows = await admin.dead_letters(session, subscriber=subscriber, after=decode_cursor(cursor), limit=limit + 1)
     page = rows[:limit]
     items = [_dead_letter(r) for r in page]
     next_cursor = encode_cursor(page[-1].updated_at, page[-1].id) if len(rows) > limit else None
-    counted = await repository.count_dead_letters(session, subscriber=subscriber) if total else None
+    counted = await admin.count_dead_letters(session, subscriber=subscriber) if total else None
     return Page[DeadLetterRead](items=items, next_cursor=next_cursor, total=counted)
 
 

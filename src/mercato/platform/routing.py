@@ -21,10 +21,10 @@ from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from mercato.kit import idempotency
 from mercato.kit.cache import EVICTIONS, apply_evictions
 from mercato.kit.logging import log
-from mercato.runtime import Runtime
+from mercato.platform import idempotency
+from mercato.platform.runtime import Runtime
 
 
 def get_runtime(request: Request) -> Runtime:

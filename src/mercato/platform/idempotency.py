@@ -2,7 +2,7 @@
 
 A request with an ``Idempotency-Key`` first *claims* the key in a short transaction of its
 own, then runs; the route stores the response in the same transaction as the request's
-effects (see ``kit/routing.py``), guarded by the claim's lease. So:
+effects (see ``platform/routing.py``), guarded by the claim's lease. So:
 
 - same key, same body, finished  -> the stored status and body again (``Idempotent-Replayed: true``);
 - same key, other body           -> 422 ``idempotency_key_reused``;

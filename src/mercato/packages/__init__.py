@@ -1,0 +1,1 @@
+"""Package files: manifests (mercato.toml, package.json of a VS Code extension), archives, checks and scaffolding."""
