@@ -33,13 +33,14 @@ from mercato.installs.schemas import (
     TaskRead,
 )
 from mercato.kit.clock import utcnow
+from mercato.kit.errors import RangeNotSatisfiable
+from mercato.kit.ranges import byte_range
 from mercato.kit.routing import RuntimeDep, TransactionalRoute, WriteSession
 from mercato.kit.storage import ArtifactMissing
 from mercato.licences import service as licences
 from mercato.licences.errors import LicenceNotFound
 from mercato.models import InstallTask
-from mercato.publishing.endpoints import byte_range
-from mercato.publishing.errors import NotEntitled, RangeNotSatisfiable
+from mercato.publishing.errors import NotEntitled
 from mercato.runtime import Runtime
 
 router = APIRouter(route_class=TransactionalRoute, tags=["agent"])
