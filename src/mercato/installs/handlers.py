@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.bus import repository as bus_repository
+from mercato.bus import service as bus_service
 from mercato.bus.context import current_bus
 from mercato.bus.events import CloudEvent
 from mercato.bus.registry import subscribe
@@ -69,7 +69,7 @@ async def correct_status_when_due(bus: Any) -> None:
     holder = uuid.uuid4().hex
     now = utcnow()
     async with bus.db.transaction() as session:
-        if not await bus_repository.take_lease(session, CORRECTION, holder, now, now + timedelta(seconds=interval)):
+        if not await bus_service.take_lease(session, CORRECTION, holder, now, now + timedelta(seconds=interval)):
             return
     ok, error = True, None
     try:
@@ -80,5 +80,5 @@ async def correct_status_when_due(bus: Any) -> None:
     finally:
         finished = utcnow()
         async with bus.db.transaction() as session:
-            await bus_repository.finish_lease(session, CORRECTION, holder, at=finished,
-                                              next_at=finished + timedelta(seconds=interval), ok=ok, error=error)
+            await bus_service.finish_lease(session, CORRECTION, holder, at=finished,
+                                           next_at=finished + timedelta(seconds=interval), ok=ok, error=error)

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mercato.access.principal import Principal
 from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
-from mercato.bus import repository as bus_repository
+from mercato.bus import service as bus_service
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.catalog import service as catalog
@@ -702,7 +702,7 @@ async def snapshot(session: AsyncSession, *, settings: Settings) -> dict[str, An
             "overdue_tasks": await repository.count_overdue(session, now=now),
             "sweeps": [{"name": lease.name, "last_run_at": lease.last_run_at, "ok": lease.last_ok,
                         "error": lease.last_error, "next_run_after": lease.expires_at}
-                       for lease in await bus_repository.leases(session)]}
+                       for lease in await bus_service.leases(session)]}
 
 
 # --- update notices (I6) ------------------------------------------------------------------------

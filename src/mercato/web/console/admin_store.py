@@ -20,7 +20,7 @@ from mercato.access.permissions import Condition, Permission
 from mercato.access.principal import Principal
 from mercato.access.schemas import RolePut
 from mercato.accounts import service as accounts
-from mercato.bus import repository as bus_events
+from mercato.bus import service as bus_events
 from mercato.catalog import service as catalog
 from mercato.catalog.schemas import CategoryCreate, CategoryUpdate
 from mercato.kit.errors import MercatoError, ValidationFailed
