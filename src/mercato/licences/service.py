@@ -26,7 +26,7 @@ from mercato.catalog import service as catalog
 from mercato.catalog.errors import ListingNotFound
 from mercato.kit.clock import utcnow
 from mercato.kit.keys import StoreKeys
-from mercato.library import repository as library_repository
+from mercato.library import service as library
 from mercato.licences import repository
 from mercato.licences.errors import KeyPoolEmpty, LicenceNotFound, OrderLineNotFound
 from mercato.models import LicenceKey, Listing
@@ -136,7 +136,7 @@ async def licence_document(session: AsyncSession, *, keys: StoreKeys, user_id: u
     Stable across requests (``issued_at`` is the grant time), so a client may cache it.
     Raises :class:`LicenceNotFound` when the listing is unknown or the user holds no
     active entitlement (never granted, or revoked by a refund)."""
-    entitlement = await library_repository.of_user(session, user_id, listing_id)
+    entitlement = await library.entitlement_of(session, user_id=user_id, listing_id=listing_id)
     if entitlement is None or entitlement.revoked_at is not None:
         raise LicenceNotFound(f"You hold no licence for listing {listing_id}.")
     listing = await catalog.get_by_id(session, listing_id)
