@@ -177,6 +177,17 @@ async def return_stock(session: AsyncSession, listing_id: uuid.UUID, quantity: i
     await refresh_if_held(session, Listing, listing_id)
 
 
+# --- licence keys (the licences module's read and write on order lines, through orders.service) ------
+
+async def listing_of_line(session: AsyncSession, line_id: uuid.UUID) -> uuid.UUID | None:
+    return await session.scalar(select(OrderLine.listing_id).where(OrderLine.id == line_id))
+
+
+async def link_licence_key(session: AsyncSession, line_id: uuid.UUID, key_id: uuid.UUID) -> None:
+    await session.execute(update(OrderLine).where(OrderLine.id == line_id)
+                          .values(licence_key_id=key_id).execution_options(synchronize_session=False))
+
+
 # --- refunds (the refunds module's writes on orders, through orders.service) ------------------------
 
 REFUNDABLE = ("completed", "partially_refunded")

@@ -641,7 +641,7 @@ async def _for_fulfilment(session: AsyncSession, actor: Principal, order_id: uui
     return order, mine
 
 
-# --- what other modules read and change of an order (receipts, refunds, stats) -------------------------
+# --- what other modules read and change of an order (receipts, refunds, licences, stats) ---------------
 
 REFUNDABLE = repository.REFUNDABLE
 
@@ -674,6 +674,16 @@ async def add_refunded(session: AsyncSession, order_id: uuid.UUID, amount: int, 
     ``refunded`` once all of its total is."""
     if await repository.add_refunded(session, order_id, amount, at=at) == "refunded":
         count_on_commit(session, ORDERS.labels("refunded"))
+
+
+async def listing_of_line(session: AsyncSession, line_id: uuid.UUID) -> uuid.UUID | None:
+    """The listing an order line is for; None when there is no such line."""
+    return await repository.listing_of_line(session, line_id)
+
+
+async def link_licence_key(session: AsyncSession, line_id: uuid.UUID, key_id: uuid.UUID) -> None:
+    """Record on the order line the licence key handed out to it (``order_lines.licence_key_id``)."""
+    await repository.link_licence_key(session, line_id, key_id)
 
 
 async def counts_since(session: AsyncSession, since: datetime) -> dict[str, int]:
