@@ -361,6 +361,20 @@ async def add_rating(session: AsyncSession, listing_id: uuid.UUID, *, count: int
         await repository.add_daily(session, listing_id, utcnow().date(), ratings=count, rating_sum=total)
 
 
+# --- stock (M9, INV-5): the order saga's reservations, in the caller's transaction --------------
+
+async def reserve_stock(session: AsyncSession, listing_id: uuid.UUID, quantity: int) -> bool:
+    """Take ``quantity`` units of a physical listing's stock, never below zero: one guarded
+    statement, so concurrent buyers never oversell. False, changing nothing, when fewer are
+    left. The row stays locked until the caller's transaction ends."""
+    return await repository.reserve_stock(session, listing_id, quantity)
+
+
+async def return_stock(session: AsyncSession, listing_id: uuid.UUID, quantity: int) -> None:
+    """Put ``quantity`` units back (a canceled, failed or expired order that held them)."""
+    await repository.return_stock(session, listing_id, quantity)
+
+
 # --- categories ---------------------------------------------------------------------------------
 
 async def categories(session: AsyncSession) -> list[Category]:

@@ -262,7 +262,7 @@ async def create(session: AsyncSession, *, actor: Principal, idempotency_key: st
         if line.delivery == "physical":
             wanted[line.listing_id] += line.quantity
     for listing_id in sorted(wanted):
-        if not await repository.reserve_stock(session, listing_id, wanted[listing_id]):
+        if not await catalog.reserve_stock(session, listing_id, wanted[listing_id]):
             title = next(line.title for line in priced if line.listing_id == listing_id)
             raise OutOfStock(f"Fewer than {wanted[listing_id]} of {title} are left.")
     if coupon_id is not None:
@@ -463,7 +463,7 @@ async def _close(session: AsyncSession, order: Order, *, from_: tuple[str, ...],
                                                     at=now))
     for line in await _lines(session, order.id):
         if line.delivery == "physical" and line.publisher_id in unshipped:
-            await repository.return_stock(session, line.listing_id, line.quantity)
+            await catalog.return_stock(session, line.listing_id, line.quantity)
     if order.coupon_id is not None and was in UNPAID:
         from mercato.coupons import service as coupons
 
