@@ -375,6 +375,12 @@ async def return_stock(session: AsyncSession, listing_id: uuid.UUID, quantity: i
     await repository.return_stock(session, listing_id, quantity)
 
 
+async def evict_details_of_publisher(session: AsyncSession, publisher_id: uuid.UUID) -> None:
+    """Evict the cached details of a publisher's listings once the transaction commits (they
+    show its name and badge)."""
+    await repository.evict_details_of(session, publisher_id=publisher_id)
+
+
 # --- categories ---------------------------------------------------------------------------------
 
 async def categories(session: AsyncSession) -> list[Category]:

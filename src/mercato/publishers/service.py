@@ -223,9 +223,9 @@ async def update(session: AsyncSession, *, actor: Principal, slug: str, changes:
     if changed:
         publisher.updated_at = utcnow()
         if SHOWN_ON_LISTINGS.intersection(changed):
-            from mercato.catalog.repository import evict_details_of
+            from mercato.catalog import service as catalog
 
-            await evict_details_of(session, publisher_id=publisher.id)
+            await catalog.evict_details_of_publisher(session, publisher.id)
         await publish(session, CloudEvent(type="publisher.updated", subject=str(publisher.id), data={
             "publisher_id": str(publisher.id), "slug": publisher.slug, "changed": changed}))
         action = AuditAction.publisher_verify if changed == ["verified"] else AuditAction.publisher_update
