@@ -11,6 +11,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.access.permissions import Condition, Permission
@@ -20,10 +21,14 @@ from mercato.audit.service import record as audit
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.kit.clock import utcnow
+from mercato.kit.metrics import REGISTRY
 from mercato.models import Listing, ListingVersion, ReviewTask
 from mercato.publishers import service as publishers
 from mercato.review import repository
 from mercato.review.errors import ClaimedByOther, OwnPublisher, ReviewTaskNotFound, ReviewTransitionRefused
+
+# Set by the review sweep (handlers) and by every /metrics scrape (ops.gauges), from pending_count.
+REVIEW_QUEUE = Gauge("mercato_review_queue_length", "Review tasks pending or claimed.", registry=REGISTRY)
 
 PRIORITY_RANK = {"high": 0, "normal": 1}
 OUTCOME_ACTION = {"approved": AuditAction.review_approve, "rejected": AuditAction.review_reject,
