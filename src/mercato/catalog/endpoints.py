@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.types import Scope
 
 from mercato.access.dependencies import OptionalPrincipal, idempotent, public, requires
@@ -31,6 +31,7 @@ from mercato.catalog.schemas import (
     CategoryUpdate,
     ListingCreate,
     ListingDetail,
+    ListingKey,
     ListingPage,
     ListingRead,
     ListingUpdate,
@@ -49,8 +50,6 @@ from mercato.runtime import Runtime
 
 router = APIRouter(route_class=TransactionalRoute, tags=["catalog"])
 API_PREFIX = "/api/v1"  # where app.py mounts this router (the fast path sees full paths)
-
-ListingKey = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{2,64}$", description="The listing's id or slug.")]
 
 
 # --- categories ---------------------------------------------------------------------------------

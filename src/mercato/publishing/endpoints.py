@@ -18,8 +18,8 @@ from mercato.access.dependencies import OptionalPrincipal, public, requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.catalog import service as catalog
-from mercato.catalog.endpoints import ListingKey
 from mercato.catalog.errors import ListingNotFound, ListingTransitionRefused
+from mercato.catalog.schemas import ListingKey
 from mercato.kit.errors import Forbidden, ValidationFailed
 from mercato.kit.keys import ARTIFACT_PREFIX
 from mercato.kit.pagination import CursorParam, InvalidCursor, Limit
