@@ -64,8 +64,7 @@ from mercato.packages.archive import PackageLimits
 from mercato.packages.checks import run_checks
 from mercato.packages.vsix import TARGET_PLATFORMS, inspect_vsix
 
-PREFIX = "/openvsx"
-PERSONAL_PREFIX = "/openvsx/t/{registry_token}"
+PREFIX, PERSONAL_PREFIX = service.PREFIX, service.PERSONAL_PREFIX
 CHUNK = 1024 * 1024
 MAX_PAGE = 100
 

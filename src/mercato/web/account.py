@@ -24,9 +24,9 @@ from mercato.kit.clock import utcnow
 from mercato.kit.errors import RateLimited
 from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.openvsx import service as openvsx
-from mercato.openvsx.endpoints import PREFIX as OPENVSX_PREFIX
 from mercato.openvsx.errors import RegistryTokenNotFound
 from mercato.openvsx.schemas import RegistryTokenCreate
+from mercato.openvsx.service import PREFIX as OPENVSX_PREFIX
 from mercato.publishers import service as publishers
 from mercato.publishers.errors import ApplicationPending, SlugTaken
 from mercato.publishers.schemas import ApplicationCreate
