@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import re
 import uuid
-from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import anyio
@@ -38,7 +37,7 @@ from mercato.publishing.errors import (
     VersionNotFound,
     VersionTransitionRefused,
 )
-from mercato.publishing.ingest import ingest
+from mercato.publishing.ingest import ingest, spool
 from mercato.publishing.schemas import KeysRead, PublicKeyRead, SubmitBody, VersionRead, YankBody
 
 router = APIRouter(route_class=TransactionalRoute, tags=["versions"])
@@ -52,7 +51,6 @@ UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
                          "archive_unsupported, archive_corrupt, archive_header_mismatch, checksum_mismatch, "
                          "manifest_mismatch)"},
 }
-CHUNK = 1024 * 1024
 
 
 def _cursor(cursor: str | None) -> tuple[str, uuid.UUID] | None:
@@ -86,23 +84,6 @@ async def get_version(listing_id: ListingKey, version: VersionText, session: Rea
                       viewer: OptionalPrincipal) -> VersionRead:
     listing = await catalog.get_visible(session, viewer, listing_id)
     return VersionRead.model_validate(await service.get_version(session, viewer, listing, version))
-
-
-def _spool(upload: StarletteUpload, directory: FilePath, max_bytes: int) -> FilePath:
-    """Copy the uploaded part to a file of our own (the multipart spool has no name)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"upload-{uuid.uuid4().hex}"
-    written = 0
-    upload.file.seek(0)
-    with open(target, "wb") as out:
-        while block := upload.file.read(CHUNK):
-            written += len(block)
-            if written > max_bytes:
-                out.close()
-                target.unlink(missing_ok=True)
-                raise PackageTooLarge(f"Packages may be at most {max_bytes} bytes.")
-            out.write(block)
-    return target
 
 
 SHA256_TEXT = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -140,7 +121,7 @@ async def upload_version(listing_id: ListingKey, request: Request, rt: RuntimeDe
             raise _form_error("file", "is required and must be a file part")
         if declared is not None and (not isinstance(declared, str) or not SHA256_TEXT.match(declared)):
             raise _form_error("sha256", "must be 64 hexadecimal characters")
-        spooled = await anyio.to_thread.run_sync(_spool, file, rt.settings.data_dir / "tmp",
+        spooled = await anyio.to_thread.run_sync(spool, file, rt.settings.data_dir / "tmp",
                                                  rt.settings.package_max_bytes)
     finally:
         await form.close()
