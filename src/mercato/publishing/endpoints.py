@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Path, Request, Response
-from fastapi.responses import StreamingResponse
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.formparsers import MultiPartException
 
@@ -22,12 +21,12 @@ from mercato.catalog.schemas import ListingKey
 from mercato.kit.errors import Forbidden, ValidationFailed
 from mercato.kit.keys import ARTIFACT_PREFIX
 from mercato.kit.pagination import CursorParam, InvalidCursor, Limit
-from mercato.kit.ranges import byte_range
 from mercato.kit.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.kit.schemas import Page
 from mercato.kit.storage import ArtifactMissing
 from mercato.packages.errors import PackageTooLarge
 from mercato.publishing import service
+from mercato.publishing.downloads import archive_response
 from mercato.publishing.errors import (
     ManifestMismatch,
     NotEntitled,
@@ -198,38 +197,7 @@ async def download(listing_id: ListingKey, version: VersionText, request: Reques
     carry the SHA-256 and the store's Ed25519 signature of it (verify with `GET /api/v1/keys`).
     Every answer that carries bytes of the archive counts as a download (the refund policy reads
     the count): a revalidation answered 304 does not; a range, even a resumed one, does."""
-    listing, found = await service.for_download(session, viewer=actor, key=listing_id, version=version, count=False)
-    if await rt.artifacts.size(found.sha256) is None:  # a clean 404 rather than a body that breaks off
-        raise ArtifactMissing(f"The archive of {listing.slug} {found.version} is missing from storage.")
-    etag = f'"{found.sha256}"'
-    headers = {
-        "ETag": etag, "Accept-Ranges": "bytes", "X-Checksum-SHA256": found.sha256,
-        "Digest": "sha-256=" + base64.b64encode(bytes.fromhex(found.sha256)).decode(),
-        "Content-Disposition": f'attachment; filename="{listing.slug}-{found.version}.'
-                               f'{found.archive_format}"',  # zip, tar.gz or vsix (a VS Code extension)
-        "Cache-Control": "private, max-age=0",
-    }
-    if found.signature:
-        headers["X-Signature-Ed25519"] = found.signature
-        headers["X-Signature-Key-Id"] = found.signature_key_id or ""
-    offered = request.headers.get("if-none-match")
-    if offered and (offered.strip() == "*" or etag in [t.strip().removeprefix("W/") for t in offered.split(",")]):
-        return Response(status_code=304, headers=headers)
-    if_range = request.headers.get("if-range")
-    range_header = request.headers.get("range", "").replace(" ", "")
-    selected = byte_range(range_header, found.size) if (not if_range or if_range.strip() == etag) else None
-    # Counted from what is served, never from the request's headers: a stale If-None-Match, a
-    # suffix range covering the file or a failed If-Range all hand out the archive.
-    await service.count_download(session, listing=listing, version=found, user_id=actor.user_id)
-    start, end = selected if selected else (0, found.size)
-    headers["Content-Length"] = str(end - start)
-    status = 200
-    if selected is not None:
-        status = 206
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{found.size}"
-    media = "application/gzip" if found.archive_format == "tar.gz" else "application/zip"
-    return StreamingResponse(rt.artifacts.open(found.sha256, start=start, end=end), status_code=status,
-                             headers=headers, media_type=media)
+    return await archive_response(session, rt, request, actor=actor, key=listing_id, version=version)
 
 
 @router.get("/keys", response_model=KeysRead, dependencies=[public()])
