@@ -28,7 +28,6 @@ from mercato.kit.schemas import Slug
 from mercato.publishers import service as publishers
 from mercato.publishing import endpoints as publishing_api
 from mercato.publishing.errors import VersionNotFound
-from mercato.ratings import endpoints as ratings_api
 from mercato.ratings import service as ratings
 from mercato.ratings.schemas import ReviewCreate
 from mercato.web import once
@@ -205,8 +204,8 @@ async def _listing(request: Request, session: Any, rt: Any, user: Any, key: str,
             facts = _manifest_facts(version.manifest)
         except VersionNotFound:
             facts = None
-    reviews = await ratings_api.list_reviews(listing_id=listing.slug, session=session, viewer=viewer,
-                                             sort="newest", cursor=None, limit=10)
+    reviews = await ratings.review_page(session, viewer=viewer, key=listing.slug, sort="newest", cursor=None,
+                                        limit=10)
     total = sum(listing.rating_histogram.values())
     context.setdefault("review_values", {"rating": "5"})
     context.setdefault("review_errors", {})
