@@ -26,7 +26,7 @@ from mercato.kit.pagination import CursorParam
 from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.kit.schemas import Slug
 from mercato.publishers import service as publishers
-from mercato.publishing import endpoints as publishing_api
+from mercato.publishing import service as publishing
 from mercato.publishing.errors import VersionNotFound
 from mercato.ratings import service as ratings
 from mercato.ratings.schemas import ReviewCreate
@@ -199,8 +199,8 @@ async def _listing(request: Request, session: Any, rt: Any, user: Any, key: str,
     facts = None
     if listing.latest_version is not None:
         try:
-            version = await publishing_api.get_version(listing_id=listing.slug, version=listing.latest_version.version,
-                                                       session=session, viewer=viewer)
+            shown = await catalog.get_visible(session, viewer, listing.slug)
+            version = await publishing.get_version(session, viewer, shown, listing.latest_version.version)
             facts = _manifest_facts(version.manifest)
         except VersionNotFound:
             facts = None
