@@ -17,7 +17,6 @@ from pydantic import ValidationError
 
 from mercato.access.principal import Principal
 from mercato.catalog import detail
-from mercato.catalog import endpoints as catalog_api
 from mercato.catalog import service as catalog
 from mercato.catalog.errors import CategoryNotFound, ListingNotFound
 from mercato.catalog.schemas import ListingDetail, ListingPage
@@ -57,9 +56,9 @@ async def search(session: ReadSession, *, q: str | None = None, kind: str | None
                  publisher: str | None = None, sort: str = "relevance", cursor: str | None = None,
                  limit: int = PAGE_SIZE, facets: bool = True) -> ListingPage:
     """GET /api/v1/listings, the same function (arguments validated by the page's own query types)."""
-    return await catalog_api.search_listings(
-        session, q=q, kind=kind, category=category, price=price, delivery=delivery,  # type: ignore[arg-type]
-        platform=platform, publisher=publisher, sort=sort, cursor=cursor, limit=limit, facets=facets)  # type: ignore[arg-type]
+    return await catalog.search_listings(
+        session, q=q, kind=kind, category=category, price=price, delivery=delivery,
+        platform=platform, publisher=publisher, sort=sort, cursor=cursor, limit=limit, facets=facets)
 
 
 def _url(path: str, params: dict[str, str | None]) -> str:
@@ -89,12 +88,12 @@ async def _results(request: Request, session: ReadSession, *, path: str, params:
     names = {c.slug: c.name for c in categories}
     # A chosen filter's own group counts what choosing another value instead would find
     # (the other filters still apply), so the alternatives stay visible.
-    # Counts only: no page of listings read and presented for them (catalog_api.facet_counts).
+    # Counts only: no page of listings read and presented for them (catalog.facet_counts).
     own_counts = {}
     for name in FILTERS:
         if params.get(name) and not (name == "category" and category is not None):
             others = {k: v for k, v in params.items() if k in ("q", *FILTERS) and k != name}
-            own_counts[name] = (await catalog_api.facet_counts(session, categories=categories, **others)
+            own_counts[name] = (await catalog.facet_counts(session, categories=categories, **others)
                                 ).get(name) or {}
     facets = []
     for name in FILTERS:
