@@ -104,13 +104,13 @@ async def test_stock_taken_by_an_order_shows_at_once(shop: Shop, client: httpx.A
 async def test_stock_returned_outside_a_request_shows_at_once(shop: Shop, client: httpx.AsyncClient,
                                                               runtime: Runtime) -> None:
     """A writer in a transaction of its own (a sweep, a bus handler): its evictions apply at commit."""
-    from mercato.orders import repository as orders_repository
+    from mercato.catalog import service as catalog
 
     listing = await shop.published(offers=[{"delivery": "physical", "price": {"amount": 500, "currency": "USD"},
                                             "stock": 3}])
     await _served(client, listing)
     async with runtime.db.transaction() as session:
-        await orders_repository.return_stock(session, uuid.UUID(listing["id"]), 4)
+        await catalog.return_stock(session, uuid.UUID(listing["id"]), 4)
     assert (await _detail(client, listing["slug"]))["offers"][0]["stock"] == 7
 
 

@@ -12,8 +12,6 @@ from mercato.access.errors import RoleLocked, UnknownPermission
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.access.schemas import RolePut, RoleRead
-from mercato.audit.actions import AuditAction
-from mercato.audit.service import record as audit
 from mercato.kit.pagination import CursorParam, Limit, page_of
 from mercato.kit.schemas import Page
 from mercato.platform.routing import ReadSession, TransactionalRoute, WriteSession
@@ -45,10 +43,7 @@ async def put_role(name: Annotated[str, Path(max_length=64)], body: RolePut, ses
                    actor: Annotated[Principal, requires(Permission.role_update)]) -> RoleRead:
     """Create a role or replace its permissions (super admins). Takes effect on the next request
     of every holder."""
-    role, grants, before, created = await service.put_role(session, name=name, description=body.description,
-                                                           grants=body.permissions)
-    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.role_update,
-                resource_type="role", resource_id=name, before=None if created else {"permissions": before},
-                after={"permissions": body.permissions})
+    role, grants = await service.edit_role(session, actor=actor, name=name, description=body.description,
+                                           grants=body.permissions)
     return RoleRead(name=role.name, description=role.description, is_system=role.is_system,
                     permissions={g.permission: g.condition for g in grants})  # type: ignore[misc]

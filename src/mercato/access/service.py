@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mercato.access import repository
 from mercato.access.errors import RoleLocked, RoleNotFound, UnknownPermission, UnknownRole
 from mercato.access.permissions import CONDITION_BREADTH, Condition, Permission
-from mercato.access.principal import merge_grants
+from mercato.access.principal import Principal, merge_grants
 from mercato.access.seeds import DEFAULT_ROLES, PRIVILEGED_ROLES, SIGN_UP_ROLE
+from mercato.audit.actions import AuditAction
+from mercato.audit.service import record as audit
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.models import Role, RoleGrant
@@ -65,6 +67,18 @@ def validate_grants(grants: dict[str, str]) -> dict[str, str]:
     if errors:
         raise UnknownPermission("Some permissions or conditions are not known to this store.", errors=errors)
     return grants
+
+
+async def edit_role(session: AsyncSession, *, actor: Principal, name: str, description: str | None,
+                    grants: dict[str, str]) -> tuple[Role, list[RoleGrant]]:
+    """A super admin creates a role or replaces its permissions (:func:`put_role`), audited as
+    ``role:update``; the API and the admin console both edit roles through here. Returns the
+    role and its grants."""
+    role, granted, before, created = await put_role(session, name=name, description=description, grants=grants)
+    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.role_update,
+                resource_type="role", resource_id=name, before=None if created else {"permissions": before},
+                after={"permissions": grants})
+    return role, granted
 
 
 async def put_role(session: AsyncSession, *, name: str, description: str | None,

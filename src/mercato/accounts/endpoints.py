@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import nullcontext
 from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.access import service as access
 from mercato.access.dependencies import authenticated, public, requires
 from mercato.access.errors import LastSuperAdmin, UnknownRole
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.accounts import repository, service
+from mercato.accounts import service
 from mercato.accounts.errors import (
     EmailTaken,
     InvalidCredentials,
@@ -48,8 +46,6 @@ from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, enc
 from mercato.kit.schemas import Page
 from mercato.models import User
 from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
-from mercato.platform.runtime import Runtime
-from mercato.policies import service as policies
 
 router = APIRouter(route_class=TransactionalRoute, tags=["accounts"])
 
@@ -66,38 +62,13 @@ def _ip(request: Request) -> str:
     return request.client.host if request.client else "-"
 
 
-@asynccontextmanager
-async def reauthentication(rt: Runtime, user: User) -> AsyncIterator[None]:
-    """Wrong current passwords count toward the account's sign-in lockout (T7, T10), so a
-    stolen session cannot become an unlimited oracle for the password."""
-    s = rt.settings
-    account = f"account:{user.email_key}"
-    async with rt.limiter.attempt(name="login", keys=[account], guarded=[account], limit=s.login_attempts,
-                                  window_seconds=s.login_window_seconds) as attempt:
-        try:
-            yield
-        except WrongCurrentPassword:
-            await attempt.failed()
-            raise
-
-
 @router.post("/auth/register", status_code=201, response_model=UserRead, dependencies=[public()],
              responses=EmailTaken.responses(WeakPassword, RateLimited))
 async def register(body: RegisterRequest, request: Request, session: WriteSession, rt: RuntimeDep) -> UserRead:
     """Create a user account (role `user`). The only public way in."""
-    user = await register_user(session, rt, ip=_ip(request), email=str(body.email), password=body.password,
+    user = await service.register_user(session, rt, ip=_ip(request), email=str(body.email), password=body.password,
                                display_name=body.display_name)
     return await user_read(session, user)
-
-
-async def register_user(session: AsyncSession, rt: Runtime, *, ip: str, email: str, password: str,
-                        display_name: str) -> User:
-    """Registration as the API and the register page do it: rate-limited per client address
-    (runtime policy ``signups_per_address_per_hour``)."""
-    limit = (await policies.current(session)).signups_per_address_per_hour
-    await rt.limiter.check(name="register", keys=[f"ip:{ip}"], limit=limit, window_seconds=3600)
-    await rt.limiter.hit(name="register", keys=[f"ip:{ip}"], limit=limit, window_seconds=3600)
-    return await service.create_user(session, rt, email=email, password=password, display_name=display_name)
 
 
 @router.post("/auth/login", response_model=TokenResponse, dependencies=[public()],
@@ -109,26 +80,9 @@ async def login(body: LoginRequest, request: Request, reader: ReadSession, sessi
     Ten failures within five minutes, per account or per IP, lock further attempts
     with 429 and `Retry-After`. Unknown accounts and wrong passwords get the same answer.
     """
-    pair = await sign_in(reader, session, rt, ip=_ip(request), email=body.email, password=body.password)
+    pair = await service.sign_in(reader, session, rt, ip=_ip(request), email=body.email, password=body.password)
     return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token,
                          expires_in=pair.expires_in)
-
-
-async def sign_in(reader: AsyncSession, session: AsyncSession, rt: Runtime, *, ip: str, email: str,
-                  password: str) -> service.TokenPair:
-    """Sign-in as the API and the sign-in page do it: the lockout per account and per IP, then a session."""
-    s = rt.settings
-    account = f"account:{repository.email_key(email)}"
-    # Attempts still running on the account count too: a burst of concurrent guesses must
-    # not all pass a check made before any of them failed.
-    async with rt.limiter.attempt(name="login", keys=[account, f"ip:{ip}"], guarded=[account],
-                                  limit=s.login_attempts, window_seconds=s.login_window_seconds) as attempt:
-        try:
-            user_id = await service.verify_login(reader, rt, email=email, password=password)
-        except InvalidCredentials:
-            await attempt.failed()
-            raise
-    return await service.start_session(session, rt, user_id=user_id)
 
 
 @router.post("/auth/refresh", response_model=TokenResponse, dependencies=[public()],
@@ -176,7 +130,7 @@ async def update_me(body: MeUpdate, me: Annotated[Principal, requires(Permission
                     session: WriteSession, rt: RuntimeDep) -> UserRead:
     """Change the display name, or the email (with `current_password`)."""
     user = await service.get_user(session, me.user_id)
-    async with reauthentication(rt, user) if body.email is not None else nullcontext():
+    async with service.reauthentication(rt, user) if body.email is not None else nullcontext():
         user = await service.update_profile(session, rt, user=user, display_name=body.display_name,
                                             email=str(body.email) if body.email else None,
                                             current_password=body.current_password)
@@ -188,7 +142,7 @@ async def change_password(body: PasswordChange, me: Annotated[Principal, require
                           session: WriteSession, rt: RuntimeDep) -> Response:
     """Change the password (the current one is required). Every session of the account ends."""
     user = await service.get_user(session, me.user_id)
-    async with reauthentication(rt, user):
+    async with service.reauthentication(rt, user):
         await service.change_password(session, rt, user=user, current=body.current_password,
                                       new=body.new_password)
     return Response(status_code=204)

@@ -6,6 +6,8 @@ Callers pass the session and own the transaction; nothing here commits.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -38,6 +40,7 @@ from mercato.kit.passwords import policy_problems
 from mercato.kit.security import API_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX, new_secret, secret_digest
 from mercato.models import ApiToken, RefreshToken, User
 from mercato.platform.runtime import Runtime
+from mercato.policies import service as policies
 
 
 @dataclass(frozen=True)
@@ -427,3 +430,47 @@ async def admin_change(session: AsyncSession, *, actor: Principal, user_id: uuid
     return await admin_update(session, actor_id=actor.user_id, actor_email=actor.email,
                               actor_grants=actor.effective_grants(), user_id=user_id, display_name=display_name,
                               is_active=is_active, roles=roles)
+
+
+# --- sign-up, sign-in and re-authentication with their limits (the API and the web pages) -------------
+
+@asynccontextmanager
+async def reauthentication(rt: Runtime, user: User) -> AsyncIterator[None]:
+    """Wrong current passwords count toward the account's sign-in lockout (T7, T10), so a
+    stolen session cannot become an unlimited oracle for the password."""
+    s = rt.settings
+    account = f"account:{user.email_key}"
+    async with rt.limiter.attempt(name="login", keys=[account], guarded=[account], limit=s.login_attempts,
+                                  window_seconds=s.login_window_seconds) as attempt:
+        try:
+            yield
+        except WrongCurrentPassword:
+            await attempt.failed()
+            raise
+
+
+async def register_user(session: AsyncSession, rt: Runtime, *, ip: str, email: str, password: str,
+                        display_name: str) -> User:
+    """Registration as the API and the register page do it: rate-limited per client address
+    (runtime policy ``signups_per_address_per_hour``)."""
+    limit = (await policies.current(session)).signups_per_address_per_hour
+    await rt.limiter.check(name="register", keys=[f"ip:{ip}"], limit=limit, window_seconds=3600)
+    await rt.limiter.hit(name="register", keys=[f"ip:{ip}"], limit=limit, window_seconds=3600)
+    return await create_user(session, rt, email=email, password=password, display_name=display_name)
+
+
+async def sign_in(reader: AsyncSession, session: AsyncSession, rt: Runtime, *, ip: str, email: str,
+                  password: str) -> TokenPair:
+    """Sign-in as the API and the sign-in page do it: the lockout per account and per IP, then a session."""
+    s = rt.settings
+    account = f"account:{repository.email_key(email)}"
+    # Attempts still running on the account count too: a burst of concurrent guesses must
+    # not all pass a check made before any of them failed.
+    async with rt.limiter.attempt(name="login", keys=[account, f"ip:{ip}"], guarded=[account],
+                                  limit=s.login_attempts, window_seconds=s.login_window_seconds) as attempt:
+        try:
+            user_id = await verify_login(reader, rt, email=email, password=password)
+        except InvalidCredentials:
+            await attempt.failed()
+            raise
+    return await start_session(session, rt, user_id=user_id)

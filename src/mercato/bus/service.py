@@ -19,7 +19,7 @@ import contextlib
 import uuid
 import weakref
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +38,7 @@ from mercato.kit.clock import utcnow
 from mercato.kit.db import Database, is_database_unavailable
 from mercato.kit.logging import log
 from mercato.kit.tasks import cancel_and_wait
+from mercato.models import OutboxEvent, SweepLease
 from mercato.platform import idempotency
 from mercato.platform.runtime import Runtime
 
@@ -289,3 +290,45 @@ async def refresh_gauges(db: Database, registry: Registry) -> None:
 async def _purge_idempotency(bus: Bus) -> None:
     async with bus.db.transaction() as session:
         await idempotency.purge_expired(session)
+
+
+# --- reads and leases for other modules (they reach the bus's tables only through here) ---------
+
+async def event(session: AsyncSession, event_id: uuid.UUID) -> OutboxEvent | None:
+    """One event of the outbox by id (a webhook delivery reads the event it sends)."""
+    return await repository.event(session, event_id)
+
+
+async def search_events(session: AsyncSession, *, event_type: str | None, subject: str | None,
+                        since: datetime | None, until: datetime | None, before_sequence: int | None,
+                        limit: int) -> list[OutboxEvent]:
+    """Events newest first, filtered; ``before_sequence`` continues a previous page."""
+    return await repository.search_events(session, event_type=event_type, subject=subject, since=since,
+                                          until=until, before_sequence=before_sequence, limit=limit)
+
+
+async def latest_sequence(session: AsyncSession) -> int:
+    """The highest sequence number handed out so far (0 for an empty outbox)."""
+    return await repository.latest_sequence(session)
+
+
+async def events_for_user_after(session: AsyncSession, user_id: uuid.UUID, after_sequence: int, *,
+                                limit: int) -> list[OutboxEvent]:
+    """A user's events after ``after_sequence``, oldest first (the live stream's replay)."""
+    return await repository.events_for_user_after(session, user_id, after_sequence, limit=limit)
+
+
+async def take_lease(session: AsyncSession, name: str, holder: str, now: datetime, until: datetime) -> bool:
+    """Take the sweep lease ``name`` until ``until`` when it is free or already ``holder``'s."""
+    return await repository.take_lease(session, name, holder, now, until)
+
+
+async def finish_lease(session: AsyncSession, name: str, holder: str, *, at: datetime, next_at: datetime,
+                       ok: bool, error: str | None) -> None:
+    """Record a sweep's run; nobody runs it again before ``next_at``."""
+    await repository.finish_lease(session, name, holder, at=at, next_at=next_at, ok=ok, error=error)
+
+
+async def leases(session: AsyncSession) -> list[SweepLease]:
+    """Every sweep's lease row, by name: its last run and health."""
+    return await repository.leases(session)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.types import Scope
 
 from mercato.access.dependencies import OptionalPrincipal, idempotent, public, requires
@@ -31,18 +31,17 @@ from mercato.catalog.schemas import (
     CategoryUpdate,
     ListingCreate,
     ListingDetail,
+    ListingKey,
     ListingPage,
     ListingRead,
     ListingUpdate,
     Reason,
 )
-from mercato.catalog.search import SearchQuery, listing_search_for
 from mercato.kit.cache import SingleFlight
 from mercato.kit.errors import Forbidden
 from mercato.kit.http import FastPath, register_fast_path
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor, page_of
 from mercato.kit.schemas import Page, Slug
-from mercato.models import Category
 from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession, get_runtime
 from mercato.platform.runtime import Runtime
 from mercato.publishers import service as publishers
@@ -50,8 +49,6 @@ from mercato.publishers.errors import PublisherNotFound
 
 router = APIRouter(route_class=TransactionalRoute, tags=["catalog"])
 API_PREFIX = "/api/v1"  # where app.py mounts this router (the fast path sees full paths)
-
-ListingKey = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{2,64}$", description="The listing's id or slug.")]
 
 
 # --- categories ---------------------------------------------------------------------------------
@@ -104,43 +101,9 @@ async def search_listings(
     """Published listings: full text over name, summary, description, tags and publisher, with
     filters, sorts and facet counts (`facets.category` is keyed by category slug). An unknown
     category or publisher simply matches nothing."""
-    categories = await service.categories(session)
-    category_id = next((c.id for c in categories if c.slug == category), None) if category else None
-    publisher_id = None
-    if publisher is not None:
-        try:
-            publisher_id = (await publishers.get(session, publisher)).id
-        except PublisherNotFound:
-            publisher_id = uuid.UUID(int=0)
-    if category is not None and category_id is None:
-        category_id = uuid.UUID(int=0)
-    result = await listing_search_for(session.bind.dialect.name).search(session, SearchQuery(
-        q=q.strip() or None if q else None, kind=kind, category_id=category_id, price=price, delivery=delivery,
-        platform=platform, publisher_id=publisher_id, sort=sort, cursor=cursor, limit=limit, facets=facets))
-    found = {listing.id: listing for listing in await service.visible_batch_by_ids(session, result.ids)}
-    items = await presenter.present(session, [found[i] for i in result.ids if i in found], categories=categories)
-    slugs = {str(c.id): c.slug for c in categories}
-    out_facets = dict(result.facets)
-    if "category" in out_facets:
-        out_facets["category"] = {slugs.get(key, key): n for key, n in out_facets["category"].items()}
-    return ListingPage(items=items, next_cursor=result.next_cursor, total=result.total, facets=out_facets)
-
-
-async def facet_counts(session: ReadSession, *, categories: list[Category], q: str | None = None,
-                       kind: str | None = None, category: str | None = None, price: str | None = None,
-                       delivery: str | None = None, platform: str | None = None) -> dict[str, dict[str, int]]:
-    """Only the facet counts ``GET /listings`` would answer for these filters (category keyed by
-    slug), without reading, hydrating and presenting a page of listings: the storefront's
-    count of a chosen filter's alternatives (one per active filter) needs nothing else."""
-    category_id = next((c.id for c in categories if c.slug == category), uuid.UUID(int=0)) if category else None
-    result = await listing_search_for(session.bind.dialect.name).search(session, SearchQuery(
-        q=q.strip() or None if q else None, kind=kind, category_id=category_id, price=price,  # type: ignore[arg-type]
-        delivery=delivery, platform=platform, sort="popular", limit=1, facets=True))  # type: ignore[arg-type]
-    out = dict(result.facets)
-    if "category" in out:
-        slugs = {str(c.id): c.slug for c in categories}
-        out["category"] = {slugs.get(key, key): n for key, n in out["category"].items()}
-    return out
+    return await service.search_listings(session, q=q, kind=kind, category=category, price=price, delivery=delivery,
+                                         platform=platform, publisher=publisher, sort=sort, cursor=cursor,
+                                         limit=limit, facets=facets)
 
 
 @router.post("/listings/batch", response_model=BatchResponse, dependencies=[public()])

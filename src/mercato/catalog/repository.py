@@ -174,6 +174,29 @@ async def publishers(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UU
     return {p.id: p for p in await session.scalars(select(Publisher).where(Publisher.id.in_(ids)))}
 
 
+# --- stock (M9, INV-5): reserved and returned by orders through catalog.service -------------------
+
+async def reserve_stock(session: AsyncSession, listing_id: uuid.UUID, quantity: int) -> bool:
+    """Take ``quantity`` units of a listing's stock, never below zero (one guarded statement,
+    so concurrent buyers can never oversell). False, changing nothing, when there are fewer."""
+    result = await session.execute(
+        update(Listing).where(Listing.id == listing_id, Listing.stock.is_not(None), Listing.stock >= quantity)
+        .values(stock=Listing.stock - quantity).returning(Listing.id)
+        .execution_options(synchronize_session=False))
+    taken = result.first() is not None
+    if taken:
+        evict_details(session, listing_id)  # the detail shows the stock
+        await refresh_if_held(session, Listing, listing_id)
+    return taken
+
+
+async def return_stock(session: AsyncSession, listing_id: uuid.UUID, quantity: int) -> None:
+    await session.execute(update(Listing).where(Listing.id == listing_id, Listing.stock.is_not(None))
+                          .values(stock=Listing.stock + quantity).execution_options(synchronize_session=False))
+    evict_details(session, listing_id)
+    await refresh_if_held(session, Listing, listing_id)
+
+
 # --- categories -------------------------------------------------------------------------------
 
 async def categories(session: AsyncSession) -> list[Category]:

@@ -7,10 +7,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
+from fastapi import Path
 from pydantic import AfterValidator, Field, HttpUrl, StringConstraints, TypeAdapter, model_validator
 
 from mercato.kit.money import Money
 from mercato.kit.schemas import ReadModel, Slug, WriteModel
+
+# A listing in a path (``/listings/{listing_id}/…``), here so every module's routes take it alike.
+ListingKey = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{2,64}$", description="The listing's id or slug.")]
 
 Kind = Literal["app", "plugin", "game"]
 ListingStatus = Literal["draft", "in_review", "published", "rejected", "changes_requested", "delisted", "suspended"]

@@ -31,11 +31,13 @@ from mercato.catalog.errors import (
     ListingTransitionRefused,
     UnknownCategory,
 )
-from mercato.catalog.search import listing_search_for
+from mercato.catalog.schemas import ListingPage
+from mercato.catalog.search import SearchQuery, listing_search_for
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden
 from mercato.models import Category, Listing, Publisher
 from mercato.publishers import service as publishers
+from mercato.publishers.errors import PublisherNotFound
 
 # Listing states from which a submitted version puts the listing (back) into review.
 REVIEWABLE = ("draft", "rejected", "changes_requested")
@@ -359,6 +361,77 @@ async def add_rating(session: AsyncSession, listing_id: uuid.UUID, *, count: int
     await repository.add_rating(session, listing_id, count=count, total=total, at=utcnow())
     if count != 0:  # hiding takes a rating out of its day's figures as unhiding puts it back
         await repository.add_daily(session, listing_id, utcnow().date(), ratings=count, rating_sum=total)
+
+
+# --- browse and search (the API and the storefront) --------------------------------------------
+
+async def search_listings(session: AsyncSession, *, q: str | None = None, kind: str | None = None,
+                          category: str | None = None, price: str | None = None, delivery: str | None = None,
+                          platform: str | None = None, publisher: str | None = None, sort: str = "relevance",
+                          cursor: str | None = None, limit: int = 20, facets: bool = True) -> ListingPage:
+    """Published listings as ``GET /listings`` answers them (the API and the storefront): full
+    text, filters, sorts and facet counts (``facets.category`` keyed by category slug). An unknown
+    category or publisher matches nothing. Arguments are validated by the caller's query types."""
+    from mercato.catalog import presenter
+
+    known = await categories(session)
+    category_id = next((c.id for c in known if c.slug == category), None) if category else None
+    publisher_id = None
+    if publisher is not None:
+        try:
+            publisher_id = (await publishers.get(session, publisher)).id
+        except PublisherNotFound:
+            publisher_id = uuid.UUID(int=0)
+    if category is not None and category_id is None:
+        category_id = uuid.UUID(int=0)
+    result = await listing_search_for(session.bind.dialect.name).search(session, SearchQuery(
+        q=q.strip() or None if q else None, kind=kind, category_id=category_id, price=price,  # type: ignore[arg-type]
+        delivery=delivery, platform=platform, publisher_id=publisher_id, sort=sort,  # type: ignore[arg-type]
+        cursor=cursor, limit=limit, facets=facets))
+    found = {listing.id: listing for listing in await visible_batch_by_ids(session, result.ids)}
+    items = await presenter.present(session, [found[i] for i in result.ids if i in found], categories=known)
+    slugs = {str(c.id): c.slug for c in known}
+    out_facets = dict(result.facets)
+    if "category" in out_facets:
+        out_facets["category"] = {slugs.get(key, key): n for key, n in out_facets["category"].items()}
+    return ListingPage(items=items, next_cursor=result.next_cursor, total=result.total, facets=out_facets)
+
+
+async def facet_counts(session: AsyncSession, *, categories: list[Category], q: str | None = None,
+                       kind: str | None = None, category: str | None = None, price: str | None = None,
+                       delivery: str | None = None, platform: str | None = None) -> dict[str, dict[str, int]]:
+    """Only the facet counts ``GET /listings`` would answer for these filters (category keyed by
+    slug), without reading, hydrating and presenting a page of listings: the storefront's
+    count of a chosen filter's alternatives (one per active filter) needs nothing else."""
+    category_id = next((c.id for c in categories if c.slug == category), uuid.UUID(int=0)) if category else None
+    result = await listing_search_for(session.bind.dialect.name).search(session, SearchQuery(
+        q=q.strip() or None if q else None, kind=kind, category_id=category_id, price=price,  # type: ignore[arg-type]
+        delivery=delivery, platform=platform, sort="popular", limit=1, facets=True))  # type: ignore[arg-type]
+    out = dict(result.facets)
+    if "category" in out:
+        slugs = {str(c.id): c.slug for c in categories}
+        out["category"] = {slugs.get(key, key): n for key, n in out["category"].items()}
+    return out
+
+
+# --- stock (M9, INV-5): the order saga's reservations, in the caller's transaction --------------
+
+async def reserve_stock(session: AsyncSession, listing_id: uuid.UUID, quantity: int) -> bool:
+    """Take ``quantity`` units of a physical listing's stock, never below zero: one guarded
+    statement, so concurrent buyers never oversell. False, changing nothing, when fewer are
+    left. The row stays locked until the caller's transaction ends."""
+    return await repository.reserve_stock(session, listing_id, quantity)
+
+
+async def return_stock(session: AsyncSession, listing_id: uuid.UUID, quantity: int) -> None:
+    """Put ``quantity`` units back (a canceled, failed or expired order that held them)."""
+    await repository.return_stock(session, listing_id, quantity)
+
+
+async def evict_details_of_publisher(session: AsyncSession, publisher_id: uuid.UUID) -> None:
+    """Evict the cached details of a publisher's listings once the transaction commits (they
+    show its name and badge)."""
+    await repository.evict_details_of(session, publisher_id=publisher_id)
 
 
 # --- categories ---------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from mercato.earnings import repository
 from mercato.earnings.errors import PayoutAlreadyDecided, PayoutNotFound
 from mercato.kit.clock import utcnow
 from mercato.ledger import accounts
-from mercato.ledger import repository as ledger_repository
 from mercato.ledger import service as ledger
 from mercato.ledger.errors import InsufficientFunds
 from mercato.models import LedgerEntry, LedgerTransaction, Payout, Publisher
@@ -63,8 +62,8 @@ async def publisher_for(session: AsyncSession, *, actor: Principal, slug: str, p
 async def summary(session: AsyncSession, *, publisher_id: uuid.UUID) -> EarningsSummary:
     earnings = await ledger.account(session, accounts.publisher_earnings(publisher_id))
     pending = await ledger.account(session, accounts.payouts_pending(publisher_id))
-    earned = await ledger_repository.sums_by_kind(session, earnings.id) if earnings else {}
-    paid = await ledger_repository.sums_by_kind(session, pending.id) if pending else {}
+    earned = await ledger.sums_by_kind(session, earnings.id) if earnings else {}
+    paid = await ledger.sums_by_kind(session, pending.id) if pending else {}
     return EarningsSummary(available=earnings.balance if earnings else 0,
                            pending_payouts=pending.balance if pending else 0,
                            paid_out=-paid.get("payout_paid", 0), total_earned=earned.get("settlement", 0),
@@ -77,7 +76,7 @@ async def movements(session: AsyncSession, *, publisher_id: uuid.UUID, after: tu
     account = await ledger.account(session, accounts.publisher_earnings(publisher_id))
     if account is None:
         return []
-    return await ledger_repository.entries_of(session, account.id, after=after, limit=limit)
+    return await ledger.entries_of(session, account.id, after=after, limit=limit)
 
 
 def _event_data(payout: Payout, **extra: object) -> dict[str, object]:
@@ -110,7 +109,7 @@ async def request_payout(session: AsyncSession, *, actor: Principal, publisher: 
             # account's row until commit, so a concurrent request sees this one's result.
             earnings = await ledger.account(session, earnings_ref)
             assert earnings is not None
-            entries = await ledger_repository.entries_of_transaction(session, posted.transaction.id)
+            entries = await ledger.entries_of_transaction(session, posted.transaction.id)
             if any(e.account_id == earnings.id and e.balance_after < 0 for e in entries):
                 raise _Overdrawn
     except _Overdrawn:

@@ -33,14 +33,15 @@ from mercato.installs.schemas import (
     TaskRead,
 )
 from mercato.kit.clock import utcnow
+from mercato.kit.errors import RangeNotSatisfiable
+from mercato.kit.ranges import byte_range
 from mercato.kit.storage import ArtifactMissing
 from mercato.licences import service as licences
 from mercato.licences.errors import LicenceNotFound
 from mercato.models import InstallTask
 from mercato.platform.routing import RuntimeDep, TransactionalRoute, WriteSession
 from mercato.platform.runtime import Runtime
-from mercato.publishing.endpoints import byte_range
-from mercato.publishing.errors import NotEntitled, RangeNotSatisfiable
+from mercato.publishing.errors import NotEntitled
 
 router = APIRouter(route_class=TransactionalRoute, tags=["agent"])
 

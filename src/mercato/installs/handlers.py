@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.bus import repository as bus_repository
+from mercato.bus import service as bus_service
 from mercato.bus.context import HandlerContext, current_bus
 from mercato.bus.events import CloudEvent
 from mercato.bus.registry import subscribe
@@ -68,7 +68,7 @@ async def correct_status_when_due(bus: HandlerContext) -> None:
     holder = uuid.uuid4().hex
     now = utcnow()
     async with bus.db.transaction() as session:
-        if not await bus_repository.take_lease(session, CORRECTION, holder, now, now + timedelta(seconds=interval)):
+        if not await bus_service.take_lease(session, CORRECTION, holder, now, now + timedelta(seconds=interval)):
             return
     ok, error = True, None
     try:
@@ -79,5 +79,5 @@ async def correct_status_when_due(bus: HandlerContext) -> None:
     finally:
         finished = utcnow()
         async with bus.db.transaction() as session:
-            await bus_repository.finish_lease(session, CORRECTION, holder, at=finished,
-                                              next_at=finished + timedelta(seconds=interval), ok=ok, error=error)
+            await bus_service.finish_lease(session, CORRECTION, holder, at=finished,
+                                           next_at=finished + timedelta(seconds=interval), ok=ok, error=error)

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mercato.access.principal import Principal
 from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
-from mercato.bus import repository as bus_repository
+from mercato.bus import service as bus_service
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.catalog import service as catalog
@@ -63,7 +63,7 @@ from mercato.kit.semver import parse_range, parse_version, version_sort_key
 from mercato.library import service as library
 from mercato.models import Installation, InstallTask, Instance, Listing, ListingVersion
 from mercato.notifications import service as notifications
-from mercato.publishing import repository as versions
+from mercato.publishing import service as versions
 from mercato.publishing.errors import NotEntitled
 
 # What a task leaves the installation in when it succeeds.
@@ -225,7 +225,7 @@ async def _listing_for(session: AsyncSession, actor_id: uuid.UUID, listing_id: u
 
 
 async def _version_for(session: AsyncSession, listing: Listing, version: str | None) -> ListingVersion:
-    found = (await versions.get(session, listing.id, version, statuses=("approved",)) if version
+    found = (await versions.find_version(session, listing.id, version, statuses=("approved",)) if version
              else await versions.latest_approved(session, listing.id))
     if found is None:
         raise VersionNotAvailable(f"{listing.slug} has no approved version {version!r}." if version
@@ -382,7 +382,7 @@ async def launch(session: AsyncSession, *, scope: Scope, installation_id: uuid.U
     if installation.state != "installed" or installation.version is None:
         raise NothingToOpen(f"Installation {installation.name!r} is {installation.state}; only an installed one "
                             "can be opened (resume a stopped one first).")
-    found = await versions.get(session, installation.listing_id, installation.version)
+    found = await versions.find_version(session, installation.listing_id, installation.version)
     launch_table = (found.manifest.get("launch") or {}) if found else {}
     instance = await repository.instance(session, installation.instance_id, owner_id=None)
     if launch_table.get("url"):
@@ -590,7 +590,7 @@ async def artifact_of(session: AsyncSession, *, instance_id: uuid.UUID, task_id:
     task = await agent_task(session, instance_id=instance_id, task_id=task_id)
     if task.version_id is None or task.state not in repository.ACTIVE_TASK_STATES:
         raise TaskNotFound(f"Task {task.id} has no artifact to download now (it is {task.state}).")
-    found = await versions.by_id(session, task.version_id)
+    found = await versions.find_by_id(session, task.version_id)
     if found is None:
         raise TaskNotFound(f"The version of task {task.id} is gone.")
     return found
@@ -702,7 +702,7 @@ async def snapshot(session: AsyncSession, *, settings: Settings) -> dict[str, An
             "overdue_tasks": await repository.count_overdue(session, now=now),
             "sweeps": [{"name": lease.name, "last_run_at": lease.last_run_at, "ok": lease.last_ok,
                         "error": lease.last_error, "next_run_after": lease.expires_at}
-                       for lease in await bus_repository.leases(session)]}
+                       for lease in await bus_service.leases(session)]}
 
 
 # --- update notices (I6) ------------------------------------------------------------------------
@@ -711,7 +711,7 @@ async def on_version_approved(session: AsyncSession, *, settings: Settings, vers
                               event_id: uuid.UUID) -> int:
     """Tell owners of older copies that a newer compatible version is out; queue the upgrade
     where the owner asked for automatic upgrades. Returns how many installations heard of it."""
-    found = await versions.by_id(session, version_id)
+    found = await versions.find_by_id(session, version_id)
     if found is None or found.status != "approved":
         return 0
     listing = await catalog.get_by_id(session, found.listing_id)

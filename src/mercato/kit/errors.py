@@ -84,6 +84,10 @@ class ValidationFailed(MercatoError):
     status, code, title = 422, "validation_failed", "The request is not valid"
 
 
+class RangeNotSatisfiable(ValidationFailed):
+    status, code, title = 416, "range_not_satisfiable", "The requested range is outside the file"
+
+
 class RateLimited(MercatoError):
     status, code, title = 429, "rate_limited", "Too many requests"
 

@@ -16,6 +16,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -114,3 +115,19 @@ async def balance(session: AsyncSession, ref: AccountRef) -> int:
 
 async def account(session: AsyncSession, ref: AccountRef) -> LedgerAccount | None:
     return await repository.account(session, ref)
+
+
+async def entries_of(session: AsyncSession, account_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None,
+                     limit: int) -> list[tuple[LedgerEntry, LedgerTransaction]]:
+    """An account's entries with their transactions, newest first (keyset cursor: created_at, id)."""
+    return await repository.entries_of(session, account_id, after=after, limit=limit)
+
+
+async def entries_of_transaction(session: AsyncSession, transaction_id: uuid.UUID) -> list[LedgerEntry]:
+    """The legs of one posted transaction."""
+    return await repository.entries_of_transaction(session, transaction_id)
+
+
+async def sums_by_kind(session: AsyncSession, account_id: uuid.UUID) -> dict[str, int]:
+    """The sum of an account's entries per kind of transaction (``settlement``, ``refund``, …)."""
+    return await repository.sums_by_kind(session, account_id)

@@ -38,6 +38,12 @@ async def is_entitled(session: AsyncSession, *, user_id: uuid.UUID, listing_id: 
     return await repository.is_active(session, user_id, listing_id)
 
 
+async def entitlement_of(session: AsyncSession, *, user_id: uuid.UUID, listing_id: uuid.UUID) -> Entitlement | None:
+    """The user's entitlement to the listing, active or revoked (``revoked_at`` tells), as it
+    is in the database now; None when it was never granted."""
+    return await repository.of_user(session, user_id, listing_id)
+
+
 async def grant(session: AsyncSession, *, user_id: uuid.UUID, listing_id: uuid.UUID, source: str,
                 order_id: uuid.UUID | None = None, granted_by: uuid.UUID | None = None) -> Entitlement:
     """Entitle the user to the listing: a new row, or the revoked one re-activated. An

@@ -1,4 +1,4 @@
-"""Every query on licence keys (the ``licence_keys`` table) and the order-line link to them.
+"""Every query on licence keys (the ``licence_keys`` table); the order line's link to its key is orders'.
 
 Handing out a key is a guarded ``UPDATE … WHERE order_line_id IS NULL``: of two buyers
 racing for one key, one gets it and the other looks for the next. On PostgreSQL the
@@ -84,15 +84,6 @@ async def take(session: AsyncSession, key_id: uuid.UUID, *, order_line_id: uuid.
             return result.first() is not None
     except IntegrityError:
         return False
-
-
-async def order_line_listing(session: AsyncSession, order_line_id: uuid.UUID) -> uuid.UUID | None:
-    return await session.scalar(select(OrderLine.listing_id).where(OrderLine.id == order_line_id))
-
-
-async def link_order_line(session: AsyncSession, order_line_id: uuid.UUID, key_id: uuid.UUID) -> None:
-    await session.execute(update(OrderLine).where(OrderLine.id == order_line_id)
-                          .values(licence_key_id=key_id).execution_options(synchronize_session=False))
 
 
 async def key_of_order(session: AsyncSession, order_id: uuid.UUID, listing_id: uuid.UUID) -> str | None:

@@ -26,10 +26,11 @@ from mercato.catalog import service as catalog
 from mercato.catalog.errors import ListingNotFound
 from mercato.kit.clock import utcnow
 from mercato.kit.keys import StoreKeys
-from mercato.library import repository as library_repository
+from mercato.library import service as library
 from mercato.licences import repository
 from mercato.licences.errors import KeyPoolEmpty, LicenceNotFound, OrderLineNotFound
 from mercato.models import LicenceKey, Listing
+from mercato.orders import service as orders
 from mercato.publishers import service as publishers
 
 
@@ -99,7 +100,7 @@ async def assign_key(session: AsyncSession, *, listing_id: uuid.UUID, order_line
         return held
     if not await repository.has_pool(session, listing_id):
         return None
-    line_listing = await repository.order_line_listing(session, order_line_id)
+    line_listing = await orders.listing_of_line(session, order_line_id)
     if line_listing != listing_id:
         raise OrderLineNotFound(f"There is no order line {order_line_id} for listing {listing_id}.")
     while True:
@@ -111,7 +112,7 @@ async def assign_key(session: AsyncSession, *, listing_id: uuid.UUID, order_line
         if key_id is None:
             raise KeyPoolEmpty(f"Every licence key of listing {listing_id} has been handed out.")
         if await repository.take(session, key_id, order_line_id=order_line_id, at=utcnow()):
-            await repository.link_order_line(session, order_line_id, key_id)
+            await orders.link_licence_key(session, order_line_id, key_id)
             taken = await repository.of_order_line(session, order_line_id)
             if taken is None:  # just taken in this very transaction
                 raise RuntimeError(f"licence key {key_id} vanished after being taken")
@@ -119,7 +120,7 @@ async def assign_key(session: AsyncSession, *, listing_id: uuid.UUID, order_line
         # Lost a race: the key went to someone else, or this line got one meanwhile.
         held = await repository.of_order_line(session, order_line_id)
         if held is not None:
-            await repository.link_order_line(session, order_line_id, held.id)
+            await orders.link_licence_key(session, order_line_id, held.id)
             return held
 
 
@@ -136,7 +137,7 @@ async def licence_document(session: AsyncSession, *, keys: StoreKeys, user_id: u
     Stable across requests (``issued_at`` is the grant time), so a client may cache it.
     Raises :class:`LicenceNotFound` when the listing is unknown or the user holds no
     active entitlement (never granted, or revoked by a refund)."""
-    entitlement = await library_repository.of_user(session, user_id, listing_id)
+    entitlement = await library.entitlement_of(session, user_id=user_id, listing_id=listing_id)
     if entitlement is None or entitlement.revoked_at is not None:
         raise LicenceNotFound(f"You hold no licence for listing {listing_id}.")
     listing = await catalog.get_by_id(session, listing_id)

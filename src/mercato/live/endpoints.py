@@ -13,7 +13,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from mercato.access.dependencies import still_identifies, user_or_instance
 from mercato.access.principal import INSTANCE_KIND, Principal, instance_id_of
-from mercato.bus import repository
+from mercato.bus import service as bus_service
 from mercato.bus.delivery import event_from_row
 from mercato.live.hub import RESET
 from mercato.platform.routing import TransactionalRoute, get_runtime
@@ -91,7 +91,7 @@ async def stream(request: Request, me: Annotated[Principal, user_or_instance()],
         # A new stream starts now: events committed from here on are sent, including any
         # before the subscription below is in place (they are replayed from the outbox).
         async with rt.db.read_session() as session:
-            resume_after = await repository.latest_sequence(session)
+            resume_after = await bus_service.latest_sequence(session)
 
     async def events() -> AsyncIterator[dict[str, Any]]:
         loop = asyncio.get_running_loop()
@@ -100,7 +100,7 @@ async def stream(request: Request, me: Annotated[Principal, user_or_instance()],
             last = resume_after
             while True:  # subscribed first, then replay: nothing falls in between
                 async with rt.db.read_session() as session:
-                    rows = await repository.events_for_user_after(session, me.user_id, last, limit=REPLAY_BATCH)
+                    rows = await bus_service.events_for_user_after(session, me.user_id, last, limit=REPLAY_BATCH)
                 for row in rows:
                     event = event_from_row(row)
                     sent.add(row.sequence)

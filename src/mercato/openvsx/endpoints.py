@@ -64,8 +64,7 @@ from mercato.platform.routing import (
     WriteSession,
 )
 
-PREFIX = "/openvsx"
-PERSONAL_PREFIX = "/openvsx/t/{registry_token}"
+PREFIX, PERSONAL_PREFIX = service.PREFIX, service.PERSONAL_PREFIX
 CHUNK = 1024 * 1024
 MAX_PAGE = 100
 

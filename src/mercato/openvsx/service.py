@@ -69,6 +69,9 @@ from mercato.publishers.errors import PublisherNotFound
 from mercato.publishing import service as publishing
 from mercato.publishing.errors import VersionExists
 
+# Where app.py mounts the registry API (and its personal-token form), as clients are told.
+PREFIX = "/openvsx"
+PERSONAL_PREFIX = "/openvsx/t/{registry_token}"
 REGISTRY_TOKEN_PREFIX = "mcv_"
 # The Open VSX server version whose API this adapter answers like: ovsx >= 1.4 then sends the
 # token in a header and asks /api/-/size-limit (both need a registry at 1.3.0 or later).

@@ -3,12 +3,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import uuid
-from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -17,19 +12,15 @@ from starlette.responses import StreamingResponse
 from mercato.access.dependencies import requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
+from mercato.audit import service
 from mercato.audit import service as audit
 from mercato.audit.schemas import AuditRead
-from mercato.kit.db import Database
 from mercato.kit.errors import ValidationFailed
 from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, encode_cursor
 from mercato.kit.schemas import Page, Timestamp
 from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute
 
 router = APIRouter(route_class=TransactionalRoute, tags=["admin"], prefix="/admin")
-
-CSV_COLUMNS = ["id", "at", "actor_id", "actor_email", "action", "resource_type", "resource_id", "result",
-               "before", "after", "ip", "user_agent", "request_id"]
-CSV_BATCH = 500
 
 
 @router.get("/audit", response_model=Page[AuditRead],
@@ -53,43 +44,11 @@ async def search_audit(
     if format == "csv":
         # The first batch is read before answering, so a filter the database refuses is a
         # 4xx, not an error in the middle of a 200 stream.
-        first = await audit.search(session, **filters, after=None, limit=CSV_BATCH)
-        return StreamingResponse(_csv_rows(rt.db, filters, first), media_type="text/csv",
+        first = await service.search(session, **filters, after=None, limit=service.CSV_BATCH)
+        return StreamingResponse(service.csv_rows(rt.db, filters, first), media_type="text/csv",
                                  headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
     rows = await audit.search(session, **filters, after=decode_cursor(cursor), limit=limit + 1)
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1].at, page[-1].id) if len(rows) > limit else None
     counted = await audit.count(session, **filters) if total else None
     return Page[AuditRead](items=[AuditRead.model_validate(r) for r in page], next_cursor=next_cursor, total=counted)
-
-
-async def _csv_rows(db: Database, filters: dict, first: list) -> AsyncIterator[str]:  # type: ignore[type-arg]
-    """The CSV body, streamed after the route has returned (and closed its sessions): later
-    batches are read through a session of its own, closed when the stream ends or is abandoned."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    rows = first
-    async with db.read_session() as session:
-        while True:
-            for row in rows:
-                values = []
-                for column in CSV_COLUMNS:
-                    value = getattr(row, column)
-                    if isinstance(value, dict):
-                        value = json.dumps(value, sort_keys=True)
-                    elif isinstance(value, datetime):
-                        value = value.isoformat()
-                    values.append("" if value is None else _csv_safe(str(value)))
-                writer.writerow(values)
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-            if len(rows) < CSV_BATCH:
-                return
-            rows = await audit.search(session, **filters, after=(rows[-1].at, rows[-1].id), limit=CSV_BATCH)
-
-
-def _csv_safe(value: str) -> str:
-    """Defuse spreadsheet formula injection (a user agent can start with '=')."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

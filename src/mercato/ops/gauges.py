@@ -22,7 +22,6 @@ from mercato.kit.logging import log
 from mercato.kit.metrics import REGISTRY
 from mercato.orders import service as orders
 from mercato.review import service as review
-from mercato.review.handlers import REVIEW_QUEUE
 
 CHECK_SECONDS = 3.0
 
@@ -54,7 +53,7 @@ async def refresh(db: Database, registry: Registry | None) -> bool:
         DATABASE_UP.set(0)
         return False
     now = utcnow()
-    REVIEW_QUEUE.set(queued)
+    review.REVIEW_QUEUE.set(queued)
     REVIEW_OLDEST.set(_age(oldest, now))
     ORDERS_OVERDUE.set(_age(overdue, now))
     DATABASE_UP.set(1)

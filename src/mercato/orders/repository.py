@@ -1,9 +1,9 @@
-"""Every query of orders, order lines and shipments, and the stock reservation on listings.
+"""Every query of orders, order lines and shipments.
 
 State changes are guarded statements (``UPDATE … WHERE status IN (…) RETURNING``): a
 transition happens once, whoever races it (a redelivered event, a payment racing expiry,
-a buyer racing the saga). Stock moves only through :func:`reserve_stock` (refuses to go
-below zero) and :func:`return_stock`.
+a buyer racing the saga). Stock is the catalog's: orders reserve and return it through
+catalog.service (``reserve_stock`` refuses to go below zero).
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.catalog.repository import evict_details
 from mercato.kit.db import insert_unless_conflict, refresh_if_held
-from mercato.models import Listing, Order, OrderLine, Shipment
+from mercato.models import Order, OrderLine, Shipment
 
 # --- orders -------------------------------------------------------------------------------------
 
@@ -154,27 +153,15 @@ async def count_shipments(session: AsyncSession, order_id: uuid.UUID, *, statuse
     return int(await session.scalar(statement) or 0)
 
 
-# --- stock (M9, INV-5) ---------------------------------------------------------------------------
+# --- licence keys (the licences module's read and write on order lines, through orders.service) ------
 
-async def reserve_stock(session: AsyncSession, listing_id: uuid.UUID, quantity: int) -> bool:
-    """Take ``quantity`` units of a listing's stock, never below zero (one guarded statement,
-    so concurrent buyers can never oversell). False, changing nothing, when there are fewer."""
-    result = await session.execute(
-        update(Listing).where(Listing.id == listing_id, Listing.stock.is_not(None), Listing.stock >= quantity)
-        .values(stock=Listing.stock - quantity).returning(Listing.id)
-        .execution_options(synchronize_session=False))
-    taken = result.first() is not None
-    if taken:
-        evict_details(session, listing_id)  # the detail shows the stock
-        await refresh_if_held(session, Listing, listing_id)
-    return taken
+async def listing_of_line(session: AsyncSession, line_id: uuid.UUID) -> uuid.UUID | None:
+    return await session.scalar(select(OrderLine.listing_id).where(OrderLine.id == line_id))
 
 
-async def return_stock(session: AsyncSession, listing_id: uuid.UUID, quantity: int) -> None:
-    await session.execute(update(Listing).where(Listing.id == listing_id, Listing.stock.is_not(None))
-                          .values(stock=Listing.stock + quantity).execution_options(synchronize_session=False))
-    evict_details(session, listing_id)
-    await refresh_if_held(session, Listing, listing_id)
+async def link_licence_key(session: AsyncSession, line_id: uuid.UUID, key_id: uuid.UUID) -> None:
+    await session.execute(update(OrderLine).where(OrderLine.id == line_id)
+                          .values(licence_key_id=key_id).execution_options(synchronize_session=False))
 
 
 # --- refunds (the refunds module's writes on orders, through orders.service) ------------------------

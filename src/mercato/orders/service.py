@@ -42,7 +42,6 @@ from mercato.kit.failpoints import failpoint
 from mercato.kit.metrics import ORDERS, count_on_commit
 from mercato.ledger.errors import InsufficientFunds
 from mercato.library import service as library
-from mercato.library.service import OrderLineToGrant, grant_order
 from mercato.models import Order, OrderLine, Shipment
 from mercato.notifications import service as notifications
 from mercato.orders import repository
@@ -262,7 +261,7 @@ async def create(session: AsyncSession, *, actor: Principal, idempotency_key: st
         if line.delivery == "physical":
             wanted[line.listing_id] += line.quantity
     for listing_id in sorted(wanted):
-        if not await repository.reserve_stock(session, listing_id, wanted[listing_id]):
+        if not await catalog.reserve_stock(session, listing_id, wanted[listing_id]):
             title = next(line.title for line in priced if line.listing_id == listing_id)
             raise OutOfStock(f"Fewer than {wanted[listing_id]} of {title} are left.")
     if coupon_id is not None:
@@ -286,8 +285,8 @@ async def _settle_free(session: AsyncSession, order: Order, lines: list[OrderLin
     if any(line.delivery == "physical" for line in lines):
         await _mark_paid(session, order, lines, at=now)
         return
-    refused = await grant_order(session, order_id=order.id, user_id=order.user_id, lines=[
-        OrderLineToGrant(line.id, line.listing_id, line.delivery) for line in lines])
+    refused = await library.grant_order(session, order_id=order.id, user_id=order.user_id, lines=[
+        library.OrderLineToGrant(line.id, line.listing_id, line.delivery) for line in lines])
     if refused is not None:
         error = AlreadyOwned if refused.reason == "already_owned" else LicenceKeysExhausted
         raise error(refused.detail)
@@ -451,7 +450,7 @@ async def _close(session: AsyncSession, order: Order, *, from_: tuple[str, ...],
                                                     at=now))
     for line in await _lines(session, order.id):
         if line.delivery == "physical" and line.publisher_id in unshipped:
-            await repository.return_stock(session, line.listing_id, line.quantity)
+            await catalog.return_stock(session, line.listing_id, line.quantity)
     if order.coupon_id is not None and was in UNPAID:
         await coupons.release(session, order_id=order.id)
     await _publish(session, order, event, reason=reason, **({"by": by} if by else {}))
@@ -627,7 +626,7 @@ async def _for_fulfilment(session: AsyncSession, actor: Principal, order_id: uui
     return order, mine
 
 
-# --- what other modules read and change of an order (receipts, refunds, stats) -------------------------
+# --- what other modules read and change of an order (receipts, refunds, licences, stats) ---------------
 
 REFUNDABLE = repository.REFUNDABLE
 
@@ -660,6 +659,16 @@ async def add_refunded(session: AsyncSession, order_id: uuid.UUID, amount: int, 
     ``refunded`` once all of its total is."""
     if await repository.add_refunded(session, order_id, amount, at=at) == "refunded":
         count_on_commit(session, ORDERS.labels("refunded"))
+
+
+async def listing_of_line(session: AsyncSession, line_id: uuid.UUID) -> uuid.UUID | None:
+    """The listing an order line is for; None when there is no such line."""
+    return await repository.listing_of_line(session, line_id)
+
+
+async def link_licence_key(session: AsyncSession, line_id: uuid.UUID, key_id: uuid.UUID) -> None:
+    """Record on the order line the licence key handed out to it (``order_lines.licence_key_id``)."""
+    await repository.link_licence_key(session, line_id, key_id)
 
 
 async def counts_since(session: AsyncSession, since: datetime) -> dict[str, int]:

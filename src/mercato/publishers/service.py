@@ -14,7 +14,7 @@ from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
-from mercato.catalog.repository import evict_details_of
+from mercato.catalog import service as catalog
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden
 from mercato.models import Publisher, PublisherApplication
@@ -224,7 +224,7 @@ async def update(session: AsyncSession, *, actor: Principal, slug: str, changes:
     if changed:
         publisher.updated_at = utcnow()
         if SHOWN_ON_LISTINGS.intersection(changed):
-            await evict_details_of(session, publisher_id=publisher.id)
+            await catalog.evict_details_of_publisher(session, publisher.id)
         await publish(session, CloudEvent(type="publisher.updated", subject=str(publisher.id), data={
             "publisher_id": str(publisher.id), "slug": publisher.slug, "changed": changed}))
         action = AuditAction.publisher_verify if changed == ["verified"] else AuditAction.publisher_update

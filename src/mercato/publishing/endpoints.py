@@ -5,12 +5,10 @@ from __future__ import annotations
 import base64
 import re
 import uuid
-from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Path, Request, Response
-from fastapi.responses import StreamingResponse
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.formparsers import MultiPartException
 
@@ -18,8 +16,8 @@ from mercato.access.dependencies import OptionalPrincipal, public, requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.catalog import service as catalog
-from mercato.catalog.endpoints import ListingKey
 from mercato.catalog.errors import ListingNotFound, ListingTransitionRefused
+from mercato.catalog.schemas import ListingKey
 from mercato.kit.errors import Forbidden, ValidationFailed
 from mercato.kit.keys import ARTIFACT_PREFIX
 from mercato.kit.pagination import CursorParam, InvalidCursor, Limit
@@ -28,6 +26,7 @@ from mercato.kit.storage import ArtifactMissing
 from mercato.packages.errors import PackageTooLarge
 from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.publishing import service
+from mercato.publishing.downloads import archive_response
 from mercato.publishing.errors import (
     ManifestMismatch,
     NotEntitled,
@@ -37,7 +36,7 @@ from mercato.publishing.errors import (
     VersionNotFound,
     VersionTransitionRefused,
 )
-from mercato.publishing.ingest import ingest
+from mercato.publishing.ingest import ingest, spool
 from mercato.publishing.schemas import KeysRead, PublicKeyRead, SubmitBody, VersionRead, YankBody
 from mercato.review import service as review
 
@@ -52,7 +51,6 @@ UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
                          "archive_unsupported, archive_corrupt, archive_header_mismatch, checksum_mismatch, "
                          "manifest_mismatch)"},
 }
-CHUNK = 1024 * 1024
 
 
 def _cursor(cursor: str | None) -> tuple[str, uuid.UUID] | None:
@@ -86,23 +84,6 @@ async def get_version(listing_id: ListingKey, version: VersionText, session: Rea
                       viewer: OptionalPrincipal) -> VersionRead:
     listing = await catalog.get_visible(session, viewer, listing_id)
     return VersionRead.model_validate(await service.get_version(session, viewer, listing, version))
-
-
-def _spool(upload: StarletteUpload, directory: FilePath, max_bytes: int) -> FilePath:
-    """Copy the uploaded part to a file of our own (the multipart spool has no name)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"upload-{uuid.uuid4().hex}"
-    written = 0
-    upload.file.seek(0)
-    with open(target, "wb") as out:
-        while block := upload.file.read(CHUNK):
-            written += len(block)
-            if written > max_bytes:
-                out.close()
-                target.unlink(missing_ok=True)
-                raise PackageTooLarge(f"Packages may be at most {max_bytes} bytes.")
-            out.write(block)
-    return target
 
 
 SHA256_TEXT = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -140,7 +121,7 @@ async def upload_version(listing_id: ListingKey, request: Request, rt: RuntimeDe
             raise _form_error("file", "is required and must be a file part")
         if declared is not None and (not isinstance(declared, str) or not SHA256_TEXT.match(declared)):
             raise _form_error("sha256", "must be 64 hexadecimal characters")
-        spooled = await anyio.to_thread.run_sync(_spool, file, rt.settings.data_dir / "tmp",
+        spooled = await anyio.to_thread.run_sync(spool, file, rt.settings.data_dir / "tmp",
                                                  rt.settings.package_max_bytes)
     finally:
         await form.close()
@@ -198,30 +179,6 @@ async def appeal_rejection(listing_id: ListingKey, version: VersionText, body: Y
 
 # --- downloads ----------------------------------------------------------------------------------
 
-_RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$", re.ASCII)  # no number longer than a file size
-
-
-def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """One ``bytes=a-b`` range as [start, end) or None for the whole file. Several ranges are
-    answered with the whole file (allowed by RFC 9110); a range outside the file is 416."""
-    if not header or "," in header:
-        return None
-    match = _RANGE.match(header.strip())
-    if match is None or match.group(1) == match.group(2) == "":
-        return None
-    first, last = match.group(1), match.group(2)
-    if first == "":  # the last N bytes
-        length = int(last)
-        if length == 0:
-            raise RangeNotSatisfiable("The range asks for no bytes.", headers={"Content-Range": f"bytes */{size}"})
-        return max(0, size - length), size
-    start = int(first)
-    end = min(int(last) + 1, size) if last else size
-    if start >= size or end <= start:
-        raise RangeNotSatisfiable(f"The file has {size} bytes.", headers={"Content-Range": f"bytes */{size}"})
-    return start, end
-
-
 # What a download answers: a .tar.gz package, or a .zip one (a VS Code extension's VSIX too).
 _ARCHIVE_TYPES = {"application/gzip": {"schema": {"type": "string", "format": "binary"}},
                   "application/zip": {"schema": {"type": "string", "format": "binary"}}}
@@ -239,38 +196,7 @@ async def download(listing_id: ListingKey, version: VersionText, request: Reques
     carry the SHA-256 and the store's Ed25519 signature of it (verify with `GET /api/v1/keys`).
     Every answer that carries bytes of the archive counts as a download (the refund policy reads
     the count): a revalidation answered 304 does not; a range, even a resumed one, does."""
-    listing, found = await service.for_download(session, viewer=actor, key=listing_id, version=version, count=False)
-    if await rt.artifacts.size(found.sha256) is None:  # a clean 404 rather than a body that breaks off
-        raise ArtifactMissing(f"The archive of {listing.slug} {found.version} is missing from storage.")
-    etag = f'"{found.sha256}"'
-    headers = {
-        "ETag": etag, "Accept-Ranges": "bytes", "X-Checksum-SHA256": found.sha256,
-        "Digest": "sha-256=" + base64.b64encode(bytes.fromhex(found.sha256)).decode(),
-        "Content-Disposition": f'attachment; filename="{listing.slug}-{found.version}.'
-                               f'{found.archive_format}"',  # zip, tar.gz or vsix (a VS Code extension)
-        "Cache-Control": "private, max-age=0",
-    }
-    if found.signature:
-        headers["X-Signature-Ed25519"] = found.signature
-        headers["X-Signature-Key-Id"] = found.signature_key_id or ""
-    offered = request.headers.get("if-none-match")
-    if offered and (offered.strip() == "*" or etag in [t.strip().removeprefix("W/") for t in offered.split(",")]):
-        return Response(status_code=304, headers=headers)
-    if_range = request.headers.get("if-range")
-    range_header = request.headers.get("range", "").replace(" ", "")
-    selected = byte_range(range_header, found.size) if (not if_range or if_range.strip() == etag) else None
-    # Counted from what is served, never from the request's headers: a stale If-None-Match, a
-    # suffix range covering the file or a failed If-Range all hand out the archive.
-    await service.count_download(session, listing=listing, version=found, user_id=actor.user_id)
-    start, end = selected if selected else (0, found.size)
-    headers["Content-Length"] = str(end - start)
-    status = 200
-    if selected is not None:
-        status = 206
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{found.size}"
-    media = "application/gzip" if found.archive_format == "tar.gz" else "application/zip"
-    return StreamingResponse(rt.artifacts.open(found.sha256, start=start, end=end), status_code=status,
-                             headers=headers, media_type=media)
+    return await archive_response(session, rt, request, actor=actor, key=listing_id, version=version)
 
 
 @router.get("/keys", response_model=KeysRead, dependencies=[public()])

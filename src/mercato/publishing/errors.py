@@ -1,4 +1,5 @@
 from mercato.kit.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed
+from mercato.kit.errors import RangeNotSatisfiable as RangeNotSatisfiable  # moved to kit with byte_range
 
 
 class VersionNotFound(NotFound):
@@ -25,5 +26,3 @@ class NotEntitled(Forbidden):
     code, title = "not_entitled", "You do not own this listing"
 
 
-class RangeNotSatisfiable(ValidationFailed):
-    status, code, title = 416, "range_not_satisfiable", "The requested range is outside the file"

@@ -9,6 +9,7 @@ store is content-addressed, so a retry of the same file reuses it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -81,6 +82,22 @@ async def by_id(session: AsyncSession, version_id: uuid.UUID) -> ListingVersion:
     if found is None:
         raise VersionNotFound(f"There is no version {version_id}.")
     return found
+
+
+async def find_by_id(session: AsyncSession, version_id: uuid.UUID) -> ListingVersion | None:
+    """A version by id, whatever its status; None when there is none."""
+    return await repository.by_id(session, version_id)
+
+
+async def find_version(session: AsyncSession, listing_id: uuid.UUID, version: str, *,
+                       statuses: Sequence[str] | None = None) -> ListingVersion | None:
+    """A listing's version by its SemVer string, optionally only in one of ``statuses``."""
+    return await repository.get(session, listing_id, version, statuses=statuses)
+
+
+async def latest_approved(session: AsyncSession, listing_id: uuid.UUID) -> ListingVersion | None:
+    """The approved release of highest precedence (a pre-release only while there is no release)."""
+    return await repository.latest_approved(session, listing_id)
 
 
 # --- upload -------------------------------------------------------------------------------------

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Response
@@ -16,23 +13,20 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.catalog.errors import ListingNotFound
 from mercato.kit.errors import Forbidden
-from mercato.kit.markdown import render_markdown
-from mercato.kit.pagination import CursorParam, InvalidCursor, Limit
+from mercato.kit.pagination import CursorParam, Limit
 from mercato.models import ListingReview
 from mercato.platform.routing import ReadSession, TransactionalRoute, WriteSession
 from mercato.ratings import service
 from mercato.ratings.errors import NotEntitled, OwnListing, ReviewExists, ReviewNotFound, ReviewStateUnchanged
-from mercato.ratings.repository import After, Sort
 from mercato.ratings.schemas import (
     HideRequest,
     ReplyCreate,
-    ReviewAuthor,
     ReviewCreate,
     ReviewPage,
     ReviewRead,
-    ReviewReply,
     ReviewUpdate,
 )
+from mercato.ratings.service import read
 
 router = APIRouter(route_class=TransactionalRoute, tags=["ratings"])
 
@@ -40,40 +34,8 @@ ListingKey = Annotated[str, Path(min_length=1, max_length=64, description="The l
 RatingWriter = Annotated[Principal, requires(Permission.rating_write)]
 
 
-def read(review: ListingReview, names: dict[uuid.UUID, str], viewer: service.Viewer) -> ReviewRead:
-    mine = viewer.user_id is not None and viewer.user_id == review.user_id
-    return ReviewRead(
-        id=review.id, listing_id=review.listing_id, author=ReviewAuthor(name=names[review.user_id]), mine=mine,
-        rating=review.rating, title=review.title, body=review.body, body_html=render_markdown(review.body),
-        hidden=review.hidden, hidden_reason=review.hidden_reason if (mine or viewer.moderator) else None,
-        reply=(ReviewReply(body=review.reply, body_html=render_markdown(review.reply), replied_at=review.replied_at)
-               if review.reply is not None and review.replied_at is not None else None),
-        created_at=review.created_at, updated_at=review.updated_at)
-
-
 async def read_one(session: AsyncSession, review: ListingReview, viewer: service.Viewer) -> ReviewRead:
     return read(review, await service.author_names(session, [review]), viewer)
-
-
-# --- cursors: (sort, rating, created_at, id) of the last review shown --------------------------
-
-def encode(sort: str, review: ListingReview) -> str:
-    raw = json.dumps([sort, review.rating, review.created_at.isoformat(), str(review.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode(cursor: str | None, sort: str) -> After | None:
-    if not cursor:
-        return None
-    try:
-        made_for, rating, at, review_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        parsed = datetime.fromisoformat(at)
-        if made_for != sort or parsed.tzinfo is None or not isinstance(rating, int):
-            raise ValueError("cursor of another listing order")
-        return rating, parsed, uuid.UUID(review_id)
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise InvalidCursor("Use the next_cursor value from the previous page, with the same sort.", errors=[
-            {"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "invalid_cursor"}]) from exc
 
 
 # --- routes -------------------------------------------------------------------------------------
@@ -85,13 +47,7 @@ async def list_reviews(listing_id: ListingKey, session: ReadSession, viewer: Opt
                        cursor: CursorParam = None, limit: Limit = 20) -> ReviewPage:
     """Reviews of a listing (by id or slug). Hidden reviews are shown only to their author
     and to moderators. Authors appear by display name, never by email."""
-    order: Sort = sort
-    listing, viewer_is, rows = await service.reviews_of(session, viewer=viewer, key=listing_id, sort=order,
-                                                        after=decode(cursor, sort), limit=limit + 1)
-    page = rows[:limit]
-    names = await service.author_names(session, page)
-    return ReviewPage(items=[read(review, names, viewer_is) for review in page],
-                      next_cursor=encode(sort, page[-1]) if len(rows) > limit else None)
+    return await service.review_page(session, viewer=viewer, key=listing_id, sort=sort, cursor=cursor, limit=limit)
 
 
 @router.post("/listings/{listing_id}/reviews", status_code=201, response_model=ReviewRead,

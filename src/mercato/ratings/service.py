@@ -8,8 +8,11 @@ every change, by exactly what changed: hidden reviews do not count.
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,12 +27,15 @@ from mercato.bus.outbox import publish
 from mercato.catalog import service as catalog
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden
+from mercato.kit.markdown import render_markdown
+from mercato.kit.pagination import InvalidCursor
 from mercato.library import service as library
 from mercato.models import Listing, ListingReview
 from mercato.publishers import service as publishers
 from mercato.ratings import repository
 from mercato.ratings.errors import NotEntitled, OwnListing, ReviewExists, ReviewNotFound, ReviewStateUnchanged
 from mercato.ratings.repository import After, Sort
+from mercato.ratings.schemas import ReviewAuthor, ReviewPage, ReviewRead, ReviewReply
 
 ANONYMOUS_AUTHOR = "A user"
 
@@ -202,3 +208,50 @@ async def hide(session: AsyncSession, *, actor: Principal, key: str, review_id: 
 async def for_moderation(session: AsyncSession, *, hidden: bool, limit: int = 100) -> list[ListingReview]:
     """Hidden (or visible) reviews across listings for moderators (callers hold ``rating:hide``)."""
     return await repository.for_moderation(session, hidden=hidden, limit=limit)
+
+
+# --- presenting reviews (the API and the storefront) ---------------------------------------------
+
+def read(review: ListingReview, names: dict[uuid.UUID, str], viewer: Viewer) -> ReviewRead:
+    """A review as the API shows it to ``viewer`` (the hiding reason only to its author and moderators)."""
+    mine = viewer.user_id is not None and viewer.user_id == review.user_id
+    return ReviewRead(
+        id=review.id, listing_id=review.listing_id, author=ReviewAuthor(name=names[review.user_id]), mine=mine,
+        rating=review.rating, title=review.title, body=review.body, body_html=render_markdown(review.body),
+        hidden=review.hidden, hidden_reason=review.hidden_reason if (mine or viewer.moderator) else None,
+        reply=(ReviewReply(body=review.reply, body_html=render_markdown(review.reply), replied_at=review.replied_at)
+               if review.reply is not None and review.replied_at is not None else None),
+        created_at=review.created_at, updated_at=review.updated_at)
+
+
+async def review_page(session: AsyncSession, *, viewer: Principal | None, key: str, sort: Sort, cursor: str | None,
+                      limit: int) -> ReviewPage:
+    """A page of a listing's reviews as ``GET /listings/{key}/reviews`` answers it (hidden ones
+    only for their author and moderators; authors by display name); ``cursor`` continues a page."""
+    listing, viewer_is, rows = await reviews_of(session, viewer=viewer, key=key, sort=sort,
+                                                after=decode(cursor, sort), limit=limit + 1)
+    page = rows[:limit]
+    names = await author_names(session, page)
+    return ReviewPage(items=[read(review, names, viewer_is) for review in page],
+                      next_cursor=encode(sort, page[-1]) if len(rows) > limit else None)
+
+
+# --- cursors: (sort, rating, created_at, id) of the last review shown --------------------------
+
+def encode(sort: str, review: ListingReview) -> str:
+    raw = json.dumps([sort, review.rating, review.created_at.isoformat(), str(review.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(cursor: str | None, sort: str) -> After | None:
+    if not cursor:
+        return None
+    try:
+        made_for, rating, at, review_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        parsed = datetime.fromisoformat(at)
+        if made_for != sort or parsed.tzinfo is None or not isinstance(rating, int):
+            raise ValueError("cursor of another listing order")
+        return rating, parsed, uuid.UUID(review_id)
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise InvalidCursor("Use the next_cursor value from the previous page, with the same sort.", errors=[
+            {"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "invalid_cursor"}]) from exc

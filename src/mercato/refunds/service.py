@@ -35,7 +35,6 @@ from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.kit.clock import utcnow
 from mercato.kit.money import format_money
-from mercato.library import repository as library_repository
 from mercato.library import service as library
 from mercato.models import Order, OrderLine, Refund, RefundLine
 from mercato.notifications import service as notifications
@@ -128,7 +127,7 @@ async def _within_automatic_policy(session: AsyncSession, order: Order, chosen: 
     for line, _ in chosen:
         if line.delivery != "digital":
             return False
-        entitlement = await library_repository.of_user(session, order.user_id, line.listing_id)
+        entitlement = await library.entitlement_of(session, user_id=order.user_id, listing_id=line.listing_id)
         if entitlement is not None and entitlement.download_count > limit:
             return False
     return True

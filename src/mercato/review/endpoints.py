@@ -9,18 +9,13 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.access.dependencies import requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.catalog import service as catalog
-from mercato.kit.clock import utcnow
 from mercato.kit.pagination import CursorParam, InvalidCursor, Limit, Total
 from mercato.models import ReviewTask
 from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
-from mercato.publishers import service as publishers
-from mercato.publishing import service as publishing
 from mercato.review import service
 from mercato.review.errors import ClaimedByOther, OwnPublisher, ReviewTaskNotFound, ReviewTransitionRefused
 from mercato.review.schemas import (
@@ -30,32 +25,13 @@ from mercato.review.schemas import (
     ReviewTaskDetail,
     ReviewTaskPage,
     ReviewTaskRead,
-    TaskListing,
-    TaskPublisher,
-    TaskVersion,
 )
+from mercato.review.service import task_read
 
 router = APIRouter(route_class=TransactionalRoute, tags=["review"])
 
 Reviewer = Annotated[Principal, requires(Permission.review_task_decide)]
 DECISION_ERRORS = ReviewTaskNotFound.responses(ReviewTransitionRefused, ClaimedByOther, OwnPublisher)
-
-
-async def task_read(session: AsyncSession, task: ReviewTask, *, detail: bool = False) -> ReviewTaskRead:
-    listing = await catalog.get_by_id(session, task.listing_id)
-    publisher = await publishers.get_by_id(session, task.publisher_id)
-    version = await publishing.by_id(session, task.version_id)
-    fields = dict(
-        id=task.id, status=task.status, priority=task.priority,
-        listing=TaskListing.model_validate(listing), publisher=TaskPublisher.model_validate(publisher),
-        version=TaskVersion.model_validate(version), note=task.note, claimed_by=task.claimed_by,
-        claimed_at=task.claimed_at, decided_at=task.decided_at, reason=task.reason,
-        appeal_status=task.appeal_status, appeal_reason=task.appeal_reason, created_at=task.created_at,
-        age_seconds=int(((task.decided_at or utcnow()) - task.created_at).total_seconds()))
-    if detail:
-        return ReviewTaskDetail(**fields, manifest=version.manifest, checks=version.checks,
-                                changelog=version.changelog)
-    return ReviewTaskRead(**fields)
 
 
 def _encode(task: ReviewTask) -> str:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Gauge
-
 from mercato.bus.scheduler import sweep
-from mercato.kit.metrics import REGISTRY
 from mercato.review import service
-
-REVIEW_QUEUE = Gauge("mercato_review_queue_length", "Review tasks pending or claimed.", registry=REGISTRY)
+from mercato.review.service import REVIEW_QUEUE
 
 
 @sweep("review.release_stale_claims", every=60.0)

@@ -11,6 +11,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from prometheus_client import Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.access.permissions import Condition, Permission
@@ -21,11 +22,16 @@ from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.catalog import service as catalog
 from mercato.kit.clock import utcnow
+from mercato.kit.metrics import REGISTRY
 from mercato.models import Listing, ListingVersion, ReviewTask
 from mercato.publishers import service as publishers
 from mercato.publishing import service as publishing
 from mercato.review import repository
 from mercato.review.errors import ClaimedByOther, OwnPublisher, ReviewTaskNotFound, ReviewTransitionRefused
+from mercato.review.schemas import ReviewTaskDetail, ReviewTaskRead, TaskListing, TaskPublisher, TaskVersion
+
+# Set by the review sweep (handlers) and by every /metrics scrape (ops.gauges), from pending_count.
+REVIEW_QUEUE = Gauge("mercato_review_queue_length", "Review tasks pending or claimed.", registry=REGISTRY)
 
 PRIORITY_RANK = {"high": 0, "normal": 1}
 OUTCOME_ACTION = {"approved": AuditAction.review_approve, "rejected": AuditAction.review_reject,
@@ -229,3 +235,27 @@ async def oldest_waiting(session: AsyncSession) -> Any:
 async def latest_of_version(session: AsyncSession, version_id: uuid.UUID) -> ReviewTask | None:
     """The newest review task of a version (its decision and appeal state), for its publisher."""
     return await repository.latest_for_version(session, version_id)
+
+
+# --- presenting a task (the API and the review console) ---------------------------------------------
+
+async def task_read(session: AsyncSession, task: ReviewTask, *, detail: bool = False) -> ReviewTaskRead:
+    """A task as the API and the review console show it: with its listing, publisher and version
+    (and, with ``detail``, the version's manifest, checks and changelog)."""
+    from mercato.catalog import service as catalog
+    from mercato.publishing import service as publishing
+
+    listing = await catalog.get_by_id(session, task.listing_id)
+    publisher = await publishers.get_by_id(session, task.publisher_id)
+    version = await publishing.by_id(session, task.version_id)
+    fields = dict(
+        id=task.id, status=task.status, priority=task.priority,
+        listing=TaskListing.model_validate(listing), publisher=TaskPublisher.model_validate(publisher),
+        version=TaskVersion.model_validate(version), note=task.note, claimed_by=task.claimed_by,
+        claimed_at=task.claimed_at, decided_at=task.decided_at, reason=task.reason,
+        appeal_status=task.appeal_status, appeal_reason=task.appeal_reason, created_at=task.created_at,
+        age_seconds=int(((task.decided_at or utcnow()) - task.created_at).total_seconds()))
+    if detail:
+        return ReviewTaskDetail(**fields, manifest=version.manifest, checks=version.checks,
+                                changelog=version.changelog)
+    return ReviewTaskRead(**fields)

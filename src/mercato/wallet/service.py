@@ -19,7 +19,6 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.ledger import accounts
-from mercato.ledger import repository as ledger_repository
 from mercato.ledger import service as ledger
 from mercato.ledger.service import Leg, Posted, transfer
 from mercato.models import LedgerEntry, LedgerTransaction
@@ -51,7 +50,7 @@ async def history(session: AsyncSession, user_id: uuid.UUID, *, after: tuple[dat
     account = await ledger.account(session, accounts.user_wallet(user_id))
     if account is None:
         return []
-    return await ledger_repository.entries_of(session, account.id, after=after, limit=limit)
+    return await ledger.entries_of(session, account.id, after=after, limit=limit)
 
 
 async def credit_welcome(session: AsyncSession, *, user_id: uuid.UUID, amount: int, currency: str) -> Posted:

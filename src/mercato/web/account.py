@@ -16,16 +16,15 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.access.permissions import Permission
-from mercato.accounts import endpoints as accounts_api
 from mercato.accounts import service as accounts
 from mercato.accounts.errors import EmailTaken, InvalidCredentials, TokenNotFound, WeakPassword, WrongCurrentPassword
 from mercato.accounts.schemas import ApiTokenCreate, RegisterRequest
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import RateLimited
 from mercato.openvsx import service as openvsx
-from mercato.openvsx.endpoints import PREFIX as OPENVSX_PREFIX
 from mercato.openvsx.errors import RegistryTokenNotFound
 from mercato.openvsx.schemas import RegistryTokenCreate
+from mercato.openvsx.service import PREFIX as OPENVSX_PREFIX
 from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.publishers import service as publishers
 from mercato.publishers.errors import ApplicationPending, SlugTaken
@@ -63,7 +62,7 @@ async def register(request: Request, session: WriteSession, rt: RuntimeDep) -> R
     try:
         body = RegisterRequest(email=values["email"], password=values["password"],
                                display_name=values["display_name"])
-        user = await accounts_api.register_user(session, rt, ip=_ip(request), email=str(body.email),
+        user = await accounts.register_user(session, rt, ip=_ip(request), email=str(body.email),
                                                 password=body.password, display_name=body.display_name)
         pair = await accounts.start_session(session, rt, user_id=user.id)
     except ValidationError as error:
@@ -101,7 +100,7 @@ async def login(request: Request, reader: ReadSession, session: WriteSession, rt
         errors["password"] = "Enter your password."
     if not errors:
         try:
-            pair = await accounts_api.sign_in(reader, session, rt, ip=_ip(request), email=values["email"].strip(),
+            pair = await accounts.sign_in(reader, session, rt, ip=_ip(request), email=values["email"].strip(),
                                               password=values["password"])
         except InvalidCredentials:
             errors["form"] = "That email and password do not match an account. Check them and try again."
@@ -222,7 +221,7 @@ async def change_password(request: Request, user: AccountWriter, session: WriteS
         errors["current_password"] = "Enter your current password."
     else:
         try:
-            async with accounts_api.reauthentication(rt, account):
+            async with accounts.reauthentication(rt, account):
                 await accounts.change_password(session, rt, user=account, current=values["current_password"],
                                                new=values["new_password"])
         except WrongCurrentPassword:

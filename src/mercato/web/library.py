@@ -22,7 +22,7 @@ from mercato.library import service as library
 from mercato.licences import service as licences
 from mercato.licences.errors import LicenceNotFound
 from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession
-from mercato.publishing import endpoints as publishing_endpoints
+from mercato.publishing.downloads import archive_response
 from mercato.web import present  # noqa: F401 (the minor filter)
 from mercato.web.pages import page_router, redirect, render
 from mercato.web.permits import permitted
@@ -69,7 +69,7 @@ async def library_download(request: Request, listing_id: uuid.UUID, actor: Downl
         if not listing.latest_version:
             raise NotFound(f"{listing.name} has no version to download yet.")
         version = listing.latest_version
-    return await publishing_endpoints.download(str(listing_id), version, request, session, rt, actor)
+    return await archive_response(session, rt, request, actor=actor, key=str(listing_id), version=version)
 
 
 @router.get("/library/{listing_id}/licence", name="library_licence")

@@ -17,7 +17,6 @@ from pydantic import ValidationError
 
 from mercato.access.principal import Principal
 from mercato.catalog import detail
-from mercato.catalog import endpoints as catalog_api
 from mercato.catalog import service as catalog
 from mercato.catalog.errors import CategoryNotFound, ListingNotFound
 from mercato.catalog.schemas import ListingDetail, ListingPage
@@ -26,9 +25,8 @@ from mercato.kit.pagination import CursorParam
 from mercato.kit.schemas import Slug
 from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.publishers import service as publishers
-from mercato.publishing import endpoints as publishing_api
+from mercato.publishing import service as publishing
 from mercato.publishing.errors import VersionNotFound
-from mercato.ratings import endpoints as ratings_api
 from mercato.ratings import service as ratings
 from mercato.ratings.schemas import ReviewCreate
 from mercato.web import once
@@ -58,9 +56,9 @@ async def search(session: ReadSession, *, q: str | None = None, kind: str | None
                  publisher: str | None = None, sort: str = "relevance", cursor: str | None = None,
                  limit: int = PAGE_SIZE, facets: bool = True) -> ListingPage:
     """GET /api/v1/listings, the same function (arguments validated by the page's own query types)."""
-    return await catalog_api.search_listings(
-        session, q=q, kind=kind, category=category, price=price, delivery=delivery,  # type: ignore[arg-type]
-        platform=platform, publisher=publisher, sort=sort, cursor=cursor, limit=limit, facets=facets)  # type: ignore[arg-type]
+    return await catalog.search_listings(
+        session, q=q, kind=kind, category=category, price=price, delivery=delivery,
+        platform=platform, publisher=publisher, sort=sort, cursor=cursor, limit=limit, facets=facets)
 
 
 def _url(path: str, params: dict[str, str | None]) -> str:
@@ -90,12 +88,12 @@ async def _results(request: Request, session: ReadSession, *, path: str, params:
     names = {c.slug: c.name for c in categories}
     # A chosen filter's own group counts what choosing another value instead would find
     # (the other filters still apply), so the alternatives stay visible.
-    # Counts only: no page of listings read and presented for them (catalog_api.facet_counts).
+    # Counts only: no page of listings read and presented for them (catalog.facet_counts).
     own_counts = {}
     for name in FILTERS:
         if params.get(name) and not (name == "category" and category is not None):
             others = {k: v for k, v in params.items() if k in ("q", *FILTERS) and k != name}
-            own_counts[name] = (await catalog_api.facet_counts(session, categories=categories, **others)
+            own_counts[name] = (await catalog.facet_counts(session, categories=categories, **others)
                                 ).get(name) or {}
     facets = []
     for name in FILTERS:
@@ -200,13 +198,13 @@ async def _listing(request: Request, session: Any, rt: Any, user: Any, key: str,
     facts = None
     if listing.latest_version is not None:
         try:
-            version = await publishing_api.get_version(listing_id=listing.slug, version=listing.latest_version.version,
-                                                       session=session, viewer=viewer)
+            shown = await catalog.get_visible(session, viewer, listing.slug)
+            version = await publishing.get_version(session, viewer, shown, listing.latest_version.version)
             facts = _manifest_facts(version.manifest)
         except VersionNotFound:
             facts = None
-    reviews = await ratings_api.list_reviews(listing_id=listing.slug, session=session, viewer=viewer,
-                                             sort="newest", cursor=None, limit=10)
+    reviews = await ratings.review_page(session, viewer=viewer, key=listing.slug, sort="newest", cursor=None,
+                                        limit=10)
     total = sum(listing.rating_histogram.values())
     context.setdefault("review_values", {"rating": "5"})
     context.setdefault("review_errors", {})

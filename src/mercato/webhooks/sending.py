@@ -29,7 +29,7 @@ import httpx
 from prometheus_client import Counter
 
 from mercato import __version__
-from mercato.bus import repository as bus_repository
+from mercato.bus import service as bus_service
 from mercato.bus.delivery import RetryPolicy, event_from_row
 from mercato.bus.scheduler import sweep
 from mercato.config import Settings
@@ -122,7 +122,7 @@ async def _take(db: Database, *, now: datetime, lease_until: datetime, limit: in
         jobs = []
         for delivery_id, webhook_id, event_id, number in taken:
             webhook = webhooks[webhook_id]
-            event = await bus_repository.event(session, event_id)
+            event = await bus_service.event(session, event_id)
             body = (json.dumps(event_from_row(event).to_json(), separators=(",", ":"), ensure_ascii=False).encode()
                     if event is not None else None)
             jobs.append(Job(delivery_id=delivery_id, webhook_id=webhook.id, attempt=number, url=webhook.url,

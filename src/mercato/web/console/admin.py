@@ -19,7 +19,7 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.accounts import service as accounts
 from mercato.accounts.schemas import AdminUserCreate
-from mercato.audit import repository as audit_log
+from mercato.audit import service as audit_log
 from mercato.bus import admin as bus_admin
 from mercato.catalog import service as catalog
 from mercato.catalog.schemas import Reason
@@ -27,7 +27,6 @@ from mercato.earnings import service as earnings
 from mercato.earnings.schemas import PayoutReject
 from mercato.kit.errors import MercatoError, ValidationFailed
 from mercato.ops import health
-from mercato.ops.audit_endpoints import CSV_BATCH, _csv_rows
 from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
 from mercato.policies import service as policies
 from mercato.policies.schemas import Policies
@@ -158,8 +157,8 @@ async def audit_csv(request: Request, session: ReadSession, rt: RuntimeDep, acto
                     resource: str = "", since: str = "", until: str = "", actor_id: str = "") -> Response:
     """Every matching row as CSV, streamed: the API's export (``GET /admin/audit?format=csv``)."""
     filters = _audit_filters(action[:64], resource[:200], since, until, actor_id)
-    first = await audit_log.search(session, **filters, after=None, limit=CSV_BATCH)
-    return StreamingResponse(_csv_rows(rt.db, filters, first), media_type="text/csv",
+    first = await audit_log.search(session, **filters, after=None, limit=audit_log.CSV_BATCH)
+    return StreamingResponse(audit_log.csv_rows(rt.db, filters, first), media_type="text/csv",
                              headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
 
 

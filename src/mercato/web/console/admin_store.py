@@ -14,13 +14,12 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from mercato.access import endpoints as access_endpoints
 from mercato.access import service as access
 from mercato.access.permissions import Condition, Permission
 from mercato.access.principal import Principal
 from mercato.access.schemas import RolePut
 from mercato.accounts import service as accounts
-from mercato.bus import repository as bus_events
+from mercato.bus import service as bus_events
 from mercato.catalog import service as catalog
 from mercato.catalog.schemas import CategoryCreate, CategoryUpdate
 from mercato.kit.errors import MercatoError, ValidationFailed
@@ -292,8 +291,8 @@ async def roles_page(request: Request, session: ReadSession, actor: RoleReader) 
 @router.post("/roles", name="console_admin_role_put")
 async def put_role(request: Request, session: WriteSession, actor: RoleUpdater) -> Response:
     """``PUT /admin/roles/{name}`` (super admins): create a role or replace its permissions. The
-    form has one condition select per permission (empty: not granted); the API's route function
-    itself validates, changes and audits."""
+    form has one condition select per permission (empty: not granted); access.service.edit_role
+    validates, changes and audits, as for the API."""
     form = await request.form()
     name = str(form.get("name", "")).strip()[:64]
     description = str(form.get("description", "")).strip()
@@ -304,7 +303,8 @@ async def put_role(request: Request, session: WriteSession, actor: RoleUpdater) 
             body = RolePut.model_validate({"description": description or None, "permissions": grants})
         except ValidationError as exc:
             raise _problem(exc) from None
-        await access_endpoints.put_role(name=name, body=body, session=session, actor=actor)
+        await access.edit_role(session, actor=actor, name=name, description=body.description,
+                                grants=body.permissions)
     except MercatoError as error:
         await discard(session)
         async with get_runtime(request).db.read_session() as reader:

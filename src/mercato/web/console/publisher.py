@@ -43,8 +43,7 @@ from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession, get_
 from mercato.publishers import service as publishers
 from mercato.publishers.schemas import MemberAdd
 from mercato.publishing import service as publishing
-from mercato.publishing.endpoints import _spool
-from mercato.publishing.ingest import ingest
+from mercato.publishing.ingest import ingest, spool
 from mercato.publishing.schemas import SubmitBody, YankBody
 from mercato.review import service as review
 from mercato.stats import service as stats
@@ -323,7 +322,7 @@ async def upload(slug: str, listing_id: str, request: Request, session: WriteSes
         async with rt.db.read_session() as check_session:
             publisher = await _publisher(check_session, actor, slug, Permission.version_upload)
             listing = await _listing(check_session, actor, publisher, listing_id, Permission.version_upload)
-        spooled = await anyio.to_thread.run_sync(_spool, file, rt.settings.data_dir / "tmp",
+        spooled = await anyio.to_thread.run_sync(spool, file, rt.settings.data_dir / "tmp",
                                                  rt.settings.package_max_bytes)
         try:
             archive, report = await ingest(rt, spooled, declared_sha256=None)

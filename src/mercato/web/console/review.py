@@ -25,8 +25,8 @@ from mercato.publishing import service as publishing
 from mercato.ratings import service as ratings
 from mercato.ratings.schemas import HideRequest
 from mercato.review import service
-from mercato.review.endpoints import task_read
 from mercato.review.schemas import ApproveBody, ReasonBody
+from mercato.review.service import task_read
 from mercato.web.console.access import console_actor, discard, refused
 from mercato.web.pages import page_router, redirect, render
 
