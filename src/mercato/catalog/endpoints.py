@@ -229,6 +229,29 @@ async def _keep(rt: Runtime, key: str, found: detail.Detail) -> None:
                        ttl=rt.settings.catalog_cache_seconds)
 
 
+async def detail_for(rt: Runtime, viewer: Principal | None, key: str) -> detail.Detail:
+    """The detail ``GET /listings/{id}`` answers (for the storefront's listing page): from the
+    cache, else the stored documents, else rendered (and kept), as the route below does."""
+    key = key.lower()
+    known_id = key if _is_uuid(key) else _SLUG_IDS.get(key)
+    cached = await rt.cache.get(DETAIL_CACHE_PREFIX + known_id) if known_id else None
+    if cached is not None:
+        etag, _, body = cached.partition(b"\n")
+        return detail.Detail(uuid.UUID(known_id), True, body, etag.decode())  # type: ignore[arg-type]
+    found = await detail.from_documents(rt, key)
+    if found is None:
+        try:
+            found = await _RENDERING.run(key, lambda: detail.render(rt, None, key))
+        except ListingNotFound:
+            if viewer is None:
+                raise
+            return await detail.render(rt, viewer, key)
+        if not found.public:
+            return found
+    await _keep(rt, key, found)
+    return found
+
+
 register_fast_path(FastPath(prefix=f"{API_PREFIX}/listings/", template=f"{API_PREFIX}/listings/{{listing_id}}",
                             answer=_answer_from_cache))
 

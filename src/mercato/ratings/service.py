@@ -22,6 +22,7 @@ from mercato.audit.service import record as audit
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.catalog import service as catalog
+from mercato.catalog.repository import evict_details
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden
 from mercato.library import service as library
@@ -125,6 +126,7 @@ async def update(session: AsyncSession, *, actor: Principal, key: str, review_id
     await session.flush()
     if review.rating != before and not review.hidden:
         await catalog.add_rating(session, listing.id, count=0, total=review.rating - before)
+    evict_details(session, listing.id)  # the listing page shows the first reviews' text
     await publish(session, CloudEvent(type="rating.updated", subject=str(review.id),
                                       data=_event(review, listing, rating=review.rating)))
     return listing, review
@@ -142,6 +144,7 @@ async def delete(session: AsyncSession, *, actor: Principal, key: str, review_id
     author_id, rating, hidden = removed
     if not hidden:
         await catalog.add_rating(session, listing.id, count=-1, total=-rating)
+    evict_details(session, listing.id)
     await publish(session, CloudEvent(type="rating.deleted", subject=str(review_id), data={
         "review_id": str(review_id), "listing_id": str(listing.id), "publisher_id": str(listing.publisher_id),
         "user_id": str(author_id)}))
@@ -169,6 +172,7 @@ async def reply(session: AsyncSession, *, actor: Principal, key: str, review_id:
         raise ReviewNotFound(f"There is no review {review_id} of this listing.")
     review.reply, review.reply_by, review.replied_at = body, actor.user_id, now
     await session.flush()
+    evict_details(session, listing.id)
     await publish(session, CloudEvent(type="rating.replied", subject=str(review.id), data=_event(review, listing)))
     return listing, review
 

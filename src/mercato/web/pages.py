@@ -31,6 +31,9 @@ from mercato.web import csrf, session
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+# The templates ship with the code: a change needs a restart like the code's, so Jinja need not
+# stat every template (and each one it extends or imports) on every render to see if it changed.
+templates.env.auto_reload = False
 templates.env.globals.update(version=__version__)
 templates.env.filters["markdown"] = render_markdown
 templates.env.filters["money"] = lambda money: format_money(money.amount, money.currency)
