@@ -132,3 +132,29 @@ async def test_anonymous_listing_pages_show_every_review_change_at_once(
     assert deleted.status_code == 204, deleted.text
     shown = (await client.get(page)).text
     assert "Second words" not in shown and "No reviews yet." in shown
+
+
+async def test_a_page_s_searches_read_the_index_generation_once_and_a_bump_forgets_it(runtime: Runtime) -> None:
+    from mercato.catalog.search import (
+        GENERATION_MEMO,
+        SearchQuery,
+        bump_generation,
+        listing_search_for,
+        read_generation_once,
+    )
+
+    search = listing_search_for(runtime.db.reader.dialect.name)
+    async with runtime.db.read_session() as session:
+        await search.search(session, SearchQuery())
+        assert GENERATION_MEMO not in session.info  # only when the request opts in
+        read_generation_once(session)
+        await search.search(session, SearchQuery())
+        generation = session.info[GENERATION_MEMO]["generation"]
+        assert isinstance(generation, int)
+        await search.search(session, SearchQuery(kind="app"))
+        assert session.info[GENERATION_MEMO]["generation"] == generation
+    async with runtime.db.transaction() as session:
+        read_generation_once(session)
+        await search.search(session, SearchQuery())
+        await bump_generation(session)
+        assert GENERATION_MEMO not in session.info  # the next search reads the new generation

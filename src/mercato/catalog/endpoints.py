@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Scope
 
 from mercato.access.dependencies import OptionalPrincipal, idempotent, public, requires
@@ -103,7 +104,18 @@ async def search_listings(
     """Published listings: full text over name, summary, description, tags and publisher, with
     filters, sorts and facet counts (`facets.category` is keyed by category slug). An unknown
     category or publisher simply matches nothing."""
-    categories = await service.categories(session)
+    return await listings_page(session, categories=await service.categories(session), q=q, kind=kind,
+                               category=category, price=price, delivery=delivery, platform=platform,
+                               publisher=publisher, sort=sort, cursor=cursor, limit=limit, facets=facets)
+
+
+async def listings_page(session: AsyncSession, *, categories: list[Category], q: str | None = None,
+                        kind: str | None = None, category: str | None = None, price: str | None = None,
+                        delivery: str | None = None, platform: str | None = None, publisher: str | None = None,
+                        sort: str = "relevance", cursor: str | None = None, limit: int = 20,
+                        facets: bool = True) -> ListingPage:
+    """What ``GET /listings`` answers, with the categories already read (a storefront page
+    that runs several searches reads them once)."""
     category_id = next((c.id for c in categories if c.slug == category), None) if category else None
     publisher_id = None
     if publisher is not None:
@@ -116,8 +128,9 @@ async def search_listings(
     if category is not None and category_id is None:
         category_id = uuid.UUID(int=0)
     result = await listing_search_for(session.bind.dialect.name).search(session, SearchQuery(
-        q=q.strip() or None if q else None, kind=kind, category_id=category_id, price=price, delivery=delivery,
-        platform=platform, publisher_id=publisher_id, sort=sort, cursor=cursor, limit=limit, facets=facets))
+        q=q.strip() or None if q else None, kind=kind, category_id=category_id, price=price,  # type: ignore[arg-type]
+        delivery=delivery, platform=platform, publisher_id=publisher_id, sort=sort,  # type: ignore[arg-type]
+        cursor=cursor, limit=limit, facets=facets))
     found = {listing.id: listing for listing in await service.visible_batch_by_ids(session, result.ids)}
     items = await presenter.present(session, [found[i] for i in result.ids if i in found], categories=categories)
     slugs = {str(c.id): c.slug for c in categories}

@@ -24,6 +24,7 @@ from mercato.catalog import service as catalog
 from mercato.catalog.errors import CategoryNotFound
 from mercato.catalog.repository import PAGE_CACHE_PREFIX
 from mercato.catalog.schemas import ListingDetail, ListingPage
+from mercato.catalog.search import read_generation_once
 from mercato.kit.errors import Conflict, Forbidden
 from mercato.kit.pagination import CursorParam
 from mercato.kit.routing import ReadSession, RuntimeDep, WriteSession
@@ -57,14 +58,19 @@ VALUE_NAMES = {"app": "Apps", "plugin": "Plugins", "game": "Games", "free": "Fre
 ListingKey = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{2,64}$")]
 
 
-async def search(session: ReadSession, *, q: str | None = None, kind: str | None = None, category: str | None = None,
-                 price: str | None = None, delivery: str | None = None, platform: str | None = None,
-                 publisher: str | None = None, sort: str = "relevance", cursor: str | None = None,
-                 limit: int = PAGE_SIZE, facets: bool = True) -> ListingPage:
-    """GET /api/v1/listings, the same function (arguments validated by the page's own query types)."""
-    return await catalog_api.search_listings(
-        session, q=q, kind=kind, category=category, price=price, delivery=delivery,  # type: ignore[arg-type]
-        platform=platform, publisher=publisher, sort=sort, cursor=cursor, limit=limit, facets=facets)  # type: ignore[arg-type]
+async def search(session: ReadSession, *, categories: list[Any] | None = None, q: str | None = None,
+                 kind: str | None = None, category: str | None = None, price: str | None = None,
+                 delivery: str | None = None, platform: str | None = None, publisher: str | None = None,
+                 sort: str = "relevance", cursor: str | None = None, limit: int = PAGE_SIZE,
+                 facets: bool = True) -> ListingPage:
+    """GET /api/v1/listings, the same function (arguments validated by the page's own query
+    types). A page that searches more than once passes the categories it read, and its
+    searches read the index generation once (catalog.search.read_generation_once)."""
+    read_generation_once(session)
+    return await catalog_api.listings_page(
+        session, categories=categories if categories is not None else await catalog.categories(session), q=q,
+        kind=kind, category=category, price=price, delivery=delivery, platform=platform, publisher=publisher,
+        sort=sort, cursor=cursor, limit=limit, facets=facets)
 
 
 def _url(path: str, params: dict[str, str | None]) -> str:
@@ -77,20 +83,20 @@ def _url(path: str, params: dict[str, str | None]) -> str:
 @router.get("/")
 async def home(request: Request, session: ReadSession) -> Response:
     shelves = []
+    categories = await catalog.categories(session)
     for key, title, params in SHELVES:
-        page = await search(session, limit=SHELF_SIZE, facets=False, **params)
+        page = await search(session, categories=categories, limit=SHELF_SIZE, facets=False, **params)
         if page.items:
             shelves.append({"key": key, "title": title, "items": page.items, "more": _url("/search", params)})
-    return await render(request, "store/home.html", {"categories": await catalog.categories(session),
-                                                     "shelves": shelves})
+    return await render(request, "store/home.html", {"categories": categories, "shelves": shelves})
 
 
 # --- search and categories -----------------------------------------------------------------------
 
 async def _results(request: Request, session: ReadSession, *, path: str, params: dict[str, Any],
                    cursor: str | None, heading: str, category: Any = None, publisher: Any = None) -> Response:
-    page = await search(session, cursor=cursor, **params)
     categories = await catalog.categories(session)
+    page = await search(session, categories=categories, cursor=cursor, **params)
     names = {c.slug: c.name for c in categories}
     # A chosen filter's own group counts what choosing another value instead would find
     # (the other filters still apply), so the alternatives stay visible.
