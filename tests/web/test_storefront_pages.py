@@ -151,8 +151,11 @@ async def test_a_page_s_searches_read_the_index_generation_once_and_a_bump_forge
         await search.search(session, SearchQuery())
         generation = session.info[GENERATION_MEMO]["generation"]
         assert isinstance(generation, int)
-        await search.search(session, SearchQuery(kind="app"))
+        full = await search.search(session, SearchQuery(kind="app", sort="popular"))
         assert session.info[GENERATION_MEMO]["generation"] == generation
+        counts = await search.search(session, SearchQuery(kind="app", sort="popular", items=False))
+        assert (counts.ids, counts.next_cursor) == ([], None)  # counts only: no page looked up
+        assert (counts.total, counts.facets) == (full.total, full.facets)
     async with runtime.db.transaction() as session:
         read_generation_once(session)
         await search.search(session, SearchQuery())

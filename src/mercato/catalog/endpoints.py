@@ -149,7 +149,8 @@ async def facet_counts(session: ReadSession, *, categories: list[Category], q: s
     category_id = next((c.id for c in categories if c.slug == category), uuid.UUID(int=0)) if category else None
     result = await listing_search_for(session.bind.dialect.name).search(session, SearchQuery(
         q=q.strip() or None if q else None, kind=kind, category_id=category_id, price=price,  # type: ignore[arg-type]
-        delivery=delivery, platform=platform, sort="popular", limit=1, facets=True))  # type: ignore[arg-type]
+        delivery=delivery, platform=platform, sort="popular", limit=1, facets=True,  # type: ignore[arg-type]
+        items=False))
     out = dict(result.facets)
     if "category" in out:
         slugs = {str(c.id): c.slug for c in categories}

@@ -71,6 +71,7 @@ class SearchQuery:
     cursor: str | None = None
     limit: int = 20
     facets: bool = True
+    items: bool = True  # False: only the total and the facets, no page of listings looked up
 
 
 @dataclass(frozen=True)
@@ -586,7 +587,7 @@ class SqlListingSearch:
             counted = await self._count(session, query, parsed, with_facets=query.facets)
             self.cache.put(("count", query.facets, where), generation, counted)
         facets, total = {name: dict(values) for name, values in counted[0].items()}, counted[1]
-        if total == 0 and parsed is not None:
+        if (total == 0 and parsed is not None) or not query.items:
             rows: list[Candidate] = []
         elif sort == "relevance":
             assert parsed is not None
