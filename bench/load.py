@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import shutil
 import subprocess
@@ -27,9 +28,10 @@ WRK_SCRIPT = """
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('BENCH-JSON {"requests":%d,"duration_us":%d,"bytes":%d,"p50_us":%d,"p90_us":%d,' ..
-    '"p99_us":%d,"max_us":%d,"mean_us":%f,"connect_errors":%d,"read_errors":%d,"write_errors":%d,' ..
+    '"p95_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%f,"connect_errors":%d,"read_errors":%d,"write_errors":%d,' ..
     '"status_errors":%d,"timeouts":%d}\\n', summary.requests, summary.duration, summary.bytes,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean,
+    latency:percentile(50), latency:percentile(90), latency:percentile(95), latency:percentile(99), latency.max,
+    latency.mean,
     e.connect, e.read, e.write, e.status, e.timeout))
 end
 """
@@ -47,6 +49,7 @@ class LoadResult:
     p99_ms: float
     max_ms: float
     errors: int  # transport errors and statuses >= 400
+    p95_ms: float = 0.0
 
     def as_dict(self) -> dict[str, float | int | str]:
         return asdict(self)
@@ -57,18 +60,35 @@ def have_wrk() -> bool:
 
 
 def run_load(url: str, *, connections: int, duration: float, headers: dict[str, str] | None = None,
-             threads: int | None = None, tool: str | None = None) -> LoadResult:
-    """One closed-loop run against ``url`` (a GET). ``tool``: "wrk", "python" or None (wrk if installed)."""
+             threads: int | None = None, tool: str | None = None, paths: list[str] | None = None) -> LoadResult:
+    """One closed-loop run against ``url`` (a GET). ``tool``: "wrk", "python" or None (wrk if installed).
+    ``paths``: request these paths (with their query) of ``url``'s server in turn instead of ``url``'s own."""
     tool = tool or ("wrk" if have_wrk() else "python")
     if tool == "wrk":
         return _wrk(url, connections=connections, duration=duration, headers=headers or {},
-                    threads=threads or min(2, connections))
-    return asyncio.run(_python_load(url, connections=connections, duration=duration, headers=headers or {}))
+                    threads=threads or min(2, connections), paths=paths)
+    return asyncio.run(_python_load(url, connections=connections, duration=duration, headers=headers or {},
+                                    paths=paths))
 
 
-def _wrk(url: str, *, connections: int, duration: float, headers: dict[str, str], threads: int) -> LoadResult:
+def _lua_string(text: str) -> str:
+    return '"' + "".join(c if c.isalnum() or c in "/?&=-_.%+~ " else f"\\{ord(c):03d}" for c in text) + '"'
+
+
+def _rotation(paths: list[str]) -> str:
+    """wrk's request() hook: the paths in turn (each thread from its own start)."""
+    return ("local paths = {" + ", ".join(_lua_string(p) for p in paths) + "}\n"
+            "local next_path = 0\n"
+            "request = function()\n"
+            "  next_path = next_path % #paths + 1\n"
+            "  return wrk.format(nil, paths[next_path])\n"
+            "end\n")
+
+
+def _wrk(url: str, *, connections: int, duration: float, headers: dict[str, str], threads: int,
+         paths: list[str] | None = None) -> LoadResult:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_SCRIPT)
+        script.write(WRK_SCRIPT + (_rotation(paths) if paths else ""))
     try:
         command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
                    "-s", script.name]
@@ -83,7 +103,8 @@ def _wrk(url: str, *, connections: int, duration: float, headers: dict[str, str]
     seconds = raw["duration_us"] / 1e6
     errors = sum(raw[k] for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts"))
     return LoadResult("wrk", connections, raw["requests"], round(seconds, 3), round(raw["requests"] / seconds, 1),
-                      raw["p50_us"] / 1000, raw["p90_us"] / 1000, raw["p99_us"] / 1000, raw["max_us"] / 1000, errors)
+                      raw["p50_us"] / 1000, raw["p90_us"] / 1000, raw["p99_us"] / 1000, raw["max_us"] / 1000, errors,
+                      raw["p95_us"] / 1000)
 
 
 # --- the Python generator ----------------------------------------------------------------------------
@@ -112,11 +133,13 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
     return status
 
 
-async def _python_load(url: str, *, connections: int, duration: float, headers: dict[str, str]) -> LoadResult:
+async def _python_load(url: str, *, connections: int, duration: float, headers: dict[str, str],
+                       paths: list[str] | None = None) -> LoadResult:
     parts = urlsplit(url)
-    path = parts.path + (f"?{parts.query}" if parts.query else "")
     extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    request = f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{extra}\r\n".encode()
+    requests = [f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{extra}\r\n".encode()
+                for path in paths or [parts.path + (f"?{parts.query}" if parts.query else "")]]
+    turn = itertools.cycle(requests)
     latencies: list[float] = []
     errors = 0
     deadline = 0.0
@@ -126,7 +149,7 @@ async def _python_load(url: str, *, connections: int, duration: float, headers: 
         reader, writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
         try:
             while (now := time.perf_counter()) < deadline:
-                writer.write(request)
+                writer.write(next(turn))
                 try:
                     status = await _read_response(reader)
                 except (asyncio.IncompleteReadError, ConnectionError):
@@ -150,7 +173,7 @@ async def _python_load(url: str, *, connections: int, duration: float, headers: 
         return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000, 3)
 
     return LoadResult("python", connections, len(latencies), round(seconds, 3), round(len(latencies) / seconds, 1),
-                      pct(50), pct(90), pct(99), round(ordered[-1] * 1000, 3), errors)
+                      pct(50), pct(90), pct(99), round(ordered[-1] * 1000, 3), errors, pct(95))
 
 
 def main() -> None:

@@ -111,3 +111,68 @@ async def test_a_chosen_filter_lists_its_alternatives_with_the_api_s_counts(
     names = {"app": "Apps", "plugin": "Plugins", "game": "Games", "free": "Free", "paid": "Paid"}
     expected = {(names[k], n) for k, n in {**kinds, **prices}.items() if n}
     assert len(kinds) > 1 and len(prices) > 1 and expected <= shown
+
+
+async def test_anonymous_listing_pages_show_every_review_change_at_once(
+        client: httpx.AsyncClient, actors: Actors, runtime: Runtime) -> None:
+    """The extras beside the cached detail (first reviews, manifest facts) are cached for
+    anonymous readers: a review's text edit, a reply and a deletion (the first two leave the
+    detail's ETag as it was) show on the next page all the same."""
+    from mercato.catalog.repository import PAGE_CACHE_PREFIX
+
+    shop = await Shop.open(client, actors)
+    listing = await shop.published(name="Cached Extras")
+    owner = await actors.create()
+    async with runtime.db.transaction() as session:
+        await library.grant(session, user_id=uuid.UUID(owner.id), listing_id=uuid.UUID(listing["id"]), source="admin")
+    reviews = f"{V1}/listings/{listing['slug']}/reviews"
+    review = (await client.post(reviews, headers=owner.headers,
+                                json={"rating": 4, "title": "First words", "body": "Plain"})).json()
+    page = f"/listings/{listing['slug']}"
+    assert "First words" in (await client.get(page)).text
+    assert await runtime.cache.get(PAGE_CACHE_PREFIX + listing["id"]) is not None  # cached for the next reader
+    assert "First words" in (await client.get(page)).text  # from the cache
+
+    edited = await client.patch(f"{reviews}/{review['id']}", headers=owner.headers, json={"title": "Second words"})
+    assert edited.status_code == 200, edited.text
+    shown = (await client.get(page)).text
+    assert "Second words" in shown and "First words" not in shown
+
+    replied = await client.post(f"{reviews}/{review['id']}/reply", headers=shop.developer.headers,
+                                json={"body": "Thanks for *that*"})
+    assert replied.status_code == 200, replied.text
+    assert "Thanks for <em>that</em>" in (await client.get(page)).text
+
+    deleted = await client.delete(f"{reviews}/{review['id']}", headers=owner.headers)
+    assert deleted.status_code == 204, deleted.text
+    shown = (await client.get(page)).text
+    assert "Second words" not in shown and "No reviews yet." in shown
+
+
+async def test_a_page_s_searches_read_the_index_generation_once_and_a_bump_forgets_it(runtime: Runtime) -> None:
+    from mercato.catalog.search import (
+        GENERATION_MEMO,
+        SearchQuery,
+        bump_generation,
+        listing_search_for,
+        read_generation_once,
+    )
+
+    search = listing_search_for(runtime.db.reader.dialect.name)
+    async with runtime.db.read_session() as session:
+        await search.search(session, SearchQuery())
+        assert GENERATION_MEMO not in session.info  # only when the request opts in
+        read_generation_once(session)
+        await search.search(session, SearchQuery())
+        generation = session.info[GENERATION_MEMO]["generation"]
+        assert isinstance(generation, int)
+        full = await search.search(session, SearchQuery(kind="app", sort="popular"))
+        assert session.info[GENERATION_MEMO]["generation"] == generation
+        counts = await search.search(session, SearchQuery(kind="app", sort="popular", items=False))
+        assert (counts.ids, counts.next_cursor) == ([], None)  # counts only: no page looked up
+        assert (counts.total, counts.facets) == (full.total, full.facets)
+    async with runtime.db.transaction() as session:
+        read_generation_once(session)
+        await search.search(session, SearchQuery())
+        await bump_generation(session)
+        assert GENERATION_MEMO not in session.info  # the next search reads the new generation

@@ -23,7 +23,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mercato.access.principal import Principal
 from mercato.catalog import presenter, repository, service
+from mercato.catalog.errors import ListingNotFound
+from mercato.catalog.repository import DETAIL_CACHE_PREFIX
 from mercato.catalog.schemas import ListingDetail, VersionBrief
+from mercato.kit.cache import SingleFlight
 from mercato.kit.logging import log
 from mercato.platform.runtime import Runtime
 from mercato.publishing import service as publishing
@@ -125,3 +128,57 @@ async def _store(rt: Runtime, listing_id: uuid.UUID, generation: int, head: str,
                                                          items=items, built_at_ms=now)
     except SQLAlchemyError as error:
         log.warning("catalog: could not store a listing document", listing_id=str(listing_id), error=str(error))
+
+
+# --- the detail as GET /listings/{id} answers it: cache, stored documents, rendering ----------
+# Slugs never change, so which id a slug names can be remembered for good in each process.
+SLUG_IDS: dict[str, str] = {}
+
+
+def remember_slug(slug: str, listing_id: str) -> None:
+    if len(SLUG_IDS) > 100_000:
+        SLUG_IDS.clear()
+    SLUG_IDS[slug] = listing_id
+
+
+def is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+# One rendering of a listing's detail at a time per process; the others wait for it.
+RENDERING = SingleFlight()
+
+
+async def keep(rt: Runtime, key: str, found: Detail) -> None:
+    """Remember a published listing's detail in the cache (and which id its slug names)."""
+    if not is_uuid(key):
+        remember_slug(key, str(found.listing_id))
+    await rt.cache.set(DETAIL_CACHE_PREFIX + str(found.listing_id), found.etag.encode() + b"\n" + found.body,
+                       ttl=rt.settings.catalog_cache_seconds)
+
+
+async def detail_for(rt: Runtime, viewer: Principal | None, key: str) -> Detail:
+    """The detail ``GET /listings/{id}`` answers (the route and the storefront's listing page):
+    from the cache, else the stored documents, else rendered (and kept)."""
+    key = key.lower()
+    known_id = key if is_uuid(key) else SLUG_IDS.get(key)
+    cached = await rt.cache.get(DETAIL_CACHE_PREFIX + known_id) if known_id else None
+    if cached is not None:
+        etag, _, body = cached.partition(b"\n")
+        return Detail(uuid.UUID(known_id), True, body, etag.decode())  # type: ignore[arg-type]
+    found = await from_documents(rt, key)
+    if found is None:
+        try:
+            found = await RENDERING.run(key, lambda: render(rt, None, key))
+        except ListingNotFound:
+            if viewer is None:
+                raise
+            return await render(rt, viewer, key)
+        if not found.public:
+            return found
+    await keep(rt, key, found)
+    return found

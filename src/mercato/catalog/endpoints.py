@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -37,13 +36,11 @@ from mercato.catalog.schemas import (
     ListingUpdate,
     Reason,
 )
-from mercato.kit.cache import SingleFlight
 from mercato.kit.errors import Forbidden
 from mercato.kit.http import FastPath, register_fast_path
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor, page_of
 from mercato.kit.schemas import Page, Slug
 from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession, get_runtime
-from mercato.platform.runtime import Runtime
 from mercato.publishers import service as publishers
 from mercato.publishers.errors import PublisherNotFound
 
@@ -113,24 +110,6 @@ async def batch(body: BatchRequest, session: ReadSession, viewer: OptionalPrinci
     return BatchResponse(items=await presenter.present(session, found), missing=missing)
 
 
-# Slugs never change, so which id a slug names can be remembered for good in each process.
-_SLUG_IDS: dict[str, str] = {}
-
-
-def _remember_slug(slug: str, listing_id: str) -> None:
-    if len(_SLUG_IDS) > 100_000:
-        _SLUG_IDS.clear()
-    _SLUG_IDS[slug] = listing_id
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _matches(offered: str | None, etag: str) -> bool:
     if not offered:
         return False
@@ -153,7 +132,6 @@ def _cached_response(offered: str | None, body: bytes, etag: str, *, public_copy
 # both seen there is handed on, so the route does not look them up (and count them) again.
 _ROUTED_PATHS: set[str] = set()
 _MISSED = "mercato.listing_detail_missed"
-_RENDERING = SingleFlight()
 
 
 def _first_header(scope: Scope, name: bytes) -> str | None:
@@ -169,7 +147,7 @@ async def _answer_from_cache(scope: Scope, headers: dict[str, str]) -> Response 
         return None
     rt = scope["app"].state.runtime
     key = path.rsplit("/", 1)[1].lower()
-    known_id = key if _is_uuid(key) else _SLUG_IDS.get(key)
+    known_id = key if detail.is_uuid(key) else detail.SLUG_IDS.get(key)
     cached = await rt.cache.get(DETAIL_CACHE_PREFIX + known_id) if known_id else None
     if cached is None:
         # Not cached here: the stored documents, one indexed read (no routing, no ORM).
@@ -177,18 +155,10 @@ async def _answer_from_cache(scope: Scope, headers: dict[str, str]) -> Response 
         if found is None:
             scope.setdefault("state", {})[_MISSED] = key
             return None
-        await _keep(rt, key, found)
+        await detail.keep(rt, key, found)
         return _cached_response(_first_header(scope, b"if-none-match"), found.body, found.etag, public_copy=True)
     etag, _, body = cached.partition(b"\n")
     return _cached_response(_first_header(scope, b"if-none-match"), body, etag.decode(), public_copy=True)
-
-
-async def _keep(rt: Runtime, key: str, found: detail.Detail) -> None:
-    """Remember a published listing's detail in the cache (and which id its slug names)."""
-    if not _is_uuid(key):
-        _remember_slug(key, str(found.listing_id))
-    await rt.cache.set(DETAIL_CACHE_PREFIX + str(found.listing_id), found.etag.encode() + b"\n" + found.body,
-                       ttl=rt.settings.catalog_cache_seconds)
 
 
 register_fast_path(FastPath(prefix=f"{API_PREFIX}/listings/", template=f"{API_PREFIX}/listings/{{listing_id}}",
@@ -208,26 +178,26 @@ async def get_listing(listing_id: ListingKey, request: Request, viewer: Optional
     offered = request.headers.get("if-none-match")
     key = listing_id.lower()
     if request.scope.get("state", {}).get(_MISSED) != key:  # else the request middleware has just looked
-        known_id = key if _is_uuid(key) else _SLUG_IDS.get(key)
+        known_id = key if detail.is_uuid(key) else detail.SLUG_IDS.get(key)
         cached = await rt.cache.get(DETAIL_CACHE_PREFIX + known_id) if known_id else None
         if cached is not None:
             etag, _, body = cached.partition(b"\n")
             return _cached_response(offered, body, etag.decode(), public_copy=True)
         found = await detail.from_documents(rt, key)
         if found is not None:
-            await _keep(rt, key, found)
+            await detail.keep(rt, key, found)
             return _cached_response(offered, found.body, found.etag, public_copy=True)
     # Rendered from the database. A published listing's detail is the same for everyone, so
     # concurrent misses share one rendering (single flight); a listing only some may see (a
     # draft to its publisher's members) is rendered for the viewer.
     try:
-        found = await _RENDERING.run(key, lambda: detail.render(rt, None, key))
+        found = await detail.RENDERING.run(key, lambda: detail.render(rt, None, key))
     except ListingNotFound:
         if viewer is None:
             raise
         found = await detail.render(rt, viewer, key)
     if found.public:
-        await _keep(rt, key, found)
+        await detail.keep(rt, key, found)
     return _cached_response(offered, found.body, found.etag, public_copy=found.public)
 
 

@@ -11,7 +11,6 @@ from mercato.bus.events import CloudEvent
 from mercato.bus.registry import observe
 from mercato.catalog import repository
 from mercato.catalog.events import LISTING_TYPES
-from mercato.catalog.repository import DETAIL_CACHE_PREFIX
 from mercato.publishing.events import VERSION_TYPES
 from mercato.ratings.events import RATING_TYPES
 
@@ -40,4 +39,4 @@ async def evict_detail(session: AsyncSession, events: list[CloudEvent]) -> None:
         elif data.get("listing_id"):
             evicted.add(str(data["listing_id"]))
     if evicted:
-        await runtime.cache.delete(*(DETAIL_CACHE_PREFIX + listing_id for listing_id in sorted(evicted)))
+        await runtime.cache.delete(*repository.cache_keys(*sorted(evicted)))

@@ -117,6 +117,15 @@ async def add_rating(session: AsyncSession, listing_id: uuid.UUID, *, count: int
 
 
 DETAIL_CACHE_PREFIX = "listing-detail:"
+# What the storefront's listing page shows beside the detail (manifest facts, first reviews),
+# for anonymous readers: evicted with the detail, and by every review change (web/storefront.py).
+PAGE_CACHE_PREFIX = "listing-page:"
+
+
+def cache_keys(*listing_ids: uuid.UUID | str) -> list[str]:
+    """The cache keys of these listings' details and listing pages' extras."""
+    return [prefix + str(listing_id) for listing_id in listing_ids for prefix in (DETAIL_CACHE_PREFIX,
+                                                                                   PAGE_CACHE_PREFIX)]
 
 
 async def _expire(session: AsyncSession, listing_id: uuid.UUID) -> None:
@@ -130,7 +139,7 @@ def evict_details(session: AsyncSession, *listing_ids: uuid.UUID) -> None:
     """Evict these listings' cached details once the transaction commits (every writer of
     something a detail shows calls this or :func:`evict_details_of`; the stored documents
     are cleared by the database's triggers)."""
-    evict_after_commit(session, *(DETAIL_CACHE_PREFIX + str(listing_id) for listing_id in listing_ids))
+    evict_after_commit(session, *cache_keys(*listing_ids))
 
 
 async def evict_details_of(session: AsyncSession, *, publisher_id: uuid.UUID | None = None,

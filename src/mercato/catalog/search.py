@@ -71,6 +71,7 @@ class SearchQuery:
     cursor: str | None = None
     limit: int = 20
     facets: bool = True
+    items: bool = True  # False: only the total and the facets, no page of listings looked up
 
 
 @dataclass(frozen=True)
@@ -495,8 +496,21 @@ def new_generation() -> int:
     return secrets.randbits(62)
 
 
+# A request that runs several searches in one read session (a storefront page: its results,
+# each chosen filter's alternatives, the home page's shelves) may opt in to reading the index
+# generation once: ``session.info[GENERATION_MEMO] = {}``. Its searches then answer from one
+# generation (cache entries of that generation); a bump in the same session forgets it.
+GENERATION_MEMO = "mercato.search_generation"
+
+
+def read_generation_once(session: AsyncSession) -> None:
+    """Opt this session in to reading the index generation once (see GENERATION_MEMO)."""
+    session.info.setdefault(GENERATION_MEMO, {})
+
+
 async def bump_generation(session: AsyncSession) -> None:
     """Mark the index as changed (the caller's transaction)."""
+    session.info.pop(GENERATION_MEMO, None)
     await session.execute(statement("UPDATE listing_search_state SET generation = :generation",
                                     generation=new_generation()))
 
@@ -562,7 +576,12 @@ class SqlListingSearch:
             return result if query.facets else SearchResult(ids=[], next_cursor=None, facets={}, total=0)
         generation = None
         if self.cache.size > 0:
-            generation = await session.scalar(statement("SELECT generation FROM listing_search_state"))
+            memo = session.info.get(GENERATION_MEMO)
+            generation = memo.get("generation") if memo is not None else None
+            if generation is None:
+                generation = await session.scalar(statement("SELECT generation FROM listing_search_state"))
+                if memo is not None:
+                    memo["generation"] = generation
         where = (str(session.bind.url) if session.bind is not None else "", parsed, query.kind, query.category_id,
                  query.price, query.delivery, query.platform, query.publisher_id)
         counted = self.cache.get(("count", query.facets, where), generation)
@@ -570,7 +589,7 @@ class SqlListingSearch:
             counted = await self._count(session, query, parsed, with_facets=query.facets)
             self.cache.put(("count", query.facets, where), generation, counted)
         facets, total = {name: dict(values) for name, values in counted[0].items()}, counted[1]
-        if total == 0 and parsed is not None:
+        if (total == 0 and parsed is not None) or not query.items:
             rows: list[Candidate] = []
         elif sort == "relevance":
             assert parsed is not None

@@ -368,13 +368,16 @@ async def add_rating(session: AsyncSession, listing_id: uuid.UUID, *, count: int
 async def search_listings(session: AsyncSession, *, q: str | None = None, kind: str | None = None,
                           category: str | None = None, price: str | None = None, delivery: str | None = None,
                           platform: str | None = None, publisher: str | None = None, sort: str = "relevance",
-                          cursor: str | None = None, limit: int = 20, facets: bool = True) -> ListingPage:
+                          cursor: str | None = None, limit: int = 20, facets: bool = True,
+                          known: list[Category] | None = None) -> ListingPage:
     """Published listings as ``GET /listings`` answers them (the API and the storefront): full
     text, filters, sorts and facet counts (``facets.category`` keyed by category slug). An unknown
-    category or publisher matches nothing. Arguments are validated by the caller's query types."""
+    category or publisher matches nothing. Arguments are validated by the caller's query types;
+    ``known``: the categories, when the caller has read them already (a page that searches more
+    than once reads them once)."""
     from mercato.catalog import presenter
 
-    known = await categories(session)
+    known = known if known is not None else await categories(session)
     category_id = next((c.id for c in known if c.slug == category), None) if category else None
     publisher_id = None
     if publisher is not None:
@@ -406,7 +409,8 @@ async def facet_counts(session: AsyncSession, *, categories: list[Category], q: 
     category_id = next((c.id for c in categories if c.slug == category), uuid.UUID(int=0)) if category else None
     result = await listing_search_for(session.bind.dialect.name).search(session, SearchQuery(
         q=q.strip() or None if q else None, kind=kind, category_id=category_id, price=price,  # type: ignore[arg-type]
-        delivery=delivery, platform=platform, sort="popular", limit=1, facets=True))  # type: ignore[arg-type]
+        delivery=delivery, platform=platform, sort="popular", limit=1, facets=True,  # type: ignore[arg-type]
+        items=False))
     out = dict(result.facets)
     if "category" in out:
         slugs = {str(c.id): c.slug for c in categories}
@@ -426,6 +430,12 @@ async def reserve_stock(session: AsyncSession, listing_id: uuid.UUID, quantity: 
 async def return_stock(session: AsyncSession, listing_id: uuid.UUID, quantity: int) -> None:
     """Put ``quantity`` units back (a canceled, failed or expired order that held them)."""
     await repository.return_stock(session, listing_id, quantity)
+
+
+def evict_details(session: AsyncSession, *listing_ids: uuid.UUID) -> None:
+    """Drop these listings' cached details (and their pages' extras) once ``session`` commits:
+    for a change that shows on the listing page without changing the detail (a review's text)."""
+    repository.evict_details(session, *listing_ids)
 
 
 async def evict_details_of_publisher(session: AsyncSession, publisher_id: uuid.UUID) -> None:

@@ -47,9 +47,23 @@ def _read_session(request: Request) -> AsyncSession:
     return session
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-WriteSession = Annotated[AsyncSession, Depends(_write_session)]
-ReadSession = Annotated[AsyncSession, Depends(_read_session)]
+# The dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in the thread
+# pool, a hop (and a wait for a free thread under load) for what is an attribute lookup.
+async def _runtime_dependency(request: Request) -> Runtime:
+    return get_runtime(request)
+
+
+async def _write_session_dependency(request: Request) -> AsyncSession:
+    return _write_session(request)
+
+
+async def _read_session_dependency(request: Request) -> AsyncSession:
+    return _read_session(request)
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime_dependency)]
+WriteSession = Annotated[AsyncSession, Depends(_write_session_dependency)]
+ReadSession = Annotated[AsyncSession, Depends(_read_session_dependency)]
 
 
 class TransactionalRoute(APIRoute):

@@ -131,6 +131,7 @@ async def update(session: AsyncSession, *, actor: Principal, key: str, review_id
     await session.flush()
     if review.rating != before and not review.hidden:
         await catalog.add_rating(session, listing.id, count=0, total=review.rating - before)
+    catalog.evict_details(session, listing.id)  # the listing page shows the first reviews' text
     await publish(session, CloudEvent(type="rating.updated", subject=str(review.id),
                                       data=_event(review, listing, rating=review.rating)))
     return listing, review
@@ -148,6 +149,7 @@ async def delete(session: AsyncSession, *, actor: Principal, key: str, review_id
     author_id, rating, hidden = removed
     if not hidden:
         await catalog.add_rating(session, listing.id, count=-1, total=-rating)
+    catalog.evict_details(session, listing.id)
     await publish(session, CloudEvent(type="rating.deleted", subject=str(review_id), data={
         "review_id": str(review_id), "listing_id": str(listing.id), "publisher_id": str(listing.publisher_id),
         "user_id": str(author_id)}))
@@ -175,6 +177,7 @@ async def reply(session: AsyncSession, *, actor: Principal, key: str, review_id:
         raise ReviewNotFound(f"There is no review {review_id} of this listing.")
     review.reply, review.reply_by, review.replied_at = body, actor.user_id, now
     await session.flush()
+    catalog.evict_details(session, listing.id)
     await publish(session, CloudEvent(type="rating.replied", subject=str(review.id), data=_event(review, listing)))
     return listing, review
 

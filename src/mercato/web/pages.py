@@ -33,6 +33,9 @@ from mercato.web import csrf, session
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+# The templates ship with the code: a change needs a restart like the code's, so Jinja need not
+# stat every template (and each one it extends or imports) on every render to see if it changed.
+templates.env.auto_reload = False
 templates.env.globals.update(version=__version__)
 templates.env.filters["markdown"] = render_markdown
 templates.env.filters["money"] = lambda money: format_money(money.amount, money.currency)
@@ -76,13 +79,13 @@ async def render(request: Request, name: str, context: dict[str, Any] | None = N
         log.warning("no user for the page", error=str(exc))
         user = None
     values = {"request": request, "user": user, "csrf_token": csrf.token(request),
-              "query": request.query_params.get("q", "") if request.url.path == "/search" else "",
+              "query": request.query_params.get("q", "") if request.scope["path"] == "/search" else "",
               **(context or {})}
     response = templates.TemplateResponse(request, name, values, status_code=status_code, headers=headers)
     new_cookie = getattr(request.state, "csrf_cookie", None)
     if new_cookie and not request.cookies.get(csrf.COOKIE):
         response.set_cookie(csrf.COOKIE, new_cookie, path="/", httponly=True, samesite="lax",
-                            secure=request.url.scheme == "https")
+                            secure=request.scope.get("scheme") == "https")
     return response
 
 

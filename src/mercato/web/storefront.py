@@ -8,18 +8,21 @@ endpoints' functions, and a review is written through the ratings service.
 
 from __future__ import annotations
 
+import json
 import urllib.parse
+from collections import OrderedDict
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from mercato.access.principal import Principal
 from mercato.catalog import detail
 from mercato.catalog import service as catalog
-from mercato.catalog.errors import CategoryNotFound, ListingNotFound
+from mercato.catalog.errors import CategoryNotFound
 from mercato.catalog.schemas import ListingDetail, ListingPage
+from mercato.catalog.search import read_generation_once
 from mercato.kit.errors import Conflict, Forbidden
 from mercato.kit.pagination import CursorParam
 from mercato.kit.schemas import Slug
@@ -28,7 +31,7 @@ from mercato.publishers import service as publishers
 from mercato.publishing import service as publishing
 from mercato.publishing.errors import VersionNotFound
 from mercato.ratings import service as ratings
-from mercato.ratings.schemas import ReviewCreate
+from mercato.ratings.schemas import ReviewCreate, ReviewRead
 from mercato.web import once
 from mercato.web.pages import form_values, page_router, redirect, render, validation_messages
 from mercato.web.session import OptionalUser, SignedIn
@@ -37,6 +40,7 @@ router = page_router()
 
 SHELF_SIZE = 10
 PAGE_SIZE = 20
+REVIEWS = 10  # the newest reviews on a listing page
 SHELVES = (("new", "New and updated", {"sort": "newest"}), ("popular", "Popular", {"sort": "popular"}),
            ("top-rated", "Top rated", {"sort": "rating"}), ("free", "Free", {"price": "free", "sort": "popular"}))
 SORTS = {"relevance": "Best match", "popular": "Most popular", "rating": "Top rated", "newest": "Newest",
@@ -51,13 +55,17 @@ VALUE_NAMES = {"app": "Apps", "plugin": "Plugins", "game": "Games", "free": "Fre
 ListingKey = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{2,64}$")]
 
 
-async def search(session: ReadSession, *, q: str | None = None, kind: str | None = None, category: str | None = None,
-                 price: str | None = None, delivery: str | None = None, platform: str | None = None,
-                 publisher: str | None = None, sort: str = "relevance", cursor: str | None = None,
-                 limit: int = PAGE_SIZE, facets: bool = True) -> ListingPage:
-    """GET /api/v1/listings, the same function (arguments validated by the page's own query types)."""
+async def search(session: ReadSession, *, categories: list[Any] | None = None, q: str | None = None,
+                 kind: str | None = None, category: str | None = None, price: str | None = None,
+                 delivery: str | None = None, platform: str | None = None, publisher: str | None = None,
+                 sort: str = "relevance", cursor: str | None = None, limit: int = PAGE_SIZE,
+                 facets: bool = True) -> ListingPage:
+    """GET /api/v1/listings, the same function (arguments validated by the page's own query
+    types). A page that searches more than once passes the categories it read, and its
+    searches read the index generation once (catalog.search.read_generation_once)."""
+    read_generation_once(session)
     return await catalog.search_listings(
-        session, q=q, kind=kind, category=category, price=price, delivery=delivery,
+        session, known=categories, q=q, kind=kind, category=category, price=price, delivery=delivery,
         platform=platform, publisher=publisher, sort=sort, cursor=cursor, limit=limit, facets=facets)
 
 
@@ -71,20 +79,20 @@ def _url(path: str, params: dict[str, str | None]) -> str:
 @router.get("/")
 async def home(request: Request, session: ReadSession) -> Response:
     shelves = []
+    categories = await catalog.categories(session)
     for key, title, params in SHELVES:
-        page = await search(session, limit=SHELF_SIZE, facets=False, **params)
+        page = await search(session, categories=categories, limit=SHELF_SIZE, facets=False, **params)
         if page.items:
             shelves.append({"key": key, "title": title, "items": page.items, "more": _url("/search", params)})
-    return await render(request, "store/home.html", {"categories": await catalog.categories(session),
-                                                     "shelves": shelves})
+    return await render(request, "store/home.html", {"categories": categories, "shelves": shelves})
 
 
 # --- search and categories -----------------------------------------------------------------------
 
 async def _results(request: Request, session: ReadSession, *, path: str, params: dict[str, Any],
                    cursor: str | None, heading: str, category: Any = None, publisher: Any = None) -> Response:
-    page = await search(session, cursor=cursor, **params)
     categories = await catalog.categories(session)
+    page = await search(session, categories=categories, cursor=cursor, **params)
     names = {c.slug: c.name for c in categories}
     # A chosen filter's own group counts what choosing another value instead would find
     # (the other filters still apply), so the alternatives stay visible.
@@ -167,17 +175,32 @@ async def publisher_page(request: Request, session: ReadSession, slug: Slug, cur
 
 # --- listing -----------------------------------------------------------------------------------------
 
-async def _detail(rt: Any, viewer: Principal | None, key: str) -> ListingDetail:
-    """The listing's detail as GET /api/v1/listings/{id} answers it (documents, else rendered)."""
-    found = await detail.from_documents(rt, key.lower())
-    if found is None:
-        try:
-            found = await detail.render(rt, None, key.lower())
-        except ListingNotFound:
-            if viewer is None:
-                raise
-            found = await detail.render(rt, viewer, key.lower())
-    return ListingDetail.model_validate_json(found.body)
+# A detail's JSON is a function of its ETag: parsed once per ETag in each process, not on every
+# page. The models are only read (by the templates), so the pages may share them.
+_PARSED: OrderedDict[str, ListingDetail] = OrderedDict()
+# The listing page's extras as cached (bytes) → parsed, likewise.
+_EXTRAS: OrderedDict[bytes, tuple[dict[str, Any] | None, list[ReviewRead]]] = OrderedDict()
+PARSED_SIZE = 256
+
+
+def _remember(memo: OrderedDict[Any, Any], key: Any, value: Any) -> Any:
+    memo[key] = value
+    if len(memo) > PARSED_SIZE:
+        memo.popitem(last=False)
+    return value
+
+
+async def _detail(rt: Any, viewer: Principal | None, key: str) -> tuple[ListingDetail, detail.Detail]:
+    """The listing's detail as GET /api/v1/listings/{id} answers it (cache, documents, else rendered)."""
+    found = await detail.detail_for(rt, viewer, key)
+    if not found.public:
+        return ListingDetail.model_validate_json(found.body), found
+    parsed = _PARSED.get(found.etag)
+    if parsed is None:
+        parsed = _remember(_PARSED, found.etag, ListingDetail.model_validate_json(found.body))
+    else:
+        _PARSED.move_to_end(found.etag)
+    return parsed, found
 
 
 def _manifest_facts(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -191,10 +214,10 @@ def _manifest_facts(manifest: dict[str, Any]) -> dict[str, Any]:
             "dependencies": manifest.get("dependencies") or {}}
 
 
-async def _listing(request: Request, session: Any, rt: Any, user: Any, key: str, *, status_code: int = 200,
-                   **context: Any) -> Response:
-    viewer = user.principal if user else None
-    listing = await _detail(rt, viewer, key)
+async def _extras(session: Any, viewer: Principal | None,
+                  listing: ListingDetail) -> tuple[dict[str, Any] | None, list[ReviewRead]]:
+    """The latest version's manifest facts and the ten newest reviews, as the publishing and
+    ratings endpoints answer them to this viewer."""
     facts = None
     if listing.latest_version is not None:
         try:
@@ -204,14 +227,53 @@ async def _listing(request: Request, session: Any, rt: Any, user: Any, key: str,
         except VersionNotFound:
             facts = None
     reviews = await ratings.review_page(session, viewer=viewer, key=listing.slug, sort="newest", cursor=None,
-                                        limit=10)
+                                        limit=REVIEWS)
+    return facts, reviews.items
+
+
+_REVIEW_LIST = TypeAdapter(list[ReviewRead])
+
+
+async def _cached_extras(rt: Any, session: Any, listing: ListingDetail,
+                         found: detail.Detail) -> tuple[dict[str, Any] | None, list[ReviewRead]]:
+    """The extras of a published listing for anonymous readers (the same for all of them),
+    cached beside its detail under the detail's ETag: a changed detail (a new version, a
+    rating) makes them stale at once, and every review change and everything that evicts the
+    detail evicts them too (catalog.repository.cache_keys)."""
+    cache_key = detail.PAGE_CACHE_PREFIX + str(found.listing_id)
+    cached = await rt.cache.get(cache_key)
+    if cached is not None:
+        etag, _, payload = cached.partition(b"\n")
+        if etag.decode() == found.etag:
+            parsed = _EXTRAS.get(payload)
+            if parsed is None:
+                facts_json, _, reviews_json = payload.partition(b"\n")
+                parsed = _remember(_EXTRAS, payload, (json.loads(facts_json),
+                                                      _REVIEW_LIST.validate_json(reviews_json)))
+            else:
+                _EXTRAS.move_to_end(payload)
+            return parsed
+    facts, reviews = await _extras(session, None, listing)
+    payload = json.dumps(facts).encode() + b"\n" + _REVIEW_LIST.dump_json(reviews)
+    await rt.cache.set(cache_key, found.etag.encode() + b"\n" + payload, ttl=rt.settings.catalog_cache_seconds)
+    return facts, reviews
+
+
+async def _listing(request: Request, session: Any, rt: Any, user: Any, key: str, *, status_code: int = 200,
+                   **context: Any) -> Response:
+    viewer = user.principal if user else None
+    listing, found = await _detail(rt, viewer, key)
+    if viewer is None and found.public:
+        facts, reviews = await _cached_extras(rt, session, listing, found)
+    else:
+        facts, reviews = await _extras(session, viewer, listing)
     total = sum(listing.rating_histogram.values())
     context.setdefault("review_values", {"rating": "5"})
     context.setdefault("review_errors", {})
     return await render(request, "store/listing.html", {
-        "listing": listing, "facts": facts, "reviews": reviews.items, "publisher": listing.publisher,
+        "listing": listing, "facts": facts, "reviews": reviews, "publisher": listing.publisher,
         "histogram": [(star, listing.rating_histogram.get(str(star), 0)) for star in range(5, 0, -1)],
-        "histogram_total": total, "wrote_review": any(r.mine for r in reviews.items),
+        "histogram_total": total, "wrote_review": any(r.mine for r in reviews),
         "idempotency_key": once.new_key(), **context},
         status_code=status_code)
 
