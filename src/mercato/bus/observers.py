@@ -114,9 +114,11 @@ class Observers:
                 while True:
                     await self.traffic.give_way(YIELD_TO_SAGA_SECONDS)
                     outcome, retry_in = await self.run(observer)
-                    if self.on_progress is not None and outcome in ("done", "dead"):
+                    if self.on_progress is not None and outcome in ("done", "caught_up", "dead"):
                         self.on_progress()
-                    if outcome in ("idle", "busy"):
+                    if outcome in ("idle", "busy", "caught_up"):
+                        # Caught up: the batch read everything relayed when it began; a later
+                        # relay pass sets the signal again (cleared before this run).
                         break
                     if outcome == "retry":
                         self._wake_later(observer.name, retry_in)
@@ -135,7 +137,8 @@ class Observers:
 
     async def run(self, observer: Subscriber) -> tuple[str, float]:
         """One batch. Returns (outcome, seconds until a retry is due): ``done`` (events
-        handled, more may follow), ``idle`` (caught up), ``busy`` (another process runs this
+        handled, more may follow), ``caught_up`` (events handled, up to everything relayed
+        when the run began), ``idle`` (nothing to do), ``busy`` (another process runs this
         observer), ``retry`` (the head event failed; due again later), ``dead``."""
         types = types_of(observer)
         async with self.db.transaction() as session:
@@ -145,8 +148,7 @@ class Observers:
             now = utcnow()
             if cursor.next_attempt_at is not None and cursor.next_attempt_at > now:
                 return "retry", (cursor.next_attempt_at - now).total_seconds()
-            upto = await repository.max_position(session)
-            rows = await repository.events_after(session, cursor.position, upto=upto, types=types, limit=self.batch)
+            upto, rows = await repository.events_after_upto(session, cursor.position, types=types, limit=self.batch)
             if not rows:
                 if upto > cursor.position:  # nothing of ours in between: skip past it
                     await repository.move_cursor(session, observer.name, upto, now)
@@ -163,7 +165,7 @@ class Observers:
                 else:
                     await repository.move_cursor(session, observer.name, end, now)
                     self._count(observer.name, events, "done")
-                    return "done", 0.0
+                    return ("done" if len(rows) == self.batch else "caught_up"), 0.0
             # One at a time from the head: the failing event is found and retried alone.
             head, head_row = events[0], rows[0]
             try:

@@ -289,14 +289,20 @@ async def lock_cursor(session: AsyncSession, subscriber: str) -> Any:
     return (await session.execute(query)).first()
 
 
-async def events_after(session: AsyncSession, position: int, *, upto: int, types: frozenset[str] | None,
-                       limit: int) -> list[Any]:
-    """Relayed events after ``position`` up to ``upto`` (of ``types``; None: every type), in
-    the relay's order, as rows of ``EVENT_COLUMNS``."""
-    query = select(*EVENT_COLUMNS).where(OUTBOX.c.position > position, OUTBOX.c.position <= upto)
+async def events_after_upto(session: AsyncSession, position: int, *, types: frozenset[str] | None,
+                            limit: int) -> tuple[int, list[Any]]:
+    """The relay's highest position and the relayed events after ``position`` up to it (of
+    ``types``; None: every type), in the relay's order, as rows of ``EVENT_COLUMNS``: one
+    statement, so one snapshot (a second one only when there are none, for the position)."""
+    head = OUTBOX.alias("head")
+    upto = select(func.max(head.c.position)).scalar_subquery()
+    query = select(upto.label("upto"), *EVENT_COLUMNS).where(OUTBOX.c.position > position, OUTBOX.c.position <= upto)
     if types is not None:
         query = query.where(OUTBOX.c.type.in_(sorted(types)))
-    return list(await session.execute(query.order_by(OUTBOX.c.position).limit(limit)))
+    rows = list(await session.execute(query.order_by(OUTBOX.c.position).limit(limit)))
+    if rows:
+        return int(rows[0].upto), rows
+    return await max_position(session), []
 
 
 async def move_cursor(session: AsyncSession, subscriber: str, position: int, at: datetime) -> None:
