@@ -1,11 +1,11 @@
 """Where a completed order's work goes: SQL statements and transactions per order, and a
 closed-loop run of the real server for CPU, rate and latency (optionally under py-spy).
 
-    python -m bench.saga_profile count [--orders 40] [--pg-url …]
+    python -m bench.saga_profile count [--orders 40] [--concurrency 1] [--pg-url …]
     python -m bench.saga_profile load [--seconds 15] [--concurrency 16] [--py-spy out.raw]
 
 ``count`` runs the store in this process (the app with its embedded bus, httpx's ASGI
-transport), places orders one after the other with ``?wait=30``, waits until the bus owes
+transport), places orders with ``?wait=30`` (``--concurrency`` buyers at once), waits until the bus owes
 nothing, and counts every statement the engines ran (SQLAlchemy's ``before_cursor_execute``)
 by the asyncio task that ran it (request, relay, delivery of a subscriber, observer) and by
 statement shape. ``load`` is PERF-4's saga phase alone (bench/checkout.py) on a fresh store.
@@ -52,14 +52,14 @@ def _who() -> str:
 _delivering: Any = None
 
 
-def _count(orders: int, pg_url: str) -> None:
+def _count(orders: int, pg_url: str, concurrency: int) -> None:
     with demo_store("postgresql", pg_url) as store:
         listings = asyncio.run(_paid_digital_listings(store))
         buyers = asyncio.run(_make_buyers(store, orders, funds=10_000_000))
-        asyncio.run(_count_in(store, listings, buyers, orders))
+        asyncio.run(_count_in(store, listings, buyers, orders, concurrency))
 
 
-async def _count_in(store: Any, listings: Any, buyers: Any, orders: int) -> None:
+async def _count_in(store: Any, listings: Any, buyers: Any, orders: int, concurrency: int) -> None:
     import contextvars
 
     import httpx
@@ -130,8 +130,14 @@ async def _count_in(store: Any, listings: Any, buyers: Any, orders: int) -> None
                 counting = True
                 started = time.perf_counter()
                 outcomes: Counter[str] = Counter()
-                for buyer, listing, price in work:
-                    outcomes[await _mercato_purchase(client, buyer, listing, price)] += 1
+                queue = list(reversed(work))
+
+                async def buy() -> None:
+                    while queue:
+                        buyer, listing, price = queue.pop()
+                        outcomes[await _mercato_purchase(client, buyer, listing, price)] += 1
+
+                await asyncio.gather(*(buy() for _ in range(concurrency)))
                 await wait_idle(runtime.db, app.state.bus.registry, timeout=600)
                 counting = False
                 elapsed = time.perf_counter() - started
@@ -185,7 +191,7 @@ def main() -> None:
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     args = parser.parse_args()
     if args.mode == "count":
-        _count(args.orders, args.pg_url)
+        _count(args.orders, args.pg_url, args.concurrency)
     else:
         _load(args.seconds, args.concurrency, args.pg_url, args.py_spy)
     sys.stdout.flush()

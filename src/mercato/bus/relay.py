@@ -56,11 +56,10 @@ class Relay:
         relayed = Relayed()
         async with self.db.transaction() as session:
             await repository.lock_relay(session)
-            rows = await repository.unrelayed_events(session, limit=BATCH)
+            position, rows = await repository.unrelayed_events(session, limit=BATCH)
             if not rows:
                 return relayed
             now = utcnow()
-            position = await repository.max_position(session)
             positions: list[tuple[int, int]] = []
             deliveries = []
             seen: set[tuple[str, str]] = set()

@@ -92,10 +92,14 @@ async def lock_relay(session: AsyncSession) -> None:
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RELAY_LOCK_KEY})
 
 
-async def unrelayed_events(session: AsyncSession, *, limit: int) -> list[Any]:
-    """The oldest committed events not yet relayed, as rows of ``EVENT_COLUMNS``."""
-    return list(await session.execute(select(*EVENT_COLUMNS).where(OUTBOX.c.relayed_at.is_(None))
+async def unrelayed_events(session: AsyncSession, *, limit: int) -> tuple[int, list[Any]]:
+    """The highest position handed out so far and the oldest committed events not yet
+    relayed (rows of ``EVENT_COLUMNS``), in one statement. Called under the relay lock."""
+    head = OUTBOX.alias("head")
+    top = select(func.max(head.c.position)).scalar_subquery()
+    rows = list(await session.execute(select(top.label("top"), *EVENT_COLUMNS).where(OUTBOX.c.relayed_at.is_(None))
                                       .order_by(OUTBOX.c.sequence).limit(limit)))
+    return (int(rows[0].top or 0) if rows else 0), rows
 
 
 async def max_position(session: AsyncSession) -> int:
