@@ -296,17 +296,19 @@ async def lock_cursor(session: AsyncSession, subscriber: str) -> Any:
 async def events_after_upto(session: AsyncSession, position: int, *, types: frozenset[str] | None,
                             limit: int) -> tuple[int, list[Any]]:
     """The relay's highest position and the relayed events after ``position`` up to it (of
-    ``types``; None: every type), in the relay's order, as rows of ``EVENT_COLUMNS``: one
-    statement, so one snapshot (a second one only when there are none, for the position)."""
+    ``types``; None: every type), in the relay's order, as rows of ``EVENT_COLUMNS``. One
+    statement, so one snapshot: the head read with no events of ours below it is safe to move
+    the cursor to (a head read in a later statement could pass an event committed between)."""
     head = OUTBOX.alias("head")
-    upto = select(func.max(head.c.position)).scalar_subquery()
-    query = select(upto.label("upto"), *EVENT_COLUMNS).where(OUTBOX.c.position > position, OUTBOX.c.position <= upto)
+    top = select(func.max(head.c.position).label("upto")).subquery("top")
+    matching = [OUTBOX.c.position > position, OUTBOX.c.position <= top.c.upto]
     if types is not None:
-        query = query.where(OUTBOX.c.type.in_(sorted(types)))
-    rows = list(await session.execute(query.order_by(OUTBOX.c.position).limit(limit)))
-    if rows:
-        return int(rows[0].upto), rows
-    return await max_position(session), []
+        matching.append(OUTBOX.c.type.in_(sorted(types)))
+    query = (select(top.c.upto, *EVENT_COLUMNS).select_from(top.outerjoin(OUTBOX, and_(*matching)))
+             .order_by(OUTBOX.c.position).limit(limit))
+    rows = list(await session.execute(query))
+    upto = int(rows[0].upto or 0) if rows else 0
+    return upto, [row for row in rows if row.id is not None]
 
 
 async def move_cursor(session: AsyncSession, subscriber: str, position: int, at: datetime) -> None:
