@@ -4,14 +4,15 @@ An observer run is one transaction:
 
 1. lock the observer's cursor row (another process running the same observer skips);
 2. read the relayed events of the observer's types after the cursor (up to ``batch``);
-3. run the handler on all of them at once, in a savepoint;
+3. run the handler on all of them at once;
 4. move the cursor past them; commit. Effects and cursor commit together: a crash
    anywhere leaves the events to be read again, never counted twice.
 
-When the batch fails, the events are taken one at a time from the cursor's head: the
-failing one is retried with backoff (its attempts are kept on the cursor row), and after
-the last attempt it becomes a dead letter (a delivery row in state ``dead``, replayed on
-its own like a step's) and the cursor moves past it.
+When the batch fails, its transaction rolls back whole and the events are taken one at a
+time from the cursor's head, each in a savepoint of the run's transaction: the failing one
+is retried with backoff (its attempts are kept on the cursor row), and after the last
+attempt it becomes a dead letter (a delivery row in state ``dead``, replayed on its own
+like a step's) and the cursor moves past it.
 
 Observers never delay a step: in this process a run waits (briefly) while saga deliveries
 are in flight, and a run holds the writer for one bounded batch.
@@ -37,6 +38,15 @@ from mercato.kit.tasks import cancel_and_wait
 BATCH = 200
 # How long an observer run gives way to saga deliveries in flight in this process.
 YIELD_TO_SAGA_SECONDS = 0.05
+
+
+class _BatchFailed(Exception):
+    """A batch's handler failed: raised out of its transaction, so all of it rolls back."""
+
+    def __init__(self, error: Exception, events: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.events = events
 
 
 class SagaTraffic:
@@ -111,12 +121,17 @@ class Observers:
                 await asyncio.wait_for(signal.wait(), timeout=self.poll)
             signal.clear()
             try:
+                one_at_a_time = False
                 while True:
                     await self.traffic.give_way(YIELD_TO_SAGA_SECONDS)
-                    outcome, retry_in = await self.run(observer)
-                    if self.on_progress is not None and outcome in ("done", "dead"):
+                    outcome, retry_in = await self.run(observer, one_at_a_time=one_at_a_time)
+                    # A batch that failed is taken again one event at a time, at once.
+                    one_at_a_time = outcome == "split"
+                    if self.on_progress is not None and outcome in ("done", "caught_up", "dead"):
                         self.on_progress()
-                    if outcome in ("idle", "busy"):
+                    if outcome in ("idle", "busy", "caught_up"):
+                        # Caught up: the batch read everything relayed when it began; a later
+                        # relay pass sets the signal again (cleared before this run).
                         break
                     if outcome == "retry":
                         self._wake_later(observer.name, retry_in)
@@ -133,10 +148,24 @@ class Observers:
         loop = asyncio.get_running_loop()
         loop.call_later(max(0.0, delay), self._wakeups[name].set)
 
-    async def run(self, observer: Subscriber) -> tuple[str, float]:
+    async def run(self, observer: Subscriber, *, one_at_a_time: bool = False) -> tuple[str, float]:
         """One batch. Returns (outcome, seconds until a retry is due): ``done`` (events
-        handled, more may follow), ``idle`` (caught up), ``busy`` (another process runs this
-        observer), ``retry`` (the head event failed; due again later), ``dead``."""
+        handled, more may follow), ``caught_up`` (events handled, up to everything relayed
+        when the run began), ``idle`` (nothing to do), ``busy`` (another process runs this
+        observer), ``split`` (the batch failed and was rolled back: run again
+        ``one_at_a_time``), ``retry`` (the head event failed; due again later), ``dead``.
+
+        A batch runs without a savepoint (two round trips fewer per run): if it fails, its
+        whole transaction rolls back, cursor included, and the next run takes the events one
+        at a time, the head event in a savepoint so its failure can be counted on the cursor."""
+        try:
+            return await self._run(observer, one_at_a_time=one_at_a_time)
+        except _BatchFailed as failed:
+            log.warning("bus: observer batch failed; taking its events one at a time",
+                        subscriber=observer.name, events=failed.events, error=describe(failed.error))
+            return "split", 0.0
+
+    async def _run(self, observer: Subscriber, *, one_at_a_time: bool) -> tuple[str, float]:
         types = types_of(observer)
         async with self.db.transaction() as session:
             cursor = await repository.lock_cursor(session, observer.name)
@@ -145,8 +174,7 @@ class Observers:
             now = utcnow()
             if cursor.next_attempt_at is not None and cursor.next_attempt_at > now:
                 return "retry", (cursor.next_attempt_at - now).total_seconds()
-            upto = await repository.max_position(session)
-            rows = await repository.events_after(session, cursor.position, upto=upto, types=types, limit=self.batch)
+            upto, rows = await repository.events_after_upto(session, cursor.position, types=types, limit=self.batch)
             if not rows:
                 if upto > cursor.position:  # nothing of ours in between: skip past it
                     await repository.move_cursor(session, observer.name, upto, now)
@@ -154,20 +182,20 @@ class Observers:
             events = [event_from_row(row) for row in rows]
             # A full batch ends at its last event; a short one read everything up to ``upto``.
             end = rows[-1].position if len(rows) == self.batch else upto
-            if cursor.attempts == 0:
+            if cursor.attempts == 0 and not one_at_a_time:
                 try:
-                    await self._handle(observer, session, events)
+                    await self._handle(observer, session, events, savepoint=False)
                 except Exception as exc:
-                    log.warning("bus: observer batch failed; taking its events one at a time",
-                                subscriber=observer.name, events=len(events), error=describe(exc))
-                else:
-                    await repository.move_cursor(session, observer.name, end, now)
-                    self._count(observer.name, events, "done")
-                    return "done", 0.0
+                    if is_database_unavailable(exc):
+                        raise
+                    raise _BatchFailed(exc, len(events)) from exc
+                await repository.move_cursor(session, observer.name, end, now)
+                self._count(observer.name, events, "done")
+                return ("done" if len(rows) == self.batch else "caught_up"), 0.0
             # One at a time from the head: the failing event is found and retried alone.
             head, head_row = events[0], rows[0]
             try:
-                await self._handle(observer, session, [head])
+                await self._handle(observer, session, [head], savepoint=True)
             except Exception as exc:
                 attempts = cursor.attempts + 1
                 error = describe(exc)
@@ -190,10 +218,13 @@ class Observers:
             self._count(observer.name, [head], "done")
             return "done", 0.0
 
-    async def _handle(self, observer: Subscriber, session: Any, events: list[Any]) -> None:
+    async def _handle(self, observer: Subscriber, session: Any, events: list[Any], *, savepoint: bool) -> None:
         token = set_current_bus(self.context)
         try:
-            async with session.begin_nested():  # a failure undoes the effects, keeps the cursor lock
+            if savepoint:
+                async with session.begin_nested():  # a failure undoes the effects, keeps the cursor lock
+                    await observer.handler(session, events)
+            else:
                 await observer.handler(session, events)
         finally:
             reset_current_bus(token)

@@ -56,11 +56,10 @@ class Relay:
         relayed = Relayed()
         async with self.db.transaction() as session:
             await repository.lock_relay(session)
-            rows = await repository.unrelayed_events(session, limit=BATCH)
+            position, rows = await repository.unrelayed_events(session, limit=BATCH)
             if not rows:
                 return relayed
             now = utcnow()
-            position = await repository.max_position(session)
             positions: list[tuple[int, int]] = []
             deliveries = []
             seen: set[tuple[str, str]] = set()
@@ -94,9 +93,14 @@ class Relay:
         return relayed
 
     async def drain(self, on_relayed: Callable[[Relayed], None] | None = None) -> int:
+        """Relay until a pass finds less than a full batch: that pass read every event
+        committed before it began. (An event committed since wakes the relay loop again; a
+        caller that must see everything it committed itself calls this after its commit.)"""
         total = 0
-        while (relayed := await self.relay_once()).count:
+        while True:
+            relayed = await self.relay_once()
             total += relayed.count
-            if on_relayed is not None:
+            if relayed.count and on_relayed is not None:
                 on_relayed(relayed)
-        return total
+            if relayed.count < BATCH:
+                return total

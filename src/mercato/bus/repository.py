@@ -92,10 +92,14 @@ async def lock_relay(session: AsyncSession) -> None:
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RELAY_LOCK_KEY})
 
 
-async def unrelayed_events(session: AsyncSession, *, limit: int) -> list[Any]:
-    """The oldest committed events not yet relayed, as rows of ``EVENT_COLUMNS``."""
-    return list(await session.execute(select(*EVENT_COLUMNS).where(OUTBOX.c.relayed_at.is_(None))
+async def unrelayed_events(session: AsyncSession, *, limit: int) -> tuple[int, list[Any]]:
+    """The highest position handed out so far and the oldest committed events not yet
+    relayed (rows of ``EVENT_COLUMNS``), in one statement. Called under the relay lock."""
+    head = OUTBOX.alias("head")
+    top = select(func.max(head.c.position)).scalar_subquery()
+    rows = list(await session.execute(select(top.label("top"), *EVENT_COLUMNS).where(OUTBOX.c.relayed_at.is_(None))
                                       .order_by(OUTBOX.c.sequence).limit(limit)))
+    return (int(rows[0].top or 0) if rows else 0), rows
 
 
 async def max_position(session: AsyncSession) -> int:
@@ -289,14 +293,22 @@ async def lock_cursor(session: AsyncSession, subscriber: str) -> Any:
     return (await session.execute(query)).first()
 
 
-async def events_after(session: AsyncSession, position: int, *, upto: int, types: frozenset[str] | None,
-                       limit: int) -> list[Any]:
-    """Relayed events after ``position`` up to ``upto`` (of ``types``; None: every type), in
-    the relay's order, as rows of ``EVENT_COLUMNS``."""
-    query = select(*EVENT_COLUMNS).where(OUTBOX.c.position > position, OUTBOX.c.position <= upto)
+async def events_after_upto(session: AsyncSession, position: int, *, types: frozenset[str] | None,
+                            limit: int) -> tuple[int, list[Any]]:
+    """The relay's highest position and the relayed events after ``position`` up to it (of
+    ``types``; None: every type), in the relay's order, as rows of ``EVENT_COLUMNS``. One
+    statement, so one snapshot: the head read with no events of ours below it is safe to move
+    the cursor to (a head read in a later statement could pass an event committed between)."""
+    head = OUTBOX.alias("head")
+    top = select(func.max(head.c.position).label("upto")).subquery("top")
+    matching = [OUTBOX.c.position > position, OUTBOX.c.position <= top.c.upto]
     if types is not None:
-        query = query.where(OUTBOX.c.type.in_(sorted(types)))
-    return list(await session.execute(query.order_by(OUTBOX.c.position).limit(limit)))
+        matching.append(OUTBOX.c.type.in_(sorted(types)))
+    query = (select(top.c.upto, *EVENT_COLUMNS).select_from(top.outerjoin(OUTBOX, and_(*matching)))
+             .order_by(OUTBOX.c.position).limit(limit))
+    rows = list(await session.execute(query))
+    upto = int(rows[0].upto or 0) if rows else 0
+    return upto, [row for row in rows if row.id is not None]
 
 
 async def move_cursor(session: AsyncSession, subscriber: str, position: int, at: datetime) -> None:

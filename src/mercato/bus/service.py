@@ -154,6 +154,9 @@ class Bus:
         poll = self.settings.bus_relay_poll_seconds
         wait, outage = poll, False
         while True:
+            # Cleared before the pass, not after: a commit that publishes while the pass runs
+            # sets it again, and the pause below then returns at once.
+            self._wakeup.clear()
             try:
                 await self.relay_now()
                 if outage:
@@ -171,8 +174,9 @@ class Bus:
             await self._pause(wait)
 
     async def _pause(self, seconds: float) -> None:
-        """Until a publish wakes the relay, or ``seconds`` pass."""
-        self._wakeup.clear()
+        """Until a publish wakes the relay (or woke it during the last pass), or ``seconds`` pass."""
+        if self._wakeup.is_set():
+            return
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), timeout=seconds)
 

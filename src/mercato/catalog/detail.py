@@ -149,6 +149,9 @@ def is_uuid(text: str) -> bool:
     return True
 
 
+# The storefront keeps a listing page's extras (manifest facts, first reviews) under this prefix;
+# whatever evicts a detail evicts them too (repository.cache_keys).
+PAGE_CACHE_PREFIX = repository.PAGE_CACHE_PREFIX
 # One rendering of a listing's detail at a time per process; the others wait for it.
 RENDERING = SingleFlight()
 
