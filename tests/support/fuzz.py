@@ -1,4 +1,6 @@
-"""Schemathesis over every operation of the in-process app (QUALITY I1, I2).
+"""Schemathesis over every operation of the in-process app (QUALITY I1, I2): the run that
+the tests in ``tests/fuzz`` start, one role and one share of the operations each (so the
+run spreads over the test workers).
 
 For each role (anonymous, a plain user, a super admin) every operation in
 ``/api/v1/openapi.json`` gets schema-valid (positive) and schema-invalid (negative)
@@ -38,7 +40,7 @@ from mercato.app import create_app
 from mercato.config import Settings
 from tests.conftest import Actor, Actors
 
-pytestmark = pytest.mark.slow
+ROLES = ("anonymous", "user", "super_admin")
 
 EXAMPLES = int(os.environ.get("MERCATO_FUZZ_EXAMPLES", "10"))
 RANDOM = os.environ.get("MERCATO_FUZZ_RANDOM") == "1"
@@ -93,13 +95,15 @@ def _fuzz_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"login_attempts": 1_000_000, "refresh_attempts": 1_000_000})
 
 
-def _run(app: Any, config: schemathesis.Config) -> tuple[Counter[str], dict[str, set[str]]]:
-    """Every operation × (positive, negative): statuses seen, and failures by operation."""
+def _run(app: Any, config: schemathesis.Config, share: int, shares: int) -> tuple[Counter[str], dict[str, set[str]]]:
+    """Share ``share`` of ``shares`` of the operations (by label) × (positive, negative):
+    statuses seen, and failures by operation."""
     schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app, config=config)
     failures: dict[str, set[str]] = defaultdict(set)
     statuses: Counter[str] = Counter()
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 25, [op.label for op in operations]
+    operations = sorted(operations, key=lambda op: op.label)[share::shares]
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             label = f"{operation.label} [{mode.value}]"
@@ -148,15 +152,15 @@ def _no_outside_dns(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ssrf, "_addresses", documentation_address)
 
 
-@pytest.mark.parametrize("role", ["anonymous", "user", "super_admin"])
-async def test_every_operation_for_every_role(role: str, settings: Settings, actors: Actors,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+async def run_role(role: str, settings: Settings, actors: Actors, monkeypatch: pytest.MonkeyPatch, *,
+                   share: int = 0, shares: int = 1) -> None:
+    """Fuzz share ``share`` of ``shares`` of the operations as ``role``; fail on any failure."""
     _no_outside_dns(monkeypatch)
     actor = None if role == "anonymous" else await actors.create(*([] if role == "user" else [role]))
     app = create_app(_fuzz_settings(settings))
     started = time.monotonic()
     try:
-        statuses, failures = await asyncio.to_thread(_run, app, _config(actor))
+        statuses, failures = await asyncio.to_thread(_run, app, _config(actor), share, shares)
     finally:
         # Close this app's own runtime (its database pool lives in Schemathesis's loop).
         await asyncio.to_thread(schemathesis_asgi.shutdown_lifespans)
@@ -169,8 +173,9 @@ async def test_every_operation_for_every_role(role: str, settings: Settings, act
     calls = sum(statuses.values())
     report = "\n".join(f"{label}:\n" + "\n".join(f"    {failure}" for failure in sorted(found))
                        for label, found in sorted(failures.items()))
-    assert not failures, f"{sum(map(len, failures.values()))} failures in {calls} calls as {role}:\n{report}"
-    print(f"fuzz as {role}: {calls} calls in {elapsed:.1f}s, {dict(sorted(statuses.items()))}")
-    assert calls > 300
+    where = f"as {role} (share {share + 1} of {shares})"
+    assert not failures, f"{sum(map(len, failures.values()))} failures in {calls} calls {where}:\n{report}"
+    print(f"fuzz as {role} ({share + 1}/{shares}): {calls} calls in {elapsed:.1f}s, {dict(sorted(statuses.items()))}")
+    assert calls > 300 // shares
     if actor is not None:  # the role really was signed in: most calls got past authentication
-        assert statuses["2xx"] > 50, statuses
+        assert statuses["2xx"] > 50 // shares, statuses

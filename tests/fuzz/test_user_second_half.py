@@ -1,0 +1,17 @@
+"""Schemathesis as a signed-in user: the second half of the operations (by label),
+positive and negative cases; no server error and no answer the OpenAPI document does not
+describe (tests/support/fuzz.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mercato.config import Settings
+from tests.conftest import Actors
+from tests.support.fuzz import run_role
+
+pytestmark = pytest.mark.slow
+
+
+async def test_user_second_half(settings: Settings, actors: Actors, monkeypatch: pytest.MonkeyPatch) -> None:
+    await run_role("user", settings, actors, monkeypatch, share=1, shares=2)
