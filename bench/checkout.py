@@ -73,8 +73,8 @@ class Buyer:
 async def _make_buyers(store: Store, count: int, funds: int) -> list[Buyer]:
     """Accounts (cheap password hashes: the benchmark measures checkout, not sign-in) with money."""
     from mercato.accounts import service as accounts
+    from mercato.app.runtime import Runtime
     from mercato.config import Settings
-    from mercato.runtime import Runtime
     from mercato.wallet import service as wallet
 
     settings = Settings(data_dir=store.data_dir, database_url=store.database_url, testing=True)

@@ -506,8 +506,8 @@ async def make_buyers(store: Store, count: int, funds: int) -> list[Buyer]:
     """Accounts with money, through the services (cheap password hashes: the load is not about
     sign-in), as bench/checkout.py makes them."""
     from mercato.accounts import service as accounts
+    from mercato.app.runtime import Runtime
     from mercato.config import Settings
-    from mercato.runtime import Runtime
     from mercato.wallet import service as wallet
 
     settings = Settings(data_dir=store.data_dir, database_url=store.database_url, testing=True)

@@ -67,10 +67,10 @@ async def _count_in(store: Any, listings: Any, buyers: Any, orders: int, concurr
     from sqlalchemy.engine import Engine
 
     from mercato.app import create_app
+    from mercato.app.runtime import Runtime
     from mercato.bus import delivery
     from mercato.bus.service import wait_idle
     from mercato.config import Settings
-    from mercato.runtime import Runtime
 
     global _delivering
     _delivering = contextvars.ContextVar("delivering", default="")

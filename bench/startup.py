@@ -185,8 +185,8 @@ def _funded_buyer(data_dir: Path) -> str:
     import asyncio
 
     from mercato.accounts import service as accounts
+    from mercato.app.runtime import Runtime
     from mercato.config import Settings
-    from mercato.runtime import Runtime
     from mercato.wallet import service as wallet
 
     email = f"first-buyer-{uuid.uuid4().hex[:8]}@bench.test"

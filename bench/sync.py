@@ -68,8 +68,8 @@ async def _seed(database_url: str, data_dir: Path, count: int) -> list[str]:
     """The catalog (bulk insert + search index) and an admin account; the listing ids."""
     from bench.search import generate, load
     from mercato.accounts import service as accounts
+    from mercato.app.runtime import Runtime
     from mercato.config import Settings
-    from mercato.runtime import Runtime
 
     runtime = Runtime.from_settings(Settings(data_dir=data_dir, database_url=database_url))
     try:

@@ -27,9 +27,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from mercato.app import create_app
-from mercato.bootstrap import prepare_database
+from mercato.app.bootstrap import prepare_database
+from mercato.app.runtime import Runtime
 from mercato.config import Settings
-from mercato.runtime import Runtime
 from tests.support.databases import Clones
 
 PG_URL = os.environ.get("MERCATO_TEST_DATABASE_URL")

@@ -29,12 +29,12 @@ import pytest_asyncio
 
 from mercato.access.dependencies import route_policies
 from mercato.app import create_app
+from mercato.app.runtime import Runtime
 from mercato.bus import repository
 from mercato.bus.events import CloudEvent, declare_event_type
 from mercato.bus.outbox import publish
 from mercato.config import Settings
 from mercato.kit.clock import utcnow
-from mercato.runtime import Runtime
 from tests.conftest import DEFAULT_PASSWORD, PG_URL, REDIS_URL, Actor, Actors, _admin_url, _pg_admin
 
 V1 = "/api/v1"

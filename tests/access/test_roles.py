@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from mercato.access.permissions import Permission
 from mercato.access.seeds import DEFAULT_ROLES
+from mercato.app.runtime import Runtime
 from mercato.models import AuditEntry, OutboxEvent
-from mercato.runtime import Runtime
 from tests.conftest import DEFAULT_PASSWORD, Actor, Actors
 
 V1 = "/api/v1"

@@ -18,9 +18,9 @@ import jwt
 import pytest
 from sqlalchemy import select, update
 
+from mercato.app.runtime import Runtime
 from mercato.kit.clock import utcnow
 from mercato.models import ApiToken, RefreshToken
-from mercato.runtime import Runtime
 
 ME = "/api/v1/me"
 TOKENS = "/api/v1/me/tokens"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mercato.agent.files import Artifact
 from mercato.client.http import PublicKey
-from mercato.demo_catalog import _listings, _write_package
+from mercato.demo.catalog import _listings, _write_package
 from mercato.kit.keys import StoreKeys
 from mercato.packages.archive import inspect_archive
 from mercato.packages.scaffold import build_package

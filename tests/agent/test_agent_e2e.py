@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
-from mercato import demo_catalog
 from mercato.agent.resources import current_platform
+from mercato.app.runtime import Runtime
 from mercato.config import Settings
 from mercato.demo import DEMO_PASSWORD, load_demo
-from mercato.runtime import Runtime
+from mercato.demo import catalog as demo_catalog
 from tests.cli.servers import MERCATO, clean_env, serving
 from tests.money.test_saga_faults import _fresh_database
 

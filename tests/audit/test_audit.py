@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
+from mercato.app.runtime import Runtime
 from mercato.models import AuditEntry
-from mercato.runtime import Runtime
 from tests.conftest import Actor, Actors
 
 V1 = "/api/v1"

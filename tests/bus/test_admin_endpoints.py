@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mercato.app.runtime import Runtime
 from mercato.bus import repository
 from mercato.bus.events import CloudEvent, declare_event_type
 from mercato.bus.outbox import publish
@@ -26,7 +27,6 @@ from mercato.bus.registry import REGISTRY, Subscriber
 from mercato.bus.service import wait_idle
 from mercato.config import Settings
 from mercato.models import EventDelivery
-from mercato.runtime import Runtime
 from tests.conftest import DEFAULT_PASSWORD, Actor
 
 V1 = "/api/v1"

@@ -3,13 +3,13 @@ the relayed events of the types it observes."""
 
 from __future__ import annotations
 
+from mercato.app.runtime import Runtime
 from mercato.bus import repository
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.bus.registry import Registry
 from mercato.bus.service import Bus, backlog
 from mercato.kit.clock import utcnow
-from mercato.runtime import Runtime
 from tests.bus import support  # noqa: F401  (declares test.ping and test.poison)
 
 

@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
+from mercato.app.runtime import Runtime
 from mercato.bus import repository
 from mercato.bus.service import Bus
 from mercato.config import Settings
-from mercato.runtime import Runtime
 from tests.bus import support
 
 BROKERS = [

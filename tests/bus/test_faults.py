@@ -15,10 +15,10 @@ import uuid
 
 import pytest
 
+from mercato.app.runtime import Runtime
 from mercato.bus.service import Bus
 from mercato.bus.transport import Transport
 from mercato.config import Settings
-from mercato.runtime import Runtime
 from tests.bus import support
 
 COUNT = 40

@@ -8,12 +8,12 @@ import asyncio
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mercato.app.runtime import Runtime
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.bus.registry import Registry
 from mercato.bus.service import Bus
 from mercato.config import Settings
-from mercato.runtime import Runtime
 from tests.bus import support
 
 

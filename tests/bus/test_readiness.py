@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import text
 
 from mercato.app import create_app
+from mercato.app.runtime import Runtime
 from mercato.config import Settings
-from mercato.runtime import Runtime
 
 
 def _broker_up(metrics: str) -> float:

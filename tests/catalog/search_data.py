@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mercato.app.runtime import Runtime
 from mercato.catalog.search import ListingSearch, SearchQuery, listing_search_for
 from mercato.models import Category, Listing, Publisher
-from mercato.runtime import Runtime
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 

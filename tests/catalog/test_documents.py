@@ -13,11 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
+from mercato.app.runtime import Runtime
 from mercato.catalog import detail, repository
 from mercato.config import Settings
 from mercato.kit.cache import SingleFlight
 from mercato.models import Listing
-from mercato.runtime import Runtime
 from tests.catalog.support import V1, Shop
 from tests.conftest import REDIS_URL, Actor, Actors
 from tests.library.support import grant

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from mercato.app.runtime import Runtime
 from mercato.catalog.search import SearchQuery, encode_cursor, parse_query
 from mercato.kit.errors import ValidationFailed
-from mercato.runtime import Runtime
 from tests.catalog.search_data import Shelf, Spec, catalog, make_shelf
 
 

@@ -96,7 +96,7 @@ def test_serve_demo_answers_readyz_and_every_demo_account_can_sign_in(tmp_path: 
 def test_an_up_to_date_database_runs_no_migration(tmp_path: Path, database_url: str,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A restart on a current schema checks the revision with one query and leaves Alembic alone."""
-    from mercato.bootstrap import prepare_database
+    from mercato.app.bootstrap import prepare_database
     from mercato.config import Settings
     from mercato.kit import migrate
 

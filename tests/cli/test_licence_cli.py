@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from mercato.app.runtime import Runtime
 from mercato.kit.keys import StoreKeys
 from mercato.library import service as library
-from mercato.runtime import Runtime
 from tests.catalog.support import Shop
 from tests.cli.servers import MERCATO, clean_env, serving
 from tests.conftest import Actors

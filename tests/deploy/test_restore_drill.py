@@ -21,11 +21,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from mercato.app import create_app
-from mercato.bootstrap import prepare_database
+from mercato.app.bootstrap import prepare_database
+from mercato.app.runtime import Runtime
 from mercato.bus.registry import load_handlers
 from mercato.bus.service import wait_idle
 from mercato.config import Settings
-from mercato.runtime import Runtime
 from tests.catalog.support import Shop
 from tests.conftest import REDIS_URL, Actors, _pg_admin
 from tests.kit import s3server

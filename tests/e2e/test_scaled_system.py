@@ -242,8 +242,8 @@ def _until(probe: Any, done: Any, *, timeout: float = 60.0, what: str) -> Any:
 
 
 def _invariants(database_url: str) -> None:
+    from mercato.app.runtime import Runtime
     from mercato.config import Settings
-    from mercato.runtime import Runtime
     from tests.money.invariants import assert_entitlements_follow_orders, assert_money_invariants
 
     async def check() -> None:

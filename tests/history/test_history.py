@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from mercato.app.runtime import Runtime
 from mercato.bus.events import EVENT_TYPES, CloudEvent
 from mercato.history import handlers, service
 from mercato.kit.clock import utcnow
-from mercato.runtime import Runtime
 from tests.conftest import Actor, Actors
 from tests.library.support import eventually
 from tests.money.orders_support import Seller, fund, item, place, quiet, until

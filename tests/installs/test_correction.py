@@ -9,10 +9,10 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from mercato.app.runtime import Runtime
 from mercato.installs.handlers import correct_status
 from mercato.kit.clock import utcnow
 from mercato.models import InstallTask, SweepLease
-from mercato.runtime import Runtime
 from tests.catalog.support import Shop
 from tests.conftest import Actor, Actors
 from tests.installs.support import (

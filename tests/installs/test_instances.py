@@ -7,9 +7,9 @@ import uuid
 import httpx
 from sqlalchemy import select
 
+from mercato.app.runtime import Runtime
 from mercato.kit.security import secret_digest
 from mercato.models import Instance
-from mercato.runtime import Runtime
 from tests.conftest import Actor, Actors
 from tests.installs.support import V1, register
 

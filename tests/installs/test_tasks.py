@@ -9,8 +9,8 @@ import uuid
 import httpx
 import pytest
 
+from mercato.app.runtime import Runtime
 from mercato.models import InstallTask
-from mercato.runtime import Runtime
 from tests.catalog.support import Shop, package_bytes
 from tests.conftest import Actor, Actors
 from tests.installs.support import (

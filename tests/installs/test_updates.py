@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from mercato.runtime import Runtime
+from mercato.app.runtime import Runtime
 from tests.catalog.support import Shop
 from tests.conftest import Actor, Actors
 from tests.installs.support import (

@@ -19,12 +19,12 @@ from sqlalchemy import func, select, update
 from mercato.access.dependencies import idempotent, requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
+from mercato.app.runtime import Runtime
 from mercato.kit.clock import utcnow
 from mercato.kit.http import install_error_handlers
 from mercato.models import IdempotencyRecord, OutboxEvent, PublisherApplication
 from mercato.platform import idempotency
 from mercato.platform.routing import TransactionalRoute, WriteSession
-from mercato.runtime import Runtime
 from tests.conftest import Actor, Actors
 
 URL = "/api/v1/publisher-applications"

@@ -8,8 +8,8 @@ import pytest
 from fastapi import FastAPI
 
 from mercato.app import create_app
+from mercato.app.runtime import Runtime
 from mercato.kit import http
-from mercato.runtime import Runtime
 
 
 @pytest.mark.own_app

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from mercato.app.runtime import Runtime
 from mercato.config import Settings
-from mercato.runtime import Runtime
 from tests.conftest import Actor
 from tests.kit.support import budget_of
 

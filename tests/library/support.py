@@ -12,12 +12,12 @@ from typing import Any, TypeVar
 import httpx
 from sqlalchemy import select
 
+from mercato.app.runtime import Runtime
 from mercato.catalog import repository as catalog_repository
 from mercato.catalog import service as catalog
 from mercato.kit.clock import utcnow
 from mercato.library import service as library
 from mercato.models import AuditEntry, Listing, OutboxEvent
-from mercato.runtime import Runtime
 from tests.conftest import Actor, Actors
 
 V1 = "/api/v1"

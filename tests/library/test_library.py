@@ -10,9 +10,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from mercato.app.runtime import Runtime
 from mercato.library import service as library
 from mercato.models import Entitlement
-from mercato.runtime import Runtime
 from tests.conftest import Actor, Actors
 from tests.library.support import V1, Store, audit_rows, events, grant, listing_row
 

@@ -24,6 +24,7 @@ import uvicorn
 
 from mercato.accounts import service
 from mercato.app import create_app
+from mercato.app.runtime import Runtime
 from mercato.bus import repository
 from mercato.bus.events import EVENT_TYPES
 from mercato.config import Settings
@@ -31,7 +32,6 @@ from mercato.live import endpoints as live_endpoints
 from mercato.live import hub as live_hub
 from mercato.live.hub import LiveHub, LiveMessage, MemoryHub, RedisHub, make_hub
 from mercato.models import OutboxEvent
-from mercato.runtime import Runtime
 from tests.conftest import DEFAULT_PASSWORD, Actor
 from tests.support.bus import handled
 

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from mercato.app.runtime import Runtime
 from mercato.config import Settings
 from mercato.market import sweep
 from mercato.models import MarketSource
-from mercato.runtime import Runtime
 from tests.conftest import PG_URL, Actor, Actors, _admin_url, _pg_admin
 from tests.live.test_stream import serve
 from tests.money.orders_support import Seller

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from mercato.app.runtime import Runtime
 from mercato.kit.clock import utcnow
 from mercato.market import sweep
 from mercato.models import AuditEntry, MarketSource
-from mercato.runtime import Runtime
 from tests.conftest import Actor
 from tests.market.conftest import FeedServer
 

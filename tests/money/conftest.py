@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mercato.runtime import Runtime
+from mercato.app.runtime import Runtime
 from tests.money.invariants import assert_entitlements_follow_orders, assert_money_invariants, assert_quiescent
 from tests.money.orders_support import quiet
 

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from mercato.app.runtime import Runtime
 from mercato.catalog import service as catalog
 from mercato.models import LedgerAccount, Listing, Order, OutboxEvent
-from mercato.runtime import Runtime
 from mercato.wallet import service as wallet
 from tests.conftest import Actor, Actors
 from tests.library.support import new_slug, publish_listing

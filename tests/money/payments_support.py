@@ -12,10 +12,10 @@ from typing import Any, TypeVar
 import httpx
 from sqlalchemy import func, select
 
+from mercato.app.runtime import Runtime
 from mercato.models import LedgerTransaction
 from mercato.payments.providers import drain, gateway
 from mercato.payments.providers.sandbox import SandboxProvider, sign
-from mercato.runtime import Runtime
 from tests.conftest import Actor
 
 V1 = "/api/v1"

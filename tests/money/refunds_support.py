@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from mercato.app.runtime import Runtime
 from mercato.kit.clock import utcnow
 from mercato.library import service as library
 from mercato.models import Order, OrderLine
-from mercato.runtime import Runtime
 from mercato.wallet import service as wallet
 from mercato.wallet.service import Split
 from tests.conftest import Actor

@@ -44,6 +44,7 @@ import httpx
 from sqlalchemy import func, select
 
 from mercato.app import create_app
+from mercato.app.runtime import Runtime
 from mercato.bus.registry import REGISTRY
 from mercato.bus.service import owes_anything, progress_signal
 from mercato.config import Settings
@@ -69,7 +70,6 @@ from mercato.models import (
     Shipment,
     User,
 )
-from mercato.runtime import Runtime
 
 V1 = "/api/v1"
 PASSWORD = "a perfectly fine saga password"

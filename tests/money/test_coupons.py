@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from mercato.app.runtime import Runtime
 from mercato.coupons import service as coupons
 from mercato.coupons.errors import (
     CouponExhausted,
@@ -25,7 +26,6 @@ from mercato.coupons.errors import (
 from mercato.coupons.service import QuoteLine
 from mercato.kit.clock import utcnow
 from mercato.models import AuditEntry, Coupon, CouponRedemption, Order
-from mercato.runtime import Runtime
 from tests.catalog.support import Shop
 from tests.conftest import Actor, Actors
 from tests.library.support import publish_listing

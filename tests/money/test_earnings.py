@@ -11,10 +11,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from mercato.app.runtime import Runtime
 from mercato.ledger import accounts
 from mercato.ledger import service as ledger
 from mercato.models import AuditEntry, OutboxEvent
-from mercato.runtime import Runtime
 from mercato.wallet import service as wallet
 from mercato.wallet.service import Split
 from tests.catalog.support import Shop

@@ -9,9 +9,9 @@ import uuid
 import httpx
 from sqlalchemy import select
 
+from mercato.app.runtime import Runtime
 from mercato.library import service as library
 from mercato.models import AuditEntry, Notification
-from mercato.runtime import Runtime
 from tests.conftest import Actor, Actors
 from tests.money.invariants import assert_money_invariants
 from tests.money.orders_support import (

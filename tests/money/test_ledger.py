@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 
+from mercato.app.runtime import Runtime
 from mercato.ledger import accounts
 from mercato.ledger import service as ledger
 from mercato.ledger.errors import InsufficientFunds, UnbalancedTransaction
 from mercato.ledger.service import Leg, transfer
 from mercato.models import LedgerEntry, LedgerTransaction
-from mercato.runtime import Runtime
 from tests.money.invariants import assert_money_invariants
 
 CLEARING = accounts.provider_clearing("sandbox")

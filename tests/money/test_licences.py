@@ -14,13 +14,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from mercato.app.runtime import Runtime
 from mercato.kit.clock import utcnow
 from mercato.kit.keys import verify_document
 from mercato.library import service as library
 from mercato.licences import service as licences
 from mercato.licences.errors import KeyPoolEmpty, OrderLineNotFound
 from mercato.models import AuditEntry, LicenceKey, Order, OrderLine
-from mercato.runtime import Runtime
 from mercato.wallet import service as wallet
 from tests.catalog.support import Shop
 from tests.conftest import Actor, Actors

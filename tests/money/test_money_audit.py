@@ -11,12 +11,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from mercato.app.runtime import Runtime
 from mercato.audit.service import SYSTEM_ACTOR
 from mercato.kit.clock import utcnow
 from mercato.kit.metrics import REGISTRY
 from mercato.models import AuditEntry
 from mercato.orders import service as orders
-from mercato.runtime import Runtime
 from tests.catalog.support import Shop
 from tests.conftest import Actor, Actors
 from tests.installs.support import install, published, register

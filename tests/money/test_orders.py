@@ -10,11 +10,11 @@ from datetime import timedelta
 import httpx
 from sqlalchemy import func, select
 
+from mercato.app.runtime import Runtime
 from mercato.kit.clock import utcnow
 from mercato.library import service as library
 from mercato.models import Order
 from mercato.orders import service as orders
-from mercato.runtime import Runtime
 from tests.conftest import Actor, Actors
 from tests.money.invariants import assert_money_invariants
 from tests.money.orders_support import (

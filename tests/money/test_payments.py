@@ -12,13 +12,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from mercato.app.runtime import Runtime
 from mercato.ledger import accounts
 from mercato.ledger import service as ledger
 from mercato.ledger.errors import InsufficientFunds
 from mercato.models import OutboxEvent, SandboxPayment
 from mercato.payments import service
 from mercato.payments.errors import PaymentNotRefundable, ProviderError, RefundTooLarge
-from mercato.runtime import Runtime
 from mercato.wallet import service as wallet
 from tests.conftest import Actor, Actors
 from tests.money.invariants import assert_money_invariants

@@ -20,12 +20,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from mercato.app.runtime import Runtime
 from mercato.kit.clock import utcnow
 from mercato.library import service as library
 from mercato.models import LedgerTransaction
 from mercato.orders import service as orders
 from mercato.payments import service as payments
-from mercato.runtime import Runtime
 from tests.conftest import Actor, Actors
 from tests.money.invariants import (
     assert_entitlements_follow_orders,

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from mercato.app.runtime import Runtime
 from mercato.kit.clock import utcnow
 from mercato.models import Order, Payment
-from mercato.runtime import Runtime
 from tests.library.support import V1, Store
 from tests.money.refunds_support import completed_order
 

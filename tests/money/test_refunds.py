@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from mercato.app.runtime import Runtime
 from mercato.ledger import accounts
 from mercato.ledger import service as ledger
-from mercato.runtime import Runtime
 from tests.conftest import Actor
 from tests.library.support import V1, Store, audit_rows, eventually
 from tests.money.invariants import assert_money_invariants

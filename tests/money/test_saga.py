@@ -11,12 +11,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from mercato.app.runtime import Runtime
 from mercato.config import Settings
 from mercato.kit.clock import utcnow
 from mercato.library import service as library
 from mercato.models import LedgerTransaction, LicenceKey, Notification, Order
 from mercato.orders import service as orders
-from mercato.runtime import Runtime
 from mercato.wallet import service as wallet
 from tests.conftest import Actor, Actors
 from tests.money.invariants import (

@@ -9,11 +9,11 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from mercato.app.runtime import Runtime
 from mercato.config import Settings
 from mercato.kit.clock import utcnow
 from mercato.models import Payment
 from mercato.payments import service
-from mercato.runtime import Runtime
 from tests.conftest import Actor
 from tests.money.invariants import assert_money_invariants
 from tests.money.payments_support import (

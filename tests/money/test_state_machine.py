@@ -44,12 +44,12 @@ from hypothesis.stateful import (
 from sqlalchemy import select, update
 
 from mercato.app import create_app
+from mercato.app.runtime import Runtime
 from mercato.config import Settings
 from mercato.kit.clock import utcnow
 from mercato.models import Listing, Order
 from mercato.orders import service as orders
 from mercato.policies import service as policies
-from mercato.runtime import Runtime
 from tests.conftest import PG_URL, REDIS_URL, Actor, Actors, _admin_url, _pg_admin
 from tests.money.invariants import (
     assert_entitlements_follow_orders,

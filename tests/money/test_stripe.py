@@ -18,12 +18,12 @@ import httpx
 import pytest
 import stripe
 
+from mercato.app.runtime import Runtime
 from mercato.config import Settings
 from mercato.kit.clock import utcnow
 from mercato.payments import service
 from mercato.payments.providers import gateway
 from mercato.payments.providers.stripe import StripeProvider
-from mercato.runtime import Runtime
 from tests.conftest import Actor
 from tests.money.invariants import assert_money_invariants
 from tests.money.payments_support import (

@@ -6,7 +6,7 @@ import uuid
 
 import httpx
 
-from mercato.runtime import Runtime
+from mercato.app.runtime import Runtime
 from mercato.wallet import service as wallet
 from tests.conftest import Actor, Actors
 from tests.library.support import eventually

@@ -22,12 +22,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
+from mercato.app.runtime import Runtime
 from mercato.config import Settings
 from mercato.models import EventDelivery, Notification
 from mercato.notifications import email as channel
 from mercato.notifications import service as notifications
 from mercato.payments.providers.sandbox import CARD_DECLINED
-from mercato.runtime import Runtime
 from tests.catalog.support import Shop
 from tests.conftest import Actor, Actors
 from tests.library.support import V1, eventually

@@ -9,11 +9,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from mercato.app.runtime import Runtime
 from mercato.bus.events import CloudEvent
 from mercato.models import Notification, OutboxEvent
 from mercato.notifications import handlers
 from mercato.notifications import service as notifications
-from mercato.runtime import Runtime
 from tests.conftest import Actor, Actors
 from tests.library.support import V1, Store, eventually
 

@@ -9,12 +9,12 @@ from datetime import timedelta
 
 import httpx
 
+from mercato.app.runtime import Runtime
 from mercato.bus.registry import load_handlers
 from mercato.kit.clock import utcnow
 from mercato.models import Order
 from mercato.ops import gauges
 from mercato.ops.metrics_server import MetricsServer
-from mercato.runtime import Runtime
 from tests.conftest import Actor
 
 

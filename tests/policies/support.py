@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import select
 
 from mercato.access.principal import Principal
+from mercato.app.runtime import Runtime
 from mercato.models import AuditEntry, OutboxEvent
 from mercato.models.policies import StoreSetting
 from mercato.policies import service
 from mercato.policies.schemas import Policies
-from mercato.runtime import Runtime
 
 V1 = "/api/v1"
 SETTINGS = f"{V1}/admin/settings"

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mercato.app.runtime import Runtime
 from mercato.bus.events import CloudEvent
 from mercato.kit.clock import utcnow
 from mercato.policies import handlers, repository, service
-from mercato.runtime import Runtime
 from tests.conftest import Actor
 from tests.library.support import eventually
 from tests.policies.support import SETTINGS, current, events, system_admin

@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from mercato.app.runtime import Runtime
 from mercato.kit.errors import ValidationFailed
 from mercato.policies import service
 from mercato.policies.schemas import Policies
-from mercato.runtime import Runtime
 from tests.conftest import Actor, Actors
 from tests.policies.support import (
     DEFAULTS,

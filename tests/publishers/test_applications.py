@@ -9,8 +9,8 @@ import uuid
 import httpx
 from sqlalchemy import select
 
+from mercato.app.runtime import Runtime
 from mercato.models import AuditEntry, OutboxEvent, Publisher
-from mercato.runtime import Runtime
 from tests.conftest import Actor, Actors
 
 V1 = "/api/v1"

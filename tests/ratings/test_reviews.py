@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mercato.runtime import Runtime
+from mercato.app.runtime import Runtime
 from tests.conftest import Actor, Actors
 from tests.library.support import V1, Store, audit_rows, events, grant, listing_row
 

@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
+from mercato.app.runtime import Runtime
 from mercato.bus.events import CloudEvent
 from mercato.catalog import repository as catalog_repository
 from mercato.catalog import service as catalog
 from mercato.kit.clock import utcnow
-from mercato.runtime import Runtime
 from mercato.stats import handlers as stats_handlers
 from tests.conftest import Actor, Actors
 from tests.library.support import V1, Store, events

@@ -13,10 +13,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from mercato.app.runtime import Runtime
 from mercato.bus import repository
 from mercato.bus.registry import REGISTRY
 from mercato.bus.service import progress_signal, wait_idle
-from mercato.runtime import Runtime
 
 T = TypeVar("T")
 

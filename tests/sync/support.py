@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from mercato.runtime import Runtime
+from mercato.app.runtime import Runtime
 from mercato.sync import catalog_feed
 from tests.money.orders_support import Seller, quiet
 

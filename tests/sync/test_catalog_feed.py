@@ -8,10 +8,10 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from mercato.app.runtime import Runtime
 from mercato.catalog import presenter
 from mercato.catalog import service as catalog
 from mercato.kit.clock import utcnow
-from mercato.runtime import Runtime
 from mercato.sync import catalog_feed
 from mercato.sync.handlers import reconcile
 from tests.conftest import Actors

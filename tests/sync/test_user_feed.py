@@ -10,11 +10,11 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from mercato.app.runtime import Runtime
 from mercato.kit.clock import utcnow
 from mercato.library import service as library
 from mercato.models import Entitlement, Installation, InstallTask, Notification
 from mercato.notifications import service as notifications
-from mercato.runtime import Runtime
 from mercato.sync import user_feed
 from tests.conftest import Actor, Actors
 from tests.money.orders_support import Seller, fund, item, place, quiet, until

@@ -21,7 +21,7 @@ from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 from playwright.async_api import Response as PageResponse
 
-from mercato.runtime import Runtime
+from mercato.app.runtime import Runtime
 from tests.live.test_stream import serve
 
 CHROMIUM = os.environ.get("MERCATO_TEST_CHROMIUM", "/usr/bin/chromium")

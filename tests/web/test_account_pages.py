@@ -10,8 +10,8 @@ import uuid
 
 import httpx
 
+from mercato.app.runtime import Runtime
 from mercato.notifications import service as notifications
-from mercato.runtime import Runtime
 from tests.conftest import Actors
 from tests.web.test_foundation import TOKEN, sign_in
 

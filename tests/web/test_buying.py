@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+from mercato.app.runtime import Runtime
 from mercato.models import Order
-from mercato.runtime import Runtime
 from tests.conftest import Actor, Actors
 from tests.money.orders_support import ADDRESS, Seller, fund, until
 from tests.web.test_foundation import TOKEN, sign_in

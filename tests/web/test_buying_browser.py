@@ -20,8 +20,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from mercato.app.runtime import Runtime
 from mercato.models import Entitlement, Order, Refund
-from mercato.runtime import Runtime
 from tests.catalog.support import Shop
 from tests.cli.servers import MERCATO, clean_env
 from tests.conftest import DEFAULT_PASSWORD, Actors

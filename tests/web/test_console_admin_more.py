@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from mercato.app.runtime import Runtime
 from mercato.bus import scheduler
 from mercato.config import Settings
 from mercato.market import handlers  # noqa: F401  (declares the market sweep taken out below)
-from mercato.runtime import Runtime
 from tests.conftest import Actor, Actors
 from tests.library.support import V1, Store, audit_rows
 from tests.market.conftest import FeedServer, feed_server  # noqa: F401

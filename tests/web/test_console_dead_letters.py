@@ -7,7 +7,7 @@ import re
 
 import httpx
 
-from mercato.runtime import Runtime
+from mercato.app.runtime import Runtime
 from tests.bus.test_admin_endpoints import Poison, dead_letters, poison, settings, wait_for_state  # noqa: F401
 from tests.catalog.support import V1, Shop
 from tests.conftest import Actors

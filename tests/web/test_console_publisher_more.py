@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from mercato.app.runtime import Runtime
 from mercato.bus import repository as bus_repository
 from mercato.bus.delivery import event_from_row
 from mercato.config import Settings
-from mercato.runtime import Runtime
 from mercato.webhooks import service as webhook_service
 from tests.catalog.support import V1, Shop
 from tests.conftest import Actors

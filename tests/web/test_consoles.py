@@ -10,8 +10,8 @@ import uuid
 import httpx
 import pytest
 
+from mercato.app.runtime import Runtime
 from mercato.policies.schemas import Policies
-from mercato.runtime import Runtime
 from mercato.web import session as web_session
 from tests.catalog.support import V1, Shop, package_bytes
 from tests.conftest import Actor, Actors

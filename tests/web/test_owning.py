@@ -11,9 +11,9 @@ import uuid
 import httpx
 from sqlalchemy import select
 
+from mercato.app.runtime import Runtime
 from mercato.models import Entitlement, Notification
 from mercato.notifications import service as notifications
-from mercato.runtime import Runtime
 from tests.catalog.support import Shop
 from tests.conftest import Actors
 from tests.installs.support import LINUX, Agent, published

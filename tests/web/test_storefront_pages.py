@@ -10,8 +10,8 @@ import uuid
 import httpx
 import pytest
 
+from mercato.app.runtime import Runtime
 from mercato.library import service as library
-from mercato.runtime import Runtime
 from mercato.web import storefront
 from tests.catalog.support import Shop
 from tests.conftest import Actors

@@ -19,11 +19,11 @@ from sqlalchemy import func, select
 
 from mercato.access.dependencies import api_routes
 from mercato.app import create_app
+from mercato.app.runtime import Runtime
 from mercato.bus.delivery import event_from_row
 from mercato.config import Settings
 from mercato.kit.clock import utcnow
 from mercato.models import OutboxEvent, WebhookDelivery
-from mercato.runtime import Runtime
 from mercato.webhooks import endpoints, handlers, sending
 from tests.conftest import Actor, Actors
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from mercato.app.runtime import Runtime
 from mercato.models import AuditEntry
-from mercato.runtime import Runtime
 from tests.conftest import Actor, Actors
 from tests.webhooks.conftest import V1, Receiver, World
 

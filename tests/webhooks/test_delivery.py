@@ -10,8 +10,8 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from mercato.app.runtime import Runtime
 from mercato.kit.clock import utcnow
-from mercato.runtime import Runtime
 from tests.conftest import Actor, Actors
 from tests.webhooks.conftest import V1, Driver, Receiver, World, signatures_valid_for
 

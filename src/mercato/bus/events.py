@@ -68,7 +68,7 @@ class EventType:
 # Every declared event type, filled by the modules' ``events.py`` as they are imported.
 EVENT_TYPES: dict[str, EventType] = {}
 # Domains that declare event types in their events.py.
-EVENT_MODULES = ("accounts", "access", "publishers", "catalog", "publishing", "review", "ratings", "library",
+EVENT_MODULES = ("accounts", "access", "publishers", "catalog", "releases", "moderation", "ratings", "library",
                  "notifications", "policies", "orders", "wallet", "payments", "refunds", "earnings", "installs",
                  "webhooks")
 

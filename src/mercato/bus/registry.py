@@ -46,7 +46,7 @@ ALL_EVENTS = "*"
 Lane = Literal["saga", "slow", "observer"]
 
 # Domains whose handlers.py the store loads at start.
-HANDLER_MODULES = ("catalog", "review", "notifications", "webhooks", "live", "policies", "wallet", "refunds",
+HANDLER_MODULES = ("catalog", "moderation", "notifications", "webhooks", "live", "policies", "wallet", "refunds",
                    "earnings", "payments", "orders", "library", "installs", "history", "sync", "stats",
                    "market")
 

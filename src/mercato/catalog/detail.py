@@ -29,8 +29,8 @@ from mercato.catalog.schemas import ListingDetail, VersionBrief
 from mercato.kit.cache import SingleFlight
 from mercato.kit.logging import log
 from mercato.platform.runtime import Runtime
-from mercato.publishing import service as publishing
 from mercato.ratings import service as ratings
+from mercato.releases import service as publishing
 
 RELATED = 6
 _EMPTY_RELATED_TAIL = "[]}"

@@ -11,8 +11,8 @@ from mercato.bus.events import CloudEvent
 from mercato.bus.registry import observe
 from mercato.catalog import repository
 from mercato.catalog.events import LISTING_TYPES
-from mercato.publishing.events import VERSION_TYPES
 from mercato.ratings.events import RATING_TYPES
+from mercato.releases.events import VERSION_TYPES
 
 # Every event that changes what a listing page shows.
 EVICTING = LISTING_TYPES + VERSION_TYPES + RATING_TYPES

@@ -38,7 +38,7 @@ def fail(message: str) -> None:
 def migrate(data_dir: DataDir = None) -> None:
     """Apply database migrations and seed the system roles."""
     # lazy: a command loads only what it runs (start-up time of mercato)
-    from mercato.bootstrap import prepare_database
+    from mercato.app.bootstrap import prepare_database
     from mercato.kit import migrate as migrations
 
     settings = _settings(data_dir)
@@ -64,7 +64,7 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     """Run the API (and, on the embedded default, the workers) in this process."""
     # lazy: a command loads only what it runs (start-up time of mercato)
     from mercato.app import create_app
-    from mercato.bootstrap import prepare_database
+    from mercato.app.bootstrap import prepare_database
 
     configured = _settings(data_dir)
     settings = with_bound_address(configured, host, port)
@@ -133,7 +133,7 @@ def _start_demo_loader(settings: Settings, host: str, port: int) -> None:
 def demo(data_dir: DataDir = None) -> None:
     """Load the demo accounts and catalog (idempotent)."""
     # lazy: a command loads only what it runs (start-up time of mercato)
-    from mercato.bootstrap import prepare_database
+    from mercato.app.bootstrap import prepare_database
 
     settings = _settings(data_dir)
     if settings.is_sqlite:
@@ -144,8 +144,8 @@ def demo(data_dir: DataDir = None) -> None:
 
 def _load_demo(settings: Settings) -> list[str]:
     # lazy: a command loads only what it runs (start-up time of mercato)
+    from mercato.app.runtime import Runtime
     from mercato.demo import load_demo
-    from mercato.runtime import Runtime
 
     async def run() -> list[str]:
         rt = Runtime.from_settings(settings)
@@ -169,9 +169,9 @@ def createsuperuser(
     from mercato.access import service as access
     from mercato.accounts import repository
     from mercato.accounts import service as accounts
-    from mercato.bootstrap import prepare_database
+    from mercato.app.bootstrap import prepare_database
+    from mercato.app.runtime import Runtime
     from mercato.kit.errors import MercatoError
-    from mercato.runtime import Runtime
 
     settings = _settings(data_dir)
     if settings.is_sqlite:
@@ -221,9 +221,9 @@ def scheduler(data_dir: DataDir = None) -> None:
 
 async def _run_bus(settings: Settings, *, role: str) -> None:
     # lazy: a command loads only what it runs (start-up time of mercato)
+    from mercato.app.runtime import Runtime
     from mercato.bus.registry import load_handlers
     from mercato.bus.service import Bus
-    from mercato.runtime import Runtime
 
     rt = Runtime.from_settings(settings)
     bus = Bus(settings, rt.db, load_handlers(), role=role, live=rt.live, runtime=rt)

@@ -54,7 +54,7 @@ from mercato.models import Installation, InstallTask
 from mercato.models import Instance as InstanceRow
 from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.platform.runtime import Runtime
-from mercato.publishing.errors import NotEntitled
+from mercato.releases.errors import NotEntitled
 
 router = APIRouter(route_class=TransactionalRoute, tags=["installs"])
 

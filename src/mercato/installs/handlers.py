@@ -24,7 +24,7 @@ from mercato.installs import service
 from mercato.kit.clock import utcnow
 from mercato.kit.db import Database
 from mercato.kit.logging import log
-from mercato.publishing.events import VersionApproved
+from mercato.releases.events import VersionApproved
 
 TICK_SECONDS = 5.0
 CORRECTION = "installs.status_correction"

@@ -63,8 +63,8 @@ from mercato.kit.semver import parse_range, parse_version, version_sort_key
 from mercato.library import service as library
 from mercato.models import Installation, InstallTask, Instance, Listing, ListingVersion
 from mercato.notifications import service as notifications
-from mercato.publishing import service as versions
-from mercato.publishing.errors import NotEntitled
+from mercato.releases import service as versions
+from mercato.releases.errors import NotEntitled
 
 # What a task leaves the installation in when it succeeds.
 OUTCOME = {"install": "installed", "upgrade": "installed", "resume": "installed", "stop": "stopped",

@@ -66,8 +66,8 @@ from mercato.openvsx.schemas import (
 from mercato.packages.vsix import InspectedVsix
 from mercato.publishers import service as publishers
 from mercato.publishers.errors import PublisherNotFound
-from mercato.publishing import service as publishing
-from mercato.publishing.errors import VersionExists
+from mercato.releases import service as publishing
+from mercato.releases.errors import VersionExists
 
 # Where app.py mounts the registry API (and its personal-token form), as clients are told.
 PREFIX = "/openvsx"

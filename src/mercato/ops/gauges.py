@@ -20,8 +20,8 @@ from mercato.kit.clock import utcnow
 from mercato.kit.db import Database
 from mercato.kit.logging import log
 from mercato.kit.metrics import REGISTRY
+from mercato.moderation import service as review
 from mercato.orders import service as orders
-from mercato.review import service as review
 
 CHECK_SECONDS = 3.0
 

@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mercato.bus import admin as bus_admin
 from mercato.bus.registry import Registry
 from mercato.kit.clock import utcnow
+from mercato.moderation import service as review
 from mercato.orders import service as orders
 from mercato.payments import service as payments
-from mercato.review import service as review
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The long-lived objects of one running store, built once from the settings.
 
 Two of them have their adapters in modules above the platform (the live hub in ``live``,
-the mailer in ``notifications``): the composition root (:mod:`mercato.runtime`) wires their
+the mailer in ``notifications``): the composition root (:mod:`mercato.app.runtime`) wires their
 factories in with :func:`wire`, so the platform imports neither module.
 """
 
@@ -64,7 +64,7 @@ class Runtime:
     def from_settings(cls, settings: Settings) -> Runtime:
         if WIRING.live_hub is None or WIRING.mailer is None:
             raise RuntimeError("Runtime.from_settings needs the live hub and mailer factories: import "
-                               "mercato.runtime (the composition root), which wires them in.")
+                               "mercato.app.runtime (the composition root), which wires them in.")
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         return cls(
             settings=settings,

@@ -22,7 +22,7 @@ from mercato.library import service as library
 from mercato.licences import service as licences
 from mercato.licences.errors import LicenceNotFound
 from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession
-from mercato.publishing.downloads import archive_response
+from mercato.releases.downloads import archive_response
 from mercato.web import present  # noqa: F401 (the minor filter)
 from mercato.web.pages import page_router, redirect, render
 from mercato.web.permits import permitted

@@ -28,10 +28,10 @@ from mercato.kit.pagination import CursorParam
 from mercato.kit.schemas import Slug
 from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.publishers import service as publishers
-from mercato.publishing import service as publishing
-from mercato.publishing.errors import VersionNotFound
 from mercato.ratings import service as ratings
 from mercato.ratings.schemas import ReviewCreate, ReviewRead
+from mercato.releases import service as publishing
+from mercato.releases.errors import VersionNotFound
 from mercato.web import once
 from mercato.web.pages import form_values, page_router, redirect, render, validation_messages
 from mercato.web.session import OptionalUser, SignedIn

@@ -36,16 +36,16 @@ from mercato.kit.markdown import render_markdown
 from mercato.kit.money import SignedMoney
 from mercato.licences import service as licences
 from mercato.models import Listing, Publisher
+from mercato.moderation import service as review
 from mercato.orders import service as orders
 from mercato.orders.schemas import Shipping
 from mercato.platform import idempotency
 from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
 from mercato.publishers import service as publishers
 from mercato.publishers.schemas import MemberAdd
-from mercato.publishing import service as publishing
-from mercato.publishing.ingest import ingest, spool
-from mercato.publishing.schemas import SubmitBody, YankBody
-from mercato.review import service as review
+from mercato.releases import service as publishing
+from mercato.releases.ingest import ingest, spool
+from mercato.releases.schemas import SubmitBody, YankBody
 from mercato.stats import service as stats
 from mercato.web.console.access import console_actor, discard, refused
 from mercato.web.console.charts import line_chart

@@ -20,13 +20,13 @@ from mercato.access.principal import Principal
 from mercato.catalog import service as catalog
 from mercato.kit.errors import MercatoError, ValidationFailed
 from mercato.models import ReviewTask
+from mercato.moderation import service
+from mercato.moderation.schemas import ApproveBody, ReasonBody
+from mercato.moderation.service import task_read
 from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
-from mercato.publishing import service as publishing
 from mercato.ratings import service as ratings
 from mercato.ratings.schemas import HideRequest
-from mercato.review import service
-from mercato.review.schemas import ApproveBody, ReasonBody
-from mercato.review.service import task_read
+from mercato.releases import service as publishing
 from mercato.web.console.access import console_actor, discard, refused
 from mercato.web.pages import page_router, redirect, render
 

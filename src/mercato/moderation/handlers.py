@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from mercato.bus.scheduler import sweep
-from mercato.review import service
-from mercato.review.service import REVIEW_QUEUE
+from mercato.moderation import service
+from mercato.moderation.service import REVIEW_QUEUE
 
 
 @sweep("review.release_stale_claims", every=60.0)

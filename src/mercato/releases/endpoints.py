@@ -23,11 +23,12 @@ from mercato.kit.keys import ARTIFACT_PREFIX
 from mercato.kit.pagination import CursorParam, InvalidCursor, Limit
 from mercato.kit.schemas import Page
 from mercato.kit.storage import ArtifactMissing
+from mercato.moderation import service as review
 from mercato.packages.errors import PackageTooLarge
 from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
-from mercato.publishing import service
-from mercato.publishing.downloads import archive_response
-from mercato.publishing.errors import (
+from mercato.releases import service
+from mercato.releases.downloads import archive_response
+from mercato.releases.errors import (
     ManifestMismatch,
     NotEntitled,
     NothingToSubmit,
@@ -36,9 +37,8 @@ from mercato.publishing.errors import (
     VersionNotFound,
     VersionTransitionRefused,
 )
-from mercato.publishing.ingest import ingest, spool
-from mercato.publishing.schemas import KeysRead, PublicKeyRead, SubmitBody, VersionRead, YankBody
-from mercato.review import service as review
+from mercato.releases.ingest import ingest, spool
+from mercato.releases.schemas import KeysRead, PublicKeyRead, SubmitBody, VersionRead, YankBody
 
 router = APIRouter(route_class=TransactionalRoute, tags=["versions"])
 

@@ -28,9 +28,10 @@ from mercato.kit.errors import Forbidden
 from mercato.kit.keys import artifact_message
 from mercato.library import service as library
 from mercato.models import Listing, ListingVersion
+from mercato.moderation import service as review
 from mercato.publishers import service as publishers
-from mercato.publishing import repository
-from mercato.publishing.errors import (
+from mercato.releases import repository
+from mercato.releases.errors import (
     ManifestMismatch,
     NotEntitled,
     NothingToSubmit,
@@ -38,7 +39,6 @@ from mercato.publishing.errors import (
     VersionNotFound,
     VersionTransitionRefused,
 )
-from mercato.review import service as review
 
 MAX_LISTED_FILES = 1000
 

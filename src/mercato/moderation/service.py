@@ -24,11 +24,11 @@ from mercato.catalog import service as catalog
 from mercato.kit.clock import utcnow
 from mercato.kit.metrics import REGISTRY
 from mercato.models import Listing, ListingVersion, ReviewTask
+from mercato.moderation import repository
+from mercato.moderation.errors import ClaimedByOther, OwnPublisher, ReviewTaskNotFound, ReviewTransitionRefused
+from mercato.moderation.schemas import ReviewTaskDetail, ReviewTaskRead, TaskListing, TaskPublisher, TaskVersion
 from mercato.publishers import service as publishers
-from mercato.publishing import service as publishing
-from mercato.review import repository
-from mercato.review.errors import ClaimedByOther, OwnPublisher, ReviewTaskNotFound, ReviewTransitionRefused
-from mercato.review.schemas import ReviewTaskDetail, ReviewTaskRead, TaskListing, TaskPublisher, TaskVersion
+from mercato.releases import service as publishing
 
 # Set by the review sweep (handlers) and by every /metrics scrape (ops.gauges), from pending_count.
 REVIEW_QUEUE = Gauge("mercato_review_queue_length", "Review tasks pending or claimed.", registry=REGISTRY)
@@ -243,7 +243,7 @@ async def task_read(session: AsyncSession, task: ReviewTask, *, detail: bool = F
     """A task as the API and the review console show it: with its listing, publisher and version
     (and, with ``detail``, the version's manifest, checks and changelog)."""
     from mercato.catalog import service as catalog
-    from mercato.publishing import service as publishing
+    from mercato.releases import service as publishing
 
     listing = await catalog.get_by_id(session, task.listing_id)
     publisher = await publishers.get_by_id(session, task.publisher_id)

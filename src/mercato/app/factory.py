@@ -26,6 +26,7 @@ from mercato.access.dependencies import (
 )
 from mercato.accounts import endpoints as accounts_endpoints
 from mercato.accounts.service import identify_bearer, touch_api_token_if_stale
+from mercato.app.runtime import Runtime
 from mercato.bus.catalogue import document_events
 from mercato.bus.events import load_event_types
 from mercato.bus.registry import load_handlers
@@ -35,7 +36,7 @@ from mercato.config import Settings, load_settings
 from mercato.coupons import endpoints as coupons_endpoints
 from mercato.earnings import endpoints as earnings_endpoints
 from mercato.history import endpoints as history_endpoints
-from mercato.installs import agent as installs_agent
+from mercato.installs import agent_endpoints as installs_agent
 from mercato.installs import endpoints as installs_endpoints
 from mercato.installs.auth import INSTANCE_TOKEN_PREFIX, identify_instance
 from mercato.kit.budget import Exempt, RequestBudget
@@ -46,6 +47,7 @@ from mercato.library import endpoints as library_endpoints
 from mercato.licences import endpoints as licences_endpoints
 from mercato.live import endpoints as live_endpoints
 from mercato.market import endpoints as market_endpoints
+from mercato.moderation import endpoints as review_endpoints
 from mercato.notifications import endpoints as notifications_endpoints
 from mercato.openvsx import endpoints as openvsx_endpoints
 from mercato.ops import audit_endpoints, bus_endpoints
@@ -57,12 +59,10 @@ from mercato.payments import sandbox_endpoints
 from mercato.platform import idempotency
 from mercato.policies import endpoints as policies_endpoints
 from mercato.publishers import endpoints as publishers_endpoints
-from mercato.publishing import endpoints as publishing_endpoints
 from mercato.ratings import endpoints as ratings_endpoints
 from mercato.receipts import endpoints as receipts_endpoints
 from mercato.refunds import endpoints as refunds_endpoints
-from mercato.review import endpoints as review_endpoints
-from mercato.runtime import Runtime
+from mercato.releases import endpoints as publishing_endpoints
 from mercato.stats import endpoints as stats_endpoints
 from mercato.sync import endpoints as sync_endpoints
 from mercato.wallet import endpoints as wallet_endpoints

@@ -14,7 +14,7 @@ from mercato.access.principal import Principal
 from mercato.kit.ranges import byte_range
 from mercato.kit.storage import ArtifactMissing
 from mercato.platform.runtime import Runtime
-from mercato.publishing import service
+from mercato.releases import service
 
 
 async def archive_response(session: AsyncSession, rt: Runtime, request: Request, *, actor: Principal, key: str,

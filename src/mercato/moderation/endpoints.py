@@ -15,10 +15,9 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.pagination import CursorParam, InvalidCursor, Limit, Total
 from mercato.models import ReviewTask
-from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
-from mercato.review import service
-from mercato.review.errors import ClaimedByOther, OwnPublisher, ReviewTaskNotFound, ReviewTransitionRefused
-from mercato.review.schemas import (
+from mercato.moderation import service
+from mercato.moderation.errors import ClaimedByOther, OwnPublisher, ReviewTaskNotFound, ReviewTransitionRefused
+from mercato.moderation.schemas import (
     AppealDecision,
     ApproveBody,
     ReasonBody,
@@ -26,7 +25,8 @@ from mercato.review.schemas import (
     ReviewTaskPage,
     ReviewTaskRead,
 )
-from mercato.review.service import task_read
+from mercato.moderation.service import task_read
+from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 
 router = APIRouter(route_class=TransactionalRoute, tags=["review"])
 

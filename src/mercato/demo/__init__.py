@@ -9,9 +9,9 @@ from mercato.access import service as access
 from mercato.access.principal import Principal
 from mercato.accounts import repository as accounts_repository
 from mercato.accounts import service as accounts
-from mercato.demo_catalog import load_catalog
+from mercato.app.runtime import Runtime
+from mercato.demo.catalog import load_catalog
 from mercato.publishers import service as publishers
-from mercato.runtime import Runtime
 
 DEMO_PASSWORD = "mercato-demo-password"
 

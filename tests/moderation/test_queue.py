@@ -8,8 +8,8 @@ import asyncio
 import httpx
 import pytest
 
-from mercato.review import service as review
-from mercato.runtime import Runtime
+from mercato.app.runtime import Runtime
+from mercato.moderation import service as review
 from tests.catalog.support import V1, Shop
 from tests.conftest import Actors
 

@@ -41,7 +41,7 @@ from mercato.licences.errors import LicenceNotFound
 from mercato.models import InstallTask
 from mercato.platform.routing import RuntimeDep, TransactionalRoute, WriteSession
 from mercato.platform.runtime import Runtime
-from mercato.publishing.errors import NotEntitled
+from mercato.releases.errors import NotEntitled
 
 router = APIRouter(route_class=TransactionalRoute, tags=["agent"])
 

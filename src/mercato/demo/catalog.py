@@ -14,9 +14,11 @@ from mercato.access import service as access
 from mercato.access.principal import Principal
 from mercato.accounts import repository as accounts_repository
 from mercato.accounts import service as accounts
+from mercato.app.runtime import Runtime
 from mercato.catalog import repository as catalog_repository
 from mercato.catalog import service as catalog
 from mercato.library import service as library
+from mercato.moderation import service as review
 from mercato.packages.manifest import (
     Compatibility,
     Launch,
@@ -29,11 +31,9 @@ from mercato.packages.manifest import (
 from mercato.packages.scaffold import build_package
 from mercato.publishers import repository as publishers_repository
 from mercato.publishers import service as publishers
-from mercato.publishing import service as publishing
-from mercato.publishing.ingest import ingest
 from mercato.ratings import service as ratings
-from mercato.review import service as review
-from mercato.runtime import Runtime
+from mercato.releases import service as publishing
+from mercato.releases.ingest import ingest
 
 # (slug, name, publisher, verified)
 PUBLISHERS = (
