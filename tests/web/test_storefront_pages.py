@@ -12,7 +12,7 @@ import pytest
 
 from mercato.app.runtime import Runtime
 from mercato.library import service as library
-from mercato.web import storefront
+from mercato.web import csrf, pages, storefront
 from tests.catalog.support import Shop
 from tests.conftest import Actors
 from tests.web.test_foundation import TOKEN, sign_in
@@ -147,6 +147,50 @@ async def test_anonymous_listing_pages_show_every_review_change_at_once(
     assert deleted.status_code == 204, deleted.text
     shown = (await client.get(page)).text
     assert "Second words" not in shown and "No reviews yet." in shown
+
+
+def _hidden(page: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]+)"', page)
+    assert found, f"no {name} in the page"
+    return found.group(1)
+
+
+async def test_anonymous_readers_share_one_rendered_listing_page_with_their_own_token_and_key(
+        client: httpx.AsyncClient, actors: Actors, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An anonymous reader's listing page is rendered once per detail and extras and shared by
+    every anonymous reader, each still getting the CSRF token of its own cookie (which its form
+    then passes) and a fresh idempotency key; a signed-in reader's page is rendered for them."""
+    shop = await Shop.open(client, actors)
+    listing = await shop.published(name="Shared Page")
+    page = f"/listings/{listing['slug']}"
+    renders: list[str] = []
+    get_template = pages.templates.get_template
+    monkeypatch.setattr(pages.templates, "get_template",
+                        lambda name, *a, **k: renders.append(name) or get_template(name, *a, **k))
+
+    client.cookies.clear()
+    first = await client.get(page)
+    again = await client.get(page)
+    client.cookies.clear()
+    other = await client.get(page)
+    assert renders == ["store/listing.html"]  # one render for the three answers
+    for answer in (first, again, other):
+        assert answer.status_code == 200 and "Shared Page" in answer.text
+        assert pages.CSRF_STAND_IN not in answer.text and pages.ONCE_STAND_IN not in answer.text
+    tokens = [_hidden(answer.text, "csrf_token") for answer in (first, again, other)]
+    assert tokens[0] == tokens[1] != tokens[2]  # bound to each browser's cookie
+    assert len({_hidden(answer.text, "idempotency_key") for answer in (first, again, other)}) == 3
+    get = f"{page}/get"
+    form = {"listing_id": listing["id"], "idempotency_key": _hidden(other.text, "idempotency_key")}
+    assert (await client.post(get, data={**form, "csrf_token": tokens[2]})).status_code != 403  # the token works
+    assert (await client.post(get, data={**form, "csrf_token": tokens[0]})).status_code == 403  # another's does not
+    assert client.cookies.get(csrf.COOKIE)
+
+    reader = await actors.create()
+    await sign_in(client, reader.email)
+    mine = await client.get(page)
+    assert mine.status_code == 200 and "Sign out" in mine.text and renders[-1] == "store/listing.html"
+    assert len(renders) > 1  # rendered for the signed-in reader, not taken from the shared page
 
 
 async def test_a_page_s_searches_read_the_index_generation_once_and_a_bump_forgets_it(runtime: Runtime) -> None:

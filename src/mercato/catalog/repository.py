@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Numeric, and_, cast, delete, func, or_, select, true, update
+from sqlalchemy import ColumnElement, Float, Numeric, and_, cast, delete, func, or_, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -372,3 +372,8 @@ async def for_admin(session: AsyncSession, *, text: str | None, status: str | No
         statement = statement.where(Listing.status == status)
     rows = await session.scalars(statement.order_by(Listing.updated_at.desc(), Listing.id.desc()).limit(limit))
     return list(rows)
+
+
+async def search_generation(session: AsyncSession) -> int | None:
+    """The search index's generation: redrawn in the transaction of every change to the index."""
+    return await session.scalar(text("SELECT generation FROM listing_search_state"))  # type: ignore[no-any-return]

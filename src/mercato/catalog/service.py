@@ -543,3 +543,9 @@ async def related(session: AsyncSession, listing: Listing) -> list[Listing]:
 async def for_admin(session: AsyncSession, *, text: str | None, status: str | None, limit: int = 50) -> list[Listing]:
     """Listings in every state, for the admin console (callers hold ``listing:suspend``)."""
     return await repository.for_admin(session, text=text, status=status, limit=limit)
+
+
+async def index_generation(session: AsyncSession) -> int | None:
+    """Changes whenever a listing enters, leaves or changes in the search index (not with the
+    counters that order popularity and rating): what a cached page of listings is keyed on."""
+    return await repository.search_generation(session)

@@ -9,6 +9,7 @@ endpoints' functions, and a review is written through the ratings service.
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 from collections import OrderedDict
 from typing import Annotated, Any, Literal
@@ -33,7 +34,15 @@ from mercato.ratings.schemas import ReviewCreate, ReviewRead
 from mercato.releases import service as publishing
 from mercato.releases.errors import VersionNotFound
 from mercato.web import once
-from mercato.web.pages import form_values, page_router, redirect, render, validation_messages
+from mercato.web.pages import (
+    answer_shared,
+    form_values,
+    page_router,
+    redirect,
+    render,
+    render_shared,
+    validation_messages,
+)
 from mercato.web.session import OptionalUser, SignedIn
 
 router = page_router()
@@ -76,15 +85,35 @@ def _url(path: str, params: dict[str, str | None]) -> str:
 
 # --- home ----------------------------------------------------------------------------------------
 
+# The shelves as last read, per process: (index generation, time bucket) → the home page's context.
+_SHELVES: dict[str, Any] = {"key": None, "context": None}
+
+
 @router.get("/")
-async def home(request: Request, session: ReadSession) -> Response:
-    shelves = []
-    categories = await catalog.categories(session)
-    for key, title, params in SHELVES:
-        page = await search(session, categories=categories, limit=SHELF_SIZE, facets=False, **params)
-        if page.items:
-            shelves.append({"key": key, "title": title, "items": page.items, "more": _url("/search", params)})
-    return await render(request, "store/home.html", {"categories": categories, "shelves": shelves})
+async def home(request: Request, session: ReadSession, user: OptionalUser, rt: RuntimeDep) -> Response:
+    """Search box, categories and four shelves. The shelves are read at most once per
+    ``catalog_cache_seconds`` and index generation in each process: a listing that enters,
+    changes or leaves the index shows at once, while the order by popularity and rating (live
+    counters) may lag by that long. Anonymous readers share one rendered page (render_shared)."""
+    period = rt.settings.catalog_cache_seconds
+    key = ("home", rt.settings.resolved_database_url, await catalog.index_generation(session),
+           int(time.monotonic() // period) if period else None)
+    fresh = period > 0 and _SHELVES["key"] == key
+    if user is None and fresh:
+        shared = answer_shared(request, key)
+        if shared is not None:
+            return shared
+    if not fresh:
+        shelves = []
+        categories = await catalog.categories(session)
+        for name, title, params in SHELVES:
+            page = await search(session, categories=categories, limit=SHELF_SIZE, facets=False, **params)
+            if page.items:
+                shelves.append({"key": name, "title": title, "items": page.items, "more": _url("/search", params)})
+        _SHELVES.update(key=key, context={"categories": categories, "shelves": shelves})
+    if user is None and period > 0:
+        return await render_shared(request, "store/home.html", _SHELVES["context"], key=key)
+    return await render(request, "store/home.html", _SHELVES["context"])
 
 
 # --- search and categories -----------------------------------------------------------------------
@@ -235,11 +264,12 @@ _REVIEW_LIST = TypeAdapter(list[ReviewRead])
 
 
 async def _cached_extras(rt: Any, session: Any, listing: ListingDetail,
-                         found: detail.Detail) -> tuple[dict[str, Any] | None, list[ReviewRead]]:
+                         found: detail.Detail) -> tuple[dict[str, Any] | None, list[ReviewRead], bytes]:
     """The extras of a published listing for anonymous readers (the same for all of them),
     cached beside its detail under the detail's ETag: a changed detail (a new version, a
     rating) makes them stale at once, and every review change and everything that evicts the
-    detail evicts them too (catalog.repository.cache_keys)."""
+    detail evicts them too (catalog.repository.cache_keys). Also answers the extras' cached
+    form, which identifies them."""
     cache_key = detail.PAGE_CACHE_PREFIX + str(found.listing_id)
     cached = await rt.cache.get(cache_key)
     if cached is not None:
@@ -252,30 +282,34 @@ async def _cached_extras(rt: Any, session: Any, listing: ListingDetail,
                                                       _REVIEW_LIST.validate_json(reviews_json)))
             else:
                 _EXTRAS.move_to_end(payload)
-            return parsed
+            return (*parsed, payload)
     facts, reviews = await _extras(session, None, listing)
     payload = json.dumps(facts).encode() + b"\n" + _REVIEW_LIST.dump_json(reviews)
     await rt.cache.set(cache_key, found.etag.encode() + b"\n" + payload, ttl=rt.settings.catalog_cache_seconds)
-    return facts, reviews
+    return facts, reviews, payload
 
 
 async def _listing(request: Request, session: Any, rt: Any, user: Any, key: str, *, status_code: int = 200,
                    **context: Any) -> Response:
     viewer = user.principal if user else None
     listing, found = await _detail(rt, viewer, key)
-    if viewer is None and found.public:
-        facts, reviews = await _cached_extras(rt, session, listing, found)
+    shared = viewer is None and found.public and not context and status_code == 200  # a plain anonymous GET
+    if shared:
+        facts, reviews, extras = await _cached_extras(rt, session, listing, found)
     else:
         facts, reviews = await _extras(session, viewer, listing)
-    total = sum(listing.rating_histogram.values())
     context.setdefault("review_values", {"rating": "5"})
     context.setdefault("review_errors", {})
-    return await render(request, "store/listing.html", {
+    values = {
         "listing": listing, "facts": facts, "reviews": reviews, "publisher": listing.publisher,
         "histogram": [(star, listing.rating_histogram.get(str(star), 0)) for star in range(5, 0, -1)],
-        "histogram_total": total, "wrote_review": any(r.mine for r in reviews),
-        "idempotency_key": once.new_key(), **context},
-        status_code=status_code)
+        "histogram_total": sum(listing.rating_histogram.values()), "wrote_review": any(r.mine for r in reviews),
+        **context}
+    if shared:
+        # the same page for every anonymous reader while the detail (its ETag) and extras stand
+        return await render_shared(request, "store/listing.html", values, key=("listing", found.etag, extras))
+    return await render(request, "store/listing.html", {**values, "idempotency_key": once.new_key()},
+                        status_code=status_code)
 
 
 @router.get("/listings/{key}")
