@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import uuid
 from typing import Annotated, Any
 
@@ -36,6 +35,7 @@ from mercato.kit.clock import utcnow
 from mercato.kit.errors import RangeNotSatisfiable
 from mercato.kit.ranges import byte_range
 from mercato.kit.storage import ArtifactMissing
+from mercato.kit.waiting import poll_until
 from mercato.licences import service as licences
 from mercato.licences.errors import LicenceNotFound
 from mercato.models import InstallTask
@@ -89,24 +89,23 @@ async def _long_poll(rt: Runtime, request: Request, instance_id: uuid.UUID, wait
     A poll whose agent has hung up claims nothing: a task handed to nobody would sit
     dispatched until its deadline. A server that is stopping answers open polls at once
     (empty): the agent asks again, of the next server."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    delay = 0.05
     stopping: asyncio.Event = getattr(request.app.state, "stopping", None) or asyncio.Event()
-    while True:
+
+    async def handed_out() -> list[InstallTask] | None:
+        if stopping.is_set():
+            return []  # the answer now: nothing
         async with rt.db.read_session() as session:
             waiting = await repository.count_queued(session, instance_id)
-        if waiting and not stopping.is_set() and not await request.is_disconnected():
+        if waiting and not await request.is_disconnected():
             async with rt.db.transaction() as session:
                 handed = await agent_tasks.dispatch(session, settings=rt.settings, instance_id=instance_id,
                                                     limit=FETCH_LIMIT)
             if handed:
                 return handed
-        if loop.time() >= deadline or stopping.is_set():
-            return []
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), min(delay, max(0.0, deadline - loop.time())))
-        delay = min(delay * 2, 0.5)
+        return None
+
+    deadline = asyncio.get_running_loop().time() + wait
+    return await poll_until(handed_out, deadline=deadline, interval=0.05, max_interval=0.5, wake=stopping) or []
 
 
 async def _present(session: AsyncSession, rt: Runtime, request: Request, task: InstallTask) -> AgentTask:
