@@ -20,10 +20,11 @@ from typing import Any
 import httpx
 import pytest
 
+from mercato.agent.backoff import Backoff
 from mercato.agent.client import AgentClient
 from mercato.agent.files import FilesDriver
 from mercato.agent.progress import TerminalProgress
-from mercato.agent.runner import Agent, Backoff, TokenRefused
+from mercato.agent.runner import Agent, TokenRefused
 from mercato.installs.schemas import AgentTask, Heartbeat, ProgressReport, ResultReport
 from tests.agent.support import KEYS, PUBLIC_KEYS, demo_archive, licence_for
 

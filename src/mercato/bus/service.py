@@ -38,6 +38,7 @@ from mercato.kit.clock import utcnow
 from mercato.kit.db import Database, is_database_unavailable
 from mercato.kit.logging import log
 from mercato.kit.tasks import cancel_and_wait
+from mercato.kit.waiting import poll_until
 from mercato.models import OutboxEvent, SweepLease
 from mercato.platform import idempotency
 from mercato.platform.runtime import Runtime
@@ -226,18 +227,14 @@ async def wait_idle(db: Database, registry: Registry, *, timeout: float = 30.0) 
     """Return once the bus owes nothing: every event relayed, no step delivery pending, every
     observer past every event of its types (INV-7's bus part). Wakes on the buses of this
     process making progress; a bus in another process is asked again every half second."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
     signal = _progress_signal()
-    while True:
-        signal.clear()
-        if not await owes_anything(db, registry):
-            return
-        left = deadline - loop.time()
-        if left <= 0:
-            raise TimeoutError(f"the bus still owes work after {timeout} s")
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(signal.wait(), timeout=min(left, 0.5))
+
+    async def idle() -> bool | None:
+        signal.clear()  # before looking: progress made after the look wakes the next pause
+        return None if await owes_anything(db, registry) else True
+
+    if not await poll_until(idle, deadline=asyncio.get_running_loop().time() + timeout, interval=0.5, wake=signal):
+        raise TimeoutError(f"the bus still owes work after {timeout} s")
 
 
 async def _redeliver(bus: Bus) -> None:

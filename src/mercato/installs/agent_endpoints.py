@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import uuid
 from typing import Annotated, Any
 
@@ -18,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.access.dependencies import requires_instance
 from mercato.access.principal import Principal
-from mercato.installs import repository, service
+from mercato.installs import agent_tasks, installations, instances, repository
 from mercato.installs.auth import instance_id_of
 from mercato.installs.errors import TaskCanceled, TaskNotFound, TaskTransitionRefused
 from mercato.installs.schemas import (
@@ -36,6 +35,7 @@ from mercato.kit.clock import utcnow
 from mercato.kit.errors import RangeNotSatisfiable
 from mercato.kit.ranges import byte_range
 from mercato.kit.storage import ArtifactMissing
+from mercato.kit.waiting import poll_until
 from mercato.licences import service as licences
 from mercato.licences.errors import LicenceNotFound
 from mercato.models import InstallTask
@@ -57,10 +57,10 @@ async def heartbeat(body: Heartbeat, agent: Agent, session: WriteSession) -> Hea
     version. Send it on start and then every 30 s or so; status correction compares the
     inventory with the records, and installs check requirements against the rest."""
     instance_id = instance_id_of(agent)
-    queued = await service.heartbeat(session, instance_id=instance_id,
-                                     inventory=[item.model_dump(mode="json") for item in body.inventory],
-                                     resources=body.resources.model_dump(exclude_none=True),
-                                     platform=body.platform, host_version=body.host_version)
+    queued = await instances.heartbeat(session, instance_id=instance_id,
+                                       inventory=[item.model_dump(mode="json") for item in body.inventory],
+                                       resources=body.resources.model_dump(exclude_none=True),
+                                       platform=body.platform, host_version=body.host_version)
     return HeartbeatRead(instance_id=instance_id, received_at=utcnow(), queued_tasks=queued)
 
 
@@ -77,7 +77,7 @@ async def fetch_tasks(agent: Agent, request: Request, rt: RuntimeDep,
     instance_id = instance_id_of(agent)
     if in_flight:
         async with rt.db.read_session() as session:
-            tasks = await service.in_flight(session, instance_id=instance_id)
+            tasks = await agent_tasks.in_flight(session, instance_id=instance_id)
     else:
         tasks = await _long_poll(rt, request, instance_id, wait)
     async with rt.db.read_session() as session:
@@ -89,33 +89,32 @@ async def _long_poll(rt: Runtime, request: Request, instance_id: uuid.UUID, wait
     A poll whose agent has hung up claims nothing: a task handed to nobody would sit
     dispatched until its deadline. A server that is stopping answers open polls at once
     (empty): the agent asks again, of the next server."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    delay = 0.05
     stopping: asyncio.Event = getattr(request.app.state, "stopping", None) or asyncio.Event()
-    while True:
+
+    async def handed_out() -> list[InstallTask] | None:
+        if stopping.is_set():
+            return []  # the answer now: nothing
         async with rt.db.read_session() as session:
             waiting = await repository.count_queued(session, instance_id)
-        if waiting and not stopping.is_set() and not await request.is_disconnected():
+        if waiting and not await request.is_disconnected():
             async with rt.db.transaction() as session:
-                handed = await service.dispatch(session, settings=rt.settings, instance_id=instance_id,
-                                                limit=FETCH_LIMIT)
+                handed = await agent_tasks.dispatch(session, settings=rt.settings, instance_id=instance_id,
+                                                    limit=FETCH_LIMIT)
             if handed:
                 return handed
-        if loop.time() >= deadline or stopping.is_set():
-            return []
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), min(delay, max(0.0, deadline - loop.time())))
-        delay = min(delay * 2, 0.5)
+        return None
+
+    deadline = asyncio.get_running_loop().time() + wait
+    return await poll_until(handed_out, deadline=deadline, interval=0.05, max_interval=0.5, wake=stopping) or []
 
 
 async def _present(session: AsyncSession, rt: Runtime, request: Request, task: InstallTask) -> AgentTask:
-    installation = await service.get_installation(session, scope=service.Scope(None),
-                                                  installation_id=task.installation_id)
+    installation = await installations.get_installation(session, scope=instances.Scope(None),
+                                                        installation_id=task.installation_id)
     slug = (await repository.listing_slugs(session, [installation.listing_id]))[installation.listing_id]
     artifact = licence = None
     if task.version_id is not None:
-        version = await service.artifact_of(session, instance_id=task.instance_id, task_id=task.id)
+        version = await agent_tasks.artifact_of(session, instance_id=task.instance_id, task_id=task.id)
         artifact = Artifact(url=str(request.url_for("download_artifact", task_id=str(task.id))),
                             sha256=version.sha256, size=version.size,
                             format="tar.gz" if version.archive_format == "tar.gz" else "zip",  # a VSIX is a zip
@@ -138,7 +137,7 @@ async def _present(session: AsyncSession, rt: Runtime, request: Request, task: I
 async def get_agent_task(task_id: uuid.UUID, agent: Agent, request: Request, rt: RuntimeDep) -> AgentTask:
     """One of this instance's tasks, as the task fetch hands it out (to check it is still wanted)."""
     async with rt.db.read_session() as session:
-        task = await service.agent_task(session, instance_id=instance_id_of(agent), task_id=task_id)
+        task = await agent_tasks.agent_task(session, instance_id=instance_id_of(agent), task_id=task_id)
         return await _present(session, rt, request, task)
 
 
@@ -157,7 +156,7 @@ async def download_artifact(task_id: uuid.UUID, agent: Agent, request: Request, 
     Check its SHA-256 and signature (the task's `artifact`) before unpacking it. 403
     `not_entitled` when the task's owner no longer owns the listing (refunded since it was
     queued); each fetch counts as one of the owner's downloads."""
-    version = await service.artifact_for_download(session, instance_id=instance_id_of(agent), task_id=task_id)
+    version = await agent_tasks.artifact_for_download(session, instance_id=instance_id_of(agent), task_id=task_id)
     if await rt.artifacts.size(version.sha256) is None:
         raise ArtifactMissing(f"The archive of version {version.version} is missing from storage.")
     etag = f'"{version.sha256}"'
@@ -185,7 +184,7 @@ async def report_progress(task_id: uuid.UUID, body: ProgressReport, agent: Agent
                           rt: RuntimeDep) -> Any:
     """Progress (0–100) and a message; the first report marks the task running, each one
     extends its deadline. 409 `task_canceled`: the owner canceled it; abort and roll back."""
-    return TaskRead.model_validate(await service.progress(
+    return TaskRead.model_validate(await agent_tasks.progress(
         session, settings=rt.settings, instance_id=instance_id_of(agent), task_id=task_id, percent=body.percent,
         message=body.message))
 
@@ -196,5 +195,5 @@ async def report_result(task_id: uuid.UUID, body: ResultReport, agent: Agent, se
     """The outcome. `succeeded` moves the installation to its new state (and version);
     `failed` marks it failed (the previous version still in place). Sending the same
     outcome again is harmless; 409 `task_canceled` when the owner canceled it meanwhile."""
-    return TaskRead.model_validate(await service.result(
+    return TaskRead.model_validate(await agent_tasks.result(
         session, instance_id=instance_id_of(agent), task_id=task_id, outcome=body.outcome, message=body.message))

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mercato.access.dependencies import idempotent, requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.installs import service
+from mercato.installs import correction, installations, instances, tasks
 from mercato.installs.errors import (
     AlreadyLatest,
     InstallationNameTaken,
@@ -32,6 +32,7 @@ from mercato.installs.errors import (
     TaskTransitionRefused,
     VersionNotAvailable,
 )
+from mercato.installs.instances import Scope
 from mercato.installs.schemas import (
     CloneRequest,
     InstallationCreate,
@@ -46,7 +47,7 @@ from mercato.installs.schemas import (
     TaskState,
     UpgradeRequest,
 )
-from mercato.installs.service import Scope
+from mercato.installs.transitions import TERMINAL_TASK
 from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
 from mercato.kit.schemas import Page
 from mercato.live.waiting import wait_until
@@ -67,7 +68,7 @@ OptionalKey = Annotated[str | None, idempotent(required=False)]
 Wait = Annotated[float, Query(ge=0, le=30, description=(
     "Seconds (≤ 30) to wait for the task to finish (succeeded, failed or canceled) before answering: "
     "200 when it did, 202 with its current state when not."))]
-TERMINAL = frozenset(service.TERMINAL_TASK)
+TERMINAL = frozenset(TERMINAL_TASK)
 CREATE_ERRORS = InstallListingNotFound.responses(NotEntitled, VersionNotAvailable, RequirementsNotMet, InvalidConfig,
                                                  InstallationNameTaken)
 
@@ -89,11 +90,11 @@ async def _answer(session: AsyncSession, rt: Runtime, task: InstallTask, respons
 
     async def finished() -> bool:
         async with rt.db.read_session() as reader:
-            return await service.state_of(reader, task.id) in TERMINAL
+            return await tasks.state_of(reader, task.id) in TERMINAL
 
     await wait_until(rt.live, user_id=task.owner_id, subject=str(task.id), done=finished, seconds=wait)
     async with rt.db.read_session() as reader:
-        current = await service.get_task(reader, scope=Scope(task.owner_id), task_id=task.id)
+        current = await tasks.get_task(reader, scope=Scope(task.owner_id), task_id=task.id)
         response.status_code = 200 if current.state in TERMINAL else 202
         return _task(current)
 
@@ -105,7 +106,7 @@ async def register_instance(body: InstanceCreate, actor: InstanceManager, _key: 
                             session: WriteSession) -> InstanceCreated:
     """Register a device or server you install on. The answer holds its instance token,
     shown this once: run `mercato agent --server URL --token TOKEN` there (docs/installs.md)."""
-    instance, token = await service.register_instance(session, actor=actor, name=body.name)
+    instance, token = await instances.register_instance(session, actor=actor, name=body.name)
     return InstanceCreated(**InstanceRead.model_validate(instance).model_dump(), token=token)
 
 
@@ -113,14 +114,14 @@ async def register_instance(body: InstanceCreate, actor: InstanceManager, _key: 
 async def list_instances(actor: InstanceReader, session: ReadSession, cursor: CursorParam = None,
                          limit: Limit = 20) -> Page[InstanceRead]:
     """Your instances (admins: everyone's), newest first, with what their agents reported last."""
-    rows = await service.instances(session, scope=_reader_scope(actor, Permission.instance_read),
-                                   after=decode_cursor(cursor), limit=limit + 1)
+    rows = await instances.instances(session, scope=_reader_scope(actor, Permission.instance_read),
+                                     after=decode_cursor(cursor), limit=limit + 1)
     return _paged(rows, limit, InstanceRead)
 
 
 @router.get("/instances/{instance_id}", response_model=InstanceRead, responses=InstanceNotFound.responses())
 async def get_instance(instance_id: uuid.UUID, actor: InstanceReader, session: ReadSession) -> InstanceRead:
-    return InstanceRead.model_validate(await service.get_instance(
+    return InstanceRead.model_validate(await instances.get_instance(
         session, scope=_reader_scope(actor, Permission.instance_read), instance_id=instance_id))
 
 
@@ -128,7 +129,7 @@ async def get_instance(instance_id: uuid.UUID, actor: InstanceReader, session: R
 async def delete_instance(instance_id: uuid.UUID, actor: InstanceManager, session: WriteSession) -> Response:
     """Remove the instance: its token stops working at once and its open tasks are canceled.
     Nothing is removed from the machine."""
-    await service.delete_instance(session, actor=actor, instance_id=instance_id)
+    await instances.delete_instance(session, actor=actor, instance_id=instance_id)
     return Response(status_code=204)
 
 
@@ -139,9 +140,9 @@ async def delete_instance(instance_id: uuid.UUID, actor: InstanceManager, sessio
 async def list_installations(instance_id: uuid.UUID, actor: InstanceReader, session: ReadSession,
                              include_uninstalled: bool = False, cursor: CursorParam = None,
                              limit: Limit = 20) -> Page[InstallationRead]:
-    rows = await service.installations_of(session, scope=_reader_scope(actor, Permission.instance_read),
-                                          instance_id=instance_id, after=decode_cursor(cursor), limit=limit + 1,
-                                          include_uninstalled=include_uninstalled)
+    rows = await installations.installations_of(session, scope=_reader_scope(actor, Permission.instance_read),
+                                                instance_id=instance_id, after=decode_cursor(cursor), limit=limit + 1,
+                                                include_uninstalled=include_uninstalled)
     return _paged(rows, limit, InstallationRead)
 
 
@@ -155,9 +156,9 @@ async def install(instance_id: uuid.UUID, body: InstallationCreate, actor: Insta
     instance's last report does not meet the package's platform, host version, memory or
     disk needs (`requirements_not_met`) or the settings do not fit its `[config]` schema
     (`invalid_config`); `errors` names each missing piece."""
-    task = await service.install(session, actor=actor, settings=rt.settings, instance_id=instance_id,
-                                 listing_id=body.listing_id, version=body.version, name=body.name, config=body.config,
-                                 auto_upgrade=body.auto_upgrade)
+    task = await installations.install(session, actor=actor, settings=rt.settings, instance_id=instance_id,
+                                       listing_id=body.listing_id, version=body.version, name=body.name,
+                                       config=body.config, auto_upgrade=body.auto_upgrade)
     return await _answer(session, rt, task, response, wait)
 
 
@@ -165,7 +166,7 @@ async def install(instance_id: uuid.UUID, body: InstallationCreate, actor: Insta
             responses=InstallationNotFound.responses())
 async def get_installation(installation_id: uuid.UUID, actor: InstanceReader,
                            session: ReadSession) -> InstallationRead:
-    return InstallationRead.model_validate(await service.get_installation(
+    return InstallationRead.model_validate(await installations.get_installation(
         session, scope=_reader_scope(actor, Permission.instance_read), installation_id=installation_id))
 
 
@@ -174,7 +175,7 @@ async def get_installation(installation_id: uuid.UUID, actor: InstanceReader,
 async def update_installation(installation_id: uuid.UUID, body: InstallationUpdate, actor: Installer,
                               session: WriteSession) -> InstallationRead:
     """Turn automatic upgrades on or off: on, a newer compatible approved version queues the upgrade."""
-    return InstallationRead.model_validate(await service.set_auto_upgrade(
+    return InstallationRead.model_validate(await installations.set_auto_upgrade(
         session, actor=actor, installation_id=installation_id, auto_upgrade=body.auto_upgrade))
 
 
@@ -190,8 +191,8 @@ async def upgrade(installation_id: uuid.UUID, actor: Installer, _key: OptionalKe
                   wait: Wait = 0) -> TaskRead:
     """Upgrade to the latest approved version, or to the one named (also an older one).
     The agent installs it beside the current one and switches; on failure the old one stays."""
-    task = await service.upgrade(session, actor=actor, settings=rt.settings, installation_id=installation_id,
-                                 version=body.version if body else None)
+    task = await installations.upgrade(session, actor=actor, settings=rt.settings, installation_id=installation_id,
+                                       version=body.version if body else None)
     return await _answer(session, rt, task, response, wait)
 
 
@@ -201,16 +202,16 @@ async def clone(installation_id: uuid.UUID, body: CloneRequest, actor: Installer
                 session: WriteSession, rt: RuntimeDep, response: Response, wait: Wait = 0) -> TaskRead:
     """Install a second copy of the same version on the same instance under another name
     (with the same settings unless `config` is given). The answer is the new copy's install task."""
-    task = await service.clone(session, actor=actor, settings=rt.settings, installation_id=installation_id,
-                               name=body.name, config=body.config)
+    task = await installations.clone(session, actor=actor, settings=rt.settings, installation_id=installation_id,
+                                     name=body.name, config=body.config)
     return await _answer(session, rt, task, response, wait)
 
 
 def _operation(kind: str, summary: str) -> None:
     async def operate(installation_id: uuid.UUID, actor: Installer, _key: OptionalKey, session: WriteSession,
                       rt: RuntimeDep, response: Response, wait: Wait = 0) -> TaskRead:
-        task = await service.operate(session, actor=actor, settings=rt.settings, installation_id=installation_id,
-                                     kind=kind)
+        task = await installations.operate(session, actor=actor, settings=rt.settings, installation_id=installation_id,
+                                           kind=kind)
         return await _answer(session, rt, task, response, wait)
 
     operate.__name__ = f"{kind}_installation"
@@ -229,8 +230,8 @@ _operation("resume", "Start a stopped installation again.")
 async def open_installation(installation_id: uuid.UUID, actor: InstanceReader, session: ReadSession) -> OpenRead:
     """How to launch an installed installation: its entry (a path inside the installation
     directory) or its URL (the package's template, filled with the instance's host and settings)."""
-    return OpenRead(**await service.launch(session, scope=_reader_scope(actor, Permission.instance_read),
-                                           installation_id=installation_id))
+    return OpenRead(**await installations.launch(session, scope=_reader_scope(actor, Permission.instance_read),
+                                                 installation_id=installation_id))
 
 
 # --- tasks ------------------------------------------------------------------------------------------
@@ -240,9 +241,9 @@ async def list_tasks(actor: TaskReader, session: ReadSession, state: TaskState |
                      instance_id: uuid.UUID | None = None, installation_id: uuid.UUID | None = None,
                      cursor: CursorParam = None, limit: Limit = 20) -> Page[TaskRead]:
     """Your tasks (admins: everyone's), newest first."""
-    rows = await service.tasks(session, scope=_reader_scope(actor, Permission.task_read), state=state,
-                               instance_id=instance_id, installation_id=installation_id,
-                               after=decode_cursor(cursor), limit=limit + 1)
+    rows = await tasks.tasks(session, scope=_reader_scope(actor, Permission.task_read), state=state,
+                             instance_id=instance_id, installation_id=installation_id,
+                             after=decode_cursor(cursor), limit=limit + 1)
     return _paged(rows, limit, TaskRead)
 
 
@@ -251,7 +252,7 @@ async def list_tasks(actor: TaskReader, session: ReadSession, state: TaskState |
                        **TaskNotFound.responses()})
 async def get_task(task_id: uuid.UUID, actor: TaskReader, session: ReadSession, rt: RuntimeDep, response: Response,
                    wait: Wait = 0) -> TaskRead:
-    task = await service.get_task(session, scope=_reader_scope(actor, Permission.task_read), task_id=task_id)
+    task = await tasks.get_task(session, scope=_reader_scope(actor, Permission.task_read), task_id=task_id)
     if wait <= 0 or task.state in TERMINAL:
         return _task(task)
     return await _answer(session, rt, task, response, wait)
@@ -262,7 +263,7 @@ async def get_task(task_id: uuid.UUID, actor: TaskReader, session: ReadSession, 
 async def cancel_task(task_id: uuid.UUID, actor: TaskManager, session: WriteSession) -> TaskRead:
     """Cancel a queued, dispatched or running task. The agent learns it on its next report
     (409 `task_canceled`), aborts and rolls back; the installation goes back to where it was."""
-    return _task(await service.cancel(session, actor=actor, task_id=task_id))
+    return _task(await tasks.cancel(session, actor=actor, task_id=task_id))
 
 
 @router.post("/tasks/{task_id}/retry", response_model=TaskRead,
@@ -270,7 +271,7 @@ async def cancel_task(task_id: uuid.UUID, actor: TaskManager, session: WriteSess
 async def retry_task(task_id: uuid.UUID, actor: TaskManager, session: WriteSession) -> TaskRead:
     """Queue a failed task again (its attempt count goes up by one, up to `max_attempts`:
     409 `retry_limit_reached` after that)."""
-    return _task(await service.retry(session, actor=actor, task_id=task_id))
+    return _task(await tasks.retry(session, actor=actor, task_id=task_id))
 
 
 # --- operations -------------------------------------------------------------------------------------
@@ -280,7 +281,7 @@ async def runtime_snapshot(actor: Annotated[Principal, requires(Permission.runti
                            rt: RuntimeDep) -> RuntimeSnapshot:
     """Installations and tasks by state, instances reporting, overdue tasks, and every
     sweep's last run and health (status correction is `installs.correct_status`)."""
-    return RuntimeSnapshot(**await service.snapshot(session, settings=rt.settings))
+    return RuntimeSnapshot(**await correction.snapshot(session, settings=rt.settings))
 
 
 def _paged(rows: list[InstanceRow] | list[Installation] | list[InstallTask], limit: int, model: type) -> Page:  # type: ignore[type-arg]

@@ -20,7 +20,7 @@ from mercato.bus.events import CloudEvent
 from mercato.bus.registry import subscribe
 from mercato.bus.scheduler import sweep
 from mercato.config import Settings
-from mercato.installs import service
+from mercato.installs import correction, updates
 from mercato.kit.clock import utcnow
 from mercato.kit.db import Database
 from mercato.kit.logging import log
@@ -36,25 +36,25 @@ async def update_notices(session: AsyncSession, event: CloudEvent[VersionApprove
     """A newer approved version: owners of older compatible copies hear of it; copies with
     ``auto_upgrade`` get their upgrade task."""
     settings = current_bus().settings
-    await service.on_version_approved(session, settings=settings, version_id=event.data.version_id,
+    await updates.on_version_approved(session, settings=settings, version_id=event.data.version_id,
                                       event_id=event.id)
 
 
-async def correct_status(db: Database, *, settings: Settings) -> service.Corrections:
+async def correct_status(db: Database, *, settings: Settings) -> correction.Corrections:
     """One full pass: fail overdue tasks, then compare each fresh unexamined inventory. Each
     batch (or instance) is its own transaction; running two passes at once is harmless."""
-    done = service.Corrections()
+    done = correction.Corrections()
     while True:
         async with db.transaction() as session:
-            failed = await service.fail_overdue(session, limit=BATCH)
+            failed = await correction.fail_overdue(session, limit=BATCH)
         done.tasks_failed += failed
         if failed < BATCH:
             break
     async with db.read_session() as session:
-        instances = await service.instances_to_correct(session, settings=settings, limit=1000)
+        instances = await correction.instances_to_correct(session, settings=settings, limit=1000)
     for instance in instances:
         async with db.transaction() as session:
-            done.installations_fixed += await service.correct_instance(session, instance)
+            done.installations_fixed += await correction.correct_instance(session, instance)
         done.instances_compared += 1
     if done.tasks_failed or done.installations_fixed:
         log.info("installs: status corrected", tasks_failed=done.tasks_failed,

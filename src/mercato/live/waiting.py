@@ -15,6 +15,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 
+from mercato.kit.waiting import poll_until
 from mercato.live.hub import RESET, LiveHub
 
 FALLBACK_POLL_SECONDS = 0.5
@@ -39,8 +40,8 @@ async def wait_until(hub: LiveHub, *, user_id: uuid.UUID, subject: str, done: Ca
                 break
             if message.payload.get("subject") == subject and await done():
                 return True
-    while (left := deadline - loop.time()) > 0:
-        await asyncio.sleep(min(FALLBACK_POLL_SECONDS, left))
-        if await done():
-            return True
-    return False
+
+    async def held() -> bool | None:
+        return True if await done() else None
+
+    return bool(await poll_until(held, deadline=deadline, interval=FALLBACK_POLL_SECONDS))

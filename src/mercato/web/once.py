@@ -21,6 +21,7 @@ from datetime import timedelta
 from fastapi import Request
 
 from mercato.access.principal import Principal
+from mercato.kit.waiting import poll_until
 from mercato.platform import idempotency
 from mercato.platform.routing import get_runtime
 from mercato.web import csrf
@@ -49,16 +50,16 @@ async def claim(request: Request, actor: Principal, key: str | None) -> None:
     assert checked is not None
     rt = get_runtime(request)
     request_hash = await _fingerprint(request)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT_SECONDS
-    while True:
+
+    async def claimed() -> bool | None:
         try:
             request.state.idempotency_claim = await idempotency.claim(
                 rt.db, owner=f"user:{actor.user_id}", key=checked, request_hash=request_hash,
                 retention=timedelta(hours=rt.settings.idempotency_retention_hours),
                 lease=timedelta(seconds=rt.settings.idempotency_lease_seconds))
-            return
         except idempotency.IdempotencyKeyInFlight:
-            if loop.time() >= deadline:
-                raise
-            await asyncio.sleep(0.1)
+            return None  # the first click still runs: ask again
+        return True
+
+    if not await poll_until(claimed, deadline=asyncio.get_running_loop().time() + WAIT_SECONDS, interval=0.1):
+        raise idempotency.IdempotencyKeyInFlight()
