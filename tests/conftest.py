@@ -39,14 +39,41 @@ NATS_URL = os.environ.get("MERCATO_TEST_NATS_URL")
 DEFAULT_PASSWORD = "a perfectly fine test password"
 
 
+BACKEND_MARKERS = ("postgres", "redis", "rabbitmq", "nats")
+# Names by which a test module reaches a backend of the environment without the fixtures.
+BACKEND_NAMES = ("MERCATO_TEST_", "PG_URL", "REDIS_URL", "AMQP_URL", "NATS_URL")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked with a backend need it; they run in CI's scaled pass."""
+    """Tests marked with a backend need it; they run in CI's scaled pass. With
+    ``MERCATO_TEST_BACKENDS_ONLY=1`` (CI's second pass) only the tests that reach a backend
+    run: the others do the same thing on every backend and ran in the first pass."""
     needs = {"postgres": (PG_URL, "MERCATO_TEST_DATABASE_URL"), "redis": (REDIS_URL, "MERCATO_TEST_REDIS_URL"),
              "rabbitmq": (AMQP_URL, "MERCATO_TEST_AMQP_URL"), "nats": (NATS_URL, "MERCATO_TEST_NATS_URL")}
     for item in items:
         for marker, (url, variable) in needs.items():
             if marker in item.keywords and not url:
                 item.add_marker(pytest.mark.skip(reason=f"runs in the scaled pass ({variable})"))
+    if os.environ.get("MERCATO_TEST_BACKENDS_ONLY") == "1":
+        kept = [item for item in items if reaches_a_backend(item)]
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+
+
+_MODULE_REACHES: dict[Path, bool] = {}
+
+
+def reaches_a_backend(item: pytest.Item) -> bool:
+    """Whether a test can behave differently on another backend: it uses the database (the
+    ``database_url`` fixture, which settings, runtime, app and client build on), carries a
+    backend marker, or its module reads a backend's URL itself."""
+    if "database_url" in getattr(item, "fixturenames", ()) or any(m in item.keywords for m in BACKEND_MARKERS):
+        return True
+    path = Path(item.path)
+    if path not in _MODULE_REACHES:
+        source = path.read_text(encoding="utf-8")
+        _MODULE_REACHES[path] = any(name in source for name in BACKEND_NAMES)
+    return _MODULE_REACHES[path]
 
 
 def _admin_url(database: str) -> str:
