@@ -47,7 +47,7 @@ Lane = Literal["saga", "slow", "observer"]
 
 # Domains whose handlers.py the store loads at start.
 HANDLER_MODULES = ("catalog", "moderation", "notifications", "webhooks", "live", "policies", "wallet", "refunds",
-                   "earnings", "payments", "orders", "library", "installs", "history", "sync", "stats",
+                   "earnings", "payments", "orders", "installs", "history", "sync", "stats",
                    "market")
 
 

@@ -444,6 +444,18 @@ async def evict_details_of_publisher(session: AsyncSession, publisher_id: uuid.U
     await repository.evict_details_of(session, publisher_id=publisher_id)
 
 
+async def evict_details_of(session: AsyncSession, *, publisher_id: uuid.UUID | None = None,
+                           category_id: uuid.UUID | None = None) -> list[uuid.UUID]:
+    """Evict the cached details of a publisher's or a category's listings once the transaction
+    commits; returns their ids (the listing detail's handler evicts them in every process)."""
+    return await repository.evict_details_of(session, publisher_id=publisher_id, category_id=category_id)
+
+
+async def most_popular_in_category(session: AsyncSession, category_id: uuid.UUID, *, limit: int) -> list[Listing]:
+    """Published listings of a category, most downloaded and installed first (a detail's related listings)."""
+    return await repository.most_popular_in_category(session, category_id, limit=limit)
+
+
 # --- categories ---------------------------------------------------------------------------------
 
 async def categories(session: AsyncSession) -> list[Category]:
