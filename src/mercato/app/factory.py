@@ -70,6 +70,7 @@ from mercato.stats import endpoints as stats_endpoints
 from mercato.sync import endpoints as sync_endpoints
 from mercato.wallet import endpoints as wallet_endpoints
 from mercato.web import pages as web_pages
+from mercato.web import site as web_site
 from mercato.web.console import upload_rule as console_upload_rule
 from mercato.webhooks import endpoints as webhooks_endpoints
 
@@ -171,7 +172,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     payment_providers.configure(settings)
     app.include_router(ops_endpoints.router)
     # The pages (WEB.md): storefront and consoles, static files, /api/docs, error pages for page paths.
-    web_pages.install(app)
+    web_site.install(app)
     # Full path templates (with prefixes) of every route, for metrics labels.
     routes = api_routes(app)
     app.state.route_templates = {id(route): path for path, route in routes}

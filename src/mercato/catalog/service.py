@@ -20,7 +20,7 @@ from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
-from mercato.catalog import repository
+from mercato.catalog import presenter, repository
 from mercato.catalog.errors import (
     CategoryInUse,
     CategoryNotFound,
@@ -375,8 +375,6 @@ async def search_listings(session: AsyncSession, *, q: str | None = None, kind: 
     category or publisher matches nothing. Arguments are validated by the caller's query types;
     ``known``: the categories, when the caller has read them already (a page that searches more
     than once reads them once)."""
-    from mercato.catalog import presenter
-
     known = known if known is not None else await categories(session)
     category_id = next((c.id for c in known if c.slug == category), None) if category else None
     publisher_id = None
