@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from mercato.cli import output
+from mercato.cli import output as cli_output
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -63,7 +63,7 @@ listing_app = typer.Typer(help="Create the listing a package is published to.", 
 # --- error handling ----------------------------------------------------------------------
 
 def fail(message: str) -> NoReturn:
-    output.fail(" ".join(str(message).split()))
+    cli_output.fail(" ".join(str(message).split()))
     raise AssertionError("unreachable")  # pragma: no cover - fail() always raises
 
 
