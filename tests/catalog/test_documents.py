@@ -14,9 +14,11 @@ import httpx
 import pytest
 
 from mercato.app.runtime import Runtime
-from mercato.catalog import detail, repository
+from mercato.catalog.cache_keys import DETAIL_CACHE_PREFIX
 from mercato.config import Settings
 from mercato.kit.cache import SingleFlight
+from mercato.listing_detail import repository
+from mercato.listing_detail import service as detail
 from mercato.models import Listing
 from tests.catalog.support import V1, Shop
 from tests.conftest import REDIS_URL, Actor, Actors
@@ -183,7 +185,7 @@ async def test_related_listings_follow_their_changes_in_the_stored_documents(
                                  json={"name": "Sibling renamed"})
     assert patched.status_code == 200
     assert (await detail.from_documents(runtime, listing["slug"])) is None, "the category's document was cleared"
-    await runtime.cache.delete(repository.DETAIL_CACHE_PREFIX + listing["id"])
+    await runtime.cache.delete(DETAIL_CACHE_PREFIX + listing["id"])
     assert [r["name"] for r in (await _detail(client, listing["slug"]))["related"]] == ["Sibling renamed"]
 
 

@@ -18,9 +18,9 @@ from mercato.app.runtime import Runtime
 from mercato.kit.clock import utcnow
 from mercato.kit.keys import verify_document
 from mercato.library import service as library
-from mercato.licences import service as licences
 from mercato.licences.errors import KeyPoolEmpty, OrderLineNotFound
 from mercato.models import AuditEntry, LicenceKey, Order, OrderLine
+from mercato.orders.fulfilment import assign_key
 from mercato.wallet import service as wallet
 from tests.catalog.support import Shop
 from tests.conftest import Actor, Actors
@@ -62,7 +62,7 @@ async def order_lines(runtime: Runtime, listing: dict[str, Any], user_id: str, c
 
 async def assign(runtime: Runtime, listing: dict[str, Any], line_id: uuid.UUID) -> str | None:
     async with runtime.db.transaction() as session:
-        key = await licences.assign_key(session, listing_id=uuid.UUID(listing["id"]), order_line_id=line_id)
+        key = await assign_key(session, listing_id=uuid.UUID(listing["id"]), order_line_id=line_id)
         return None if key is None else key.key
 
 

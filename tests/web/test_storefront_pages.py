@@ -118,7 +118,7 @@ async def test_anonymous_listing_pages_show_every_review_change_at_once(
     """The extras beside the cached detail (first reviews, manifest facts) are cached for
     anonymous readers: a review's text edit, a reply and a deletion (the first two leave the
     detail's ETag as it was) show on the next page all the same."""
-    from mercato.catalog.repository import PAGE_CACHE_PREFIX
+    from mercato.catalog.cache_keys import PAGE_CACHE_PREFIX
 
     shop = await Shop.open(client, actors)
     listing = await shop.published(name="Cached Extras")

@@ -17,6 +17,7 @@ __all__ = ["create_app"]
 
 def __getattr__(name: str) -> Any:
     if name == "create_app":
+        # lazy: the CLI imports app.runtime and app.bootstrap without every module's routes (start-up time)
         from mercato.app.factory import create_app
 
         return create_app

@@ -32,6 +32,7 @@ from mercato.bus.events import load_event_types
 from mercato.bus.registry import load_handlers
 from mercato.bus.service import Bus
 from mercato.catalog import endpoints as catalog_endpoints
+from mercato.catalog import service as catalog_service
 from mercato.config import Settings, load_settings
 from mercato.coupons import endpoints as coupons_endpoints
 from mercato.earnings import endpoints as earnings_endpoints
@@ -45,6 +46,7 @@ from mercato.kit.http import BodyPolicy, BodyRule, RequestMiddleware, install_er
 from mercato.kit.logging import configure_logging
 from mercato.library import endpoints as library_endpoints
 from mercato.licences import endpoints as licences_endpoints
+from mercato.listing_detail import endpoints as listing_detail_endpoints
 from mercato.live import endpoints as live_endpoints
 from mercato.market import endpoints as market_endpoints
 from mercato.moderation import endpoints as review_endpoints
@@ -59,6 +61,7 @@ from mercato.payments import sandbox_endpoints
 from mercato.platform import idempotency
 from mercato.policies import endpoints as policies_endpoints
 from mercato.publishers import endpoints as publishers_endpoints
+from mercato.publishers.service import register_shown_on_listings_changed
 from mercato.ratings import endpoints as ratings_endpoints
 from mercato.receipts import endpoints as receipts_endpoints
 from mercato.refunds import endpoints as refunds_endpoints
@@ -67,6 +70,7 @@ from mercato.stats import endpoints as stats_endpoints
 from mercato.sync import endpoints as sync_endpoints
 from mercato.wallet import endpoints as wallet_endpoints
 from mercato.web import pages as web_pages
+from mercato.web import site as web_site
 from mercato.web.console import upload_rule as console_upload_rule
 from mercato.webhooks import endpoints as webhooks_endpoints
 
@@ -80,6 +84,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     # the access guard checks bearer tokens with accounts' and installs' checks (it imports neither)
     register_bearer_tokens(identify_bearer, touch_api_token_if_stale)
     register_instance_tokens(INSTANCE_TOKEN_PREFIX, identify_instance)
+    # a publisher's change that shows on its listings evicts their cached details (publishers import no catalog)
+    register_shown_on_listings_changed(catalog_service.evict_details_of_publisher)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -140,11 +146,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                        access_log=settings.access_log, slow_ms=settings.access_log_slow_ms)
 
     for module in (accounts_endpoints, access_endpoints, publishers_endpoints, audit_endpoints, bus_endpoints,
-                   live_endpoints, webhooks_endpoints, catalog_endpoints, publishing_endpoints, review_endpoints,
-                   library_endpoints, ratings_endpoints, notifications_endpoints, stats_endpoints, policies_endpoints,
-                   wallet_endpoints, refunds_endpoints, receipts_endpoints):
+                   live_endpoints, webhooks_endpoints, catalog_endpoints, listing_detail_endpoints,
+                   publishing_endpoints, review_endpoints, library_endpoints, ratings_endpoints,
+                   notifications_endpoints, stats_endpoints, policies_endpoints, wallet_endpoints,
+                   refunds_endpoints, receipts_endpoints):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(accounts_endpoints.admin_router, prefix=API_PREFIX)
+    app.include_router(review_endpoints.versions_router, prefix=API_PREFIX)
     app.include_router(licences_endpoints.router, prefix=API_PREFIX)
     app.include_router(orders_endpoints.router, prefix=API_PREFIX)
     app.include_router(coupons_endpoints.router, prefix=API_PREFIX)
@@ -164,7 +172,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     payment_providers.configure(settings)
     app.include_router(ops_endpoints.router)
     # The pages (WEB.md): storefront and consoles, static files, /api/docs, error pages for page paths.
-    web_pages.install(app)
+    web_site.install(app)
     # Full path templates (with prefixes) of every route, for metrics labels.
     routes = api_routes(app)
     app.state.route_templates = {id(route): path for path, route in routes}

@@ -46,9 +46,8 @@ ALL_EVENTS = "*"
 Lane = Literal["saga", "slow", "observer"]
 
 # Domains whose handlers.py the store loads at start.
-HANDLER_MODULES = ("catalog", "moderation", "notifications", "webhooks", "live", "policies", "wallet", "refunds",
-                   "earnings", "payments", "orders", "library", "installs", "history", "sync", "stats",
-                   "market")
+HANDLER_MODULES = ("listing_detail", "moderation", "notifications", "webhooks", "live", "policies", "wallet",
+                   "refunds", "earnings", "payments", "orders", "installs", "history", "sync", "stats", "market")
 
 
 @dataclass(frozen=True)

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Float, Numeric, and_, cast, delete, func, or_, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.access.permissions import Condition
+from mercato.catalog.cache_keys import cache_keys
 from mercato.kit.cache import evict_after_commit
 from mercato.kit.db import insert_unless_conflict, refresh_if_held
-from mercato.models import Category, CategoryDocument, Listing, ListingDailyStat, ListingDocument, Publisher
+from mercato.models import Category, Listing, ListingDailyStat, Publisher
 
 
 def visible(condition: Condition | None, publisher_ids: Sequence[uuid.UUID]) -> ColumnElement[bool]:
@@ -114,18 +114,6 @@ async def add_rating(session: AsyncSession, listing_id: uuid.UUID, *, count: int
                                      0.0),
         revision=Listing.revision + 1, updated_at=at).execution_options(synchronize_session=False))
     await _expire(session, listing_id)
-
-
-DETAIL_CACHE_PREFIX = "listing-detail:"
-# What the storefront's listing page shows beside the detail (manifest facts, first reviews),
-# for anonymous readers: evicted with the detail, and by every review change (web/storefront.py).
-PAGE_CACHE_PREFIX = "listing-page:"
-
-
-def cache_keys(*listing_ids: uuid.UUID | str) -> list[str]:
-    """The cache keys of these listings' details and listing pages' extras."""
-    return [prefix + str(listing_id) for listing_id in listing_ids for prefix in (DETAIL_CACHE_PREFIX,
-                                                                                   PAGE_CACHE_PREFIX)]
 
 
 async def _expire(session: AsyncSession, listing_id: uuid.UUID) -> None:
@@ -264,93 +252,6 @@ async def ids_of_publisher(session: AsyncSession, publisher_id: uuid.UUID) -> li
                                  .order_by(Listing.slug))
     return [(row[0], row[1]) for row in rows]
 
-
-
-# --- stored detail documents (models/catalog.py ListingDocument, migration 0012) ---------------------
-
-_DOCUMENT_QUERY = ("SELECT d.listing_id, d.head, d.built_at_ms, d.category_id, c.items, c.built_at_ms "
-                   "FROM listing_documents d LEFT JOIN category_documents c ON c.category_id = d.category_id "
-                   "WHERE d.{column} = {placeholder}")
-_DOCUMENT_QUERIES = {
-    (dialect, column): _DOCUMENT_QUERY.format(column=column, placeholder="$1" if dialect == "postgresql" else "?")
-    for dialect in ("postgresql", "sqlite") for column in ("listing_id", "slug")
-}
-
-
-@dataclass(frozen=True)
-class StoredDocument:
-    listing_id: uuid.UUID
-    head: str | None
-    built_at_ms: int | None
-    category_id: uuid.UUID | None
-    items: str | None  # the category's rendered listings, ``id<TAB>json`` per line
-    items_built_at_ms: int | None
-
-
-def _as_uuid(value: Any) -> uuid.UUID | None:
-    if value is None or isinstance(value, uuid.UUID):
-        return value
-    return uuid.UUID(str(value))  # asyncpg's own UUID type, or SQLite's 32 hex digits
-
-
-async def read_document(engine: AsyncEngine, key: str) -> StoredDocument | None:
-    """A listing's stored document and its category's, by id or slug: one indexed statement on
-    the driver's own connection (no ORM, no transaction: a single statement reads one snapshot)."""
-    try:
-        listing_id: uuid.UUID | None = uuid.UUID(key)
-    except ValueError:
-        listing_id = None
-    dialect = engine.dialect.name
-    sql = _DOCUMENT_QUERIES[(dialect, "listing_id" if listing_id else "slug")]
-    async with engine.connect() as connection:
-        driver = (await connection.get_raw_connection()).driver_connection
-        if dialect == "postgresql":
-            row = await driver.fetchrow(sql, listing_id or key.lower())
-        else:
-            cursor = await driver.execute(sql, (listing_id.hex if listing_id else key.lower(),))
-            try:
-                row = await cursor.fetchone()
-            finally:
-                await cursor.close()
-    if row is None:
-        return None
-    return StoredDocument(_as_uuid(row[0]), row[1], row[2], _as_uuid(row[3]), row[4], row[5])  # type: ignore[arg-type]
-
-
-async def document_generation(session: AsyncSession, key: str) -> int | None:
-    """The generation of a listing's document, read before the listing itself is (see
-    :func:`store_listing_document`)."""
-    try:
-        clause = ListingDocument.listing_id == uuid.UUID(key)
-    except ValueError:
-        clause = ListingDocument.slug == key.lower()
-    return await session.scalar(select(ListingDocument.generation).where(clause))  # type: ignore[no-any-return]
-
-
-async def category_generation(session: AsyncSession, category_id: uuid.UUID) -> int | None:
-    return await session.scalar(  # type: ignore[no-any-return]
-        select(CategoryDocument.generation).where(CategoryDocument.category_id == category_id))
-
-
-async def store_listing_document(session: AsyncSession, listing_id: uuid.UUID, *, generation: int, head: str,
-                                 category_id: uuid.UUID | None, built_at_ms: int) -> bool:
-    """Keep a rendering only if no change bumped the generation since it was read: a change
-    committed meanwhile is never hidden behind an older rendering."""
-    result = await session.execute(
-        update(ListingDocument).where(ListingDocument.listing_id == listing_id,
-                                      ListingDocument.generation == generation)
-        .values(head=head, category_id=category_id, built_at_ms=built_at_ms)
-        .execution_options(synchronize_session=False))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def store_category_document(session: AsyncSession, category_id: uuid.UUID, *, generation: int, items: str,
-                                  built_at_ms: int) -> bool:
-    result = await session.execute(
-        update(CategoryDocument).where(CategoryDocument.category_id == category_id,
-                                       CategoryDocument.generation == generation)
-        .values(items=items, built_at_ms=built_at_ms).execution_options(synchronize_session=False))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def most_popular_in_category(session: AsyncSession, category_id: uuid.UUID, *, limit: int) -> list[Listing]:

@@ -20,7 +20,7 @@ from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
-from mercato.catalog import repository
+from mercato.catalog import presenter, repository
 from mercato.catalog.errors import (
     CategoryInUse,
     CategoryNotFound,
@@ -375,8 +375,6 @@ async def search_listings(session: AsyncSession, *, q: str | None = None, kind: 
     category or publisher matches nothing. Arguments are validated by the caller's query types;
     ``known``: the categories, when the caller has read them already (a page that searches more
     than once reads them once)."""
-    from mercato.catalog import presenter
-
     known = known if known is not None else await categories(session)
     category_id = next((c.id for c in known if c.slug == category), None) if category else None
     publisher_id = None
@@ -442,6 +440,18 @@ async def evict_details_of_publisher(session: AsyncSession, publisher_id: uuid.U
     """Evict the cached details of a publisher's listings once the transaction commits (they
     show its name and badge)."""
     await repository.evict_details_of(session, publisher_id=publisher_id)
+
+
+async def evict_details_of(session: AsyncSession, *, publisher_id: uuid.UUID | None = None,
+                           category_id: uuid.UUID | None = None) -> list[uuid.UUID]:
+    """Evict the cached details of a publisher's or a category's listings once the transaction
+    commits; returns their ids (the listing detail's handler evicts them in every process)."""
+    return await repository.evict_details_of(session, publisher_id=publisher_id, category_id=category_id)
+
+
+async def most_popular_in_category(session: AsyncSession, category_id: uuid.UUID, *, limit: int) -> list[Listing]:
+    """Published listings of a category, most downloaded and installed first (a detail's related listings)."""
+    return await repository.most_popular_in_category(session, category_id, limit=limit)
 
 
 # --- categories ---------------------------------------------------------------------------------

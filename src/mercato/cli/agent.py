@@ -10,6 +10,9 @@ from typing import Annotated
 
 import typer
 
+from mercato.cli.licence import keys_from_option
+from mercato.cli.output import fail
+
 
 def agent(
     server: Annotated[str, typer.Option("--server", envvar="MERCATO_SERVER", show_default=False,
@@ -39,17 +42,13 @@ def agent(
     from mercato.agent.progress import TerminalProgress
     from mercato.agent.resources import HOST_VERSION
     from mercato.agent.runner import Agent, TokenRefused
-    from mercato.cli.main import fail
     from mercato.client.http import ClientError, PublicKey
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     pinned: list[PublicKey] | None = None
     if public_key:
-        # lazy: a command loads only what it runs (start-up time of mercato)
-        from mercato.cli.licence import _keys_from_option
-
         pinned = [PublicKey(id=key.id, algorithm=key.algorithm, public_key=key.public_key)
-                  for key in _keys_from_option(public_key)]
+                  for key in keys_from_option(public_key)]
     try:
         driver = FilesDriver(root)
     except OSError as error:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from mercato.cli.output import fail
+
 if TYPE_CHECKING:
     from mercato.kit.keys import PublicKey
 
@@ -25,9 +27,6 @@ LICENCE_FIELDS = ("id", "listing_id", "listing_slug", "user_id", "order_id", "is
 
 
 def _fail(message: str) -> NoReturn:
-    # cli.main imports this module to register its commands: its fail() is taken when called
-    from mercato.cli.main import fail
-
     fail(" ".join(message.split()))
     raise AssertionError("unreachable")  # pragma: no cover - fail() always raises
 
@@ -55,7 +54,7 @@ def _read_document(path: Path) -> dict[str, Any]:
     return document
 
 
-def _keys_from_option(value: str) -> list[PublicKey]:
+def keys_from_option(value: str) -> list[PublicKey]:
     """``value`` is base64 of a raw Ed25519 key, or a file holding that or ``GET /keys`` JSON."""
     # lazy: a command loads only what it runs (start-up time of mercato)
     from mercato.kit.keys import PublicKey, SigningKeyInvalid
@@ -127,7 +126,7 @@ def verify(
 
     document = _read_document(file)
     if public_key:
-        keys = _keys_from_option(public_key)
+        keys = keys_from_option(public_key)
     elif server:
         keys = _keys_from_server(server)
     else:

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from mercato.cli.output import fail
 from mercato.config import Settings, bound_url, load_settings, with_bound_address
 
 app = typer.Typer(help="Mercato: a self-hostable marketplace server for software.", no_args_is_help=True,
@@ -26,12 +27,6 @@ DataDir = Annotated[Path | None, typer.Option("--data-dir", envvar="MERCATO_DATA
 
 def _settings(data_dir: Path | None) -> Settings:
     return load_settings(data_dir=data_dir) if data_dir else load_settings()
-
-
-def fail(message: str) -> None:
-    """One readable line on stderr, exit 1: CLI errors are not tracebacks."""
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
 
 
 @app.command()

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from mercato.cli import output as cli_output
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress, TaskID
@@ -61,10 +63,7 @@ listing_app = typer.Typer(help="Create the listing a package is published to.", 
 # --- error handling ----------------------------------------------------------------------
 
 def fail(message: str) -> NoReturn:
-    # cli.main imports this module to register its commands: its fail() is taken when called
-    from mercato.cli.main import fail as main_fail
-
-    main_fail(" ".join(str(message).split()))
+    cli_output.fail(" ".join(str(message).split()))
     raise AssertionError("unreachable")  # pragma: no cover - fail() always raises
 
 

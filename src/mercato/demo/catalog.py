@@ -245,8 +245,8 @@ async def _create_listing(rt: Runtime, scratch: Path, item: DemoListing) -> None
         async with rt.db.transaction() as session:
             developer = await _principal(session, owner)
             await publishing.record_upload(session, actor=developer, key=item.slug, archive=archive, report=report)
-            await publishing.submit(session, actor=developer, key=item.slug, version=version, security_update=False,
-                                    note="")
+            await review.submit(session, actor=developer, key=item.slug, version=version, security_update=False,
+                                note="")
             reviewer = await _principal(session, "reviewer@mercato.test")
             version_row = await publishing.get_version(session, developer,
                                                        await catalog.get_visible(session, developer, item.slug),

@@ -1,5 +1,6 @@
-"""Earnings' reactions: the members of a publisher are told when an admin decided one of
-its payouts (in the inbox, and by e-mail where the store sends mail)."""
+"""Earnings' reactions: a completed order pays its publishers (the settlement), and the
+members of a publisher are told when an admin decided one of its payouts (in the inbox,
+and by e-mail where the store sends mail)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,26 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.bus.events import CloudEvent
-from mercato.bus.registry import observe
+from mercato.bus.registry import observe, subscribe
 from mercato.earnings.events import PayoutApproved, PayoutRejected
+from mercato.kit.failpoints import failpoint
 from mercato.kit.money import format_money
 from mercato.notifications import service as notifications
+from mercato.orders.events import OrderCompleted
 from mercato.publishers import service as publishers
 from mercato.publishers.errors import PublisherNotFound
+from mercato.wallet import service as wallet
+
+
+@subscribe(OrderCompleted, name="earnings.settle")
+async def settle_order(session: AsyncSession, event: CloudEvent[OrderCompleted]) -> None:
+    """At completion escrow pays each publisher its lines minus the commission frozen on the
+    order, and the platform the commission (M7)."""
+    order = event.data
+    await wallet.settle_order(session, order_id=order.order_id,
+                              splits=[wallet.Split(line.publisher_id, line.total) for line in order.lines],
+                              commission_bps=order.commission_bps, currency=order.currency)
+    await failpoint("saga.after_settlement")
 
 
 @observe(PayoutApproved, PayoutRejected, name="earnings.notify_payout_decided", each=True)

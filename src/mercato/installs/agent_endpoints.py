@@ -36,7 +36,7 @@ from mercato.kit.errors import RangeNotSatisfiable
 from mercato.kit.ranges import byte_range
 from mercato.kit.storage import ArtifactMissing
 from mercato.kit.waiting import poll_until
-from mercato.licences import service as licences
+from mercato.library import service as library
 from mercato.licences.errors import LicenceNotFound
 from mercato.models import InstallTask
 from mercato.platform.routing import RuntimeDep, TransactionalRoute, WriteSession
@@ -120,8 +120,8 @@ async def _present(session: AsyncSession, rt: Runtime, request: Request, task: I
                             format="tar.gz" if version.archive_format == "tar.gz" else "zip",  # a VSIX is a zip
                             signature=version.signature, signature_key_id=version.signature_key_id)
         try:
-            licence = await licences.licence_document(session, keys=rt.keys, user_id=task.owner_id,
-                                                      listing_id=installation.listing_id)
+            licence = await library.licence_document(session, keys=rt.keys, user_id=task.owner_id,
+                                                     listing_id=installation.listing_id)
         except LicenceNotFound:
             licence = None
     return AgentTask(id=task.id, kind=task.kind, state=task.state, attempt=task.attempt,  # type: ignore[arg-type]

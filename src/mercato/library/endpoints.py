@@ -1,11 +1,11 @@
-"""The caller's library (L1) and admin grants and revocations of entitlements (L2)."""
+"""The caller's library and signed licences (L1), and admin grants and revocations of entitlements (L2)."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from mercato.access.dependencies import idempotent, requires
 from mercato.access.permissions import Permission
@@ -19,7 +19,9 @@ from mercato.kit.schemas import Page
 from mercato.library import service
 from mercato.library.errors import EntitlementAlreadyRevoked, EntitlementNotFound
 from mercato.library.schemas import EntitlementGrant, EntitlementRead, LibraryItem, LibraryPage
-from mercato.platform.routing import ReadSession, TransactionalRoute, WriteSession
+from mercato.licences.errors import LicenceNotFound
+from mercato.licences.schemas import LicenceDocument
+from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 
 router = APIRouter(route_class=TransactionalRoute, tags=["library"])
 
@@ -79,3 +81,14 @@ async def revoke_entitlement(entitlement_id: uuid.UUID, actor: EntitlementAdmin,
     kept, with its download count). Revoking it again answers 409 `invalid_transition`."""
     return EntitlementRead.from_model(
         await service.admin_revoke(session, actor=actor, entitlement_id=entitlement_id, reason=reason))
+
+
+@router.get("/library/{listing_id}/license", response_model=LicenceDocument, responses=LicenceNotFound.responses())
+async def my_licence(listing_id: uuid.UUID, actor: Annotated[Principal, requires(Permission.library_read)],
+                     session: ReadSession, rt: RuntimeDep, response: Response) -> dict[str, Any]:
+    """The signed licence of a listing you are entitled to (404 `not_entitled` otherwise,
+    or once a refund revoked it), with the licence key handed out with your purchase.
+    Verify it offline: `mercato licence verify FILE`, or see docs/licences.md. The
+    document is the same on every request until the entitlement changes."""
+    response.headers["Cache-Control"] = "private, no-store"  # it may carry a licence key
+    return await service.licence_document(session, keys=rt.keys, user_id=actor.user_id, listing_id=listing_id)

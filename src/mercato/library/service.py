@@ -9,9 +9,8 @@ transaction, and only when they changed something.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,11 +22,12 @@ from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.catalog import service as catalog
 from mercato.kit.clock import utcnow
+from mercato.kit.keys import StoreKeys
 from mercato.library import repository
 from mercato.library.errors import EntitlementAlreadyRevoked, EntitlementNotFound
 from mercato.library.events import EntitlementGranted, EntitlementRevoked
 from mercato.licences import service as licences
-from mercato.licences.errors import KeyPoolEmpty
+from mercato.licences.errors import LicenceNotFound
 from mercato.models import Entitlement, Listing
 
 SOURCES = ("purchase", "free", "admin")
@@ -165,58 +165,42 @@ async def search(session: AsyncSession, *, user_id: uuid.UUID | None, listing_id
                                    active=active, after=after, limit=limit)
 
 
-# --- purchases (the order saga's grant) ---------------------------------------------------------------
+# --- purchases (the order saga's grant, orders.fulfilment.grant_order) --------------------------
 
-@dataclass(frozen=True)
-class OrderLineToGrant:
-    line_id: uuid.UUID
-    listing_id: uuid.UUID
-    delivery: str  # digital | physical
-
-
-@dataclass(frozen=True)
-class GrantRefused:
-    reason: str   # already_owned | licence_keys_exhausted
-    detail: str
+async def announce_for_order(session: AsyncSession, *, user_id: uuid.UUID, listing_id: uuid.UUID,
+                             order_id: uuid.UUID) -> None:
+    """Announce the user's existing entitlement again for an order that entitled them to
+    nothing new (``entitlement.granted`` with its ``order_id``), so the order learns the outcome."""
+    existing = await repository.of_user(session, user_id, listing_id)
+    if existing is not None:
+        await publish(session, CloudEvent.of(EntitlementGranted(
+            entitlement_id=existing.id, user_id=user_id, listing_id=existing.listing_id, source=existing.source,
+            order_id=order_id), subject=str(existing.id)))
 
 
-class _PoolEmpty(Exception):
-    def __init__(self, detail: str) -> None:
-        self.detail = detail
+# --- licence documents (L1) ---------------------------------------------------------------------
+# A licence document is the buyer's proof of entitlement, signed with the store's Ed25519 key
+# so that anyone verifies it offline against ``GET /keys`` (see ``docs/licences.md``).
+
+def _timestamp(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-async def grant_order(session: AsyncSession, *, order_id: uuid.UUID, user_id: uuid.UUID,
-                      lines: Sequence[OrderLineToGrant]) -> GrantRefused | None:
-    """Entitle the buyer to every line's listing (source ``purchase``), or to none.
+async def licence_document(session: AsyncSession, *, keys: StoreKeys, user_id: uuid.UUID,
+                           listing_id: uuid.UUID) -> dict[str, Any]:
+    """The signed licence of the user's active entitlement to the listing.
 
-    Refused (nothing granted, no key taken) when the buyer already holds a digital line's
-    listing (bought twice by two orders in flight at once) or a listing's key pool has no
-    key left. A physical line of a listing the buyer holds already is fine: the copy was
-    shipped; the existing entitlement stays. When no entitlement was new, the existing one
-    is announced again for the order (``entitlement.granted`` with its ``order_id``), so the
-    order always learns the outcome.
-    """
-    held = {line.listing_id for line in lines
-            if await repository.is_active(session, user_id, line.listing_id)}
-    for line in lines:
-        if line.delivery == "digital" and line.listing_id in held:
-            return GrantRefused("already_owned", f"The buyer already owns listing {line.listing_id}.")
-    try:
-        async with session.begin_nested():  # a pool running dry gives back the keys taken so far
-            for line in lines:
-                try:
-                    await licences.assign_key(session, listing_id=line.listing_id, order_line_id=line.line_id)
-                except KeyPoolEmpty as exc:
-                    raise _PoolEmpty(exc.detail) from None
-            for line in lines:
-                await grant(session, user_id=user_id, listing_id=line.listing_id, source="purchase",
-                                    order_id=order_id)
-    except _PoolEmpty as empty:
-        return GrantRefused("licence_keys_exhausted", empty.detail)
-    if all(line.listing_id in held for line in lines):
-        existing = await repository.of_user(session, user_id, lines[0].listing_id)
-        if existing is not None:
-            await publish(session, CloudEvent.of(EntitlementGranted(
-                entitlement_id=existing.id, user_id=user_id, listing_id=existing.listing_id, source=existing.source,
-                order_id=order_id), subject=str(existing.id)))
-    return None
+    Stable across requests (``issued_at`` is the grant time), so a client may cache it.
+    Raises :class:`LicenceNotFound` when the listing is unknown or the user holds no
+    active entitlement (never granted, or revoked by a refund)."""
+    entitlement = await repository.of_user(session, user_id, listing_id)
+    if entitlement is None or entitlement.revoked_at is not None:
+        raise LicenceNotFound(f"You hold no licence for listing {listing_id}.")
+    listing = await catalog.get_by_id(session, listing_id)
+    key = (await licences.key_of_order(session, entitlement.order_id, listing_id)
+           if entitlement.order_id is not None else None)
+    return keys.sign_document({"licence": {
+        "id": str(entitlement.id), "listing_id": str(listing.id), "listing_slug": listing.slug,
+        "user_id": str(entitlement.user_id),
+        "order_id": str(entitlement.order_id) if entitlement.order_id is not None else None,
+        "issued_at": _timestamp(entitlement.granted_at), "expires_at": None, "key": key}})

@@ -1,27 +1,23 @@
-"""Key pools of listings (M12) and the caller's signed licences (L1)."""
+"""Key pools of listings (M12); the caller's signed licences are the library's (library/endpoints.py)."""
 
 from __future__ import annotations
 
-import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path
 
 from mercato.access.dependencies import requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.catalog.errors import ListingNotFound
 from mercato.licences import service
-from mercato.licences.errors import LicenceNotFound
 from mercato.licences.schemas import (
     KeyPoolRead,
     KeyUpload,
     KeyUploadResult,
-    LicenceDocument,
 )
 from mercato.platform.routing import (
     ReadSession,
-    RuntimeDep,
     TransactionalRoute,
     WriteSession,
 )
@@ -54,14 +50,3 @@ async def key_pool(listing_id: ListingKey, actor: KeyManager, session: ReadSessi
     listing = await service.listing_for_keys(session, actor=actor, key=listing_id)
     counts = await service.pool(session, listing_id=listing.id)
     return KeyPoolRead(listing_id=listing.id, total=counts.total, free=counts.free, assigned=counts.assigned)
-
-
-@router.get("/library/{listing_id}/license", response_model=LicenceDocument, responses=LicenceNotFound.responses())
-async def my_licence(listing_id: uuid.UUID, actor: Annotated[Principal, requires(Permission.library_read)],
-                     session: ReadSession, rt: RuntimeDep, response: Response) -> dict[str, Any]:
-    """The signed licence of a listing you are entitled to (404 `not_entitled` otherwise,
-    or once a refund revoked it), with the licence key handed out with your purchase.
-    Verify it offline: `mercato licence verify FILE`, or see docs/licences.md. The
-    document is the same on every request until the entitlement changes."""
-    response.headers["Cache-Control"] = "private, no-store"  # it may carry a licence key
-    return await service.licence_document(session, keys=rt.keys, user_id=actor.user_id, listing_id=listing_id)

@@ -1,4 +1,5 @@
-"""The review queue: reviewers claim submitted versions and decide them; publishers appeal."""
+"""The review queue: publishers submit versions (and appeal rejections); reviewers claim
+submitted versions and decide them."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from fastapi import APIRouter, Query
 from mercato.access.dependencies import requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
+from mercato.catalog.errors import ListingNotFound, ListingTransitionRefused
+from mercato.catalog.schemas import ListingKey
+from mercato.kit.errors import Forbidden
 from mercato.kit.pagination import CursorParam, InvalidCursor, Limit, Total
 from mercato.models import ReviewTask
 from mercato.moderation import service
@@ -27,8 +31,13 @@ from mercato.moderation.schemas import (
 )
 from mercato.moderation.service import task_read
 from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
+from mercato.releases import service as publishing
+from mercato.releases.errors import NothingToSubmit, VersionNotFound, VersionTransitionRefused
+from mercato.releases.schemas import SubmitBody, VersionRead, VersionText, YankBody
 
 router = APIRouter(route_class=TransactionalRoute, tags=["review"])
+# A version's way into the queue, listed with the other version routes in the API documentation.
+versions_router = APIRouter(route_class=TransactionalRoute, tags=["versions"])
 
 Reviewer = Annotated[Principal, requires(Permission.review_task_decide)]
 DECISION_ERRORS = ReviewTaskNotFound.responses(ReviewTransitionRefused, ClaimedByOther, OwnPublisher)
@@ -129,3 +138,40 @@ async def deny_appeal(task_id: uuid.UUID, body: ReasonBody, session: WriteSessio
                       actor: Annotated[Principal, requires(Permission.review_appeal_decide)]) -> ReviewTaskRead:
     task = await service.decide_appeal(session, actor=actor, task_id=task_id, uphold=False, reason=body.reason)
     return await task_read(session, task)
+
+
+# --- into the queue: submitting a version, appealing a rejection ----------------------------------
+
+@versions_router.post("/listings/{listing_id}/submit", response_model=VersionRead,
+                      responses=ListingNotFound.responses(NothingToSubmit, ListingTransitionRefused, Forbidden))
+async def submit_listing(listing_id: ListingKey, session: WriteSession,
+                         actor: Annotated[Principal, requires(Permission.listing_submit)],
+                         body: SubmitBody | None = None) -> VersionRead:
+    """Submit the newest uploaded version; a draft (or rejected) listing goes into review with it."""
+    body = body or SubmitBody()
+    _, version = await service.submit(session, actor=actor, key=listing_id, version=None,
+                                      security_update=body.security_update, note=body.note)
+    return VersionRead.model_validate(version)
+
+
+@versions_router.post("/listings/{listing_id}/versions/{version}/submit", response_model=VersionRead,
+                      responses=ListingNotFound.responses(VersionNotFound, VersionTransitionRefused,
+                                                          ListingTransitionRefused, Forbidden))
+async def submit_version(listing_id: ListingKey, version: VersionText, session: WriteSession,
+                         actor: Annotated[Principal, requires(Permission.version_submit)],
+                         body: SubmitBody | None = None) -> VersionRead:
+    """Put an uploaded version into the review queue (high priority for security updates and
+    verified publishers)."""
+    body = body or SubmitBody()
+    _, found = await service.submit(session, actor=actor, key=listing_id, version=version,
+                                    security_update=body.security_update, note=body.note)
+    return VersionRead.model_validate(found)
+
+
+@versions_router.post("/listings/{listing_id}/versions/{version}/appeal", response_model=VersionRead,
+                      responses=ListingNotFound.responses(VersionNotFound, VersionTransitionRefused, Forbidden))
+async def appeal_rejection(listing_id: ListingKey, version: VersionText, body: YankBody, session: WriteSession,
+                           actor: Annotated[Principal, requires(Permission.review_appeal_create)]) -> VersionRead:
+    """Appeal a rejection, once; an admin upholds it (back to the queue) or denies it."""
+    task = await service.appeal(session, actor=actor, key=listing_id, version=version, reason=body.reason)
+    return VersionRead.model_validate(await publishing.by_id(session, task.version_id))

@@ -1,8 +1,10 @@
-"""The review queue (P3): reviewers claim a submitted version, then approve it, reject it or
-ask for changes, with a reason; a claim left too long returns to the queue; a rejection may
-be appealed once, and an upheld appeal opens a new task.
+"""The review queue (P3): a submitted version opens a task; reviewers claim it, then approve
+it, reject it or ask for changes, with a reason; a claim left too long returns to the queue;
+a rejection may be appealed once, and an upheld appeal opens a new task.
 
-Reviewers never see or decide tasks of publishers they belong to.
+Reviewers never see or decide tasks of publishers they belong to. This module drives the
+versions' review states through ``releases.service`` (submit, approve, refuse, reopen); the
+releases module never imports it.
 """
 
 from __future__ import annotations
@@ -53,6 +55,16 @@ async def open_task(session: AsyncSession, *, listing: Listing, version: Listing
     await publish(session, CloudEvent(type="review.created", subject=str(task.id), data=_data(
         task, version_id=str(version.id), version=version.version, priority=priority)))
     return task
+
+
+async def submit(session: AsyncSession, *, actor: Principal, key: str, version: str | None,
+                 security_update: bool, note: str) -> tuple[Listing, ListingVersion]:
+    """Put an uploaded version (the newest when ``version`` is None) into the review queue
+    (``releases.service.submit``) and open its task, with the note for the reviewer."""
+    listing, found, priority = await publishing.submit(session, actor=actor, key=key, version=version,
+                                                       security_update=security_update)
+    await open_task(session, listing=listing, version=found, priority=priority, note=note)
+    return listing, found
 
 
 async def _own_publishers(session: AsyncSession, actor: Principal) -> list[uuid.UUID]:
@@ -242,9 +254,6 @@ async def latest_of_version(session: AsyncSession, version_id: uuid.UUID) -> Rev
 async def task_read(session: AsyncSession, task: ReviewTask, *, detail: bool = False) -> ReviewTaskRead:
     """A task as the API and the review console show it: with its listing, publisher and version
     (and, with ``detail``, the version's manifest, checks and changelog)."""
-    from mercato.catalog import service as catalog
-    from mercato.releases import service as publishing
-
     listing = await catalog.get_by_id(session, task.listing_id)
     publisher = await publishers.get_by_id(session, task.publisher_id)
     version = await publishing.by_id(session, task.version_id)

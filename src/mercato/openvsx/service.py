@@ -32,6 +32,7 @@ from mercato.kit.security import new_secret, secret_digest
 from mercato.library import service as library
 from mercato.models import Listing, ListingVersion, Publisher
 from mercato.models.openvsx import RegistryToken
+from mercato.moderation import service as review
 from mercato.openvsx import repository
 from mercato.openvsx.errors import (
     AlreadyPublished,
@@ -613,6 +614,6 @@ async def publish(session: AsyncSession, *, actor: Principal, inspected: Inspect
                                                  report=report)
     except VersionExists:
         raise AlreadyPublished(f"Extension {extension_id} {manifest.version}{target} is already published.") from None
-    _, version = await publishing.submit(session, actor=actor, key=listing.slug, version=version.version,
-                                         security_update=False, note=f"Published with ovsx as {extension_id}.")
+    _, version = await review.submit(session, actor=actor, key=listing.slug, version=version.version,
+                                     security_update=False, note=f"Published with ovsx as {extension_id}.")
     return Extension(publisher=publisher, listing=listing, name=manifest.extension_name), version

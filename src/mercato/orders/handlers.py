@@ -1,6 +1,12 @@
 """The orders module's reactions in the checkout saga (DOMAIN.md "Saga"), the expiry
 sweep, and what follows a completed order (the buyer's notification, the sales count).
 
+The saga's steps that move the buyer's money (the wallet's escrow) and entitle the buyer
+(the library's grant) are here too: the orders module calls the wallet's and the library's
+services, so those modules never import orders and cannot react to its events. Those steps
+keep the subscriber names they were registered under (``wallet.…``, ``library.…``): the
+names are stored with every delivery.
+
 Each reaction is a guarded transition in the delivery's transaction, which also records
 the handled event: a redelivery, a crash before commit or a late event changes nothing
 twice, so every handler may run again after a restart.
@@ -15,17 +21,72 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.bus.context import HandlerContext
 from mercato.bus.events import CloudEvent
+from mercato.bus.outbox import publish
 from mercato.bus.registry import observe, subscribe
 from mercato.bus.scheduler import sweep
 from mercato.catalog import service as catalog
 from mercato.kit.failpoints import failpoint
 from mercato.kit.logging import log
+from mercato.ledger.errors import InsufficientFunds
 from mercato.library.events import EntitlementGranted, EntitlementRefused
 from mercato.notifications import service as notifications
-from mercato.orders import service
-from mercato.orders.events import OrderCompleted
+from mercato.orders import fulfilment, service
+from mercato.orders.events import (
+    OrderCanceled,
+    OrderCompleted,
+    OrderCreated,
+    OrderDelivered,
+    OrderExpired,
+    OrderFailed,
+    OrderPaid,
+)
 from mercato.payments.events import PaymentSucceeded
+from mercato.wallet import service as wallet
 from mercato.wallet.events import WalletDebited, WalletDebitRefused
+
+# --- the wallet's escrow: debit a new order, return what an order that ends took ----------
+
+@subscribe(OrderCreated, name="wallet.debit_order")
+async def debit_order(session: AsyncSession, event: CloudEvent[OrderCreated]) -> None:
+    """Take a new order's total into escrow: ``wallet.debited``, or ``wallet.debit_refused``
+    with the shortfall when the wallet holds less (nothing taken then)."""
+    order = event.data
+    # Free orders take nothing; an order that ended (canceled, expired) before this ran needs no money.
+    if order.total <= 0 or await service.status_of(session, order.order_id) != "created":
+        return
+    try:
+        posted = await wallet.debit_order(session, order_id=order.order_id, user_id=order.user_id,
+                                          amount=order.total, currency=order.currency)
+    except InsufficientFunds:
+        held = await wallet.balance(session, order.user_id)
+        await publish(session, CloudEvent.of(WalletDebitRefused(
+            order_id=order.order_id, user_id=order.user_id, total=order.total, currency=order.currency,
+            balance=held, shortfall=order.total - held), subject=str(order.order_id)))
+        await failpoint("saga.after_debit_refused")
+        return
+    await publish(session, CloudEvent.of(WalletDebited(
+        order_id=order.order_id, user_id=order.user_id, total=order.total, currency=order.currency,
+        transaction_id=posted.transaction.id), subject=str(order.order_id)))
+    await failpoint("saga.after_debit")
+
+
+Ending = EntitlementRefused | OrderCanceled | OrderExpired | OrderFailed
+
+
+@subscribe(EntitlementRefused, OrderCanceled, OrderExpired, OrderFailed, name="wallet.return_escrow")
+async def return_escrow(session: AsyncSession, event: CloudEvent[Ending]) -> None:
+    """Give the buyer back what an order that will not complete took (compensation). Only
+    an order whose debit was posted holds money; every path returns it under one reference
+    (``order-compensate:<order>``), so a refusal followed by ``order.failed`` returns it once.
+    A debit that lands after this ran is returned by the orders module on ``wallet.debited``."""
+    ending = event.data
+    total = ending.total or 0
+    if total <= 0 or not await wallet.order_was_debited(session, ending.order_id):
+        return
+    await wallet.return_escrow(session, reference=f"order-compensate:{ending.order_id}", order_id=ending.order_id,
+                               user_id=ending.user_id, amount=total, currency=ending.currency or "",
+                               memo="Order refunded: it did not complete")
+    await failpoint("saga.after_compensation")
 
 
 @subscribe(WalletDebited, name="orders.on_debited")
@@ -48,6 +109,31 @@ async def on_payment_succeeded(session: AsyncSession, event: CloudEvent[PaymentS
                                        user_id=payment.user_id, provider=payment.provider, amount=payment.amount,
                                        currency=payment.currency)
     await failpoint("saga.after_shortfall_paid")
+
+
+# --- the library's grant: a paid (or delivered) order entitles its buyer ----------------------
+
+async def _grant_or_refuse(session: AsyncSession, order: OrderPaid | OrderDelivered) -> None:
+    refused = await fulfilment.grant_order(session, order_id=order.order_id, user_id=order.user_id, lines=[
+        fulfilment.OrderLineToGrant(line.line_id, line.listing_id, line.delivery) for line in order.lines])
+    if refused is not None:
+        await publish(session, CloudEvent.of(EntitlementRefused(
+            order_id=order.order_id, user_id=order.user_id, reason=refused.reason, detail=refused.detail,
+            total=order.total, currency=order.currency), subject=str(order.order_id)))
+    await failpoint("saga.after_grant")
+
+
+@subscribe(OrderPaid, name="library.grant_on_paid")
+async def grant_on_paid(session: AsyncSession, event: CloudEvent[OrderPaid]) -> None:
+    """Digital-only orders are entitled once paid; orders with physical lines wait for
+    delivery (``order.delivered``) and are entitled whole then."""
+    if not event.data.physical:
+        await _grant_or_refuse(session, event.data)
+
+
+@subscribe(OrderDelivered, name="library.grant_on_delivered")
+async def grant_on_delivered(session: AsyncSession, event: CloudEvent[OrderDelivered]) -> None:
+    await _grant_or_refuse(session, event.data)
 
 
 @subscribe(EntitlementGranted, name="orders.complete_on_granted")

@@ -44,7 +44,7 @@ from mercato.ledger.errors import InsufficientFunds
 from mercato.library import service as library
 from mercato.models import Order, OrderLine, Shipment
 from mercato.notifications import service as notifications
-from mercato.orders import repository
+from mercato.orders import fulfilment, repository
 from mercato.orders.errors import (
     AlreadyOwned,
     LicenceKeysExhausted,
@@ -285,8 +285,8 @@ async def _settle_free(session: AsyncSession, order: Order, lines: list[OrderLin
     if any(line.delivery == "physical" for line in lines):
         await _mark_paid(session, order, lines, at=now)
         return
-    refused = await library.grant_order(session, order_id=order.id, user_id=order.user_id, lines=[
-        library.OrderLineToGrant(line.id, line.listing_id, line.delivery) for line in lines])
+    refused = await fulfilment.grant_order(session, order_id=order.id, user_id=order.user_id, lines=[
+        fulfilment.OrderLineToGrant(line.id, line.listing_id, line.delivery) for line in lines])
     if refused is not None:
         error = AlreadyOwned if refused.reason == "already_owned" else LicenceKeysExhausted
         raise error(refused.detail)
@@ -659,16 +659,6 @@ async def add_refunded(session: AsyncSession, order_id: uuid.UUID, amount: int, 
     ``refunded`` once all of its total is."""
     if await repository.add_refunded(session, order_id, amount, at=at) == "refunded":
         count_on_commit(session, ORDERS.labels("refunded"))
-
-
-async def listing_of_line(session: AsyncSession, line_id: uuid.UUID) -> uuid.UUID | None:
-    """The listing an order line is for; None when there is no such line."""
-    return await repository.listing_of_line(session, line_id)
-
-
-async def link_licence_key(session: AsyncSession, line_id: uuid.UUID, key_id: uuid.UUID) -> None:
-    """Record on the order line the licence key handed out to it (``order_lines.licence_key_id``)."""
-    await repository.link_licence_key(session, line_id, key_id)
 
 
 async def counts_since(session: AsyncSession, since: datetime) -> dict[str, int]:

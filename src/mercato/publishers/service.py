@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,7 +15,6 @@ from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
-from mercato.catalog import service as catalog
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden
 from mercato.models import Publisher, PublisherApplication
@@ -28,6 +28,21 @@ from mercato.publishers.errors import (
     PublisherNotFound,
     SlugTaken,
 )
+
+# Listings show their publisher's name, slug and badge. Whoever keeps copies of what a listing
+# shows (the catalog's cached details) hands in at wiring time (``mercato.app``) what to drop,
+# in the changing transaction, when those change: the catalog calls this module, so this
+# module never imports the catalog.
+ShownOnListingsChanged = Callable[[AsyncSession, uuid.UUID], Awaitable[None]]
+
+
+class _Listeners:
+    shown_on_listings_changed: ShownOnListingsChanged | None = None
+
+
+def register_shown_on_listings_changed(evict: ShownOnListingsChanged) -> None:
+    """``evict(session, publisher_id)`` runs when a change of the publisher shows on its listings."""
+    _Listeners.shown_on_listings_changed = evict
 
 
 async def get(session: AsyncSession, slug: str) -> Publisher:
@@ -223,8 +238,9 @@ async def update(session: AsyncSession, *, actor: Principal, slug: str, changes:
         setattr(publisher, field, changes[field])
     if changed:
         publisher.updated_at = utcnow()
-        if SHOWN_ON_LISTINGS.intersection(changed):
-            await catalog.evict_details_of_publisher(session, publisher.id)
+        evict = _Listeners.shown_on_listings_changed
+        if evict is not None and SHOWN_ON_LISTINGS.intersection(changed):
+            await evict(session, publisher.id)
         await publish(session, CloudEvent(type="publisher.updated", subject=str(publisher.id), data={
             "publisher_id": str(publisher.id), "slug": publisher.slug, "changed": changed}))
         action = AuditAction.publisher_verify if changed == ["verified"] else AuditAction.publisher_update

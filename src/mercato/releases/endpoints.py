@@ -1,4 +1,5 @@
-"""Versions: upload, list, submit, yank, appeal, download; and the store's public keys."""
+"""Versions: upload, list, yank, download; and the store's public keys. Submitting a version
+and appealing its rejection are the review queue's (moderation/endpoints.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import uuid
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.formparsers import MultiPartException
 
@@ -23,7 +24,6 @@ from mercato.kit.keys import ARTIFACT_PREFIX
 from mercato.kit.pagination import CursorParam, InvalidCursor, Limit
 from mercato.kit.schemas import Page
 from mercato.kit.storage import ArtifactMissing
-from mercato.moderation import service as review
 from mercato.packages.errors import PackageTooLarge
 from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.releases import service
@@ -31,19 +31,16 @@ from mercato.releases.downloads import archive_response
 from mercato.releases.errors import (
     ManifestMismatch,
     NotEntitled,
-    NothingToSubmit,
     RangeNotSatisfiable,
     VersionExists,
     VersionNotFound,
     VersionTransitionRefused,
 )
 from mercato.releases.ingest import ingest, spool
-from mercato.releases.schemas import KeysRead, PublicKeyRead, SubmitBody, VersionRead, YankBody
+from mercato.releases.schemas import KeysRead, PublicKeyRead, VersionRead, VersionText, YankBody
 
 router = APIRouter(route_class=TransactionalRoute, tags=["versions"])
 
-VersionText = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[0-9A-Za-z.+-]+$",
-                                  description="A SemVer version, e.g. 1.4.0.")]
 UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
     **ListingNotFound.responses(VersionExists, ManifestMismatch, Forbidden, ListingTransitionRefused, PackageTooLarge),
     422: {"description": "The package is not valid (codes: manifest_invalid, manifest_missing, archive_unsafe_path, "
@@ -133,32 +130,6 @@ async def upload_version(listing_id: ListingKey, request: Request, rt: RuntimeDe
     return VersionRead.model_validate(version)
 
 
-@router.post("/listings/{listing_id}/submit", response_model=VersionRead,
-             responses=ListingNotFound.responses(NothingToSubmit, ListingTransitionRefused, Forbidden))
-async def submit_listing(listing_id: ListingKey, session: WriteSession,
-                         actor: Annotated[Principal, requires(Permission.listing_submit)],
-                         body: SubmitBody | None = None) -> VersionRead:
-    """Submit the newest uploaded version; a draft (or rejected) listing goes into review with it."""
-    body = body or SubmitBody()
-    _, version = await service.submit(session, actor=actor, key=listing_id, version=None,
-                                      security_update=body.security_update, note=body.note)
-    return VersionRead.model_validate(version)
-
-
-@router.post("/listings/{listing_id}/versions/{version}/submit", response_model=VersionRead,
-             responses=ListingNotFound.responses(VersionNotFound, VersionTransitionRefused, ListingTransitionRefused,
-                                                 Forbidden))
-async def submit_version(listing_id: ListingKey, version: VersionText, session: WriteSession,
-                         actor: Annotated[Principal, requires(Permission.version_submit)],
-                         body: SubmitBody | None = None) -> VersionRead:
-    """Put an uploaded version into the review queue (high priority for security updates and
-    verified publishers)."""
-    body = body or SubmitBody()
-    _, found = await service.submit(session, actor=actor, key=listing_id, version=version,
-                                    security_update=body.security_update, note=body.note)
-    return VersionRead.model_validate(found)
-
-
 @router.post("/listings/{listing_id}/versions/{version}/yank", response_model=VersionRead,
              responses=ListingNotFound.responses(VersionNotFound, VersionTransitionRefused, Forbidden))
 async def yank_version(listing_id: ListingKey, version: VersionText, body: YankBody, session: WriteSession,
@@ -166,15 +137,6 @@ async def yank_version(listing_id: ListingKey, version: VersionText, body: YankB
     """Hide an approved version from new installs (owners keep it); "latest" moves down."""
     return VersionRead.model_validate(
         await service.yank(session, actor=actor, key=listing_id, version=version, reason=body.reason))
-
-
-@router.post("/listings/{listing_id}/versions/{version}/appeal", response_model=VersionRead,
-             responses=ListingNotFound.responses(VersionNotFound, VersionTransitionRefused, Forbidden))
-async def appeal_rejection(listing_id: ListingKey, version: VersionText, body: YankBody, session: WriteSession,
-                           actor: Annotated[Principal, requires(Permission.review_appeal_create)]) -> VersionRead:
-    """Appeal a rejection, once; an admin upholds it (back to the queue) or denies it."""
-    task = await review.appeal(session, actor=actor, key=listing_id, version=version, reason=body.reason)
-    return VersionRead.model_validate(await service.by_id(session, task.version_id))
 
 
 # --- downloads ----------------------------------------------------------------------------------

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import Field
 
 from mercato.kit.schemas import ReadModel, WriteModel
 
+# A version in a path (``/listings/{id}/versions/{version}``).
+VersionText = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[0-9A-Za-z.+-]+$",
+                                  description="A SemVer version, e.g. 1.4.0.")]
 VersionStatus = Literal["uploaded", "in_review", "approved", "rejected", "changes_requested", "yanked"]
 
 

@@ -28,7 +28,6 @@ from mercato.kit.errors import Forbidden
 from mercato.kit.keys import artifact_message
 from mercato.library import service as library
 from mercato.models import Listing, ListingVersion
-from mercato.moderation import service as review
 from mercato.publishers import service as publishers
 from mercato.releases import repository
 from mercato.releases.errors import (
@@ -156,9 +155,10 @@ async def listing_for_upload(session: AsyncSession, *, actor: Principal, key: st
 # --- submission and review outcomes -------------------------------------------------------------
 
 async def submit(session: AsyncSession, *, actor: Principal, key: str, version: str | None,
-                 security_update: bool, note: str) -> tuple[Listing, ListingVersion]:
-    """Put an uploaded version (the newest when ``version`` is None) into the review queue; a
-    listing that is not public yet goes into review with it."""
+                 security_update: bool) -> tuple[Listing, ListingVersion, str]:
+    """Put an uploaded version (the newest when ``version`` is None) into review; a listing
+    that is not public yet goes into review with it. Returns them and the review's priority:
+    the review task itself is opened by the caller, ``moderation.service.submit``."""
     listing = await catalog.get_for_change(session, actor, key, Permission.version_submit)
     if version is None:
         found = await repository.newest_uploaded(session, listing.id)
@@ -176,12 +176,11 @@ async def submit(session: AsyncSession, *, actor: Principal, key: str, version: 
     await catalog.on_submitted(session, listing, version=found.version)
     publisher = await publishers.get_by_id(session, listing.publisher_id)
     priority = "high" if security_update or publisher.verified else "normal"
-    await review.open_task(session, listing=listing, version=found, priority=priority, note=note)
     await publish(session, CloudEvent(type="version.submitted", subject=str(found.id), data=_data(listing, found)))
     await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.version_submit,
                 resource_type="version", resource_id=found.id,
                 after={"listing": listing.slug, "version": found.version, "priority": priority})
-    return listing, found
+    return listing, found, priority
 
 
 async def _refresh_latest(session: AsyncSession, listing: Listing) -> ListingVersion | None:

@@ -19,7 +19,6 @@ from mercato.installs.service import Scope
 from mercato.kit.errors import MercatoError, NotFound
 from mercato.kit.pagination import CursorParam, decode_cursor, encode_cursor
 from mercato.library import service as library
-from mercato.licences import service as licences
 from mercato.licences.errors import LicenceNotFound
 from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.releases.downloads import archive_response
@@ -41,8 +40,8 @@ async def _context(session: Any, rt: Any, actor: Principal, cursor: str | None, 
     items = []
     for entitlement, listing in zip(page, listings, strict=True):
         try:
-            document = await licences.licence_document(session, keys=rt.keys, user_id=actor.user_id,
-                                                       listing_id=listing.id)
+            document = await library.licence_document(session, keys=rt.keys, user_id=actor.user_id,
+                                                      listing_id=listing.id)
             key = document["licence"].get("key")
         except LicenceNotFound:
             key = None
@@ -76,7 +75,7 @@ async def library_download(request: Request, listing_id: uuid.UUID, actor: Downl
 async def library_licence(listing_id: uuid.UUID, actor: LibraryReader, session: ReadSession,
                           rt: RuntimeDep) -> Response:
     """The signed licence document (as ``GET /api/v1/library/{id}/license``), saved as a file."""
-    document = await licences.licence_document(session, keys=rt.keys, user_id=actor.user_id, listing_id=listing_id)
+    document = await library.licence_document(session, keys=rt.keys, user_id=actor.user_id, listing_id=listing_id)
     slug = document["licence"]["listing_slug"]
     return Response(json.dumps(document, indent=2, sort_keys=True), media_type="application/json", headers={
         "Content-Disposition": f'attachment; filename="licence-{slug}.json"', "Cache-Control": "private, no-store"})

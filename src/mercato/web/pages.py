@@ -17,7 +17,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.routing import APIRoute, iter_route_contexts
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -216,14 +215,8 @@ async def _to_sign_in(request: Request, exc: Exception) -> Response:
 
 
 def install(app: FastAPI) -> None:
-    """Static files, the pages' routers, security headers and error pages (after install_error_handlers)."""
-    # the page modules import web.pages: loaded when the routers are included
-    from mercato.web import apidocs, routers
-
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.include_router(apidocs.router)
-    for router in routers():
-        app.include_router(router)
+    """Error pages, security headers and the page renderer (after install_error_handlers);
+    ``web.site.install`` mounts the static files and the pages' routers, then calls this."""
     for key, handler in list(app.exception_handlers.items()):
         app.exception_handlers[key] = _as_page(handler)
     app.exception_handlers[session.SignInRequired] = _to_sign_in

@@ -19,7 +19,6 @@ from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
 
 from mercato.access.principal import Principal
-from mercato.catalog import detail
 from mercato.catalog import service as catalog
 from mercato.catalog.errors import CategoryNotFound
 from mercato.catalog.schemas import ListingDetail, ListingPage
@@ -27,6 +26,7 @@ from mercato.catalog.search import read_generation_once
 from mercato.kit.errors import Conflict, Forbidden
 from mercato.kit.pagination import CursorParam
 from mercato.kit.schemas import Slug
+from mercato.listing_detail import service as detail
 from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession
 from mercato.publishers import service as publishers
 from mercato.ratings import service as ratings
@@ -268,7 +268,7 @@ async def _cached_extras(rt: Any, session: Any, listing: ListingDetail,
     """The extras of a published listing for anonymous readers (the same for all of them),
     cached beside its detail under the detail's ETag: a changed detail (a new version, a
     rating) makes them stale at once, and every review change and everything that evicts the
-    detail evicts them too (catalog.repository.cache_keys). Also answers the extras' cached
+    detail evicts them too (catalog.cache_keys.cache_keys). Also answers the extras' cached
     form, which identifies them."""
     cache_key = detail.PAGE_CACHE_PREFIX + str(found.listing_id)
     cached = await rt.cache.get(cache_key)

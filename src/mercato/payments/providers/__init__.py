@@ -104,7 +104,8 @@ class Gateway:
 def build_gateway(settings: Settings) -> Gateway:
     gateway = Gateway(settings)
     if settings.sandbox_payments_enabled:
-        # the providers build on this module's base classes: imported when the gateway is built
+        # an adapter loaded only when enabled, like Stripe's; it also delivers its webhooks through
+        # payments.service, which imports this module
         from mercato.payments.providers.sandbox import SandboxProvider
 
         gateway.providers["sandbox"] = SandboxProvider(settings)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import re
 
-from fastapi import APIRouter
-
 from mercato.config import Settings
 from mercato.kit.http import BodyRule
 
@@ -21,12 +19,3 @@ UPLOAD_PATH = re.compile(r"^/console/publisher/[^/]+/listings/[^/]+/versions$")
 def upload_rule(settings: Settings) -> BodyRule:
     return BodyRule(UPLOAD_PATH, max_bytes=settings.package_max_bytes + 64 * 1024,
                     content_types=("multipart/form-data",))
-
-
-def routers() -> list[APIRouter]:
-    # the page modules import web.pages: loaded when the routers are included
-    from mercato.web.console import admin, admin_store, publisher, publisher_more, review
-
-    del publisher_more  # its pages are routes of publisher.router
-
-    return [review.router, admin.router, admin_store.router, publisher.router]

@@ -345,8 +345,8 @@ async def submit(slug: str, listing_id: str, version: str, request: Request, ses
         publisher = await _publisher(session, actor, slug, Permission.version_submit)
         listing = await _listing(session, actor, publisher, listing_id, Permission.version_submit)
         body = SubmitBody(note=note, security_update=security_update)
-        await publishing.submit(session, actor=actor, key=str(listing.id), version=version,
-                                security_update=body.security_update, note=body.note)
+        await review.submit(session, actor=actor, key=str(listing.id), version=version,
+                            security_update=body.security_update, note=body.note)
     except MercatoError as error:
         return await _refused_on_listing(request, session, actor, slug, listing_id, error)
     return redirect(str(request.url_for("console_publisher_listing", slug=slug, listing_id=listing_id))

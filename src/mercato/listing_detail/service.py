@@ -1,6 +1,10 @@
 """The listing detail (``GET /listings/{id_or_slug}``): assembled from stored documents in one
 indexed read, rendered from the database when they are missing or too old (and then stored).
 
+A read model above the domain modules: it gathers the listing (catalog), its approved
+versions (releases) and its rating histogram (ratings), which all depend on the catalog, so
+the catalog itself cannot.
+
 A detail is the listing's own part (``head``: every field up to ``"related":``, with its
 versions and rating histogram) followed by its related listings, which are the most popular
 published listings of its category except itself. The category's rendered listings are
@@ -22,12 +26,14 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 
 from mercato.access.principal import Principal
-from mercato.catalog import presenter, repository, service
+from mercato.catalog import cache_keys, presenter
+from mercato.catalog import service as catalog
+from mercato.catalog.cache_keys import DETAIL_CACHE_PREFIX
 from mercato.catalog.errors import ListingNotFound
-from mercato.catalog.repository import DETAIL_CACHE_PREFIX
 from mercato.catalog.schemas import ListingDetail, VersionBrief
 from mercato.kit.cache import SingleFlight
 from mercato.kit.logging import log
+from mercato.listing_detail import repository
 from mercato.platform.runtime import Runtime
 from mercato.ratings import service as ratings
 from mercato.releases import service as publishing
@@ -94,11 +100,11 @@ async def render(rt: Runtime, viewer: Principal | None, key: str) -> Detail:
         # Generations first: a change committed after this point bumps them, and the
         # rendering below is then not stored (it may predate the change).
         generation = await repository.document_generation(session, key)
-        listing = await service.get_visible(session, viewer, key)
+        listing = await catalog.get_visible(session, viewer, key)
         category_generation = top = None
         if listing.category_id is not None:
             category_generation = await repository.category_generation(session, listing.category_id)
-            top = await repository.most_popular_in_category(session, listing.category_id, limit=RELATED + 1)
+            top = await catalog.most_popular_in_category(session, listing.category_id, limit=RELATED + 1)
         versions = [VersionBrief.model_validate(v) for v in await publishing.approved_versions(session, listing.id)]
         # The listing and its category's listings presented together: one query for their
         # publishers and one for their categories.
@@ -150,8 +156,8 @@ def is_uuid(text: str) -> bool:
 
 
 # The storefront keeps a listing page's extras (manifest facts, first reviews) under this prefix;
-# whatever evicts a detail evicts them too (repository.cache_keys).
-PAGE_CACHE_PREFIX = repository.PAGE_CACHE_PREFIX
+# whatever evicts a detail evicts them too (catalog.cache_keys.cache_keys).
+PAGE_CACHE_PREFIX = cache_keys.PAGE_CACHE_PREFIX
 # One rendering of a listing's detail at a time per process; the others wait for it.
 RENDERING = SingleFlight()
 

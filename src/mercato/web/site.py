@@ -1,0 +1,40 @@
+"""The web pages put together: every page router in the order the app includes them, and
+:func:`install`, which mounts them with the static files into the app. It sits above every
+page module (they all import ``web.pages``), so it imports them all up front."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from mercato.web import (
+    account,
+    apidocs,
+    artwork,
+    cart,
+    instances,
+    library,
+    notifications,
+    orders,
+    pages,
+    storefront,
+    wallet,
+)
+from mercato.web.console import admin, admin_store, publisher, review
+from mercato.web.console import publisher_more as publisher_more  # its pages are routes of publisher.router
+
+
+def routers() -> list[APIRouter]:
+    """Every page router, in the order the app includes them."""
+    return [storefront.router, account.router, artwork.router, cart.router, orders.router, wallet.router,
+            library.router, instances.router, notifications.router,
+            review.router, admin.router, admin_store.router, publisher.router]
+
+
+def install(app: FastAPI) -> None:
+    """Static files, the pages' routers, security headers and error pages (after install_error_handlers)."""
+    app.mount("/static", StaticFiles(directory=pages.HERE / "static"), name="static")
+    app.include_router(apidocs.router)
+    for router in routers():
+        app.include_router(router)
+    pages.install(app)
