@@ -150,13 +150,9 @@ async def test_anonymous_listing_pages_show_every_review_change_at_once(
 
 
 async def test_a_page_s_searches_read_the_index_generation_once_and_a_bump_forgets_it(runtime: Runtime) -> None:
-    from mercato.catalog.search import (
-        GENERATION_MEMO,
-        SearchQuery,
-        bump_generation,
-        listing_search_for,
-        read_generation_once,
-    )
+    from mercato.catalog.search.backend import listing_search_for
+    from mercato.catalog.search.cache import GENERATION_MEMO, bump_generation, read_generation_once
+    from mercato.catalog.search.query import SearchQuery
 
     search = listing_search_for(runtime.db.reader.dialect.name)
     async with runtime.db.read_session() as session:

@@ -32,7 +32,8 @@ from mercato.catalog.errors import (
     UnknownCategory,
 )
 from mercato.catalog.schemas import ListingPage
-from mercato.catalog.search import SearchQuery, listing_search_for
+from mercato.catalog.search.backend import listing_search_for
+from mercato.catalog.search.query import SearchQuery
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden
 from mercato.models import Category, Listing, Publisher
