@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.catalog import service
+from mercato.catalog import repository
 from mercato.catalog.schemas import (
     CategoryRead,
     LatestVersion,
@@ -52,11 +52,11 @@ async def present(session: AsyncSession, listings: Sequence[Listing], *,
                   categories: Sequence[Category] | None = None) -> list[ListingRead]:
     """Many listings with their publishers and categories, in two extra queries (one when
     the caller already holds every category)."""
-    owners = await service.publishers_by_id(session, {listing.publisher_id for listing in listings})
+    owners = await repository.publishers(session, {listing.publisher_id for listing in listings})
     if categories is not None:
         by_id = {category.id: category for category in categories}
     else:
-        by_id = await service.categories_by_id(
+        by_id = await repository.categories_by_id(
             session, {listing.category_id for listing in listings if listing.category_id})
     return [listing_read(listing, owners[listing.publisher_id],
                          by_id.get(listing.category_id) if listing.category_id else None)
