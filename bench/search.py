@@ -50,7 +50,8 @@ from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from mercato.catalog.search import SearchQuery, listing_search_for
+from mercato.catalog.search.backend import listing_search_for
+from mercato.catalog.search.query import SearchQuery
 from mercato.kit import migrate
 from mercato.kit.db import Database
 from mercato.models import Category, Listing, Publisher

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mercato.app.runtime import Runtime
-from mercato.catalog.search import ListingSearch, SearchQuery, listing_search_for
+from mercato.catalog.search.backend import listing_search_for
+from mercato.catalog.search.query import ListingSearch, SearchQuery
 from mercato.models import Category, Listing, Publisher
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)

@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import text
 
 from mercato.app.runtime import Runtime
-from mercato.catalog.search import SearchQuery, encode_cursor, parse_query
+from mercato.catalog.search.cursor import encode_cursor
+from mercato.catalog.search.query import SearchQuery, parse_query
 from mercato.kit.errors import ValidationFailed
 from tests.catalog.search_data import Shelf, Spec, catalog, make_shelf
 

@@ -121,7 +121,7 @@ def test_migrations_match_the_models(tmp_path: Path) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from mercato.catalog.search import autogenerate_includes
+    from mercato.catalog.search.index import autogenerate_includes
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'cmp.db'}"
     migrate.upgrade(url)

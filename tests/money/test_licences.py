@@ -20,7 +20,7 @@ from mercato.kit.keys import verify_document
 from mercato.library import service as library
 from mercato.licences.errors import KeyPoolEmpty, OrderLineNotFound
 from mercato.models import AuditEntry, LicenceKey, Order, OrderLine
-from mercato.orders.fulfilment import assign_key
+from mercato.orders.grant import assign_key
 from mercato.wallet import service as wallet
 from tests.catalog.support import Shop
 from tests.conftest import Actor, Actors

@@ -1,8 +1,10 @@
-"""Catalog rules: categories, listings, their states and who may see or change them.
+"""Catalog rules: listings, their states and who may see or change them; what other modules
+use of the catalog (stock, counters, review outcomes, categories, search).
 
 Listing states follow DOMAIN.md. Review outcomes reach a listing through
 :func:`on_submitted`, :func:`on_approved` and :func:`on_refused`, called by the review
-module in its own transaction.
+module in its own transaction. Beside this module: ``categories`` (the store's categories)
+and ``browse`` (``GET /listings``: search, filters, facets), re-exported here.
 """
 
 from __future__ import annotations
@@ -20,37 +22,39 @@ from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
-from mercato.catalog import presenter, repository
-from mercato.catalog.errors import (
-    CategoryInUse,
-    CategoryNotFound,
-    CategorySlugTaken,
-    InvalidOffer,
-    ListingNotFound,
-    ListingSlugTaken,
-    ListingTransitionRefused,
-    UnknownCategory,
+from mercato.catalog import repository
+from mercato.catalog.browse import facet_counts, search_listings, visible_batch_by_ids
+from mercato.catalog.categories import (
+    categories,
+    categories_by_id,
+    category,
+    category_id_of,
+    create_category,
+    delete_category,
+    seed_categories,
+    update_category,
 )
-from mercato.catalog.schemas import ListingPage
-from mercato.catalog.search import SearchQuery, listing_search_for
+from mercato.catalog.errors import InvalidOffer, ListingNotFound, ListingSlugTaken, ListingTransitionRefused
+from mercato.catalog.search.backend import listing_search_for
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden
-from mercato.models import Category, Listing, Publisher
+from mercato.models import Listing, Publisher
 from mercato.publishers import service as publishers
-from mercato.publishers.errors import PublisherNotFound
+
+__all__ = [
+    "REVIEWABLE", "add_rating", "add_to_day", "categories", "categories_by_id", "category", "count", "create",
+    "create_category", "daily_stats", "delete_category", "delist", "evict_details", "evict_details_of", "evict_details_of_publisher",
+    "facet_counts", "for_admin", "get_by_id", "get_for_change", "get_visible", "index_generation",
+    "listings_of_publisher", "most_popular_in_category",
+    "of_publisher", "on_approved", "on_latest_changed", "on_refused", "on_submitted", "publishers_by_id",
+    "reindex", "related", "relist", "reserve_stock", "return_stock", "scope", "search_listings",
+    "seed_categories", "suspend", "unsuspend", "update", "update_category", "visible_batch",
+    "visible_batch_by_ids",
+]
 
 # Listing states from which a submitted version puts the listing (back) into review.
 REVIEWABLE = ("draft", "rejected", "changes_requested")
-DEFAULT_CATEGORIES = (
-    ("productivity", "Productivity", "Notes, tasks, calendars and office tools."),
-    ("developer-tools", "Developer tools", "Editors, plugins, debuggers and build tools."),
-    ("media", "Media", "Photos, music, video and streaming."),
-    ("communication", "Communication", "Chat, mail and collaboration."),
-    ("security", "Security", "Passwords, backups, VPNs and monitoring."),
-    ("games", "Games", "Games of every genre."),
-    ("utilities", "Utilities", "System tools and small helpers."),
-    ("education", "Education", "Learning and reference."),
-)
+
 
 
 # --- who sees what ------------------------------------------------------------------------------
@@ -160,16 +164,6 @@ def _offer_columns(offers: list[dict[str, Any]], currency: str) -> dict[str, Any
     return columns
 
 
-async def _category_id(session: AsyncSession, slug: str | None) -> uuid.UUID | None:
-    if slug is None:
-        return None
-    category = await repository.category_by_slug(session, slug)
-    if category is None:
-        raise UnknownCategory(f"There is no category {slug!r}; GET /api/v1/categories lists them.", errors=[
-            {"loc": ["body", "category"], "msg": "unknown category", "type": "value_error"}])
-    return category.id
-
-
 def _event_data(listing: Listing, **extra: Any) -> dict[str, Any]:
     return {"listing_id": str(listing.id), "publisher_id": str(listing.publisher_id), "slug": listing.slug, **extra}
 
@@ -189,7 +183,7 @@ async def create(session: AsyncSession, *, actor: Principal, fields: dict[str, A
     now = utcnow()
     listing = Listing(
         id=uuid.uuid4(), slug=fields["slug"], publisher_id=publisher.id, name=fields["name"], kind=fields["kind"],
-        status="draft", category_id=await _category_id(session, fields.get("category")),
+        status="draft", category_id=await category_id_of(session, fields.get("category")),
         tags=list(dict.fromkeys(fields.get("tags") or [])), summary=fields.get("summary", ""),
         description=fields.get("description", ""), homepage=fields.get("homepage"), license=fields.get("license"),
         icon_url=fields.get("icon_url"), screenshots=fields.get("screenshots") or [], platforms=[],
@@ -219,7 +213,7 @@ async def update(session: AsyncSession, *, actor: Principal, key: str, changes: 
                 continue
             values[field] = list(dict.fromkeys(value)) if field == "tags" else value
     if "category" in changes:
-        values["category_id"] = await _category_id(session, changes["category"])
+        values["category_id"] = await category_id_of(session, changes["category"])
     if changes.get("offers") is not None:
         values.update(_offer_columns(changes["offers"], currency))
     before = {field: getattr(listing, field) for field in values}
@@ -363,59 +357,6 @@ async def add_rating(session: AsyncSession, listing_id: uuid.UUID, *, count: int
         await repository.add_daily(session, listing_id, utcnow().date(), ratings=count, rating_sum=total)
 
 
-# --- browse and search (the API and the storefront) --------------------------------------------
-
-async def search_listings(session: AsyncSession, *, q: str | None = None, kind: str | None = None,
-                          category: str | None = None, price: str | None = None, delivery: str | None = None,
-                          platform: str | None = None, publisher: str | None = None, sort: str = "relevance",
-                          cursor: str | None = None, limit: int = 20, facets: bool = True,
-                          known: list[Category] | None = None) -> ListingPage:
-    """Published listings as ``GET /listings`` answers them (the API and the storefront): full
-    text, filters, sorts and facet counts (``facets.category`` keyed by category slug). An unknown
-    category or publisher matches nothing. Arguments are validated by the caller's query types;
-    ``known``: the categories, when the caller has read them already (a page that searches more
-    than once reads them once)."""
-    known = known if known is not None else await categories(session)
-    category_id = next((c.id for c in known if c.slug == category), None) if category else None
-    publisher_id = None
-    if publisher is not None:
-        try:
-            publisher_id = (await publishers.get(session, publisher)).id
-        except PublisherNotFound:
-            publisher_id = uuid.UUID(int=0)
-    if category is not None and category_id is None:
-        category_id = uuid.UUID(int=0)
-    result = await listing_search_for(session.bind.dialect.name).search(session, SearchQuery(
-        q=q.strip() or None if q else None, kind=kind, category_id=category_id, price=price,  # type: ignore[arg-type]
-        delivery=delivery, platform=platform, publisher_id=publisher_id, sort=sort,  # type: ignore[arg-type]
-        cursor=cursor, limit=limit, facets=facets))
-    found = {listing.id: listing for listing in await visible_batch_by_ids(session, result.ids)}
-    items = await presenter.present(session, [found[i] for i in result.ids if i in found], categories=known)
-    slugs = {str(c.id): c.slug for c in known}
-    out_facets = dict(result.facets)
-    if "category" in out_facets:
-        out_facets["category"] = {slugs.get(key, key): n for key, n in out_facets["category"].items()}
-    return ListingPage(items=items, next_cursor=result.next_cursor, total=result.total, facets=out_facets)
-
-
-async def facet_counts(session: AsyncSession, *, categories: list[Category], q: str | None = None,
-                       kind: str | None = None, category: str | None = None, price: str | None = None,
-                       delivery: str | None = None, platform: str | None = None) -> dict[str, dict[str, int]]:
-    """Only the facet counts ``GET /listings`` would answer for these filters (category keyed by
-    slug), without reading, hydrating and presenting a page of listings: the storefront's
-    count of a chosen filter's alternatives (one per active filter) needs nothing else."""
-    category_id = next((c.id for c in categories if c.slug == category), uuid.UUID(int=0)) if category else None
-    result = await listing_search_for(session.bind.dialect.name).search(session, SearchQuery(
-        q=q.strip() or None if q else None, kind=kind, category_id=category_id, price=price,  # type: ignore[arg-type]
-        delivery=delivery, platform=platform, sort="popular", limit=1, facets=True,  # type: ignore[arg-type]
-        items=False))
-    out = dict(result.facets)
-    if "category" in out:
-        slugs = {str(c.id): c.slug for c in categories}
-        out["category"] = {slugs.get(key, key): n for key, n in out["category"].items()}
-    return out
-
-
 # --- stock (M9, INV-5): the order saga's reservations, in the caller's transaction --------------
 
 async def reserve_stock(session: AsyncSession, listing_id: uuid.UUID, quantity: int) -> bool:
@@ -454,77 +395,6 @@ async def most_popular_in_category(session: AsyncSession, category_id: uuid.UUID
     return await repository.most_popular_in_category(session, category_id, limit=limit)
 
 
-# --- categories ---------------------------------------------------------------------------------
-
-async def categories(session: AsyncSession) -> list[Category]:
-    return await repository.categories(session)
-
-
-async def categories_by_id(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Category]:
-    return await repository.categories_by_id(session, ids)
-
-
-async def category(session: AsyncSession, slug: str) -> Category:
-    found = await repository.category_by_slug(session, slug)
-    if found is None:
-        raise CategoryNotFound(f"There is no category {slug!r}.")
-    return found
-
-
-async def seed_categories(session: AsyncSession) -> None:
-    """The default categories, once, on a store that has none (admins edit them after)."""
-    if await repository.any_category(session):
-        return
-    now = utcnow()
-    for position, (slug, name, description) in enumerate(DEFAULT_CATEGORIES):
-        await repository.add_category(session, Category(id=uuid.uuid4(), slug=slug, name=name,
-                                                        description=description, position=position,
-                                                        created_at=now, updated_at=now))
-
-
-async def create_category(session: AsyncSession, *, actor: Principal, fields: dict[str, Any]) -> Category:
-    now = utcnow()
-    created = Category(id=uuid.uuid4(), created_at=now, updated_at=now, **fields)
-    if await repository.category_by_slug(session, created.slug) or not await repository.add_category(session, created):
-        raise CategorySlugTaken(f"The category slug {created.slug!r} is taken.")
-    await publish(session, CloudEvent(type="category.changed", subject=str(created.id),
-                                      data={"category_id": str(created.id), "slug": created.slug,
-                                            "change": "created"}))
-    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.category_create,
-                resource_type="category", resource_id=created.id, after=fields)
-    return created
-
-
-async def update_category(session: AsyncSession, *, actor: Principal, slug: str,
-                          changes: dict[str, Any]) -> Category:
-    found = await category(session, slug)
-    changes = {field: value for field, value in changes.items() if value is not None}
-    before = {field: getattr(found, field) for field in changes}
-    for field, value in changes.items():
-        setattr(found, field, value)
-    if changes:
-        found.updated_at = utcnow()
-        await repository.evict_details_of(session, category_id=found.id)  # details show their category
-        await publish(session, CloudEvent(type="category.changed", subject=str(found.id),
-                                          data={"category_id": str(found.id), "slug": found.slug,
-                                                "change": "updated"}))
-        await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.category_update,
-                    resource_type="category", resource_id=found.id, before=before, after=changes)
-    return found
-
-
-async def delete_category(session: AsyncSession, *, actor: Principal, slug: str) -> None:
-    found = await category(session, slug)
-    if await repository.category_in_use(session, found.id):
-        raise CategoryInUse(f"Move the listings of {slug!r} to another category first.")
-    await repository.delete_category(session, found.id)
-    await repository.evict_details_of(session, category_id=found.id)
-    await publish(session, CloudEvent(type="category.changed", subject=str(found.id),
-                                      data={"category_id": str(found.id), "slug": slug, "change": "deleted"}))
-    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.category_delete,
-                resource_type="category", resource_id=found.id, before={"slug": slug, "name": found.name})
-
-
 # --- stats --------------------------------------------------------------------------------------
 
 async def listings_of_publisher(session: AsyncSession, publisher_id: uuid.UUID) -> list[tuple[uuid.UUID, str]]:
@@ -539,11 +409,6 @@ async def daily_stats(session: AsyncSession, listing_ids: Sequence[uuid.UUID], *
 
 async def publishers_by_id(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, Publisher]:
     return await repository.publishers(session, ids)
-
-
-async def visible_batch_by_ids(session: AsyncSession, ids: Sequence[uuid.UUID]) -> list[Listing]:
-    """Published listings by id (search results are published ones)."""
-    return await repository.by_ids(session, ids, condition=None, publisher_ids=())
 
 
 async def related(session: AsyncSession, listing: Listing) -> list[Listing]:

@@ -165,7 +165,7 @@ async def search(session: AsyncSession, *, user_id: uuid.UUID | None, listing_id
                                    active=active, after=after, limit=limit)
 
 
-# --- purchases (the order saga's grant, orders.fulfilment.grant_order) --------------------------
+# --- purchases (the order saga's grant, orders.grant.grant_order) --------------------------
 
 async def announce_for_order(session: AsyncSession, *, user_id: uuid.UUID, listing_id: uuid.UUID,
                              order_id: uuid.UUID) -> None:

@@ -18,6 +18,6 @@ class LicenceNotFound(NotFound):
 
 
 class OrderLineNotFound(NotFound):
-    """``orders.fulfilment.assign_key`` was asked for an order line that does not exist or is of another listing."""
+    """``orders.grant.assign_key`` was asked for an order line that does not exist or is of another listing."""
 
     code, title = "order_line_not_found", "No such order line"

@@ -1,7 +1,7 @@
 """Key pools (M12).
 
 A publisher uploads licence keys for a listing; the order saga hands one out per order
-line (``orders.fulfilment.assign_key``, which takes it with :func:`take_key`). A key handed
+line (``orders.grant.assign_key``, which takes it with :func:`take_key`). A key handed
 out stays with its buyer for good, even after a refund: the buyer may already have used
 it, so giving it to someone else could leave two people with one key. There is
 deliberately no ``release_key``.
@@ -81,7 +81,7 @@ async def upload_keys(session: AsyncSession, *, actor: Principal, listing: Listi
     return result
 
 
-# --- handing keys out (the order saga, orders.fulfilment.assign_key) ------------------------------
+# --- handing keys out (the order saga, orders.grant.assign_key) ------------------------------
 
 async def has_pool(session: AsyncSession, listing_id: uuid.UUID) -> bool:
     """Whether the listing has a key pool (a key was ever uploaded)."""

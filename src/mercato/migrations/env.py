@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from mercato.catalog.search import autogenerate_includes
+from mercato.catalog.search.index import autogenerate_includes
 from mercato.models import Base
 
 config = context.config

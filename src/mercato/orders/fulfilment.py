@@ -1,92 +1,149 @@
-"""What a paid order hands its buyer (the checkout saga's grant, DOMAIN.md "Saga"): an
-entitlement to every line's listing, each line with a licence key when its listing has a
-key pool, or nothing at all.
-
-The orders module drives this step because it calls both the library (entitlements) and
-the licences module (key pools), and neither of them knows about orders.
-"""
+"""After payment, before completion: the buyer's and the publishers' actions on an order.
+The buyer cancels an unpaid order; a publisher (or an admin) cancels one awaiting shipment,
+ships its part and marks it delivered. Once every part is delivered, ``order.delivered``
+lets the library entitle the buyer, which completes the order (the saga)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.library import service as library
-from mercato.licences import service as licences
-from mercato.licences.errors import KeyPoolEmpty, OrderLineNotFound
-from mercato.models import LicenceKey
+from mercato.access.permissions import Condition, Permission
+from mercato.access.principal import Principal
+from mercato.audit.actions import AuditAction
+from mercato.audit.service import record as audit
+from mercato.kit.clock import utcnow
+from mercato.models import Order
+from mercato.notifications import service as notifications
 from mercato.orders import repository
+from mercato.orders.errors import OrderNotFound, OrderTransitionRefused
+from mercato.orders.queries import lines
+from mercato.orders.transitions import UNPAID, close, line_data, publish_order_event
+from mercato.publishers import service as publishers
 
 
-async def assign_key(session: AsyncSession, *, listing_id: uuid.UUID, order_line_id: uuid.UUID) -> LicenceKey | None:
-    """Hand one free key of the listing's pool to the order line, in the caller's transaction.
-
-    None when the listing has no key pool (no key was ever uploaded). The same order line
-    always gets the same key (a repeated call returns it). Raises :class:`KeyPoolEmpty`
-    when the pool has keys but none is free, changing nothing. Concurrent callers never
-    get the same key. ``order_lines.licence_key_id`` is set to the key.
-    """
-    held = await licences.key_of_line(session, order_line_id)
-    if held is not None:
-        return held
-    if not await licences.has_pool(session, listing_id):
-        return None
-    if await repository.listing_of_line(session, order_line_id) != listing_id:
-        raise OrderLineNotFound(f"There is no order line {order_line_id} for listing {listing_id}.")
-    key = await licences.take_key(session, listing_id=listing_id, order_line_id=order_line_id)
-    await repository.link_licence_key(session, order_line_id, key.id)
-    return key
+async def _fulfilling(session: AsyncSession, actor: Principal, order: Order) -> tuple[list[uuid.UUID], bool]:
+    """The publishers of the order's shipments the actor acts for (``order:fulfil``), and
+    whether through ``any``."""
+    condition = actor.condition_for(Permission.order_fulfil)
+    shipments = (await repository.shipments_of(session, [order.id]))[order.id]
+    shipping = [shipment.publisher_id for shipment in shipments]
+    if condition is Condition.any:
+        return shipping, True
+    if condition is Condition.own:
+        mine = set(await publishers.publisher_ids_for(session, actor, Permission.order_fulfil))
+        return [publisher_id for publisher_id in shipping if publisher_id in mine], False
+    return [], False
 
 
-@dataclass(frozen=True)
-class OrderLineToGrant:
-    line_id: uuid.UUID
-    listing_id: uuid.UUID
-    delivery: str  # digital | physical
+async def cancel(session: AsyncSession, *, actor: Principal, order_id: uuid.UUID) -> Order:
+    """The buyer cancels an unpaid order; a publisher of the order (or an admin) cancels one
+    awaiting shipment before anything shipped: full refund, stock back. Anyone else: 404."""
+    order = await repository.by_id(session, order_id, fresh=True)
+    if order is None:
+        raise OrderNotFound(f"There is no order {order_id}.")
+    if order.user_id == actor.user_id:
+        before = order.status
+        if not await close(session, order, from_=UNPAID, to="canceled", reason="Canceled by the buyer",
+                           event="order.canceled", by="buyer"):
+            raise OrderTransitionRefused(f"Order {order.id} is {order.status}; the buyer cancels only unpaid orders.")
+        await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.order_cancel,
+                    resource_type="order", resource_id=order.id, before={"status": before},
+                    after={"status": "canceled", "reason": "Canceled by the buyer"})
+        return order
+    any_cancel = actor.condition_for(Permission.order_cancel) is Condition.any
+    fulfilling, fulfils_any = await _fulfilling(session, actor, order)
+    if not any_cancel and not fulfilling:
+        raise OrderNotFound(f"There is no order {order_id}.")
+    before = order.status
+    if any_cancel and before in UNPAID:
+        moved = await close(session, order, from_=UNPAID, to="canceled", reason="Canceled by an admin",
+                            event="order.canceled", by="admin")
+    else:
+        by = "admin" if any_cancel or fulfils_any else "publisher"
+        moved = await _cancel_awaiting_shipment(session, order, by=by)
+    if not moved:
+        raise OrderTransitionRefused(f"Order {order.id} is {order.status}; a publisher cancels only orders awaiting "
+                                     "shipment, before anything shipped.")
+    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.order_cancel,
+                resource_type="order", resource_id=order.id, before={"status": before},
+                after={"status": order.status, "reason": order.failure_reason})
+    return order
 
 
-@dataclass(frozen=True)
-class GrantRefused:
-    reason: str   # already_owned | licence_keys_exhausted
-    detail: str
+async def _cancel_awaiting_shipment(session: AsyncSession, order: Order, *, by: str) -> bool:
+    now = utcnow()
+    # Lock the order first (ship and deliver do the same), then check nothing left.
+    if not await repository.lock(session, order.id, statuses=("awaiting_shipment",), at=now):
+        return False
+    if await repository.count_shipments(session, order.id, statuses=("shipped", "delivered")):
+        return False
+    return await close(session, order, from_=("awaiting_shipment",), to="canceled",
+                       reason=f"Canceled by the {by}", event="order.canceled", by=by)
 
 
-class _PoolEmpty(Exception):
-    def __init__(self, detail: str) -> None:
-        self.detail = detail
+async def ship(session: AsyncSession, *, actor: Principal, order_id: uuid.UUID, carrier: str,
+               tracking_number: str) -> Order:
+    """A publisher ships its part of a paid order (``order.shipped``; the buyer is notified);
+    once every part shipped, the order is ``shipped``."""
+    order, mine = await _for_fulfilment(session, actor, order_id)
+    now = utcnow()
+    if not await repository.lock(session, order.id, statuses=("awaiting_shipment",), at=now):
+        raise OrderTransitionRefused(f"Order {order.id} is {order.status}; only paid orders awaiting shipment ship.")
+    moved = await repository.move_shipments(session, order.id, from_=("awaiting",), to="shipped", at=now,
+                                            publisher_ids=mine, carrier=carrier, tracking_number=tracking_number,
+                                            shipped_at=now)
+    if not moved:
+        raise OrderTransitionRefused("Your part of this order has shipped already.")
+    if not await repository.count_shipments(session, order.id, statuses=("pending", "awaiting")):
+        await repository.transition(session, order.id, from_=("awaiting_shipment",), to="shipped", at=now)
+    await session.refresh(order)
+    for publisher_id in moved:
+        event = await publish_order_event(session, order, "order.shipped", publisher_id=str(publisher_id),
+                                          carrier=carrier, tracking_number=tracking_number)
+        await notifications.notify(session, event_id=event.id, user_ids=[order.user_id], kind="order.shipped",
+                                   title="Your order has shipped", body=f"{carrier}, tracking number {tracking_number}",
+                                   link=f"/orders/{order.id}",
+                                   data={"order_id": str(order.id), "carrier": carrier,
+                                         "tracking_number": tracking_number})
+    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.order_ship,
+                resource_type="order", resource_id=order.id, before={"status": "awaiting_shipment"},
+                after={"status": order.status, "publishers": [str(p) for p in moved], "carrier": carrier,
+                       "tracking_number": tracking_number})
+    return order
 
 
-async def grant_order(session: AsyncSession, *, order_id: uuid.UUID, user_id: uuid.UUID,
-                      lines: Sequence[OrderLineToGrant]) -> GrantRefused | None:
-    """Entitle the buyer to every line's listing (source ``purchase``), or to none.
+async def deliver(session: AsyncSession, *, actor: Principal, order_id: uuid.UUID) -> Order:
+    """A publisher marks its shipped part delivered; when every part is, ``order.delivered``
+    lets the library entitle the buyer, which completes the order."""
+    order, mine = await _for_fulfilment(session, actor, order_id)
+    before = order.status
+    now = utcnow()
+    if not await repository.lock(session, order.id, statuses=("awaiting_shipment", "shipped"), at=now):
+        raise OrderTransitionRefused(f"Order {order.id} is {order.status}; nothing of it is on its way.")
+    moved = await repository.move_shipments(session, order.id, from_=("shipped",), to="delivered", at=now,
+                                            publisher_ids=mine, delivered_at=now)
+    if not moved:
+        raise OrderTransitionRefused("Your part of this order has not shipped yet, or was delivered already.")
+    await session.refresh(order)
+    if not await repository.count_shipments(session, order.id, statuses=("pending", "awaiting", "shipped")):
+        await publish_order_event(session, order, "order.delivered",
+                                  lines=[line_data(line) for line in await lines(session, order.id)])
+    await audit(session, actor_id=actor.user_id, actor_email=actor.email, action=AuditAction.order_deliver,
+                resource_type="order", resource_id=order.id, before={"status": before},
+                after={"status": order.status, "publishers": [str(p) for p in moved], "delivered": True})
+    return order
 
-    Refused (nothing granted, no key taken) when the buyer already holds a digital line's
-    listing (bought twice by two orders in flight at once) or a listing's key pool has no
-    key left. A physical line of a listing the buyer holds already is fine: the copy was
-    shipped; the existing entitlement stays. When no entitlement was new, the existing one
-    is announced again for the order (``entitlement.granted`` with its ``order_id``), so the
-    order always learns the outcome.
-    """
-    held = {line.listing_id for line in lines
-            if await library.is_entitled(session, user_id=user_id, listing_id=line.listing_id)}
-    for line in lines:
-        if line.delivery == "digital" and line.listing_id in held:
-            return GrantRefused("already_owned", f"The buyer already owns listing {line.listing_id}.")
-    try:
-        async with session.begin_nested():  # a pool running dry gives back the keys taken so far
-            for line in lines:
-                try:
-                    await assign_key(session, listing_id=line.listing_id, order_line_id=line.line_id)
-                except KeyPoolEmpty as exc:
-                    raise _PoolEmpty(exc.detail) from None
-            for line in lines:
-                await library.grant(session, user_id=user_id, listing_id=line.listing_id, source="purchase",
-                                    order_id=order_id)
-    except _PoolEmpty as empty:
-        return GrantRefused("licence_keys_exhausted", empty.detail)
-    if all(line.listing_id in held for line in lines):
-        await library.announce_for_order(session, user_id=user_id, listing_id=lines[0].listing_id, order_id=order_id)
-    return None
+
+async def _for_fulfilment(session: AsyncSession, actor: Principal, order_id: uuid.UUID
+                          ) -> tuple[Order, list[uuid.UUID]]:
+    """The order and the publishers of it the actor ships for; 404 when there are none
+    (another publisher's order, or no physical lines)."""
+    order = await repository.by_id(session, order_id, fresh=True)
+    if order is None:
+        raise OrderNotFound(f"There is no order {order_id}.")
+    mine, _ = await _fulfilling(session, actor, order)
+    if not mine:
+        raise OrderNotFound(f"There is no order {order_id}.")
+    return order, mine

@@ -30,7 +30,7 @@ from mercato.kit.logging import log
 from mercato.ledger.errors import InsufficientFunds
 from mercato.library.events import EntitlementGranted, EntitlementRefused
 from mercato.notifications import service as notifications
-from mercato.orders import fulfilment, service
+from mercato.orders import grant, service
 from mercato.orders.events import (
     OrderCanceled,
     OrderCompleted,
@@ -114,8 +114,8 @@ async def on_payment_succeeded(session: AsyncSession, event: CloudEvent[PaymentS
 # --- the library's grant: a paid (or delivered) order entitles its buyer ----------------------
 
 async def _grant_or_refuse(session: AsyncSession, order: OrderPaid | OrderDelivered) -> None:
-    refused = await fulfilment.grant_order(session, order_id=order.order_id, user_id=order.user_id, lines=[
-        fulfilment.OrderLineToGrant(line.line_id, line.listing_id, line.delivery) for line in order.lines])
+    refused = await grant.grant_order(session, order_id=order.order_id, user_id=order.user_id, lines=[
+        grant.OrderLineToGrant(line.line_id, line.listing_id, line.delivery) for line in order.lines])
     if refused is not None:
         await publish(session, CloudEvent.of(EntitlementRefused(
             order_id=order.order_id, user_id=order.user_id, reason=refused.reason, detail=refused.detail,

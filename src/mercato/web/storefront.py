@@ -22,7 +22,7 @@ from mercato.access.principal import Principal
 from mercato.catalog import service as catalog
 from mercato.catalog.errors import CategoryNotFound
 from mercato.catalog.schemas import ListingDetail, ListingPage
-from mercato.catalog.search import read_generation_once
+from mercato.catalog.search.cache import read_generation_once
 from mercato.kit.errors import Conflict, Forbidden
 from mercato.kit.pagination import CursorParam
 from mercato.kit.schemas import Slug
@@ -71,7 +71,7 @@ async def search(session: ReadSession, *, categories: list[Any] | None = None, q
                  facets: bool = True) -> ListingPage:
     """GET /api/v1/listings, the same function (arguments validated by the page's own query
     types). A page that searches more than once passes the categories it read, and its
-    searches read the index generation once (catalog.search.read_generation_once)."""
+    searches read the index generation once (catalog.search.cache.read_generation_once)."""
     read_generation_once(session)
     return await catalog.search_listings(
         session, known=categories, q=q, kind=kind, category=category, price=price, delivery=delivery,

@@ -5,7 +5,7 @@ Tables (migration 0005): ``listing_search`` (one row per indexed listing: its co
 attribute combinations with their counts).
 
 The document and the query are written as ``tsvector``/``tsquery`` literals from the tokens
-``search.tokens`` made, not through ``to_tsvector``: no text search configuration, parser or
+``query.tokens`` made, not through ``to_tsvector``: no text search configuration, parser or
 database locale is involved, so PostgreSQL indexes exactly the words SQLite does (and a user's
 ``&``, ``!``, ``:*`` or quote is just part of a word that was already split off).
 """
@@ -17,22 +17,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.catalog.search import (
-    DOCUMENT_COLUMNS,
-    FIELDS,
-    Candidate,
-    Combination,
-    Document,
-    ParsedQuery,
-    SearchQuery,
-    SqlListingSearch,
-    as_uuid,
-    bump_generation,
-    combination_filters,
-    document_from_row,
-    keyset_after,
-    statement,
-)
+from mercato.catalog.search.cache import bump_generation
+from mercato.catalog.search.cursor import keyset_after
+from mercato.catalog.search.flow import Candidate, SqlListingSearch, combination_filters
+from mercato.catalog.search.index import DOCUMENT_COLUMNS, FIELDS, Combination, Document, document_from_row
+from mercato.catalog.search.query import ParsedQuery, SearchQuery
+from mercato.catalog.search.sql import as_uuid, statement
 
 MAX_POSITION = 16383  # tsvector positions stop there
 MAX_POSITIONS_PER_LEXEME = 255

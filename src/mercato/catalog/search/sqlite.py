@@ -21,22 +21,12 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.catalog.search import (
-    DOCUMENT_COLUMNS,
-    FIELDS,
-    Candidate,
-    Combination,
-    Document,
-    ParsedQuery,
-    SearchQuery,
-    SqlListingSearch,
-    as_uuid,
-    bump_generation,
-    combination_filters,
-    document_from_row,
-    keyset_after,
-    statement,
-)
+from mercato.catalog.search.cache import bump_generation
+from mercato.catalog.search.cursor import keyset_after
+from mercato.catalog.search.flow import Candidate, SqlListingSearch, combination_filters
+from mercato.catalog.search.index import DOCUMENT_COLUMNS, FIELDS, Combination, Document, document_from_row
+from mercato.catalog.search.query import ParsedQuery, SearchQuery
+from mercato.catalog.search.sql import as_uuid, statement
 
 CODE_SHIFT = 32
 DIMENSIONS = (("kind", "kind"), ("category", "category_id"), ("free", "free"), ("delivery", "delivery"),
