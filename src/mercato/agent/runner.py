@@ -43,7 +43,8 @@ from mercato.agent.files import (
 )
 from mercato.agent.progress import TerminalProgress, human_bytes
 from mercato.agent.resources import HOST_VERSION, platform_for_store, resources
-from mercato.client.http import ApiError, ClientError, PublicKey
+from mercato.client.errors import ApiError, ClientError
+from mercato.client.schemas import PublicKey
 from mercato.kit.failpoints import failpoint
 
 log = logging.getLogger("mercato.agent")

@@ -115,7 +115,7 @@ def one_line_errors(*, signed_in: bool = True) -> Iterator[None]:
 def mercato_error_line(error: Any) -> str:
     """A package or domain error (``code``, ``detail``, maybe ``errors``) as one line."""
     # lazy: a command loads only what it runs (start-up time of mercato)
-    from mercato.client.http import format_field_errors
+    from mercato.client.errors import format_field_errors
 
     code = getattr(error, "code", "error")
     detail = " ".join(str(getattr(error, "detail", "") or error).split())
