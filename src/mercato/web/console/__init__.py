@@ -25,8 +25,18 @@ def upload_rule(settings: Settings) -> BodyRule:
 
 def routers() -> list[APIRouter]:
     # the page modules import web.pages: loaded when the routers are included
-    from mercato.web.console import admin, admin_store, publisher, publisher_more, review
+    from mercato.web.console import admin, admin_store, review
+    from mercato.web.console.publisher import (
+        coupons,
+        earnings,
+        licence_keys,
+        listings,
+        members,
+        orders,
+        overview,
+        versions,
+        webhooks,
+    )
 
-    del publisher_more  # its pages are routes of publisher.router
-
-    return [review.router, admin.router, admin_store.router, publisher.router]
+    return [review.router, admin.router, admin_store.router, overview.router, listings.router, versions.router,
+            licence_keys.router, orders.router, earnings.router, coupons.router, members.router, webhooks.router]
