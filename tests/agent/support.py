@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mercato.agent.files import Artifact
-from mercato.client.http import PublicKey
+from mercato.client.schemas import PublicKey
 from mercato.demo.catalog import _listings, _write_package
 from mercato.kit.keys import StoreKeys
 from mercato.packages.archive import inspect_archive

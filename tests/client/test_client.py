@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from mercato.client import ApiError, ChecksumMismatch, ClientError, MercatoClient, credentials
-from mercato.client.http import CHUNK_SIZE
+from mercato.client.transfer import CHUNK_SIZE
 
 SERVER = "http://store.test"
 

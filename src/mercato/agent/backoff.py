@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from mercato.client.http import ApiError, ClientError
+from mercato.client.errors import ApiError, ClientError
 
 
 @dataclass

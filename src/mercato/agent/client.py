@@ -19,14 +19,9 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from mercato import __version__
-from mercato.client.http import (
-    API_PREFIX,
-    ApiError,
-    ClientError,
-    PublicKey,
-    _network_message,
-    normalize_server,
-)
+from mercato.client.errors import ApiError, ClientError, network_message
+from mercato.client.http import API_PREFIX, normalize_server
+from mercato.client.schemas import PublicKey
 
 POLL_SLACK = 15.0  # seconds a long poll may take beyond what it asked the server to wait
 
@@ -71,7 +66,7 @@ class AgentClient:
         try:
             response = await self._http.request(method, path, **kwargs)
         except httpx.TransportError as error:
-            raise ClientError(_network_message(self.server, error)) from error
+            raise ClientError(network_message(self.server, error)) from error
         if not response.is_success:
             raise ApiError.from_response(response)
         return response
@@ -186,7 +181,7 @@ class AgentClient:
                                   signature=response.headers.get("x-signature-ed25519"),
                                   key_id=response.headers.get("x-signature-key-id"))
         except httpx.TransportError as error:
-            raise ClientError(_network_message(self.server, error)) from error
+            raise ClientError(network_message(self.server, error)) from error
 
 
 def _resume_point(part: Path, etag_file: Path) -> tuple[int, str]:

@@ -17,7 +17,7 @@ from mercato.agent.errors import ChecksumMismatch, DownloadFailed, InvalidTask
 from mercato.agent.files import read_json, write_json_atomic
 from mercato.agent.progress import TerminalProgress, human_bytes
 from mercato.agent.reporter import Reporter
-from mercato.client.http import ApiError, ClientError
+from mercato.client.errors import ApiError, ClientError
 from mercato.installs.schemas import Artifact
 
 ATTEMPTS = 6

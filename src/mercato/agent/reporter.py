@@ -9,7 +9,7 @@ from typing import Self
 from mercato.agent.client import AgentClient
 from mercato.agent.errors import Canceled
 from mercato.agent.progress import TerminalProgress
-from mercato.client.http import ApiError, ClientError
+from mercato.client.errors import ApiError, ClientError
 
 log = logging.getLogger("mercato.agent")
 

@@ -24,7 +24,8 @@ from mercato.agent.journal import Journal
 from mercato.agent.progress import TerminalProgress
 from mercato.agent.resources import HOST_VERSION, platform_for_store, resources
 from mercato.agent.tasks import Executor
-from mercato.client.http import ApiError, ClientError, PublicKey
+from mercato.client.errors import ApiError, ClientError
+from mercato.client.schemas import PublicKey
 from mercato.kit.failpoints import failpoint
 
 log = logging.getLogger("mercato.agent")

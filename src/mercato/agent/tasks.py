@@ -24,7 +24,7 @@ from mercato.agent.files import Artifact, FilesDriver, Installation, check_name
 from mercato.agent.progress import TerminalProgress, human_bytes
 from mercato.agent.reporter import Reporter
 from mercato.agent.resources import resources
-from mercato.client.http import PublicKey
+from mercato.client.schemas import PublicKey
 from mercato.installs.schemas import AgentInstallation, AgentTask, TaskKind
 from mercato.kit.failpoints import failpoint
 

@@ -26,8 +26,10 @@ from mercato.agent.errors import (
     PackageRefused,
     SignatureInvalid,
 )
-from mercato.client.http import DownloadResult, PublicKey, file_sha256, verify_download
-from mercato.client.http import SignatureInvalid as ClientSignatureInvalid
+from mercato.client.errors import SignatureInvalid as ClientSignatureInvalid
+from mercato.client.schemas import DownloadResult, PublicKey
+from mercato.client.signatures import verify_download
+from mercato.client.transfer import file_sha256
 from mercato.kit.keys import verify_document
 from mercato.packages.archive import InspectedArchive, PackageLimits, inspect_archive
 from mercato.packages.errors import PackageError

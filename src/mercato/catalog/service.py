@@ -43,7 +43,8 @@ from mercato.publishers import service as publishers
 
 __all__ = [
     "REVIEWABLE", "add_rating", "add_to_day", "categories", "categories_by_id", "category", "count", "create",
-    "create_category", "daily_stats", "delete_category", "delist", "evict_details", "evict_details_of", "evict_details_of_publisher",
+    "create_category", "daily_stats", "delete_category", "delist", "evict_details", "evict_details_of",
+    "evict_details_of_publisher",
     "facet_counts", "for_admin", "get_by_id", "get_for_change", "get_visible", "index_generation",
     "listings_of_publisher", "most_popular_in_category",
     "of_publisher", "on_approved", "on_latest_changed", "on_refused", "on_submitted", "publishers_by_id",

@@ -42,7 +42,8 @@ def agent(
     from mercato.agent.progress import TerminalProgress
     from mercato.agent.resources import HOST_VERSION
     from mercato.agent.runner import Agent, TokenRefused
-    from mercato.client.http import ClientError, PublicKey
+    from mercato.client.errors import ClientError
+    from mercato.client.schemas import PublicKey
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     pinned: list[PublicKey] | None = None

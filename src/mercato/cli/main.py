@@ -257,7 +257,7 @@ def main() -> None:  # pragma: no cover - console entry point
     app()
 
 
-# Publisher commands (login, package init/build, publish, status, yank, download): mercato/cli/publisher.py
+# Publisher commands (login, package, listing, publish, submit, status, yank, download): mercato/cli/publisher/
 from mercato.cli import publisher as _publisher  # noqa: E402
 
 _publisher.register(app)

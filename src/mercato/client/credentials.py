@@ -14,7 +14,8 @@ from pathlib import Path
 
 import click
 
-from mercato.client.http import ClientError, normalize_server
+from mercato.client.errors import ClientError
+from mercato.client.http import normalize_server
 
 FILENAME = "credentials.json"
 

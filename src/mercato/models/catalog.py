@@ -1,4 +1,4 @@
-"""The shelf: categories, listings, their versions and the review tasks that vet them.
+"""The shelf: categories and listings, their daily statistics and stored detail documents.
 
 States follow DOMAIN.md. Counters (downloads, installs, sales, ratings) live on the listing
 so that detail, search and sort read one row; they move only by guarded ``UPDATE … SET n = n + 1``.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Date, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mercato.models.base import Base, IdMixin, JSONType, TimestampMixin
@@ -73,94 +73,6 @@ class Listing(IdMixin, TimestampMixin, Base):
     published_at: Mapped[datetime | None] = mapped_column(index=True)
     # Bumped on every change a client could see (sync, ETags).
     revision: Mapped[int] = mapped_column(Integer, default=1)
-
-
-class ListingVersion(IdMixin, TimestampMixin, Base):
-    """An uploaded package archive of a listing. The artifact itself lives in the artifact
-    store under ``sha256``; ``manifest`` and ``checks`` are kept as JSON documents."""
-
-    __tablename__ = "listing_versions"
-    __table_args__ = (UniqueConstraint("listing_id", "version"),)
-
-    listing_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("listings.id", ondelete="CASCADE"), index=True)
-    version: Mapped[str] = mapped_column(String(100))
-    # Byte order equals SemVer precedence (kit.semver.ordering_key): compared bytewise, hence
-    # the "C" collation on PostgreSQL (SQLite compares bytewise already).
-    ordering: Mapped[str] = mapped_column(String(200).with_variant(String(200, collation="C"), "postgresql"))
-    # uploaded | in_review | approved | rejected | changes_requested | yanked
-    status: Mapped[str] = mapped_column(String(24), default="uploaded", index=True)
-    sha256: Mapped[str] = mapped_column(String(64))
-    size: Mapped[int] = mapped_column(BigInteger)
-    unpacked_size: Mapped[int] = mapped_column(BigInteger)
-    archive_format: Mapped[str] = mapped_column(String(8))
-    file_count: Mapped[int] = mapped_column(Integer)
-    manifest: Mapped[dict] = mapped_column(JSONType)  # type: ignore[type-arg]
-    checks: Mapped[dict] = mapped_column(JSONType)  # type: ignore[type-arg]
-    risk_score: Mapped[int] = mapped_column(Integer, default=0)
-    changelog: Mapped[str | None] = mapped_column(Text)
-    platforms: Mapped[list[str]] = mapped_column(JSONType, default=list)
-    host_range: Mapped[str | None] = mapped_column(String(200))
-    signature: Mapped[str | None] = mapped_column(String(200))
-    signature_key_id: Mapped[str | None] = mapped_column(String(32))
-    uploaded_by: Mapped[uuid.UUID | None]
-    submitted_at: Mapped[datetime | None]
-    decided_at: Mapped[datetime | None]
-    decided_by: Mapped[uuid.UUID | None]
-    decision_reason: Mapped[str | None] = mapped_column(Text)
-    yanked_at: Mapped[datetime | None]
-    yank_reason: Mapped[str | None] = mapped_column(Text)
-    download_count: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
-class ReviewTask(IdMixin, TimestampMixin, Base):
-    """One submitted version waiting for (or having had) a reviewer's decision.
-
-    ``priority_rank`` orders the queue (high = 0 before normal = 1), then ``created_at``.
-    A rejection may be appealed once (``appeal_status``); an upheld appeal opens a new task.
-    """
-
-    __tablename__ = "review_tasks"
-    __table_args__ = (Index("ix_review_tasks_queue", "status", "priority_rank", "created_at"),)
-
-    listing_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("listings.id", ondelete="CASCADE"), index=True)
-    version_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("listing_versions.id", ondelete="CASCADE"),
-                                                  index=True)
-    publisher_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("publishers.id", ondelete="CASCADE"), index=True)
-    # pending | claimed | approved | rejected | changes_requested
-    status: Mapped[str] = mapped_column(String(24), default="pending")
-    priority: Mapped[str] = mapped_column(String(8), default="normal")  # normal | high
-    priority_rank: Mapped[int] = mapped_column(Integer, default=1)
-    note: Mapped[str] = mapped_column(Text, default="")
-    claimed_by: Mapped[uuid.UUID | None]
-    claimed_at: Mapped[datetime | None] = mapped_column(index=True)
-    decided_by: Mapped[uuid.UUID | None]
-    decided_at: Mapped[datetime | None]
-    reason: Mapped[str | None] = mapped_column(Text)
-    # none | pending | upheld | denied
-    appeal_status: Mapped[str] = mapped_column(String(16), default="none")
-    appeal_reason: Mapped[str | None] = mapped_column(Text)
-    appealed_at: Mapped[datetime | None]
-    appeal_decided_by: Mapped[uuid.UUID | None]
-    appeal_task_id: Mapped[uuid.UUID | None]
-
-
-class ListingReview(IdMixin, TimestampMixin, Base):
-    """A user's rating (1–5) and written review of a listing; one per user and listing."""
-
-    __tablename__ = "listing_reviews"
-    __table_args__ = (UniqueConstraint("listing_id", "user_id"),)
-
-    listing_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("listings.id", ondelete="CASCADE"), index=True)
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    rating: Mapped[int] = mapped_column(Integer)
-    title: Mapped[str] = mapped_column(String(120), default="")
-    body: Mapped[str] = mapped_column(Text, default="")
-    hidden: Mapped[bool] = mapped_column(default=False)
-    hidden_reason: Mapped[str | None] = mapped_column(Text)
-    hidden_by: Mapped[uuid.UUID | None]
-    reply: Mapped[str | None] = mapped_column(Text)
-    reply_by: Mapped[uuid.UUID | None]
-    replied_at: Mapped[datetime | None]
 
 
 class ListingDailyStat(Base):

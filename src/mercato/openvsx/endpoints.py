@@ -28,7 +28,7 @@ from mercato.kit.http import _validation_errors
 from mercato.kit.pagination import CursorParam, Limit, page_of
 from mercato.kit.schemas import Page
 from mercato.kit.storage import ArtifactMissing
-from mercato.openvsx import service
+from mercato.openvsx import extensions, gallery, registry_api, service
 from mercato.openvsx.errors import (
     AlreadyPublished,
     ExtensionNotFound,
@@ -109,18 +109,18 @@ Publisher = Annotated[Principal, requires_credential(Permission.version_upload, 
 NamespaceCreator = Annotated[Principal, requires_credential(Permission.listing_create, _token_of)]
 
 
-async def registry_context(request: Request, rt: RuntimeDep) -> service.Registry:
+async def registry_context(request: Request, rt: RuntimeDep) -> extensions.Registry:
     """Where answers' URLs point, and whose personal registry URL this is (if it is one)."""
     store = str(request.base_url).rstrip("/")
     secret = request.path_params.get("registry_token")
     if secret is None:
-        return service.Registry(base=store + PREFIX, store=store)
+        return extensions.Registry(base=store + PREFIX, store=store)
     async with rt.db.read_session() as session:
         user_id = await service.user_of_token(session, secret)
-    return service.Registry(base=f"{store}/openvsx/t/{secret}", store=store, user_id=user_id)
+    return extensions.Registry(base=f"{store}/openvsx/t/{secret}", store=store, user_id=user_id)
 
 
-Registry = Annotated[service.Registry, Depends(registry_context)]
+Registry = Annotated[extensions.Registry, Depends(registry_context)]
 Name = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9-]*$")]
 Version = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[0-9A-Za-z.+-]+$")]
 READ_ERRORS = ExtensionNotFound.responses(RegistryTokenInvalid)
@@ -213,7 +213,7 @@ async def publish(request: Request, rt: RuntimeDep, session: WriteSession, actor
         stored[kind] = {"name": file_name, "sha256": blob.digest, "size": blob.size}
     extension, version = await service.publish(session, actor=actor, inspected=inspected, report=report,
                                                stored_files=stored, currency=rt.settings.currency)
-    answer = service.extension_json(registry, extension, version, [version], downloadable=True, all_versions=False)
+    answer = registry_api.extension_json(registry, extension, version, [version], downloadable=True, all_versions=False)
     answer.warning = (f"{extension.publisher.slug}.{extension.name} {version.version} awaits review by the store's "
                       "reviewers; clients see it once it is approved.")
     return answer
@@ -232,7 +232,7 @@ async def search(session: ReadSession, registry: Registry, query: str | None = Q
                  sortBy: Literal["relevance", "timestamp", "rating", "averageRating", "downloadCount"] = "relevance",
                  includeAllVersions: bool = False) -> SearchResultJson:
     """Text search over published extensions (name, display name, description)."""
-    entries, total = await service.search(
+    entries, total = await registry_api.search(
         session, registry, query=query or None, category=category or None, target=targetPlatform,
         size=min(size, MAX_PAGE), offset=offset, sort_by=sortBy, descending=sortOrder == "desc",
         include_all_versions=includeAllVersions)
@@ -246,7 +246,7 @@ async def query_v2(session: ReadSession, registry: Registry, namespaceName: str 
                    namespaceUuid: str | None = None, includeAllVersions: Literal["true", "false", "links"] = "links",
                    targetPlatform: Target = None, size: Size = 100, offset: Offset = 0) -> QueryResultJson:
     """Metadata of the extensions (and versions) matching every given parameter."""
-    entries, total = await service.query(
+    entries, total = await registry_api.query(
         session, registry, namespace=namespaceName, name=extensionName, version=extensionVersion,
         extension_id=extensionId, extension_uuid=extensionUuid, namespace_uuid=namespaceUuid,
         include_all_versions=includeAllVersions, target=targetPlatform, size=min(size, MAX_PAGE),
@@ -258,15 +258,15 @@ async def query_v2(session: ReadSession, registry: Registry, namespaceName: str 
             **JSON_OPTIONS)
 async def namespace(namespace: Name, session: ReadSession, registry: Registry) -> NamespaceJson:
     """A namespace (publisher) and its published extensions."""
-    return await service.namespace_json(session, registry, namespace)
+    return await registry_api.namespace_json(session, registry, namespace)
 
 
-async def _references(session: Any, registry: service.Registry, namespace: str, extension: str,
+async def _references(session: Any, registry: extensions.Registry, namespace: str, extension: str,
                       target: str | None, size: int, offset: int) -> VersionReferencesJson:
-    found = await service.find(session, namespace, extension)
-    versions = await service.versions_of(session, found, target=target)
+    found = await extensions.find(session, namespace, extension)
+    versions = await extensions.versions_of(session, found, target=target)
     return VersionReferencesJson(offset=offset, total_size=len(versions), versions=[
-        service.version_reference(registry, found, v) for v in versions[offset:offset + min(size, MAX_PAGE)]])
+        registry_api.version_reference(registry, found, v) for v in versions[offset:offset + min(size, MAX_PAGE)]])
 
 
 @router.get("/api/{namespace}/{extension}/version-references", response_model=VersionReferencesJson,
@@ -285,13 +285,13 @@ async def target_version_references(namespace: Name, extension: Name, target: Ta
     return await _references(session, registry, namespace, extension, target, size, offset)
 
 
-async def _metadata(session: Any, registry: service.Registry, namespace: str, extension: str, target: str | None,
+async def _metadata(session: Any, registry: extensions.Registry, namespace: str, extension: str, target: str | None,
                     version: str | None) -> ExtensionJson:
-    found = await service.find(session, namespace, extension)
-    versions = await service.versions_of(session, found, target=target)
-    chosen = service.pick_version(versions, version, found)
-    downloadable = await service.may_download(session, registry, found.listing)
-    return service.extension_json(registry, found, chosen, versions, downloadable=downloadable)
+    found = await extensions.find(session, namespace, extension)
+    versions = await extensions.versions_of(session, found, target=target)
+    chosen = extensions.pick_version(versions, version, found)
+    downloadable = await extensions.may_download(session, registry, found.listing)
+    return registry_api.extension_json(registry, found, chosen, versions, downloadable=downloadable)
 
 
 @router.get("/api/{namespace}/{extension}", response_model=ExtensionJson, responses=READ_ERRORS, **JSON_OPTIONS)
@@ -320,13 +320,13 @@ async def target_extension_version(namespace: Name, extension: Name, target: Tar
 
 # --- files ---------------------------------------------------------------------------------------------
 
-async def _serve(request: Request, session: Any, rt: Any, registry: service.Registry, namespace: str,
+async def _serve(request: Request, session: Any, rt: Any, registry: extensions.Registry, namespace: str,
                  extension: str, target: str | None, version: str, file_name: str | None, kind: str | None) -> Response:
     """A file of a version by its name (``kind`` None) or kind; the VSIX itself only to whoever
     may download it (free: anyone; paid: owners through their personal URL)."""
-    found = await service.find(session, namespace, extension)
-    chosen = service.pick_version(await service.versions_of(session, found, target=target), version, found)
-    vsix_name = service.download_name(found, chosen)
+    found = await extensions.find(session, namespace, extension)
+    chosen = extensions.pick_version(await extensions.versions_of(session, found, target=target), version, found)
+    vsix_name = registry_api.download_name(found, chosen)
     if kind == "download" or file_name == vsix_name:
         await service.vsix_for_download(session, registry, found, chosen)
         if await rt.artifacts.size(chosen.sha256) is None:
@@ -384,7 +384,7 @@ async def target_file(namespace: Name, extension: Name, target: TargetPath, vers
 async def gallery_query(body: GalleryQuery, session: ReadSession, registry: Registry) -> GalleryQueryResult:
     """VS Code's extension query: filters by name, id, search text, tag, category and target
     platform; flags choose versions, files, properties, asset URIs and statistics."""
-    return await service.gallery_query(session, registry, body)
+    return await gallery.gallery_query(session, registry, body)
 
 
 @router.get("/vscode/asset/{namespace}/{extension}/{version}/{asset_type}", dependencies=[public()],
@@ -393,7 +393,7 @@ async def gallery_asset(namespace: Name, extension: Name, version: Version, asse
                         session: WriteSession, rt: RuntimeDep, registry: Registry,
                         targetPlatform: str | None = None) -> Response:
     """An asset of a version by VS Code's asset type (VSIXPackage, Manifest, Content.Details, …)."""
-    kind = service.ASSET_KINDS.get(asset_type)
+    kind = gallery.ASSET_KINDS.get(asset_type)
     if kind is None:
         raise FileNotFound(f"Unknown asset type {asset_type!r}.")
     target = targetPlatform if targetPlatform not in (None, "universal") else None
@@ -416,7 +416,7 @@ async def gallery_item(session: ReadSession, registry: Registry,
                        itemName: str = Query(max_length=130)) -> Response:
     """The store page of an extension (``itemName=namespace.extension``)."""
     namespace_name, _, extension_name = itemName.partition(".")
-    found = await service.find(session, namespace_name, extension_name)
+    found = await extensions.find(session, namespace_name, extension_name)
     return RedirectResponse(f"{registry.store}/listings/{found.listing.slug}", status_code=302)
 
 

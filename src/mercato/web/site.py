@@ -20,15 +20,27 @@ from mercato.web import (
     storefront,
     wallet,
 )
-from mercato.web.console import admin, admin_store, publisher, review
-from mercato.web.console import publisher_more as publisher_more  # its pages are routes of publisher.router
+from mercato.web.console import admin, admin_store, review
+from mercato.web.console.publisher import (
+    coupons,
+    earnings,
+    licence_keys,
+    listings,
+    members,
+    overview,
+    versions,
+    webhooks,
+)
+from mercato.web.console.publisher import orders as publisher_orders
 
 
 def routers() -> list[APIRouter]:
     """Every page router, in the order the app includes them."""
     return [storefront.router, account.router, artwork.router, cart.router, orders.router, wallet.router,
             library.router, instances.router, notifications.router,
-            review.router, admin.router, admin_store.router, publisher.router]
+            review.router, admin.router, admin_store.router, overview.router, listings.router, versions.router,
+            licence_keys.router, publisher_orders.router, earnings.router, coupons.router, members.router,
+            webhooks.router]
 
 
 def install(app: FastAPI) -> None:

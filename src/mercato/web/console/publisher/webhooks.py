@@ -1,6 +1,5 @@
-"""The publisher console's webhooks and key pools (U2, E2, M12), through the services and
-permissions of their API routes: ``webhook:manage`` (``/webhooks``: owners of the publisher and
-admins) and ``licence_key:manage`` (``/listings/{id}/keys``: members and admins).
+"""The publisher console's webhooks (E2, M12), through the service and permission of their API
+routes: ``webhook:manage`` (``/webhooks``: owners of the publisher and admins).
 
 A webhook's secret is shown once, on the page that answers its creation or rotation; it is
 never put in a URL or shown again. *Send test event* queues a ``webhook.test`` delivery for
@@ -21,24 +20,20 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.bus.events import EVENT_TYPES, load_event_types
 from mercato.bus.registry import ALL_EVENTS
-from mercato.catalog import service as catalog
-from mercato.catalog.errors import ListingNotFound
 from mercato.kit.errors import MercatoError, ValidationFailed
-from mercato.licences import service as licences
-from mercato.licences.schemas import MAX_KEYS_PER_UPLOAD, KeyUpload
 from mercato.models import Publisher
 from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession, get_runtime
-from mercato.publishers import service as publishers
 from mercato.web.console.access import console_actor, discard, refused
-from mercato.web.console.publisher import _listing_context, _publisher, router
-from mercato.web.pages import redirect, render
+from mercato.web.console.publisher.common import PREFIX, publisher_for
+from mercato.web.pages import page_router, redirect, render
 from mercato.webhooks import service as webhooks
 from mercato.webhooks.errors import UnknownEventTypes, WebhookNotFound
 from mercato.webhooks.events import TEST_EVENT
 from mercato.webhooks.schemas import WebhookCreate
 
+router = page_router(prefix=PREFIX)
+
 WebhookManager = Annotated[Principal, console_actor(Permission.webhook_manage)]
-KeyManager = Annotated[Principal, console_actor(Permission.licence_key_manage)]
 
 
 def _event_type_names() -> list[str]:
@@ -57,7 +52,7 @@ def _on_field(error: MercatoError, field: str) -> MercatoError:
 # --- webhooks -------------------------------------------------------------------------------------
 
 async def _webhooks_context(session: AsyncSession, actor: Principal, slug: str) -> dict[str, Any]:
-    publisher = await _publisher(session, actor, slug, Permission.webhook_manage)
+    publisher = await publisher_for(session, actor, slug, Permission.webhook_manage)
     rows = await webhooks.search(session, actor, publisher_slug=slug, after=None, limit=100)
     return {"publisher": publisher, "webhooks": rows, "event_types": _event_type_names(),
             "values": {"event_types": ALL_EVENTS}, "console": "publisher", "section": "webhooks"}
@@ -76,7 +71,7 @@ async def create_webhook(slug: str, request: Request, session: WriteSession, act
     """``POST /webhooks`` for this publisher; the answer shows the secret, once."""
     requested = [name.strip() for name in event_types.replace(",", "\n").splitlines() if name.strip()]
     try:
-        await _publisher(session, actor, slug, Permission.webhook_manage)
+        await publisher_for(session, actor, slug, Permission.webhook_manage)
         try:
             body = WebhookCreate.model_validate({"url": url.strip(), "event_types": requested, "publisher": slug})
         except ValidationError as exc:
@@ -115,7 +110,7 @@ async def _webhook_context(session: AsyncSession, actor: Principal, publisher: P
 async def webhook_page(slug: str, webhook_id: uuid.UUID, request: Request, session: ReadSession,
                        actor: WebhookManager, sent: str = "") -> Response:
     """One webhook and its signed delivery history (``GET /webhooks/{id}/deliveries``)."""
-    publisher = await _publisher(session, actor, slug, Permission.webhook_manage)
+    publisher = await publisher_for(session, actor, slug, Permission.webhook_manage)
     return await render(request, "console/publisher/webhook.html", {
         **await _webhook_context(session, actor, publisher, webhook_id), "sent": sent})
 
@@ -124,7 +119,7 @@ async def _webhook_refused(request: Request, session: AsyncSession, actor: Princ
                            webhook_id: uuid.UUID, error: MercatoError) -> Response:
     await discard(session)
     async with get_runtime(request).db.read_session() as reader:
-        publisher = await _publisher(reader, actor, slug, Permission.webhook_manage)
+        publisher = await publisher_for(reader, actor, slug, Permission.webhook_manage)
         context = await _webhook_context(reader, actor, publisher, webhook_id)
     return await refused(request, error, "console/publisher/webhook.html", context)
 
@@ -134,7 +129,7 @@ async def test_webhook(slug: str, webhook_id: uuid.UUID, request: Request, sessi
                        actor: WebhookManager) -> Response:
     """``POST /webhooks/{id}/test``: a ``webhook.test`` delivery, sent within a second or so."""
     try:
-        publisher = await _publisher(session, actor, slug, Permission.webhook_manage)
+        publisher = await publisher_for(session, actor, slug, Permission.webhook_manage)
         await _webhook_context(session, actor, publisher, webhook_id)
         await webhooks.send_test(session, actor=actor, webhook_id=webhook_id)
     except MercatoError as error:
@@ -148,7 +143,7 @@ async def set_active(slug: str, webhook_id: uuid.UUID, request: Request, session
                      active: Annotated[Literal["true", "false"], Form()] = "true") -> Response:
     """``PATCH /webhooks/{id}`` ``{"active": …}``: pause it, or switch it on again after failures."""
     try:
-        publisher = await _publisher(session, actor, slug, Permission.webhook_manage)
+        publisher = await publisher_for(session, actor, slug, Permission.webhook_manage)
         await _webhook_context(session, actor, publisher, webhook_id)
         await webhooks.update(session, actor=actor, settings=rt.settings, webhook_id=webhook_id, url=None,
                               event_types_requested=None, active=active == "true")
@@ -163,7 +158,7 @@ async def rotate_secret(slug: str, webhook_id: uuid.UUID, request: Request, sess
     """``POST /webhooks/{id}/rotate-secret``: the new secret on this answer only; the previous one
     keeps signing alongside for 24 hours."""
     try:
-        publisher = await _publisher(session, actor, slug, Permission.webhook_manage)
+        publisher = await publisher_for(session, actor, slug, Permission.webhook_manage)
         await _webhook_context(session, actor, publisher, webhook_id)
         _, secret = await webhooks.rotate_secret(session, actor=actor, webhook_id=webhook_id)
         context = await _webhook_context(session, actor, publisher, webhook_id)
@@ -177,40 +172,9 @@ async def delete_webhook(slug: str, webhook_id: uuid.UUID, request: Request, ses
                          actor: WebhookManager) -> Response:
     """``DELETE /webhooks/{id}``: the webhook and its delivery history go."""
     try:
-        publisher = await _publisher(session, actor, slug, Permission.webhook_manage)
+        publisher = await publisher_for(session, actor, slug, Permission.webhook_manage)
         await _webhook_context(session, actor, publisher, webhook_id)
         await webhooks.delete(session, actor=actor, webhook_id=webhook_id)
     except MercatoError as error:
         return await _webhook_refused(request, session, actor, slug, webhook_id, error)
     return redirect(str(request.url_for("console_publisher_webhooks", slug=slug)))
-
-
-# --- key pools ------------------------------------------------------------------------------------
-
-@router.post("/listings/{listing_id}/keys", name="console_publisher_upload_keys")
-async def upload_keys(slug: str, listing_id: str, request: Request, session: WriteSession, actor: KeyManager,
-                      keys: Annotated[str, Form(max_length=MAX_KEYS_PER_UPLOAD * 502)] = "") -> Response:
-    """``POST /listings/{id}/keys``: one key a line; keys the pool has are skipped and counted."""
-    try:
-        publisher = await _publisher(session, actor, slug, Permission.licence_key_manage)
-        listing = await licences.listing_for_keys(session, actor=actor, key=listing_id)
-        if listing.publisher_id != publisher.id:
-            raise ListingNotFound(f"{publisher.slug} has no listing {listing_id!r}.")
-        try:
-            body = KeyUpload.model_validate({"keys": [line for line in keys.splitlines() if line.strip()]})
-        except ValidationError as exc:
-            raise ValidationFailed("Check the keys.", errors=[
-                {"loc": ["form", "keys"], "msg": str(e["msg"]).removeprefix("Value error, "), "type": e["type"]}
-                for e in exc.errors()]) from None
-        result = await licences.upload_keys(session, actor=actor, listing=listing, keys=body.keys)
-    except MercatoError as error:
-        await discard(session)
-        async with get_runtime(request).db.read_session() as reader:
-            publisher = await publishers.get(reader, slug)
-
-            listing = await catalog.get_visible(reader, actor, listing_id)
-            context = await _listing_context(reader, actor, publisher, listing)
-        return await refused(request, error, "console/publisher/listing.html",
-                             {**context, "key_values": {"keys": keys}})
-    return redirect(str(request.url_for("console_publisher_listing", slug=slug, listing_id=listing_id))
-                    + f"?keys_added={result.added}&keys_skipped={result.skipped}#keys")
