@@ -28,7 +28,7 @@ from mercato.catalog import service as catalog
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden
 from mercato.kit.markdown import render_markdown
-from mercato.kit.pagination import InvalidCursor
+from mercato.kit.pagination import InvalidCursor, keyset_page
 from mercato.library import service as library
 from mercato.models import Listing, ListingReview
 from mercato.publishers import service as publishers
@@ -233,10 +233,9 @@ async def review_page(session: AsyncSession, *, viewer: Principal | None, key: s
     only for their author and moderators; authors by display name); ``cursor`` continues a page."""
     listing, viewer_is, rows = await reviews_of(session, viewer=viewer, key=key, sort=sort,
                                                 after=decode(cursor, sort), limit=limit + 1)
-    page = rows[:limit]
+    page, next_cursor = keyset_page(rows, limit, lambda review: encode(sort, review))
     names = await author_names(session, page)
-    return ReviewPage(items=[read(review, names, viewer_is) for review in page],
-                      next_cursor=encode(sort, page[-1]) if len(rows) > limit else None)
+    return ReviewPage(items=[read(review, names, viewer_is) for review in page], next_cursor=next_cursor)
 
 
 # --- cursors: (sort, rating, created_at, id) of the last review shown --------------------------
