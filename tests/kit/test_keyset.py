@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import select
 
-from mercato.kit.errors import NotFound, found
+from mercato.kit.errors import NotFound, found_or_raise
 from mercato.kit.pagination import after_key, created_cursor, decode_cursor, keyset_page
 from mercato.models import Notification
 
@@ -55,8 +55,8 @@ class ThingNotFound(NotFound):
 
 
 def test_found_returns_the_value_or_raises_the_typed_error() -> None:
-    assert found(0, ThingNotFound, "unused") == 0
+    assert found_or_raise(0, ThingNotFound, "unused") == 0
     with pytest.raises(ThingNotFound) as raised:
-        found(None, ThingNotFound, "There is no thing 7.")
+        found_or_raise(None, ThingNotFound, "There is no thing 7.")
     assert (raised.value.status, raised.value.code, raised.value.detail) == (404, "thing_not_found",
                                                                            "There is no thing 7.")

@@ -102,7 +102,7 @@ class ServiceUnavailable(MercatoError):
     status, code, title = 503, "service_unavailable", "Temporarily unavailable"
 
 
-def found(value: T | None, error: type[MercatoError], detail: str, **extra: Any) -> T:
+def found_or_raise(value: T | None, error: type[MercatoError], detail: str, **extra: Any) -> T:
     """``value`` when there is one, else ``error(detail)`` raised: the get-or-404 of services and
     endpoints (``error`` is the typed not-found error of what was looked up)."""
     if value is None:

@@ -20,7 +20,7 @@ from mercato.audit.service import record as audit
 from mercato.config import Settings
 from mercato.kit import ssrf
 from mercato.kit.clock import utcnow
-from mercato.kit.errors import found
+from mercato.kit.errors import found_or_raise
 from mercato.market import repository
 from mercato.market.errors import (
     MarketSourceExists,
@@ -73,7 +73,8 @@ async def create(session: AsyncSession, *, actor: Principal, settings: Settings,
 
 
 async def get(session: AsyncSession, source_id: uuid.UUID) -> MarketSource:
-    return found(await repository.get(session, source_id), MarketSourceNotFound, f"No market source {source_id}.")
+    return found_or_raise(await repository.get(session, source_id),
+                          MarketSourceNotFound, f"No market source {source_id}.")
 
 
 async def delete(session: AsyncSession, *, actor: Principal, source_id: uuid.UUID) -> None:

@@ -23,7 +23,7 @@ from mercato.catalog import service as catalog
 from mercato.catalog.errors import CategoryNotFound
 from mercato.catalog.schemas import ListingDetail, ListingPage
 from mercato.catalog.search import read_generation_once
-from mercato.kit.errors import Conflict, Forbidden, found
+from mercato.kit.errors import Conflict, Forbidden, found_or_raise
 from mercato.kit.pagination import CursorParam
 from mercato.kit.schemas import Slug
 from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession
@@ -153,8 +153,8 @@ async def category_page(
         platform: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{2,32}$")] = None,
         sort: Literal["relevance", "popular", "rating", "newest", "price"] = "popular",
         cursor: CursorParam = None) -> Response:
-    category = found(next((c for c in await catalog.categories(session) if c.slug == slug), None),
-                     CategoryNotFound, f"There is no category {slug!r}.")
+    category = found_or_raise(next((c for c in await catalog.categories(session) if c.slug == slug), None),
+                              CategoryNotFound, f"There is no category {slug!r}.")
     params = {"category": slug, "kind": kind, "price": price, "delivery": delivery, "platform": platform,
               "sort": sort}
     return await _results(request, session, path=f"/categories/{slug}", params=params, cursor=cursor,
