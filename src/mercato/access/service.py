@@ -16,6 +16,7 @@ from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
+from mercato.kit.errors import found_or_raise
 from mercato.models import Role, RoleGrant
 
 ROLE_NAME = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
@@ -47,9 +48,7 @@ async def list_roles(session: AsyncSession) -> list[tuple[Role, list[RoleGrant]]
 
 
 async def get_role(session: AsyncSession, name: str) -> tuple[Role, list[RoleGrant]]:
-    role = await repository.get_role(session, name)
-    if role is None:
-        raise RoleNotFound(f"There is no role named {name!r}.")
+    role = found_or_raise(await repository.get_role(session, name), RoleNotFound, f"There is no role named {name!r}.")
     return role, await repository.grants_of_role(session, name)
 
 

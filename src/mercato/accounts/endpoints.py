@@ -42,7 +42,7 @@ from mercato.accounts.schemas import (
 )
 from mercato.kit.clock import utcnow
 from mercato.kit.errors import Forbidden, RateLimited, Unauthenticated
-from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, encode_cursor, page_of
+from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, keyset_page, page_of
 from mercato.kit.schemas import Page
 from mercato.models import User
 from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
@@ -190,11 +190,10 @@ async def list_users(actor: Annotated[Principal, requires(Permission.user_read)]
                      cursor: CursorParam = None, limit: Limit = 20, total: Total = False) -> Page[UserRead]:
     """Users, newest first; `q` matches email and display name."""
     rows = await service.search_users(session, query=q, active=active, after=decode_cursor(cursor), limit=limit + 1)
-    page = rows[:limit]
+    page, next_cursor = keyset_page(rows, limit)
     roles = await access.roles_of_users(session, [u.id for u in page])
     items = [UserRead(id=u.id, email=u.email, display_name=u.display_name, is_active=u.is_active, roles=roles[u.id],
                       created_at=u.created_at, last_login_at=u.last_login_at) for u in page]
-    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
     counted = await service.count_users(session, query=q, active=active) if total else None
     return Page[UserRead](items=items, next_cursor=next_cursor, total=counted)
 

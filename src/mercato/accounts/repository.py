@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.kit.pagination import count_matching
+from mercato.kit.pagination import after_key, count_matching
 from mercato.models import ApiToken, RefreshToken, User
 
 
@@ -63,10 +63,7 @@ async def count(session: AsyncSession, *, query: str | None, active: bool | None
 async def search(session: AsyncSession, *, query: str | None, active: bool | None,
                  after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[User]:
     stmt = _matching(query, active)
-    if after is not None:
-        at, last_id = after
-        stmt = stmt.where(or_(User.created_at < at, and_(User.created_at == at, User.id < last_id)))
-    return list(await session.scalars(stmt.order_by(User.created_at.desc(), User.id.desc()).limit(limit)))
+    return list(await session.scalars(after_key(stmt, User.created_at, User.id, after, limit)))
 
 
 # --- refresh tokens -----------------------------------------------------------------------

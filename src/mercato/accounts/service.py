@@ -35,7 +35,7 @@ from mercato.audit.service import record as audit
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.kit.clock import utcnow
-from mercato.kit.errors import Forbidden
+from mercato.kit.errors import Forbidden, found_or_raise
 from mercato.kit.passwords import policy_problems
 from mercato.kit.security import API_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX, new_secret, secret_digest
 from mercato.models import ApiToken, RefreshToken, User
@@ -98,10 +98,7 @@ async def display_names(session: AsyncSession, user_ids: set[uuid.UUID]) -> dict
 
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
-    user = await repository.get(session, user_id)
-    if user is None:
-        raise UserNotFound(f"There is no user with id {user_id}.")
-    return user
+    return found_or_raise(await repository.get(session, user_id), UserNotFound, f"There is no user with id {user_id}.")
 
 
 async def verify_login(session: AsyncSession, rt: Runtime, *, email: str, password: str) -> uuid.UUID:
@@ -352,9 +349,8 @@ async def list_api_tokens(session: AsyncSession, *, user_id: uuid.UUID) -> list[
 
 
 async def revoke_api_token(session: AsyncSession, *, user: User, token_id: uuid.UUID) -> None:
-    token = await repository.api_token_of(session, user.id, token_id)
-    if token is None:
-        raise TokenNotFound(f"You have no active API token with id {token_id}.")
+    token = found_or_raise(await repository.api_token_of(session, user.id, token_id),
+                           TokenNotFound, f"You have no active API token with id {token_id}.")
     token.revoked_at = utcnow()
     await audit(session, actor_id=user.id, actor_email=user.email, action=AuditAction.token_revoke,
                 resource_type="api_token", resource_id=token.id, before={"name": token.name})
@@ -401,10 +397,8 @@ async def touch_api_token_if_stale(rt: Runtime, token: ApiToken) -> None:
 
 
 async def find_by_email(session: AsyncSession, email: str) -> User:
-    user = await repository.by_email(session, email)
-    if user is None:
-        raise UserNotFound(f"There is no account with the email {email!r}.")
-    return user
+    return found_or_raise(await repository.by_email(session, email),
+                          UserNotFound, f"There is no account with the email {email!r}.")
 
 
 async def admin_create(session: AsyncSession, rt: Runtime, *, actor: Principal, email: str, password: str,

@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.kit.pagination import count_matching
+from mercato.kit.pagination import after_key, count_matching
 from mercato.models import AuditEntry
 
 
@@ -26,13 +26,7 @@ async def search(session: AsyncSession, *, after: tuple[datetime, uuid.UUID] | N
                  **filters: Any) -> list[AuditEntry]:
     """Newest first; ``after`` is the (at, id) of the last row of the previous page."""
     query = _matching(**filters)
-    if after is not None:
-        at, last_id = after
-        query = query.where(or_(AuditEntry.at < at, and_(AuditEntry.at == at, AuditEntry.id < last_id)))
-    query = query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
-    if limit is not None:
-        query = query.limit(limit)
-    return list(await session.scalars(query))
+    return list(await session.scalars(after_key(query, AuditEntry.at, AuditEntry.id, after, limit)))
 
 
 def _matching(*, actor: uuid.UUID | None, action: str | None, resource_type: str | None, resource_id: str | None,

@@ -14,7 +14,7 @@ from mercato.audit.service import record as audit
 from mercato.bus import repository
 from mercato.bus.service import Backlog, backlog  # noqa: F401  (the admin health page reads them here)
 from mercato.kit.clock import utcnow
-from mercato.kit.errors import Conflict, NotFound
+from mercato.kit.errors import Conflict, NotFound, found_or_raise
 from mercato.models import EventDelivery
 
 if TYPE_CHECKING:  # the type only: access sits above the bus
@@ -70,9 +70,8 @@ async def event_of(session: AsyncSession, event_id: uuid.UUID) -> Any:
 async def replay(session: AsyncSession, *, actor: Principal, dead_letter_id: uuid.UUID) -> EventDelivery:
     """Deliver a dead letter again with a fresh attempt budget (after fixing its cause); audited.
     The redelivery sweep picks it up (it is due now): no broker call inside the transaction."""
-    existing = await repository.delivery_by_id(session, dead_letter_id)
-    if existing is None:
-        raise DeadLetterNotFound(f"There is no dead letter {dead_letter_id}.")
+    existing = found_or_raise(await repository.delivery_by_id(session, dead_letter_id),
+                              DeadLetterNotFound, f"There is no dead letter {dead_letter_id}.")
     # Read before revive(): it reloads the same ORM object, which would then say pending, 0 attempts.
     state, attempts = existing.state, existing.attempts
     revived = await repository.revive(session, dead_letter_id, utcnow())

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from mercato.kit.pagination import count_matching
+from mercato.kit.pagination import after_key, count_matching
 from mercato.models import BusCursor, EventDelivery, OutboxEvent, ProcessedEvent, SweepLease
 
 OUTBOX = OutboxEvent.__table__
@@ -233,12 +233,7 @@ async def count_dead_letters(session: AsyncSession, *, subscriber: str | None) -
 async def dead_letters(session: AsyncSession, *, subscriber: str | None, after: tuple[datetime, uuid.UUID] | None,
                        limit: int) -> list[EventDelivery]:
     query = _dead(subscriber)
-    if after is not None:
-        at, last_id = after
-        query = query.where(or_(EventDelivery.updated_at < at,
-                                and_(EventDelivery.updated_at == at, EventDelivery.id < last_id)))
-    return list(await session.scalars(query.order_by(EventDelivery.updated_at.desc(), EventDelivery.id.desc())
-                                      .limit(limit)))
+    return list(await session.scalars(after_key(query, EventDelivery.updated_at, EventDelivery.id, after, limit)))
 
 
 async def revive(session: AsyncSession, delivery_id: uuid.UUID, at: datetime) -> EventDelivery | None:

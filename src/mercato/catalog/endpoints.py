@@ -35,7 +35,7 @@ from mercato.catalog.schemas import (
     Reason,
 )
 from mercato.kit.errors import Forbidden
-from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor, page_of
+from mercato.kit.pagination import CursorParam, Limit, decode_cursor, keyset_page, page_of
 from mercato.kit.schemas import Page, Slug
 from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.publishers import service as publishers
@@ -177,8 +177,7 @@ async def publisher_listings(slug: Slug, session: ReadSession, viewer: OptionalP
     """A publisher's listings, newest first: the public sees published ones, members all."""
     publisher = await publishers.get(session, slug)
     rows = await service.of_publisher(session, viewer, publisher, after=decode_cursor(cursor), limit=limit + 1)
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    page, next_cursor = keyset_page(rows, limit)
     return Page[ListingRead](items=await presenter.present(session, page), next_cursor=next_cursor)
 
 

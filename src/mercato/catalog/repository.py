@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Numeric, and_, cast, delete, func, or_, select, text, true, update
+from sqlalchemy import ColumnElement, Float, Numeric, cast, delete, func, or_, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,6 +20,7 @@ from mercato.access.permissions import Condition
 from mercato.catalog.cache_keys import cache_keys
 from mercato.kit.cache import evict_after_commit
 from mercato.kit.db import insert_unless_conflict, refresh_if_held
+from mercato.kit.pagination import after_key
 from mercato.models import Category, Listing, ListingDailyStat, Publisher
 
 
@@ -148,11 +149,7 @@ async def of_publisher(session: AsyncSession, publisher_id: uuid.UUID, *, condit
                        member_of: Sequence[uuid.UUID], after: tuple[datetime, uuid.UUID] | None,
                        limit: int) -> list[Listing]:
     statement = select(Listing).where(Listing.publisher_id == publisher_id, visible(condition, member_of))
-    if after is not None:
-        statement = statement.where(or_(Listing.created_at < after[0],
-                                        and_(Listing.created_at == after[0], Listing.id < after[1])))
-    rows = await session.scalars(statement.order_by(Listing.created_at.desc(), Listing.id.desc()).limit(limit))
-    return list(rows)
+    return list(await session.scalars(after_key(statement, Listing.created_at, Listing.id, after, limit)))
 
 
 async def related(session: AsyncSession, listing: Listing, *, limit: int = 6) -> list[Listing]:

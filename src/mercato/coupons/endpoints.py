@@ -25,7 +25,7 @@ from mercato.kit.pagination import (
     Limit,
     Total,
     decode_cursor,
-    encode_cursor,
+    keyset_page,
 )
 from mercato.kit.schemas import Page, Slug
 from mercato.platform.routing import (
@@ -50,9 +50,8 @@ async def list_coupons(actor: CouponManager, session: ReadSession,
     """Your publishers' coupons (admins: every coupon), newest first."""
     rows, count = await service.search(session, actor=actor, publisher=publisher, active=active,
                                        after=decode_cursor(cursor), limit=limit + 1, with_total=total)
-    page = rows[:limit]
-    return Page[CouponRead](items=[CouponRead.from_model(c) for c in page], total=count,
-                            next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None)
+    page, next_cursor = keyset_page(rows, limit)
+    return Page[CouponRead](items=[CouponRead.from_model(c) for c in page], total=count, next_cursor=next_cursor)
 
 
 @router.post("/coupons", status_code=201, response_model=CouponRead,

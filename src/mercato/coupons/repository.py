@@ -8,13 +8,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, or_, select, update
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.access.permissions import Condition
 from mercato.kit.db import insert_unless_conflict, refresh_if_held
-from mercato.kit.pagination import count_matching
+from mercato.kit.pagination import after_key, count_matching
 from mercato.models import Coupon, CouponRedemption
 
 
@@ -41,11 +41,7 @@ async def search(session: AsyncSession, *, condition: Condition | None, publishe
     if active is not None:
         statement = statement.where(Coupon.active.is_(active))
     total = await count_matching(session, statement) if with_total else None
-    if after is not None:
-        at, row_id = after
-        statement = statement.where(or_(Coupon.created_at < at, and_(Coupon.created_at == at, Coupon.id < row_id)))
-    rows = await session.scalars(statement.order_by(Coupon.created_at.desc(), Coupon.id.desc()).limit(limit))
-    return list(rows), total
+    return list(await session.scalars(after_key(statement, Coupon.created_at, Coupon.id, after, limit))), total
 
 
 async def by_code(session: AsyncSession, code: str) -> Coupon | None:

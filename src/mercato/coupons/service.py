@@ -34,7 +34,7 @@ from mercato.coupons.errors import (
     CouponScopeForbidden,
 )
 from mercato.kit.clock import utcnow
-from mercato.kit.errors import ValidationFailed
+from mercato.kit.errors import ValidationFailed, found_or_raise
 from mercato.models import Coupon, CouponRedemption
 from mercato.publishers import service as publishers
 
@@ -74,10 +74,8 @@ async def _scope(session: AsyncSession, actor: Principal) -> tuple[Condition | N
 
 async def get_visible(session: AsyncSession, actor: Principal, coupon_id: uuid.UUID) -> Coupon:
     condition, member_of = await _scope(session, actor)
-    coupon = await repository.visible(session, coupon_id, condition=condition, publisher_ids=member_of)
-    if coupon is None:
-        raise CouponNotFound(f"There is no coupon {coupon_id}.")
-    return coupon
+    return found_or_raise(await repository.visible(session, coupon_id, condition=condition, publisher_ids=member_of),
+                          CouponNotFound, f"There is no coupon {coupon_id}.")
 
 
 async def search(session: AsyncSession, *, actor: Principal, publisher: str | None, active: bool | None,

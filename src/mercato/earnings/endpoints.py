@@ -26,8 +26,9 @@ from mercato.kit.pagination import (
     CursorParam,
     Limit,
     Total,
+    created_cursor,
     decode_cursor,
-    encode_cursor,
+    keyset_page,
 )
 from mercato.kit.schemas import Page, Slug
 from mercato.ledger.errors import InsufficientFunds
@@ -55,7 +56,7 @@ async def publisher_earnings(slug: str, actor: Annotated[Principal, requires(Per
     currency = rt.settings.currency
     totals = await service.summary(session, publisher_id=publisher.id)
     rows = await service.movements(session, publisher_id=publisher.id, after=decode_cursor(cursor), limit=limit + 1)
-    page = rows[:limit]
+    page, next_cursor = keyset_page(rows, limit, lambda row: created_cursor(row[0]))
     return EarningsRead(
         publisher=publisher.slug, available=SignedMoney(amount=totals.available, currency=currency),
         pending_payouts=Money(amount=totals.pending_payouts, currency=currency),
@@ -70,7 +71,7 @@ async def publisher_earnings(slug: str, actor: Annotated[Principal, requires(Per
                                     refund_id=transaction.refund_id, payout_id=transaction.payout_id,
                                     created_at=entry.created_at)
                    for entry, transaction in page],
-            next_cursor=encode_cursor(page[-1][0].created_at, page[-1][0].id) if len(rows) > limit else None))
+            next_cursor=next_cursor))
 
 
 @router.post("/publishers/{slug}/payouts", status_code=201, response_model=PayoutRead,
@@ -96,11 +97,10 @@ async def list_payouts(actor: PayoutDecider, session: ReadSession,
     """Payouts of every publisher, newest first (`status=requested`: the ones to decide)."""
     rows, count = await service.search(session, publisher=publisher, status=status, after=decode_cursor(cursor),
                                        limit=limit + 1, with_total=total)
-    page = rows[:limit]
+    page, next_cursor = keyset_page(rows, limit)
     slugs = await service.slugs_of(session, {p.publisher_id for p in page})
     return Page[PayoutRead](items=[PayoutRead.from_model(p, publisher=slugs[p.publisher_id]) for p in page],
-                            total=count,
-                            next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None)
+                            total=count, next_cursor=next_cursor)
 
 
 @router.post("/admin/payouts/{payout_id}/approve", response_model=PayoutRead,

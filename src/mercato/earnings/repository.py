@@ -6,11 +6,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.kit.db import refresh_if_held
-from mercato.kit.pagination import count_matching
+from mercato.kit.pagination import after_key, count_matching
 from mercato.models import Payout
 
 
@@ -45,8 +45,4 @@ async def search(session: AsyncSession, *, publisher_id: uuid.UUID | None, statu
     if status is not None:
         statement = statement.where(Payout.status == status)
     total = await count_matching(session, statement) if with_total else None
-    if after is not None:
-        at, row_id = after
-        statement = statement.where(or_(Payout.created_at < at, and_(Payout.created_at == at, Payout.id < row_id)))
-    rows = await session.scalars(statement.order_by(Payout.created_at.desc(), Payout.id.desc()).limit(limit))
-    return list(rows), total
+    return list(await session.scalars(after_key(statement, Payout.created_at, Payout.id, after, limit))), total

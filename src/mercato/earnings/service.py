@@ -25,6 +25,7 @@ from mercato.bus.outbox import publish
 from mercato.earnings import repository
 from mercato.earnings.errors import PayoutAlreadyDecided, PayoutNotFound
 from mercato.kit.clock import utcnow
+from mercato.kit.errors import found_or_raise
 from mercato.ledger import accounts
 from mercato.ledger import service as ledger
 from mercato.ledger.errors import InsufficientFunds
@@ -124,10 +125,8 @@ async def request_payout(session: AsyncSession, *, actor: Principal, publisher: 
 
 
 async def get(session: AsyncSession, payout_id: uuid.UUID) -> Payout:
-    payout = await repository.by_id(session, payout_id)
-    if payout is None:
-        raise PayoutNotFound(f"There is no payout {payout_id}.")
-    return payout
+    return found_or_raise(await repository.by_id(session, payout_id),
+                          PayoutNotFound, f"There is no payout {payout_id}.")
 
 
 async def _decide(session: AsyncSession, *, actor: Principal, payout_id: uuid.UUID, status: str,

@@ -20,6 +20,7 @@ from mercato.kit.pagination import (
     Total,
     decode_cursor,
     encode_cursor,
+    keyset_page,
 )
 from mercato.kit.schemas import Timestamp
 from mercato.platform.routing import ReadSession, TransactionalRoute
@@ -44,9 +45,9 @@ async def my_history(
     for the store's retention period (30 days unless configured)."""
     rows = await service.of_user(session, user_id=actor.user_id, kinds=type, actions=action, since=since,
                                  until=until, after=decode_cursor(cursor), limit=limit + 1)
-    page = rows[:limit]
+    page, next_cursor = keyset_page(rows, limit, lambda entry: encode_cursor(entry.occurred_at, entry.id))
     return HistoryPage(
         items=[HistoryEntryRead.model_validate(entry) for entry in page],
-        next_cursor=encode_cursor(page[-1].occurred_at, page[-1].id) if len(rows) > limit else None,
+        next_cursor=next_cursor,
         total=await service.count(session, user_id=actor.user_id, kinds=type, actions=action, since=since,
                                   until=until) if total else None)

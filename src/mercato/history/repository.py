@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, or_, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.kit.pagination import count_matching
+from mercato.kit.pagination import after_key, count_matching
 from mercato.models import HistoryEntry
 
 
@@ -41,12 +41,7 @@ async def of_user(session: AsyncSession, user_id: uuid.UUID, *, kinds: Sequence[
                   after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[HistoryEntry]:
     """The user's entries, newest first, after the keyset position ``after``."""
     statement = _filtered(user_id, kinds=kinds, actions=actions, since=since, until=until)
-    if after is not None:
-        at, row_id = after
-        statement = statement.where(or_(HistoryEntry.occurred_at < at,
-                                        and_(HistoryEntry.occurred_at == at, HistoryEntry.id < row_id)))
-    statement = statement.order_by(HistoryEntry.occurred_at.desc(), HistoryEntry.id.desc()).limit(limit)
-    return list(await session.scalars(statement))
+    return list(await session.scalars(after_key(statement, HistoryEntry.occurred_at, HistoryEntry.id, after, limit)))
 
 
 async def count(session: AsyncSession, user_id: uuid.UUID, *, kinds: Sequence[str] | None,

@@ -48,7 +48,7 @@ from mercato.installs.schemas import (
     UpgradeRequest,
 )
 from mercato.installs.transitions import TERMINAL_TASK
-from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, Limit, decode_cursor, keyset_page
 from mercato.kit.schemas import Page
 from mercato.live.waiting import wait_until
 from mercato.models import Installation, InstallTask
@@ -285,6 +285,5 @@ async def runtime_snapshot(actor: Annotated[Principal, requires(Permission.runti
 
 
 def _paged(rows: list[InstanceRow] | list[Installation] | list[InstallTask], limit: int, model: type) -> Page:  # type: ignore[type-arg]
-    page = rows[:limit]
-    return Page(items=[model.model_validate(row) for row in page],
-                next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None)
+    page, next_cursor = keyset_page(rows, limit)
+    return Page(items=[model.model_validate(row) for row in page], next_cursor=next_cursor)

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mercato.kit.pagination import after_key
 from mercato.models import Installation, InstallTask, Instance, Listing
 
 ACTIVE_TASK_STATES = ("dispatched", "running")
@@ -23,13 +24,6 @@ OPEN_TASK_STATES = ("queued", "dispatched", "running")
 
 def _changed(result: Any) -> bool:
     return int(result.rowcount or 0) == 1
-
-
-def _page(statement: Any, model: Any, after: tuple[datetime, uuid.UUID] | None, limit: int) -> Any:
-    if after is not None:
-        at, row_id = after
-        statement = statement.where(or_(model.created_at < at, and_(model.created_at == at, model.id < row_id)))
-    return statement.order_by(model.created_at.desc(), model.id.desc()).limit(limit)
 
 
 # --- instances -----------------------------------------------------------------------------------
@@ -51,7 +45,7 @@ async def instances(session: AsyncSession, *, owner_id: uuid.UUID | None, after:
     statement = select(Instance).where(Instance.revoked_at.is_(None))
     if owner_id is not None:
         statement = statement.where(Instance.owner_id == owner_id)
-    return list(await session.scalars(_page(statement, Instance, after, limit)))
+    return list(await session.scalars(after_key(statement, Instance.created_at, Instance.id, after, limit)))
 
 
 async def revoke_instance(session: AsyncSession, instance_id: uuid.UUID, *, at: datetime) -> bool:
@@ -99,7 +93,7 @@ async def installations_of(session: AsyncSession, instance_id: uuid.UUID, *,
     statement = select(Installation).where(Installation.instance_id == instance_id)
     if not include_uninstalled:
         statement = statement.where(Installation.state != "uninstalled")
-    return list(await session.scalars(_page(statement, Installation, after, limit)))
+    return list(await session.scalars(after_key(statement, Installation.created_at, Installation.id, after, limit)))
 
 
 async def live_installations_of(session: AsyncSession, instance_id: uuid.UUID) -> list[Installation]:
@@ -184,7 +178,7 @@ async def tasks(session: AsyncSession, *, owner_id: uuid.UUID | None, state: str
         statement = statement.where(InstallTask.instance_id == instance_id)
     if installation_id is not None:
         statement = statement.where(InstallTask.installation_id == installation_id)
-    return list(await session.scalars(_page(statement, InstallTask, after, limit)))
+    return list(await session.scalars(after_key(statement, InstallTask.created_at, InstallTask.id, after, limit)))
 
 
 async def open_tasks_of(session: AsyncSession, installation_id: uuid.UUID) -> list[InstallTask]:

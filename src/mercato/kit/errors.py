@@ -7,13 +7,15 @@ Every error the API returns goes through :func:`problem_response`, so clients al
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 PROBLEM_TYPE_BASE = "https://mercato.dev/problems/"
+
+T = TypeVar("T")
 
 
 class MercatoError(Exception):
@@ -98,6 +100,14 @@ class RateLimited(MercatoError):
 
 class ServiceUnavailable(MercatoError):
     status, code, title = 503, "service_unavailable", "Temporarily unavailable"
+
+
+def found_or_raise(value: T | None, error: type[MercatoError], detail: str, **extra: Any) -> T:
+    """``value`` when there is one, else ``error(detail)`` raised: the get-or-404 of services and
+    endpoints (``error`` is the typed not-found error of what was looked up)."""
+    if value is None:
+        raise error(detail, **extra)
+    return value
 
 
 # --- rendering ---------------------------------------------------------------------------

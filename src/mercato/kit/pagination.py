@@ -1,4 +1,6 @@
-"""Opaque cursors for keyset pagination over (timestamp, id)."""
+"""Keyset pagination over (timestamp, id): opaque cursors, the repository-side condition and
+order (:func:`after_key`) and the endpoint-side cut into a page and its next cursor
+(:func:`keyset_page`)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Query
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.kit.errors import ValidationFailed
@@ -45,6 +47,36 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
         raise InvalidCursor("Use the next_cursor value from the previous page as it was given.",
                             errors=[{"loc": ["query", "cursor"], "msg": "invalid cursor",
                                      "type": "invalid_cursor"}]) from exc
+
+
+def after_key(statement: Select[Any], at: ColumnElement[Any], row_id: ColumnElement[Any],
+              after: tuple[Any, uuid.UUID] | None, limit: int | None) -> Select[Any]:
+    """``statement`` newest first by (``at``, ``row_id``), from the row after the keyset position
+    ``after`` (the last row of the previous page) on, at most ``limit`` rows (None: all of them).
+    Endpoints ask for one row more than they show and cut it off with :func:`keyset_page`."""
+    if after is not None:
+        statement = statement.where(after_position(at, row_id, after))
+    return statement.order_by(at.desc(), row_id.desc()).limit(limit)
+
+
+def after_position(at: ColumnElement[Any], row_id: ColumnElement[Any],
+                   after: tuple[Any, uuid.UUID]) -> ColumnElement[bool]:
+    """Rows that come after the position ``after`` in newest-first (``at``, ``row_id``) order."""
+    last_at, last_id = after
+    return or_(at < last_at, and_(at == last_at, row_id < last_id))
+
+
+def created_cursor(row: Any) -> str:
+    """The cursor of a row paged by (created_at, id), the most common keyset."""
+    return encode_cursor(row.created_at, row.id)
+
+
+def keyset_page(rows: Sequence[T], limit: int, cursor_of: Callable[[T], str] = created_cursor,
+                ) -> tuple[list[T], str | None]:
+    """The page shown and the cursor of the next one (None: this is the last) out of ``rows``
+    fetched with ``limit + 1``: the extra row only tells that there is more."""
+    page = list(rows[:limit])
+    return page, cursor_of(page[-1]) if len(rows) > limit else None
 
 
 async def count_matching(session: AsyncSession, statement: Select[Any]) -> int:

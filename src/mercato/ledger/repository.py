@@ -6,10 +6,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.kit.db import insert_unless_conflict
+from mercato.kit.pagination import after_key
 from mercato.ledger.accounts import MAY_GO_NEGATIVE, AccountRef
 from mercato.models import LedgerAccount, LedgerEntry, LedgerTransaction
 
@@ -64,12 +65,7 @@ async def entries_of(session: AsyncSession, account_id: uuid.UUID, *, after: tup
     statement = (select(LedgerEntry, LedgerTransaction)
                  .join(LedgerTransaction, LedgerTransaction.id == LedgerEntry.transaction_id)
                  .where(LedgerEntry.account_id == account_id))
-    if after is not None:
-        at, row_id = after
-        statement = statement.where(or_(LedgerEntry.created_at < at,
-                                        and_(LedgerEntry.created_at == at, LedgerEntry.id < row_id)))
-    rows = await session.execute(statement.order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
-                                 .limit(limit))
+    rows = await session.execute(after_key(statement, LedgerEntry.created_at, LedgerEntry.id, after, limit))
     return [(entry, transaction) for entry, transaction in rows]
 
 

@@ -14,16 +14,22 @@ from mercato.accounts.errors import UserNotFound
 from mercato.catalog import service as catalog
 from mercato.catalog.errors import ListingNotFound
 from mercato.catalog.presenter import present
-from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor, keyset_page
 from mercato.kit.schemas import Page
 from mercato.library import service
 from mercato.library.errors import EntitlementAlreadyRevoked, EntitlementNotFound
 from mercato.library.schemas import EntitlementGrant, EntitlementRead, LibraryItem, LibraryPage
 from mercato.licences.errors import LicenceNotFound
 from mercato.licences.schemas import LicenceDocument
+from mercato.models import Entitlement
 from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 
 router = APIRouter(route_class=TransactionalRoute, tags=["library"])
+
+
+def _granted_cursor(entitlement: Entitlement) -> str:
+    """Entitlements are paged newest grant first."""
+    return encode_cursor(entitlement.granted_at, entitlement.id)
 
 EntitlementAdmin = Annotated[Principal, requires(Permission.entitlement_grant)]
 
@@ -35,14 +41,14 @@ async def my_library(actor: Annotated[Principal, requires(Permission.library_rea
     first, each with its listing as the catalog shows it. Revoked entitlements (refunds)
     are not listed. Listings that were delisted or suspended since stay in your library."""
     rows = await service.library_of(session, actor.user_id, decode_cursor(cursor), limit + 1)
-    page = rows[:limit]
+    page, next_cursor = keyset_page(rows, limit, _granted_cursor)
     listings = [await catalog.get_by_id(session, entitlement.listing_id) for entitlement in page]
     shown = await present(session, listings)
     return LibraryPage(
         items=[LibraryItem(entitlement_id=e.id, source=e.source, granted_at=e.granted_at,  # type: ignore[arg-type]
                            order_id=e.order_id, download_count=e.download_count, listing=listing)
                for e, listing in zip(page, shown, strict=True)],
-        next_cursor=encode_cursor(page[-1].granted_at, page[-1].id) if len(rows) > limit else None)
+        next_cursor=next_cursor)
 
 
 @router.get("/admin/entitlements", response_model=Page[EntitlementRead])
@@ -53,10 +59,8 @@ async def list_entitlements(actor: EntitlementAdmin, session: ReadSession, user_
     """Entitlements of any user, newest grant first (to find the one to revoke)."""
     rows = await service.search(session, user_id=user_id, listing_id=listing_id, active=active,
                                 after=decode_cursor(cursor), limit=limit + 1)
-    page = rows[:limit]
-    return Page[EntitlementRead](items=[EntitlementRead.from_model(e) for e in page],
-                                 next_cursor=encode_cursor(page[-1].granted_at, page[-1].id)
-                                 if len(rows) > limit else None)
+    page, next_cursor = keyset_page(rows, limit, _granted_cursor)
+    return Page[EntitlementRead](items=[EntitlementRead.from_model(e) for e in page], next_cursor=next_cursor)
 
 
 @router.post("/admin/entitlements", status_code=201, response_model=EntitlementRead,

@@ -12,10 +12,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mercato.kit.pagination import after_key
 from mercato.models import Entitlement
 
 
@@ -81,12 +82,7 @@ async def active_of(session: AsyncSession, user_id: uuid.UUID, *, after: tuple[d
                     limit: int) -> list[Entitlement]:
     """A user's active entitlements, newest grant first (keyset pages over granted_at, id)."""
     query = select(Entitlement).where(Entitlement.user_id == user_id, Entitlement.revoked_at.is_(None))
-    if after is not None:
-        at, last_id = after
-        query = query.where(or_(Entitlement.granted_at < at,
-                                and_(Entitlement.granted_at == at, Entitlement.id < last_id)))
-    rows = await session.scalars(query.order_by(Entitlement.granted_at.desc(), Entitlement.id.desc()).limit(limit))
-    return list(rows)
+    return list(await session.scalars(after_key(query, Entitlement.granted_at, Entitlement.id, after, limit)))
 
 
 async def search(session: AsyncSession, *, user_id: uuid.UUID | None, listing_ids: Sequence[uuid.UUID] | None,
@@ -101,9 +97,4 @@ async def search(session: AsyncSession, *, user_id: uuid.UUID | None, listing_id
         query = query.where(Entitlement.revoked_at.is_(None))
     elif active is False:
         query = query.where(Entitlement.revoked_at.is_not(None))
-    if after is not None:
-        at, last_id = after
-        query = query.where(or_(Entitlement.granted_at < at,
-                                and_(Entitlement.granted_at == at, Entitlement.id < last_id)))
-    rows = await session.scalars(query.order_by(Entitlement.granted_at.desc(), Entitlement.id.desc()).limit(limit))
-    return list(rows)
+    return list(await session.scalars(after_key(query, Entitlement.granted_at, Entitlement.id, after, limit)))

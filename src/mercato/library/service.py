@@ -22,6 +22,7 @@ from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.catalog import service as catalog
 from mercato.kit.clock import utcnow
+from mercato.kit.errors import found_or_raise
 from mercato.kit.keys import StoreKeys
 from mercato.library import repository
 from mercato.library.errors import EntitlementAlreadyRevoked, EntitlementNotFound
@@ -143,9 +144,8 @@ async def admin_grant(session: AsyncSession, *, actor: Principal, user_id: uuid.
 
 async def admin_revoke(session: AsyncSession, *, actor: Principal, entitlement_id: uuid.UUID,
                        reason: str | None) -> Entitlement:
-    entitlement = await repository.by_id(session, entitlement_id)
-    if entitlement is None:
-        raise EntitlementNotFound(f"There is no entitlement {entitlement_id}.")
+    entitlement = found_or_raise(await repository.by_id(session, entitlement_id),
+                                 EntitlementNotFound, f"There is no entitlement {entitlement_id}.")
     if entitlement.revoked_at is not None:
         raise EntitlementAlreadyRevoked(f"The entitlement was revoked on {entitlement.revoked_at:%Y-%m-%d %H:%M} UTC.")
     reason = reason or "Revoked by an admin"

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Response
 from mercato.access.dependencies import public, requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor, page_of
+from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor, keyset_page, page_of
 from mercato.kit.schemas import Page
 from mercato.market import service, sweep
 from mercato.market.errors import (
@@ -105,8 +105,7 @@ async def list_mirrored(session: ReadSession, source: uuid.UUID | None = None,
     source store, `source_link`), most recently changed first; `source` narrows to one."""
     rows, sources = await service.browse(session, source_id=source, q=q, after=decode_cursor(cursor),
                                          limit=limit + 1)
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].updated_at, page[-1].id) if len(rows) > limit else None
+    page, next_cursor = keyset_page(rows, limit, lambda row: encode_cursor(row.updated_at, row.id))
     return Page[MirroredListingRead](items=[MirroredListingRead.of(row, sources[row.source_id]) for row in page],
                                      next_cursor=next_cursor)
 

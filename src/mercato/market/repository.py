@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mercato.kit.pagination import after_key
 from mercato.models import MarketSource, MirroredListing
 
 
@@ -105,9 +106,4 @@ async def search(session: AsyncSession, *, source_id: uuid.UUID | None, q: str |
         pattern = f"%{escaped}%"
         query = query.where(or_(func.lower(MirroredListing.name).like(pattern, escape="\\"),
                                 func.lower(MirroredListing.slug).like(pattern, escape="\\")))
-    if after is not None:
-        at, row_id = after
-        query = query.where(or_(MirroredListing.updated_at < at,
-                                (MirroredListing.updated_at == at) & (MirroredListing.id < row_id)))
-    query = query.order_by(MirroredListing.updated_at.desc(), MirroredListing.id.desc()).limit(limit)
-    return list(await session.scalars(query))
+    return list(await session.scalars(after_key(query, MirroredListing.updated_at, MirroredListing.id, after, limit)))

@@ -20,6 +20,7 @@ from mercato.audit.service import record as audit
 from mercato.config import Settings
 from mercato.kit import ssrf
 from mercato.kit.clock import utcnow
+from mercato.kit.errors import found_or_raise
 from mercato.market import repository
 from mercato.market.errors import (
     MarketSourceExists,
@@ -72,10 +73,8 @@ async def create(session: AsyncSession, *, actor: Principal, settings: Settings,
 
 
 async def get(session: AsyncSession, source_id: uuid.UUID) -> MarketSource:
-    source = await repository.get(session, source_id)
-    if source is None:
-        raise MarketSourceNotFound(f"No market source {source_id}.")
-    return source
+    return found_or_raise(await repository.get(session, source_id),
+                          MarketSourceNotFound, f"No market source {source_id}.")
 
 
 async def delete(session: AsyncSession, *, actor: Principal, source_id: uuid.UUID) -> None:

@@ -41,6 +41,7 @@ from mercato.config import Settings
 from mercato.kit import ssrf
 from mercato.kit.clock import utcnow
 from mercato.kit.db import Database
+from mercato.kit.errors import found_or_raise
 from mercato.kit.logging import log
 from mercato.market import repository, service
 from mercato.market.errors import MarketSourceNotFound
@@ -133,9 +134,8 @@ async def sync_source(db: Database, settings: Settings, source_id: uuid.UUID) ->
 
 async def _sync_source(db: Database, settings: Settings, source_id: uuid.UUID) -> SyncResult:
     async with db.read_session() as session:
-        source = await repository.get(session, source_id)
-        if source is None:
-            raise MarketSourceNotFound(f"No market source {source_id}.")
+        source = found_or_raise(await repository.get(session, source_id),
+                                MarketSourceNotFound, f"No market source {source_id}.")
         url, cursor, etag = source.url, source.cursor, source.etag
     result = SyncResult(source_id=source_id, ok=True)
     try:

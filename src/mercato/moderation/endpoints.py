@@ -17,7 +17,7 @@ from mercato.access.principal import Principal
 from mercato.catalog.errors import ListingNotFound, ListingTransitionRefused
 from mercato.catalog.schemas import ListingKey
 from mercato.kit.errors import Forbidden
-from mercato.kit.pagination import CursorParam, InvalidCursor, Limit, Total
+from mercato.kit.pagination import CursorParam, InvalidCursor, Limit, Total, keyset_page
 from mercato.models import ReviewTask
 from mercato.moderation import service
 from mercato.moderation.errors import ClaimedByOther, OwnPublisher, ReviewTaskNotFound, ReviewTransitionRefused
@@ -74,9 +74,8 @@ async def list_tasks(session: ReadSession, actor: Annotated[Principal, requires(
     rows = await service.queue(session, actor=actor, statuses=statuses, after=_decode(cursor), limit=limit + 1)
     if appeal:
         rows = [row for row in rows if row.appeal_status == "pending"]
-    page = rows[:limit]
-    return ReviewTaskPage(items=[await task_read(session, t) for t in page],
-                          next_cursor=_encode(page[-1]) if len(rows) > limit else None,
+    page, next_cursor = keyset_page(rows, limit, _encode)
+    return ReviewTaskPage(items=[await task_read(session, t) for t in page], next_cursor=next_cursor,
                           total=await service.count(session, actor=actor, statuses=statuses) if total else None)
 
 

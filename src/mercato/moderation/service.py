@@ -24,6 +24,7 @@ from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.catalog import service as catalog
 from mercato.kit.clock import utcnow
+from mercato.kit.errors import found_or_raise
 from mercato.kit.metrics import REGISTRY
 from mercato.models import Listing, ListingVersion, ReviewTask
 from mercato.moderation import repository
@@ -100,9 +101,8 @@ async def get_task(session: AsyncSession, *, actor: Principal, task_id: uuid.UUI
 
 
 async def _reviewer_task(session: AsyncSession, actor: Principal, task_id: uuid.UUID) -> ReviewTask:
-    task = await repository.get(session, task_id)
-    if task is None:
-        raise ReviewTaskNotFound(f"There is no review task {task_id}.")
+    task = found_or_raise(await repository.get(session, task_id),
+                          ReviewTaskNotFound, f"There is no review task {task_id}.")
     if task.publisher_id in await _own_publishers(session, actor):
         raise OwnPublisher("You are a member of this listing's publisher; another reviewer must decide.")
     return task

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from mercato.access.dependencies import requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, Limit, decode_cursor, keyset_page
 from mercato.notifications import service
 from mercato.notifications.errors import NotificationNotFound
 from mercato.notifications.schemas import Marked, NotificationPage, NotificationRead
@@ -28,9 +28,8 @@ async def my_notifications(actor: Recipient, session: ReadSession,
     """Your notifications, newest first, with the number still unread."""
     rows = await service.inbox(session, actor.user_id, unread_only=unread, after=decode_cursor(cursor),
                                limit=limit + 1)
-    page = rows[:limit]
-    return NotificationPage(items=[NotificationRead.from_model(n) for n in page],
-                            next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None,
+    page, next_cursor = keyset_page(rows, limit)
+    return NotificationPage(items=[NotificationRead.from_model(n) for n in page], next_cursor=next_cursor,
                             unread_count=await service.unread_count(session, actor.user_id))
 
 

@@ -6,10 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mercato.kit.pagination import after_key
 from mercato.models import Notification
 
 
@@ -40,12 +41,7 @@ async def inbox(session: AsyncSession, user_id: uuid.UUID, *, unread_only: bool,
     query = select(Notification).where(Notification.user_id == user_id)
     if unread_only:
         query = query.where(Notification.read_at.is_(None))
-    if after is not None:
-        at, last_id = after
-        query = query.where(or_(Notification.created_at < at,
-                                and_(Notification.created_at == at, Notification.id < last_id)))
-    rows = await session.scalars(query.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit))
-    return list(rows)
+    return list(await session.scalars(after_key(query, Notification.created_at, Notification.id, after, limit)))
 
 
 async def unread_count(session: AsyncSession, user_id: uuid.UUID) -> int:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.kit.clock import utcnow
+from mercato.kit.errors import found_or_raise
 from mercato.models import Notification
 from mercato.notifications import repository
 from mercato.notifications.errors import NotificationNotFound
@@ -84,10 +85,8 @@ async def unread_count(session: AsyncSession, user_id: uuid.UUID) -> int:
 async def mark_read(session: AsyncSession, *, user_id: uuid.UUID, notification_id: uuid.UUID) -> Notification:
     """Mark one of the user's notifications read (again is fine); others' are not found."""
     await repository.mark_read(session, user_id, notification_id, utcnow())
-    notification = await repository.own(session, user_id, notification_id)
-    if notification is None:
-        raise NotificationNotFound(f"You have no notification {notification_id}.")
-    return notification
+    return found_or_raise(await repository.own(session, user_id, notification_id),
+                          NotificationNotFound, f"You have no notification {notification_id}.")
 
 
 async def mark_all_read(session: AsyncSession, *, user_id: uuid.UUID) -> int:

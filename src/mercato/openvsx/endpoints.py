@@ -23,7 +23,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from mercato.access.dependencies import public, requires, requires_credential
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.kit.errors import MercatoError, PayloadTooLarge, ValidationFailed
+from mercato.kit.errors import MercatoError, PayloadTooLarge, ValidationFailed, found_or_raise
 from mercato.kit.http import _validation_errors
 from mercato.kit.pagination import CursorParam, Limit, page_of
 from mercato.kit.schemas import Page
@@ -342,10 +342,10 @@ async def _serve(request: Request, session: Any, rt: Any, registry: extensions.R
                                  media_type="application/octet-stream")
     if file_name == vsix_name[:-len(".vsix")] + ".sha256":
         return Response(chosen.sha256, media_type="text/plain")
-    stored = next(((k, s) for k, s in (chosen.manifest.get("files") or {}).items() if k == kind), None) \
+    wanted = next(((k, s) for k, s in (chosen.manifest.get("files") or {}).items() if k == kind), None) \
         if kind else service.stored_file(chosen, file_name or "")
-    if stored is None:
-        raise FileNotFound(f"{namespace}.{extension} {chosen.version} has no file {file_name or kind!r}.")
+    stored = found_or_raise(wanted, FileNotFound,
+                            f"{namespace}.{extension} {chosen.version} has no file {file_name or kind!r}.")
     data = b"".join([chunk async for chunk in rt.artifacts.open(stored[1]["sha256"])])
     media = {"manifest": "application/json", "readme": "text/markdown", "changelog": "text/markdown",
              "license": "text/plain", "vsixmanifest": "application/xml"}.get(stored[0], "application/octet-stream")
@@ -393,9 +393,7 @@ async def gallery_asset(namespace: Name, extension: Name, version: Version, asse
                         session: WriteSession, rt: RuntimeDep, registry: Registry,
                         targetPlatform: str | None = None) -> Response:
     """An asset of a version by VS Code's asset type (VSIXPackage, Manifest, Content.Details, …)."""
-    kind = gallery.ASSET_KINDS.get(asset_type)
-    if kind is None:
-        raise FileNotFound(f"Unknown asset type {asset_type!r}.")
+    kind = found_or_raise(gallery.ASSET_KINDS.get(asset_type), FileNotFound, f"Unknown asset type {asset_type!r}.")
     target = targetPlatform if targetPlatform not in (None, "universal") else None
     return await _serve(request, session, rt, registry, namespace, extension, target, version, None, kind)
 

@@ -16,7 +16,7 @@ from mercato.audit import service
 from mercato.audit import service as audit
 from mercato.audit.schemas import AuditRead
 from mercato.kit.errors import ValidationFailed
-from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, encode_cursor, keyset_page
 from mercato.kit.schemas import Page, Timestamp
 from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute
 
@@ -48,7 +48,6 @@ async def search_audit(
         return StreamingResponse(service.csv_rows(rt.db, filters, first), media_type="text/csv",
                                  headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
     rows = await audit.search(session, **filters, after=decode_cursor(cursor), limit=limit + 1)
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].at, page[-1].id) if len(rows) > limit else None
+    page, next_cursor = keyset_page(rows, limit, lambda row: encode_cursor(row.at, row.id))
     counted = await audit.count(session, **filters) if total else None
     return Page[AuditRead](items=[AuditRead.model_validate(r) for r in page], next_cursor=next_cursor, total=counted)

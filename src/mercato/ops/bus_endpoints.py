@@ -15,7 +15,7 @@ from mercato.bus import admin
 from mercato.bus.admin import DeadLetterNotFound, NotDeadLetter
 from mercato.bus.schemas import DeadLetterRead, EventRead
 from mercato.kit.errors import ValidationFailed
-from mercato.kit.pagination import CursorParam, InvalidCursor, Limit, Total, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, InvalidCursor, Limit, Total, decode_cursor, encode_cursor, keyset_page
 from mercato.kit.schemas import Page, Timestamp
 from mercato.platform.routing import ReadSession, TransactionalRoute, WriteSession
 
@@ -63,13 +63,12 @@ async def list_events(
                                    errors=[{"loc": ["query", name], "msg": "timezone required", "type": "value_error"}])
     rows = await admin.events(session, event_type=type, subject=subject, since=since, until=until,
                               before_sequence=_read_sequence_cursor(cursor), limit=limit + 1)
-    page = rows[:limit]
+    page, next_cursor = keyset_page(rows, limit, lambda row: _sequence_cursor(row.sequence))
     items = [EventRead(id=r.id, source=r.source, type=r.type, subject=r.subject, time=r.time,
                        sequence=str(r.sequence), data=r.data) for r in page]
     counted = await admin.count_events(session, event_type=type, subject=subject, since=since,
                                        until=until) if total else None
-    return Page[EventRead](items=items, next_cursor=_sequence_cursor(page[-1].sequence) if len(rows) > limit else None,
-                           total=counted)
+    return Page[EventRead](items=items, next_cursor=next_cursor, total=counted)
 
 
 @router.get("/dead-letters", response_model=Page[DeadLetterRead])
@@ -80,9 +79,8 @@ async def list_dead_letters(
 ) -> Page[DeadLetterRead]:
     """Deliveries that failed every attempt, newest first."""
     rows = await admin.dead_letters(session, subscriber=subscriber, after=decode_cursor(cursor), limit=limit + 1)
-    page = rows[:limit]
+    page, next_cursor = keyset_page(rows, limit, lambda row: encode_cursor(row.updated_at, row.id))
     items = [_dead_letter(r) for r in page]
-    next_cursor = encode_cursor(page[-1].updated_at, page[-1].id) if len(rows) > limit else None
     counted = await admin.count_dead_letters(session, subscriber=subscriber) if total else None
     return Page[DeadLetterRead](items=items, next_cursor=next_cursor, total=counted)
 

@@ -14,7 +14,7 @@ from mercato.access.principal import Principal
 from mercato.kit.errors import Forbidden
 from mercato.kit.failpoints import failpoint
 from mercato.kit.money import Money
-from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, Limit, decode_cursor, keyset_page
 from mercato.kit.schemas import Page, Slug
 from mercato.live.waiting import wait_until
 from mercato.orders import service
@@ -97,9 +97,8 @@ async def my_orders(actor: Reader, session: ReadSession, status: StatusFilter = 
                     limit: Limit = 20) -> Page[OrderRead]:
     """Your orders, newest first."""
     rows = await service.of_buyer(session, actor=actor, status=status, after=decode_cursor(cursor), limit=limit + 1)
-    page = rows[:limit]
-    return Page[OrderRead](items=await service.present(session, page),
-                           next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None)
+    page, next_cursor = keyset_page(rows, limit)
+    return Page[OrderRead](items=await service.present(session, page), next_cursor=next_cursor)
 
 
 @router.get("/orders/{order_id}", response_model=OrderRead, responses=OrderNotFound.responses())
@@ -165,6 +164,5 @@ async def publisher_orders(slug: Slug, actor: Fulfiller, session: ReadSession, s
     `status=awaiting_shipment` for the work to do."""
     rows = await service.of_publisher(session, actor=actor, slug=slug, status=status, after=decode_cursor(cursor),
                                       limit=limit + 1)
-    page = rows[:limit]
-    return Page[PublisherOrderRead](
-        items=page, next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None)
+    page, next_cursor = keyset_page(rows, limit)
+    return Page[PublisherOrderRead](items=page, next_cursor=next_cursor)

@@ -13,10 +13,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.kit.db import insert_unless_conflict, refresh_if_held
+from mercato.kit.pagination import after_key
 from mercato.models import Order, OrderLine, Shipment
 
 # --- orders -------------------------------------------------------------------------------------
@@ -54,10 +55,7 @@ async def of_user(session: AsyncSession, user_id: uuid.UUID, *, status: str | No
     statement = select(Order).where(Order.user_id == user_id)
     if status is not None:
         statement = statement.where(Order.status == status)
-    if after is not None:
-        at, row_id = after
-        statement = statement.where(or_(Order.created_at < at, and_(Order.created_at == at, Order.id < row_id)))
-    return list(await session.scalars(statement.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit)))
+    return list(await session.scalars(after_key(statement, Order.created_at, Order.id, after, limit)))
 
 
 async def of_publisher(session: AsyncSession, publisher_id: uuid.UUID, *, status: str | None,
@@ -67,10 +65,7 @@ async def of_publisher(session: AsyncSession, publisher_id: uuid.UUID, *, status
                  .where(Shipment.publisher_id == publisher_id))
     if status is not None:
         statement = statement.where(Order.status == status)
-    if after is not None:
-        at, row_id = after
-        statement = statement.where(or_(Order.created_at < at, and_(Order.created_at == at, Order.id < row_id)))
-    rows = await session.execute(statement.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit))
+    rows = await session.execute(after_key(statement, Order.created_at, Order.id, after, limit))
     return [(order, shipment) for order, shipment in rows]
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Request
 from mercato.access.dependencies import idempotent, public, requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, Limit, decode_cursor, keyset_page
 from mercato.kit.schemas import Page
 from mercato.payments import service
 from mercato.payments.errors import (
@@ -48,9 +48,8 @@ async def my_payments(actor: PaymentReader, session: ReadSession, cursor: Cursor
                       limit: Limit = 20) -> Page[PaymentRead]:
     """Your payments, newest first."""
     rows = await service.list_own(session, actor.user_id, after=decode_cursor(cursor), limit=limit + 1)
-    page = rows[:limit]
-    return Page[PaymentRead](items=[PaymentRead.from_model(p) for p in page],
-                             next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None)
+    page, next_cursor = keyset_page(rows, limit)
+    return Page[PaymentRead](items=[PaymentRead.from_model(p) for p in page], next_cursor=next_cursor)
 
 
 @router.get("/payments/{payment_id}", response_model=PaymentRead, responses=PaymentNotFound.responses())

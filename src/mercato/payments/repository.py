@@ -16,6 +16,7 @@ from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.kit.db import refresh_if_held
+from mercato.kit.pagination import after_key
 from mercato.models import Payment, SandboxPayment
 
 # --- the store's payments ---------------------------------------------------------------------
@@ -41,11 +42,7 @@ async def visible_to(session: AsyncSession, payment_id: uuid.UUID, *, user_id: u
 async def of_user(session: AsyncSession, user_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None,
                   limit: int) -> Sequence[Payment]:
     statement = select(Payment).where(Payment.user_id == user_id)
-    if after is not None:
-        at, row_id = after
-        statement = statement.where(or_(Payment.created_at < at, and_(Payment.created_at == at, Payment.id < row_id)))
-    return (await session.scalars(statement.order_by(Payment.created_at.desc(), Payment.id.desc())
-                                  .limit(limit))).all()
+    return (await session.scalars(after_key(statement, Payment.created_at, Payment.id, after, limit))).all()
 
 
 async def by_provider_ref(session: AsyncSession, provider: str, provider_ref: str) -> Payment | None:

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from mercato.access.dependencies import public
 from mercato.kit.clock import utcnow
+from mercato.kit.errors import found_or_raise
 from mercato.kit.money import format_money
 from mercato.models import SandboxPayment
 from mercato.payments import repository
@@ -96,9 +97,8 @@ async def sandbox_status(provider_ref: Annotated[str, Path(max_length=64)], sess
                          rt: RuntimeDep) -> SandboxStatus:
     """What the sandbox provider knows of one of its payments (what the store's poller asks)."""
     _sandbox(rt)
-    row = await repository.sandbox_by_ref(session, provider_ref)
-    if row is None:
-        raise SandboxCheckoutNotFound(f"The sandbox knows no payment {provider_ref!r}.")
+    row = found_or_raise(await repository.sandbox_by_ref(session, provider_ref),
+                         SandboxCheckoutNotFound, f"The sandbox knows no payment {provider_ref!r}.")
     report = report_of(row, utcnow())
     return SandboxStatus(id=row.ref, merchant_payment_id=row.merchant_payment_id, status=report.status,
                          sandbox_status=row.status, amount=row.amount, currency=row.currency,

@@ -29,7 +29,7 @@ from mercato.bus.outbox import publish
 from mercato.config import Settings
 from mercato.kit.clock import utcnow
 from mercato.kit.db import Database, refresh_if_held
-from mercato.kit.errors import ValidationFailed
+from mercato.kit.errors import ValidationFailed, found_or_raise
 from mercato.kit.logging import log
 from mercato.kit.metrics import REGISTRY, count_on_commit
 from mercato.ledger import accounts
@@ -257,9 +257,8 @@ async def refund(session: AsyncSession, *, payment_id: uuid.UUID, amount: int, r
     ``payment-refund:<payment id>:<refunded amount before>``), the payment becomes
     ``partially_refunded`` or ``refunded``, and ``payment.refunded`` is published.
     Raises InsufficientFunds when the wallet no longer holds the money (nothing changes)."""
-    payment = await repository.get(session, payment_id)
-    if payment is None:
-        raise PaymentNotFound(f"There is no payment {payment_id}.")
+    payment = found_or_raise(await repository.get(session, payment_id),
+                             PaymentNotFound, f"There is no payment {payment_id}.")
     if payment.status not in REFUNDABLE:
         raise PaymentNotRefundable(f"Payment {payment_id} is {payment.status}; only a succeeded payment is refunded.")
     left = payment.amount - payment.refunded_amount
@@ -297,10 +296,8 @@ async def refund(session: AsyncSession, *, payment_id: uuid.UUID, amount: int, r
 
 
 async def get_visible(session: AsyncSession, payment_id: uuid.UUID, *, user_id: uuid.UUID, any_user: bool) -> Payment:
-    payment = await repository.visible_to(session, payment_id, user_id=user_id, any_user=any_user)
-    if payment is None:
-        raise PaymentNotFound(f"There is no payment {payment_id}.")
-    return payment
+    return found_or_raise(await repository.visible_to(session, payment_id, user_id=user_id, any_user=any_user),
+                          PaymentNotFound, f"There is no payment {payment_id}.")
 
 
 async def list_own(session: AsyncSession, user_id: uuid.UUID, *, after: tuple[datetime, uuid.UUID] | None,

@@ -13,7 +13,7 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.accounts.errors import UserNotFound
 from mercato.kit.errors import Forbidden
-from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, encode_cursor, page_of
+from mercato.kit.pagination import CursorParam, Limit, Total, decode_cursor, keyset_page, page_of
 from mercato.kit.schemas import Page, Slug
 from mercato.models import Publisher
 from mercato.platform.routing import ReadSession, TransactionalRoute, WriteSession
@@ -78,8 +78,7 @@ async def list_applications(actor: Annotated[Principal, requires(Permission.publ
                             cursor: CursorParam = None, limit: Limit = 20,
                             total: Total = False) -> Page[ApplicationRead]:
     rows = await service.search_applications(session, status=status, after=decode_cursor(cursor), limit=limit + 1)
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    page, next_cursor = keyset_page(rows, limit)
     counted = await service.count_applications(session, status=status) if total else None
     return Page[ApplicationRead](items=[ApplicationRead.model_validate(a) for a in page], next_cursor=next_cursor,
                                  total=counted)

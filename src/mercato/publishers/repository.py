@@ -9,11 +9,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import delete, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.kit.pagination import count_matching
+from mercato.kit.pagination import after_key, count_matching
 from mercato.models import Publisher, PublisherApplication, PublisherMember, User
 
 
@@ -156,12 +156,8 @@ async def count_applications(session: AsyncSession, *, status: str | None) -> in
 async def search_applications(session: AsyncSession, *, status: str | None,
                               after: tuple[datetime, uuid.UUID] | None, limit: int) -> list[PublisherApplication]:
     query = _applications(status)
-    if after is not None:
-        at, last_id = after
-        query = query.where(or_(PublisherApplication.created_at < at,
-                                and_(PublisherApplication.created_at == at, PublisherApplication.id < last_id)))
-    query = query.order_by(PublisherApplication.created_at.desc(), PublisherApplication.id.desc()).limit(limit)
-    return list(await session.scalars(query))
+    return list(await session.scalars(after_key(query, PublisherApplication.created_at, PublisherApplication.id,
+                                                after, limit)))
 
 
 async def search(session: AsyncSession, *, text: str | None, limit: int) -> list[Publisher]:

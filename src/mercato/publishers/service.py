@@ -16,7 +16,7 @@ from mercato.audit.service import record as audit
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.kit.clock import utcnow
-from mercato.kit.errors import Forbidden
+from mercato.kit.errors import Forbidden, found_or_raise
 from mercato.models import Publisher, PublisherApplication
 from mercato.publishers import repository
 from mercato.publishers.errors import (
@@ -46,17 +46,13 @@ def register_shown_on_listings_changed(evict: ShownOnListingsChanged) -> None:
 
 
 async def get(session: AsyncSession, slug: str) -> Publisher:
-    publisher = await repository.by_slug(session, slug)
-    if publisher is None:
-        raise PublisherNotFound(f"There is no publisher {slug!r}.")
-    return publisher
+    return found_or_raise(await repository.by_slug(session, slug),
+                          PublisherNotFound, f"There is no publisher {slug!r}.")
 
 
 async def get_by_id(session: AsyncSession, publisher_id: uuid.UUID) -> Publisher:
-    publisher = await repository.by_id(session, publisher_id)
-    if publisher is None:
-        raise PublisherNotFound(f"There is no publisher {publisher_id}.")
-    return publisher
+    return found_or_raise(await repository.by_id(session, publisher_id),
+                          PublisherNotFound, f"There is no publisher {publisher_id}.")
 
 
 async def publisher_ids_of(session: AsyncSession, user_id: uuid.UUID) -> list[uuid.UUID]:
@@ -157,9 +153,8 @@ async def apply(session: AsyncSession, *, actor: Principal, slug: str, name: str
 
 
 async def _pending(session: AsyncSession, application_id: uuid.UUID) -> PublisherApplication:
-    application = await repository.application(session, application_id)
-    if application is None:
-        raise ApplicationNotFound(f"There is no publisher application {application_id}.")
+    application = found_or_raise(await repository.application(session, application_id),
+                                 ApplicationNotFound, f"There is no publisher application {application_id}.")
     if application.status != "pending":
         raise ApplicationDecided(f"The application was already {application.status}.")
     return application
@@ -281,9 +276,8 @@ async def remove_member(session: AsyncSession, *, actor: Principal, slug: str, e
     await repository.serialize_member_changes(session, publisher.id)
     await require_owner_or_any(session, actor, Permission.publisher_member_manage, publisher)
     user = await accounts.find_by_email(session, email)
-    current = await repository.member_role(session, publisher.id, user.id)
-    if current is None:
-        raise MemberNotFound(f"{email} is not a member of {slug!r}.")
+    current = found_or_raise(await repository.member_role(session, publisher.id, user.id),
+                             MemberNotFound, f"{email} is not a member of {slug!r}.")
     if current == "owner" and await repository.owner_count(session, publisher.id) <= 1:
         raise LastOwner("Make someone else an owner first.")
     await repository.remove_member(session, publisher.id, user.id)

@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, and_, delete, false, func, or_, select, tr
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mercato.kit.pagination import after_position
 from mercato.models import ListingReview
 
 Sort = Literal["newest", "rating_high", "rating_low"]
@@ -112,7 +113,7 @@ async def page(session: AsyncSession, listing_id: uuid.UUID, *, viewer_id: uuid.
     newest = (ListingReview.created_at.desc(), ListingReview.id.desc())
     if after is not None:
         rating, at, last_id = after
-        later = or_(ListingReview.created_at < at, and_(ListingReview.created_at == at, ListingReview.id < last_id))
+        later = after_position(ListingReview.created_at, ListingReview.id, (at, last_id))
         if sort == "newest":
             query = query.where(later)
         elif sort == "rating_high":

@@ -26,9 +26,9 @@ from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.catalog import service as catalog
 from mercato.kit.clock import utcnow
-from mercato.kit.errors import Forbidden
+from mercato.kit.errors import Forbidden, found_or_raise
 from mercato.kit.markdown import render_markdown
-from mercato.kit.pagination import InvalidCursor
+from mercato.kit.pagination import InvalidCursor, keyset_page
 from mercato.library import service as library
 from mercato.models import Listing, ListingReview
 from mercato.publishers import service as publishers
@@ -121,9 +121,8 @@ async def update(session: AsyncSession, *, actor: Principal, key: str, review_id
     """The author edits their review; another caller's review is not found (404)."""
     listing = await catalog.get_visible(session, actor, key)
     _require_write(actor, listing)
-    review = await repository.claim(session, review_id, listing.id, at=utcnow(), author_id=actor.user_id)
-    if review is None:
-        raise ReviewNotFound(f"You have no review {review_id} of this listing.")
+    claimed = await repository.claim(session, review_id, listing.id, at=utcnow(), author_id=actor.user_id)
+    review = found_or_raise(claimed, ReviewNotFound, f"You have no review {review_id} of this listing.")
     before = review.rating
     for field in ("rating", "title", "body"):
         if changes.get(field) is not None:
@@ -144,9 +143,8 @@ async def delete(session: AsyncSession, *, actor: Principal, key: str, review_id
     if not moderator:
         _require_write(actor, listing)
     removed = await repository.remove(session, review_id, listing.id, author_id=None if moderator else actor.user_id)
-    if removed is None:
-        raise ReviewNotFound(f"There is no review {review_id} of this listing that you may delete.")
-    author_id, rating, hidden = removed
+    author_id, rating, hidden = found_or_raise(removed, ReviewNotFound,
+                                               f"There is no review {review_id} of this listing that you may delete.")
     if not hidden:
         await catalog.add_rating(session, listing.id, count=-1, total=-rating)
     catalog.evict_details(session, listing.id)
@@ -172,9 +170,8 @@ async def reply(session: AsyncSession, *, actor: Principal, key: str, review_id:
                                     see_hidden=seen_by.moderator) is None:
         raise ReviewNotFound(f"There is no review {review_id} of this listing.")
     now = utcnow()
-    review = await repository.claim(session, review_id, listing.id, at=now)
-    if review is None:
-        raise ReviewNotFound(f"There is no review {review_id} of this listing.")
+    review = found_or_raise(await repository.claim(session, review_id, listing.id, at=now),
+                            ReviewNotFound, f"There is no review {review_id} of this listing.")
     review.reply, review.reply_by, review.replied_at = body, actor.user_id, now
     await session.flush()
     catalog.evict_details(session, listing.id)
@@ -233,10 +230,9 @@ async def review_page(session: AsyncSession, *, viewer: Principal | None, key: s
     only for their author and moderators; authors by display name); ``cursor`` continues a page."""
     listing, viewer_is, rows = await reviews_of(session, viewer=viewer, key=key, sort=sort,
                                                 after=decode(cursor, sort), limit=limit + 1)
-    page = rows[:limit]
+    page, next_cursor = keyset_page(rows, limit, lambda review: encode(sort, review))
     names = await author_names(session, page)
-    return ReviewPage(items=[read(review, names, viewer_is) for review in page],
-                      next_cursor=encode(sort, page[-1]) if len(rows) > limit else None)
+    return ReviewPage(items=[read(review, names, viewer_is) for review in page], next_cursor=next_cursor)
 
 
 # --- cursors: (sort, rating, created_at, id) of the last review shown --------------------------

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.kit.errors import Conflict, NotFound
+from mercato.kit.errors import Conflict, NotFound, found_or_raise
 from mercato.orders import service as orders
 from mercato.receipts import repository
 
@@ -66,9 +66,8 @@ def _owner_filter(actor: Principal, permission: Permission) -> uuid.UUID | None:
 
 
 async def for_order(session: AsyncSession, *, actor: Principal, order_id: uuid.UUID) -> Receipt:
-    order = await orders.find(session, order_id, buyer_id=_owner_filter(actor, Permission.order_read))
-    if order is None:
-        raise ReceiptNotFound(f"There is no order {order_id}.")
+    order = found_or_raise(await orders.find(session, order_id, buyer_id=_owner_filter(actor, Permission.order_read)),
+                           ReceiptNotFound, f"There is no order {order_id}.")
     if order.status not in RECEIPTED_ORDERS or order.completed_at is None:
         raise NoReceiptYet(f"Order {order.id} is {order.status}; its receipt comes with completion.")
     buyer = await repository.buyer(session, order.user_id)
@@ -85,9 +84,9 @@ async def for_order(session: AsyncSession, *, actor: Principal, order_id: uuid.U
 
 
 async def for_payment(session: AsyncSession, *, actor: Principal, payment_id: uuid.UUID) -> Receipt:
-    payment = await repository.payment(session, payment_id, owner_id=_owner_filter(actor, Permission.payment_read))
-    if payment is None:
-        raise ReceiptNotFound(f"There is no payment {payment_id}.")
+    owner_id = _owner_filter(actor, Permission.payment_read)
+    payment = found_or_raise(await repository.payment(session, payment_id, owner_id=owner_id), ReceiptNotFound,
+                             f"There is no payment {payment_id}.")
     if payment.status not in RECEIPTED_PAYMENTS or payment.succeeded_at is None:
         raise NoReceiptYet(f"Payment {payment.id} is {payment.status}; its receipt comes once it succeeds.")
     buyer = await repository.buyer(session, payment.user_id)

@@ -12,7 +12,7 @@ from mercato.access.dependencies import idempotent, requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.money import Money
-from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, Limit, decode_cursor, keyset_page
 from mercato.kit.schemas import Page
 from mercato.ledger.errors import InsufficientFunds
 from mercato.models import Refund
@@ -69,9 +69,8 @@ async def list_refunds(actor: Requester, session: ReadSession,
     (filter `status=requested` for the ones waiting on you); for admins every refund."""
     rows = await service.visible(session, actor=actor, status=status, order_id=order_id,
                                  after=decode_cursor(cursor), limit=limit + 1)
-    page = rows[:limit]
-    return Page[RefundRead](items=[await _read(session, refund) for refund in page],
-                            next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None)
+    page, next_cursor = keyset_page(rows, limit)
+    return Page[RefundRead](items=[await _read(session, refund) for refund in page], next_cursor=next_cursor)
 
 
 @router.get("/refunds/{refund_id}", response_model=RefundRead, responses=RefundNotFound.responses())

@@ -10,9 +10,10 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mercato.kit.pagination import after_key
 from mercato.models import Order, OrderLine, Refund, RefundLine
 from mercato.orders import service as orders
 
@@ -117,7 +118,4 @@ async def visible(session: AsyncSession, *, user_id: uuid.UUID | None, publisher
         statement = statement.where(Refund.status == status)
     if order_id is not None:
         statement = statement.where(Refund.order_id == order_id)
-    if after is not None:
-        at, row_id = after
-        statement = statement.where(or_(Refund.created_at < at, and_(Refund.created_at == at, Refund.id < row_id)))
-    return list(await session.scalars(statement.order_by(Refund.created_at.desc(), Refund.id.desc()).limit(limit)))
+    return list(await session.scalars(after_key(statement, Refund.created_at, Refund.id, after, limit)))

@@ -34,6 +34,7 @@ from mercato.audit.service import record_system as audit_system
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.kit.clock import utcnow
+from mercato.kit.errors import found_or_raise
 from mercato.kit.money import format_money
 from mercato.library import service as library
 from mercato.models import Order, OrderLine, Refund, RefundLine
@@ -67,9 +68,8 @@ def units_value(line: OrderLine, *, already: int, quantity: int) -> int:
 
 async def request(session: AsyncSession, *, actor: Principal, order_id: uuid.UUID,
                   wanted: Sequence[WantedLine] | None, reason: str) -> Refund:
-    order = await repository.order(session, order_id, buyer_id=actor.user_id)
-    if order is None:
-        raise OrderNotFound(f"You have no order {order_id}.")
+    order = found_or_raise(await repository.order(session, order_id, buyer_id=actor.user_id),
+                           OrderNotFound, f"You have no order {order_id}.")
     if order.status not in repository.REFUNDABLE_ORDER or order.completed_at is None:
         raise OrderNotRefundable(f"Order {order.id} is {order.status}; only completed orders are refunded "
                                  "(cancel it instead while it is unpaid).")

@@ -21,7 +21,7 @@ from mercato.catalog.errors import ListingNotFound, ListingTransitionRefused
 from mercato.catalog.schemas import ListingKey
 from mercato.kit.errors import Forbidden, ValidationFailed
 from mercato.kit.keys import ARTIFACT_PREFIX
-from mercato.kit.pagination import CursorParam, InvalidCursor, Limit
+from mercato.kit.pagination import CursorParam, InvalidCursor, Limit, keyset_page
 from mercato.kit.schemas import Page
 from mercato.kit.storage import ArtifactMissing
 from mercato.packages.errors import PackageTooLarge
@@ -69,9 +69,8 @@ async def list_versions(listing_id: ListingKey, session: ReadSession, viewer: Op
     members, reviewers and admins see every state."""
     listing = await catalog.get_visible(session, viewer, listing_id)
     rows = await service.list_versions(session, viewer, listing, after=_cursor(cursor), limit=limit + 1)
-    page = rows[:limit]
-    next_cursor = (base64.urlsafe_b64encode(f"{page[-1].ordering}|{page[-1].id}".encode()).decode().rstrip("=")
-                   if len(rows) > limit else None)
+    page, next_cursor = keyset_page(rows, limit, lambda version: base64.urlsafe_b64encode(
+        f"{version.ordering}|{version.id}".encode()).decode().rstrip("="))
     return Page[VersionRead](items=[VersionRead.model_validate(v) for v in page], next_cursor=next_cursor)
 
 

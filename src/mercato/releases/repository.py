@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.kit.db import insert_unless_conflict, refresh_if_held
+from mercato.kit.pagination import after_key
 from mercato.models import Listing, ListingVersion
 
 PUBLIC_STATUSES = ("approved", "yanked")
@@ -45,12 +46,7 @@ async def of_listing(session: AsyncSession, listing_id: uuid.UUID, *, statuses: 
     statement = select(ListingVersion).where(ListingVersion.listing_id == listing_id)
     if statuses is not None:
         statement = statement.where(ListingVersion.status.in_(statuses))
-    if after is not None:
-        statement = statement.where(or_(ListingVersion.ordering < after[0],
-                                        and_(ListingVersion.ordering == after[0], ListingVersion.id < after[1])))
-    rows = await session.scalars(statement.order_by(ListingVersion.ordering.desc(), ListingVersion.id.desc())
-                                 .limit(limit))
-    return list(rows)
+    return list(await session.scalars(after_key(statement, ListingVersion.ordering, ListingVersion.id, after, limit)))
 
 
 def is_release() -> Any:

@@ -24,7 +24,7 @@ from mercato.catalog import service as catalog
 from mercato.catalog.errors import ListingTransitionRefused
 from mercato.kit import semver
 from mercato.kit.clock import utcnow
-from mercato.kit.errors import Forbidden
+from mercato.kit.errors import Forbidden, found_or_raise
 from mercato.kit.keys import artifact_message
 from mercato.library import service as library
 from mercato.models import Listing, ListingVersion
@@ -66,10 +66,8 @@ async def list_versions(session: AsyncSession, viewer: Principal | None, listing
 async def get_version(session: AsyncSession, viewer: Principal | None, listing: Listing,
                       version: str) -> ListingVersion:
     statuses = None if await sees_every_version(session, viewer, listing) else repository.PUBLIC_STATUSES
-    found = await repository.get(session, listing.id, version, statuses=statuses)
-    if found is None:
-        raise VersionNotFound(f"{listing.slug} has no version {version!r}.")
-    return found
+    return found_or_raise(await repository.get(session, listing.id, version, statuses=statuses),
+                          VersionNotFound, f"{listing.slug} has no version {version!r}.")
 
 
 async def approved_versions(session: AsyncSession, listing_id: uuid.UUID) -> list[ListingVersion]:
@@ -77,10 +75,8 @@ async def approved_versions(session: AsyncSession, listing_id: uuid.UUID) -> lis
 
 
 async def by_id(session: AsyncSession, version_id: uuid.UUID) -> ListingVersion:
-    found = await repository.by_id(session, version_id)
-    if found is None:
-        raise VersionNotFound(f"There is no version {version_id}.")
-    return found
+    return found_or_raise(await repository.by_id(session, version_id),
+                          VersionNotFound, f"There is no version {version_id}.")
 
 
 async def find_by_id(session: AsyncSession, version_id: uuid.UUID) -> ListingVersion | None:

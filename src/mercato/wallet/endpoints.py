@@ -10,7 +10,7 @@ from mercato.access.dependencies import requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.money import Money, SignedMoney
-from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, Limit, created_cursor, decode_cursor, keyset_page
 from mercato.kit.schemas import Page
 from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute
 from mercato.wallet import service
@@ -34,7 +34,7 @@ async def my_wallet_transactions(actor: WalletReader, session: ReadSession, rt: 
     """Every movement of your wallet, newest first, with the balance after it."""
     currency = rt.settings.currency
     rows = await service.history(session, actor.user_id, after=decode_cursor(cursor), limit=limit + 1)
-    page = rows[:limit]
+    page, next_cursor = keyset_page(rows, limit, lambda row: created_cursor(row[0]))
     return Page[WalletMovement](
         items=[WalletMovement(id=entry.id, transaction_id=entry.transaction_id, kind=transaction.kind,
                               amount=SignedMoney(amount=entry.amount, currency=currency),
@@ -43,4 +43,4 @@ async def my_wallet_transactions(actor: WalletReader, session: ReadSession, rt: 
                               payment_id=transaction.payment_id, refund_id=transaction.refund_id,
                               created_at=entry.created_at)
                for entry, transaction in page],
-        next_cursor=encode_cursor(page[-1][0].created_at, page[-1][0].id) if len(rows) > limit else None)
+        next_cursor=next_cursor)

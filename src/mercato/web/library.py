@@ -17,7 +17,7 @@ from mercato.catalog.presenter import present as present_listings
 from mercato.installs import service as installs
 from mercato.installs.service import Scope
 from mercato.kit.errors import MercatoError, NotFound
-from mercato.kit.pagination import CursorParam, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, decode_cursor, encode_cursor, keyset_page
 from mercato.library import service as library
 from mercato.licences.errors import LicenceNotFound
 from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession
@@ -35,7 +35,7 @@ Installer = Annotated[Principal, permitted(Permission.installation_manage)]
 
 async def _context(session: Any, rt: Any, actor: Principal, cursor: str | None, **extra: Any) -> dict[str, Any]:
     rows = await library.library_of(session, actor.user_id, decode_cursor(cursor), 21)
-    page = rows[:20]
+    page, next_cursor = keyset_page(rows, 20, lambda e: encode_cursor(e.granted_at, e.id))
     listings = await present_listings(session, [await catalog.get_by_id(session, e.listing_id) for e in page])
     items = []
     for entitlement, listing in zip(page, listings, strict=True):
@@ -49,7 +49,7 @@ async def _context(session: Any, rt: Any, actor: Principal, cursor: str | None, 
     mine = (await installs.instances(session, scope=Scope(actor.user_id), after=None, limit=50)
             if actor.has(Permission.installation_manage) else [])
     return {"items": items, "instances": mine, "errors": {}, "error_for": None,
-            "next_cursor": encode_cursor(page[-1].granted_at, page[-1].id) if len(rows) > 20 else None, **extra}
+            "next_cursor": next_cursor, **extra}
 
 
 @router.get("/library", name="library_page")

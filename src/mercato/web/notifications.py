@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
-from mercato.kit.pagination import CursorParam, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, decode_cursor, keyset_page
 from mercato.notifications import service as notifications
 from mercato.platform.routing import ReadSession, WriteSession
 from mercato.web.pages import page_router, redirect, render
@@ -29,11 +29,11 @@ async def notifications_page(request: Request, actor: Recipient, session: ReadSe
                              cursor: CursorParam = None, unread: bool = False) -> Response:
     rows = await notifications.inbox(session, actor.user_id, unread_only=unread, after=decode_cursor(cursor),
                                      limit=21)
-    page = rows[:20]
+    page, next_cursor = keyset_page(rows, 20)
     return await render(request, "buyer/notifications.html", {
         "notifications": page, "unread_only": unread,
         "unread_count": await notifications.unread_count(session, actor.user_id),
-        "next_cursor": encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > 20 else None})
+        "next_cursor": next_cursor})
 
 
 @router.post("/notifications/read-all", name="notifications_read_all")

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.errors import MercatoError
-from mercato.kit.pagination import CursorParam, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, decode_cursor, keyset_page
 from mercato.orders import service as orders
 from mercato.orders.schemas import OrderRead
 from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession
@@ -65,10 +65,9 @@ async def _context(session: AsyncSession, actor: Principal, order_id: uuid.UUID,
 @router.get("/orders", name="orders_page")
 async def orders_page(request: Request, actor: Reader, session: ReadSession, cursor: CursorParam = None) -> Response:
     rows = await orders.of_buyer(session, actor=actor, status=None, after=decode_cursor(cursor), limit=21)
-    page = rows[:20]
+    page, next_cursor = keyset_page(rows, 20)
     return await render(request, "buyer/orders.html", {
-        "orders": await orders.present(session, page), "labels": LABELS,
-        "next_cursor": encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > 20 else None})
+        "orders": await orders.present(session, page), "labels": LABELS, "next_cursor": next_cursor})
 
 
 @router.get("/orders/{order_id}", name="order_page")

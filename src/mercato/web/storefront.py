@@ -23,7 +23,7 @@ from mercato.catalog import service as catalog
 from mercato.catalog.errors import CategoryNotFound
 from mercato.catalog.schemas import ListingDetail, ListingPage
 from mercato.catalog.search.cache import read_generation_once
-from mercato.kit.errors import Conflict, Forbidden
+from mercato.kit.errors import Conflict, Forbidden, found_or_raise
 from mercato.kit.pagination import CursorParam
 from mercato.kit.schemas import Slug
 from mercato.listing_detail import service as detail
@@ -182,13 +182,12 @@ async def category_page(
         platform: Annotated[str | None, Query(pattern=r"^[a-z0-9-]{2,32}$")] = None,
         sort: Literal["relevance", "popular", "rating", "newest", "price"] = "popular",
         cursor: CursorParam = None) -> Response:
-    found = next((c for c in await catalog.categories(session) if c.slug == slug), None)
-    if found is None:
-        raise CategoryNotFound(f"There is no category {slug!r}.")
+    category = found_or_raise(next((c for c in await catalog.categories(session) if c.slug == slug), None),
+                              CategoryNotFound, f"There is no category {slug!r}.")
     params = {"category": slug, "kind": kind, "price": price, "delivery": delivery, "platform": platform,
               "sort": sort}
     return await _results(request, session, path=f"/categories/{slug}", params=params, cursor=cursor,
-                          heading=found.name, category=found)
+                          heading=category.name, category=category)
 
 
 # --- publisher --------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.errors import MercatoError
 from mercato.kit.money import EXPONENTS, format_money
-from mercato.kit.pagination import CursorParam, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, created_cursor, decode_cursor, keyset_page
 from mercato.payments import service as payments
 from mercato.payments.errors import PaymentNotFound
 from mercato.payments.schemas import MAX_TOPUP, MIN_TOPUP
@@ -52,7 +52,7 @@ async def _context(request: Request, session: Any, rt: Runtime, actor: Principal
                    **extra: Any) -> dict[str, Any]:
     currency = rt.settings.currency
     rows = await wallet.history(session, actor.user_id, after=decode_cursor(cursor), limit=21)
-    page = rows[:20]
+    page, next_cursor = keyset_page(rows, 20, lambda row: created_cursor(row[0]))
     recent = await payments.list_own(session, actor.user_id, after=None, limit=10)
     returned = None
     payment_id = request.query_params.get("payment")
@@ -64,7 +64,7 @@ async def _context(request: Request, session: Any, rt: Runtime, actor: Principal
             returned = None
     return {"balance": await wallet.balance(session, actor.user_id), "currency": currency,
             "movements": page, "payments": recent, "returned": returned,
-            "next_cursor": encode_cursor(page[-1][0].created_at, page[-1][0].id) if len(rows) > 20 else None,
+            "next_cursor": next_cursor,
             "topup_key": once.new_key(), "local": lambda url: on_this_site(url, rt.settings),
             "min_topup": format_money(MIN_TOPUP, currency),
             "max_topup": format_money(MAX_TOPUP, currency), "values": {}, "errors": {}, **extra}

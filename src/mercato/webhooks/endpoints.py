@@ -11,7 +11,7 @@ from mercato.access.dependencies import idempotent, requires
 from mercato.access.permissions import Permission
 from mercato.access.principal import Principal
 from mercato.kit.errors import Forbidden
-from mercato.kit.pagination import CursorParam, Limit, decode_cursor, encode_cursor
+from mercato.kit.pagination import CursorParam, Limit, decode_cursor, keyset_page
 from mercato.kit.schemas import Page, Slug
 from mercato.platform.routing import ReadSession, RuntimeDep, TransactionalRoute, WriteSession
 from mercato.publishers.errors import PublisherNotFound
@@ -38,8 +38,7 @@ async def list_webhooks(actor: WebhookManager, session: ReadSession, publisher: 
     `publisher` narrows to one publisher. Secrets are never listed."""
     rows = await service.search(session, actor, publisher_slug=publisher, after=decode_cursor(cursor),
                                 limit=limit + 1)
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    page, next_cursor = keyset_page(rows, limit)
     return Page[WebhookRead](items=[WebhookRead.from_model(w) for w in page], next_cursor=next_cursor)
 
 
@@ -99,8 +98,7 @@ async def list_deliveries(webhook_id: uuid.UUID, actor: WebhookManager, session:
     """Delivery history, newest first: state, attempts with status code, error and duration."""
     rows, attempts = await service.deliveries(session, actor, webhook_id, state=state, after=decode_cursor(cursor),
                                               limit=limit + 1)
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    page, next_cursor = keyset_page(rows, limit)
     return Page[DeliveryRead](items=[DeliveryRead.from_model(d, attempts.get(d.id, [])) for d in page],
                               next_cursor=next_cursor)
 

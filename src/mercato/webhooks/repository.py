@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import delete, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mercato.kit.pagination import after_key
 from mercato.models import Webhook, WebhookAttempt, WebhookDelivery
 
 # Deliveries a sender may take: waiting for their (next) attempt, or leased by a sender
@@ -48,10 +49,7 @@ async def search_visible(session: AsyncSession, *, everything: bool, publisher_i
     query = _visible(select(Webhook), everything=everything, publisher_ids=publisher_ids)
     if publisher_id is not None:
         query = query.where(Webhook.publisher_id == publisher_id)
-    if after is not None:
-        at, last_id = after
-        query = query.where(or_(Webhook.created_at < at, and_(Webhook.created_at == at, Webhook.id < last_id)))
-    return list(await session.scalars(query.order_by(Webhook.created_at.desc(), Webhook.id.desc()).limit(limit)))
+    return list(await session.scalars(after_key(query, Webhook.created_at, Webhook.id, after, limit)))
 
 
 async def serialize_scope(session: AsyncSession, publisher_id: uuid.UUID | None) -> None:
@@ -193,12 +191,7 @@ async def deliveries_of(session: AsyncSession, webhook_id: uuid.UUID, *, state: 
     query = select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
     if state is not None:
         query = query.where(WebhookDelivery.state == state)
-    if after is not None:
-        at, last_id = after
-        query = query.where(or_(WebhookDelivery.created_at < at,
-                                and_(WebhookDelivery.created_at == at, WebhookDelivery.id < last_id)))
-    return list(await session.scalars(query.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
-                                      .limit(limit)))
+    return list(await session.scalars(after_key(query, WebhookDelivery.created_at, WebhookDelivery.id, after, limit)))
 
 
 async def attempts_of(session: AsyncSession,

@@ -31,7 +31,7 @@ from mercato.bus.registry import ALL_EVENTS
 from mercato.config import Settings
 from mercato.kit import signing, ssrf
 from mercato.kit.clock import utcnow
-from mercato.kit.errors import Forbidden
+from mercato.kit.errors import Forbidden, found_or_raise
 from mercato.models import Webhook, WebhookAttempt, WebhookDelivery
 from mercato.publishers import service as publishers
 from mercato.webhooks import repository
@@ -54,9 +54,7 @@ async def _scope(session: AsyncSession, actor: Principal) -> tuple[bool, list[uu
 async def get_visible(session: AsyncSession, actor: Principal, webhook_id: uuid.UUID) -> Webhook:
     everything, publisher_ids = await _scope(session, actor)
     webhook = await repository.visible(session, webhook_id, everything=everything, publisher_ids=publisher_ids)
-    if webhook is None:
-        raise WebhookNotFound(f"There is no webhook {webhook_id}.")
-    return webhook
+    return found_or_raise(webhook, WebhookNotFound, f"There is no webhook {webhook_id}.")
 
 
 async def search(session: AsyncSession, actor: Principal, *, publisher_slug: str | None,

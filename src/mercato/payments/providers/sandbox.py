@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mercato.config import Settings
 from mercato.kit.clock import utcnow
 from mercato.kit.db import Database
-from mercato.kit.errors import Conflict, NotFound, ValidationFailed
+from mercato.kit.errors import Conflict, NotFound, ValidationFailed, found_or_raise
 from mercato.kit.logging import log
 from mercato.kit.tasks import cancel_and_wait
 from mercato.models import Payment, SandboxPayment
@@ -192,10 +192,8 @@ class SandboxProvider:
     # -- the payer's side (the pay page) --
 
     async def checkout(self, session: AsyncSession, payment_id: uuid.UUID) -> SandboxPayment:
-        row = await repository.sandbox_by_payment(session, payment_id)
-        if row is None:
-            raise SandboxCheckoutNotFound(f"The sandbox has no checkout for payment {payment_id}.")
-        return row
+        return found_or_raise(await repository.sandbox_by_payment(session, payment_id),
+                              SandboxCheckoutNotFound, f"The sandbox has no checkout for payment {payment_id}.")
 
     async def pay(self, session: AsyncSession, db: Database, *, payment_id: uuid.UUID, action: PayAction,
                   card_number: str = "") -> SandboxPayment:
