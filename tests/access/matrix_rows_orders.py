@@ -99,7 +99,7 @@ BUYER_AND_ADMINS = {**signed_in(404), **dict.fromkeys(ADMINS, 200)}
 
 MATRIX_ROWS: list[Row] = [
     # The matrix sends no Idempotency-Key: every signed-in caller passes the permission and then
-    # gets 400 for the missing key (tests/money/test_orders.py covers the 201).
+    # gets 400 for the missing key (tests/orders/test_orders.py covers the 201).
     Row("check out without an Idempotency-Key", "POST", f"{V1}/orders", signed_in(400),
         static(f"{V1}/orders", json={"items": [{"listing_id": str(uuid.uuid4()), "delivery": "digital"}]})),
     Row("my orders", "GET", f"{V1}/orders", signed_in(200), static(f"{V1}/orders")),

@@ -35,7 +35,8 @@ from mercato.bus.events import CloudEvent, declare_event_type
 from mercato.bus.outbox import publish
 from mercato.config import Settings
 from mercato.kit.clock import utcnow
-from tests.conftest import DEFAULT_PASSWORD, PG_URL, REDIS_URL, Actor, Actors, _admin_url, _pg_admin
+from tests.support.actors import DEFAULT_PASSWORD, Actor, Actors
+from tests.support.backends import PG_URL, REDIS_URL, admin_url, pg_admin
 
 V1 = "/api/v1"
 ANON, USER, DEV, OTHER_DEV, REVIEWER, ADMIN, SUPER = (
@@ -497,8 +498,8 @@ async def store(database_template: str, tmp_path_factory: pytest.TempPathFactory
     directory = tmp_path_factory.mktemp("matrix")
     if PG_URL:
         name = f"mercato_m_{uuid.uuid4().hex[:12]}"
-        await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{database_template}"')
-        url = _admin_url(name)
+        await pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{database_template}"')
+        url = admin_url(name)
     else:
         shutil.copyfile(database_template, directory / "mercato.db")
         url = f"sqlite+aiosqlite:///{directory / 'mercato.db'}"
@@ -517,7 +518,7 @@ async def store(database_template: str, tmp_path_factory: pytest.TempPathFactory
             await runtime.limiter.reset()
         await runtime.close()
         if PG_URL:
-            await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.mark.asyncio(loop_scope="module")

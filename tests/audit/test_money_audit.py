@@ -18,10 +18,10 @@ from mercato.kit.metrics import REGISTRY
 from mercato.models import AuditEntry
 from mercato.orders import service as orders
 from tests.catalog.support import Shop
-from tests.conftest import Actor, Actors
 from tests.installs.support import install, published, register
-from tests.money.orders_support import Seller, fund, item, place, quiet, until
-from tests.money.refunds_support import completed_order
+from tests.support.actors import Actor, Actors
+from tests.support.orders import Seller, fund, item, place, quiet, until
+from tests.support.refunds import completed_order
 
 
 def counted(name: str, **labels: str) -> float:

@@ -27,7 +27,7 @@ from mercato.bus.registry import REGISTRY, Subscriber
 from mercato.bus.service import wait_idle
 from mercato.config import Settings
 from mercato.models import EventDelivery
-from tests.conftest import DEFAULT_PASSWORD, Actor
+from tests.support.actors import DEFAULT_PASSWORD, Actor
 
 V1 = "/api/v1"
 EVENTS = f"{V1}/admin/events"

@@ -115,7 +115,7 @@ async def test_duplicated_and_reordered_deliveries_still_give_exactly_once_in_or
 async def test_a_wiped_broker_is_re_driven_from_the_database(settings: Settings, runtime: Runtime) -> None:
     from redis.asyncio import Redis
 
-    from tests.conftest import REDIS_URL
+    from tests.support.backends import REDIS_URL
 
     assert REDIS_URL
     queue = f"mercato-wipe-{uuid.uuid4().hex[:8]}"
@@ -144,7 +144,7 @@ async def test_a_wiped_broker_is_re_driven_from_the_database(settings: Settings,
 async def test_two_worker_processes_handle_a_thousand_events_exactly_once(runtime: Runtime, database_url: str) -> None:
     from redis.asyncio import Redis
 
-    from tests.conftest import REDIS_URL
+    from tests.support.backends import REDIS_URL
 
     assert REDIS_URL
     count = 1000

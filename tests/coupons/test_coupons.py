@@ -27,10 +27,10 @@ from mercato.coupons.service import QuoteLine
 from mercato.kit.clock import utcnow
 from mercato.models import AuditEntry, Coupon, CouponRedemption, Order
 from tests.catalog.support import Shop
-from tests.conftest import Actor, Actors
 from tests.library.support import publish_listing
-from tests.money.invariants import assert_money_invariants
-from tests.money.orders_support import (
+from tests.support.actors import Actor, Actors
+from tests.support.invariants import assert_money_invariants
+from tests.support.orders import (
     Seller,
     account_balance,
     balance,

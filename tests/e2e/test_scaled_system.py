@@ -244,7 +244,7 @@ def _until(probe: Any, done: Any, *, timeout: float = 60.0, what: str) -> Any:
 def _invariants(database_url: str) -> None:
     from mercato.app.runtime import Runtime
     from mercato.config import Settings
-    from tests.money.invariants import assert_entitlements_follow_orders, assert_money_invariants
+    from tests.support.invariants import assert_entitlements_follow_orders, assert_money_invariants
 
     async def check() -> None:
         runtime = Runtime.from_settings(Settings(database_url=database_url, testing=True))

@@ -18,9 +18,10 @@ from mercato.models import AuditEntry, OutboxEvent
 from mercato.wallet import service as wallet
 from mercato.wallet.service import Split
 from tests.catalog.support import Shop
-from tests.conftest import Actor, Actors
 from tests.library.support import eventually
-from tests.money.invariants import assert_money_invariants
+from tests.support.actors import Actor, Actors
+from tests.support.earnings import sold
+from tests.support.invariants import assert_money_invariants
 
 V1 = "/api/v1"
 
@@ -34,20 +35,6 @@ async def publisher_id(client: httpx.AsyncClient, slug: str) -> uuid.UUID:
     response = await client.get(f"{V1}/publishers/{slug}")
     assert response.status_code == 200, response.text
     return uuid.UUID(response.json()["id"])
-
-
-async def sold(runtime: Runtime, buyer: Actor, publisher: uuid.UUID, price: int,
-               commission_bps: int = 2000) -> uuid.UUID:
-    """A completed sale as the order saga books it: pay in, debit, settle."""
-    order_id = uuid.uuid4()
-    async with runtime.db.transaction() as session:
-        await wallet.credit_payment(session, payment_id=uuid.uuid4(), user_id=uuid.UUID(buyer.id), provider="sandbox",
-                                    amount=price, currency="USD")
-        await wallet.debit_order(session, order_id=order_id, user_id=uuid.UUID(buyer.id), amount=price,
-                                 currency="USD")
-        await wallet.settle_order(session, order_id=order_id, splits=[Split(publisher, price)],
-                                  commission_bps=commission_bps, currency="USD")
-    return order_id
 
 
 async def balances(runtime: Runtime, publisher: uuid.UUID) -> tuple[int, int, int]:

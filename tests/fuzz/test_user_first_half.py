@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from mercato.config import Settings
-from tests.conftest import Actors
+from tests.support.actors import Actors
 from tests.support.fuzz import run_role
 
 pytestmark = pytest.mark.slow

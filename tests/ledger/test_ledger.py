@@ -16,7 +16,7 @@ from mercato.ledger import service as ledger
 from mercato.ledger.errors import InsufficientFunds, UnbalancedTransaction
 from mercato.ledger.service import Leg, transfer
 from mercato.models import LedgerEntry, LedgerTransaction
-from tests.money.invariants import assert_money_invariants
+from tests.support.invariants import assert_money_invariants
 
 CLEARING = accounts.provider_clearing("sandbox")
 

@@ -23,8 +23,8 @@ from mercato.licences.errors import KeyPoolEmpty, OrderLineNotFound
 from mercato.models import AuditEntry, LicenceKey, Order, OrderLine
 from mercato.wallet import service as wallet
 from tests.catalog.support import Shop
-from tests.conftest import Actor, Actors
-from tests.money.invariants import assert_money_invariants
+from tests.support.actors import Actor, Actors
+from tests.support.invariants import assert_money_invariants
 
 V1 = "/api/v1"
 

@@ -32,7 +32,7 @@ from mercato.live import endpoints as live_endpoints
 from mercato.live import hub as live_hub
 from mercato.live.hub import LiveHub, LiveMessage, MemoryHub, RedisHub, make_hub
 from mercato.models import OutboxEvent
-from tests.conftest import DEFAULT_PASSWORD, Actor
+from tests.support.actors import DEFAULT_PASSWORD, Actor
 from tests.support.bus import handled
 
 V1 = "/api/v1"

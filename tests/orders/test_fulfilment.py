@@ -12,10 +12,11 @@ from sqlalchemy import select
 from mercato.app.runtime import Runtime
 from mercato.library import service as library
 from mercato.models import AuditEntry, Notification
-from tests.conftest import Actor, Actors
-from tests.money.invariants import assert_money_invariants
-from tests.money.orders_support import (
+from tests.support.actors import Actor, Actors
+from tests.support.invariants import assert_money_invariants
+from tests.support.orders import (
     ADDRESS,
+    SHIPPING,
     V1,
     Seller,
     account_balance,
@@ -23,23 +24,12 @@ from tests.money.orders_support import (
     fund,
     item,
     order_of,
+    paid_physical_order,
     place,
     quiet,
     stock_of,
     until,
 )
-
-SHIPPING = {"carrier": "DHL", "tracking_number": "JD0001"}
-
-
-async def paid_physical_order(client: httpx.AsyncClient, runtime: Runtime, buyer: Actor, seller: Seller,
-                              *, price: int = 2500, quantity: int = 2, stock: int = 5) -> tuple[dict, dict]:  # type: ignore[type-arg]
-    box = await seller.listing(physical=price, stock=stock)
-    await fund(runtime, buyer, price * quantity)
-    created = (await place(client, buyer, [item(box, "physical", quantity)], shipping_address=ADDRESS,
-                           wait=20)).json()
-    assert created["status"] == "awaiting_shipment", created
-    return created, box
 
 
 async def test_ship_then_deliver_completes_and_entitles(client: httpx.AsyncClient, actors: Actors,

@@ -15,9 +15,9 @@ from mercato.kit.clock import utcnow
 from mercato.library import service as library
 from mercato.models import Order
 from mercato.orders import service as orders
-from tests.conftest import Actor, Actors
-from tests.money.invariants import assert_money_invariants
-from tests.money.orders_support import (
+from tests.support.actors import Actor, Actors
+from tests.support.invariants import assert_money_invariants
+from tests.support.orders import (
     ADDRESS,
     V1,
     Seller,

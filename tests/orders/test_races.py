@@ -26,12 +26,12 @@ from mercato.library import service as library
 from mercato.models import LedgerTransaction
 from mercato.orders import service as orders
 from mercato.payments import service as payments
-from tests.conftest import Actor, Actors
-from tests.money.invariants import (
+from tests.support.actors import Actor, Actors
+from tests.support.invariants import (
     assert_entitlements_follow_orders,
     assert_money_invariants,
 )
-from tests.money.orders_support import (
+from tests.support.orders import (
     V1,
     Seller,
     balance,
@@ -42,7 +42,7 @@ from tests.money.orders_support import (
     quiet,
     until,
 )
-from tests.money.payments_support import (
+from tests.support.payments import (
     credits_of,
     delivered,
     pay,

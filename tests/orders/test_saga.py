@@ -18,12 +18,12 @@ from mercato.library import service as library
 from mercato.models import LedgerTransaction, LicenceKey, Notification, Order
 from mercato.orders import service as orders
 from mercato.wallet import service as wallet
-from tests.conftest import Actor, Actors
-from tests.money.invariants import (
+from tests.support.actors import Actor, Actors
+from tests.support.invariants import (
     assert_entitlements_follow_orders,
     assert_money_invariants,
 )
-from tests.money.orders_support import (
+from tests.support.orders import (
     V1,
     Seller,
     account_balance,
@@ -37,7 +37,7 @@ from tests.money.orders_support import (
     quiet,
     until,
 )
-from tests.money.payments_support import delivered, pay, read_payment
+from tests.support.payments import delivered, pay, read_payment
 
 
 @pytest.fixture

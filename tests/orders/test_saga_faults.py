@@ -7,7 +7,7 @@ same scenario in another database (orders per idempotency key, every ledger post
 balance, entitlements, stock, licence keys, coupons, payments, notifications, events),
 and the money invariants hold.
 
-The scenario and the process are ``tests/money/saga_harness.py``; one fault-free baseline
+The scenario and the process are ``tests/support/saga_harness.py``; one fault-free baseline
 per module, run as ``python -m``; the crashed and the restarted store are processes forked
 from one that imported the store once (``saga_harness --serve``). Each case is two store
 runs, so the file is ``slow``.
@@ -18,26 +18,24 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mercato.kit.db import Database
-from tests.conftest import PG_URL, _admin_url, _pg_admin
-from tests.money.invariants import (
+from tests.support.backends import fresh_database
+from tests.support.invariants import (
     assert_entitlements_follow_orders,
     assert_money_invariants,
     assert_quiescent,
 )
-from tests.money.saga_harness import snapshot
+from tests.support.saga_harness import snapshot
 
 SEED = 7
 
@@ -70,8 +68,8 @@ def _environment(failpoints: str | None = None) -> dict[str, str]:
 
 def _run_harness(database_url: str, data_dir: Path, *, failpoints: str | None = None,
                  timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    """``python -m tests.money.saga_harness`` as a process of its own."""
-    return subprocess.run([sys.executable, "-m", "tests.money.saga_harness", database_url, "--seed", str(SEED),
+    """``python -m tests.support.saga_harness`` as a process of its own."""
+    return subprocess.run([sys.executable, "-m", "tests.support.saga_harness", database_url, "--seed", str(SEED),
                            "--data-dir", str(data_dir)], check=False, env=_environment(failpoints),
                           capture_output=True, text=True, timeout=timeout)
 
@@ -81,7 +79,7 @@ class Forks:
     store once, so a crash and a restart cost their work rather than the imports twice."""
 
     def __init__(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "tests.money.saga_harness", "--serve"],
+        self.process = subprocess.Popen([sys.executable, "-m", "tests.support.saga_harness", "--serve"],
                                         env=_environment(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True)
         self.lock = threading.Lock()
@@ -124,22 +122,6 @@ def _failure(run: subprocess.CompletedProcess[str]) -> str:
     return "\n".join(lines[-40:])
 
 
-@contextmanager
-def _fresh_database(template: str, directory: Path) -> Iterator[str]:
-    """A migrated database of its own, like the ``database_url`` fixture (which is per test)."""
-    if PG_URL:
-        name = f"mercato_saga_{uuid.uuid4().hex[:12]}"
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-        try:
-            yield _admin_url(name)
-        finally:
-            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    else:
-        target = directory / "mercato.db"
-        shutil.copyfile(template, target)
-        yield f"sqlite+aiosqlite:///{target}"
-
-
 async def _assert_invariants(database_url: str) -> None:
     db = Database(database_url)
     try:
@@ -153,7 +135,7 @@ async def _assert_invariants(database_url: str) -> None:
 @pytest.fixture(scope="module")
 def fault_free(database_template: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     directory = tmp_path_factory.mktemp("saga-baseline")
-    with _fresh_database(database_template, directory) as url:
+    with fresh_database(database_template, directory) as url:
         run = _run_harness(url, directory / "data")
         assert run.returncode == 0, _failure(run)
         asyncio.run(_assert_invariants(url))

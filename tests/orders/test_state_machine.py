@@ -10,7 +10,7 @@ the expiry sweep with the clock moved past every deadline, shipping and delivery
 publisher's cancel, and refunds (automatic, or approved or rejected by the publisher).
 The bus is drained after every step.
 
-After every step INV-1..5 hold on the database (tests/money/invariants.py), and the store
+After every step INV-1..5 hold on the database (tests/support/invariants.py), and the store
 agrees with a model of what DOMAIN.md says should have happened: every wallet, the
 publisher's earnings, the platform's revenue, escrow, every order's state and every stock.
 
@@ -50,12 +50,13 @@ from mercato.kit.clock import utcnow
 from mercato.models import Listing, Order
 from mercato.orders import service as orders
 from mercato.policies import service as policies
-from tests.conftest import PG_URL, REDIS_URL, Actor, Actors, _admin_url, _pg_admin
-from tests.money.invariants import (
+from tests.support.actors import Actor, Actors
+from tests.support.backends import PG_URL, REDIS_URL, admin_url, pg_admin
+from tests.support.invariants import (
     assert_entitlements_follow_orders,
     assert_money_invariants,
 )
-from tests.money.orders_support import (
+from tests.support.orders import (
     ADDRESS,
     V1,
     Seller,
@@ -65,7 +66,7 @@ from tests.money.orders_support import (
     quiet,
     stock_of,
 )
-from tests.money.payments_support import delivered, pay, read_payment, topup
+from tests.support.payments import delivered, pay, read_payment, topup
 
 T = TypeVar("T")
 CARD_OK, CARD_DECLINED = "4242424242424242", "4000000000000002"
@@ -152,9 +153,9 @@ async def open_shop(loop: asyncio.AbstractEventLoop, template: str, directory: P
                     exits: contextlib.AsyncExitStack) -> Shop:
     if PG_URL:
         name = f"mercato_sm_{uuid.uuid4().hex[:12]}"
-        await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        exits.push_async_callback(_pg_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        url = _admin_url(name)
+        await pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        exits.push_async_callback(pg_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        url = admin_url(name)
     else:
         shutil.copyfile(template, directory / "mercato.db")
         url = f"sqlite+aiosqlite:///{directory / 'mercato.db'}"

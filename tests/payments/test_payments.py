@@ -20,9 +20,9 @@ from mercato.models import OutboxEvent, SandboxPayment
 from mercato.payments import service
 from mercato.payments.errors import PaymentNotRefundable, ProviderError, RefundTooLarge
 from mercato.wallet import service as wallet
-from tests.conftest import Actor, Actors
-from tests.money.invariants import assert_money_invariants
-from tests.money.payments_support import (
+from tests.support.actors import Actor, Actors
+from tests.support.invariants import assert_money_invariants
+from tests.support.payments import (
     V1,
     balance,
     credited_balance,

@@ -14,9 +14,9 @@ from mercato.config import Settings
 from mercato.kit.clock import utcnow
 from mercato.models import Payment
 from mercato.payments import service
-from tests.conftest import Actor
-from tests.money.invariants import assert_money_invariants
-from tests.money.payments_support import (
+from tests.support.actors import Actor
+from tests.support.invariants import assert_money_invariants
+from tests.support.payments import (
     V1,
     balance,
     credited_balance,

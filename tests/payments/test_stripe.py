@@ -24,9 +24,9 @@ from mercato.kit.clock import utcnow
 from mercato.payments import service
 from mercato.payments.providers import gateway
 from mercato.payments.providers.stripe import StripeProvider
-from tests.conftest import Actor
-from tests.money.invariants import assert_money_invariants
-from tests.money.payments_support import (
+from tests.support.actors import Actor
+from tests.support.invariants import assert_money_invariants
+from tests.support.payments import (
     balance,
     credited_balance,
     credits_of,

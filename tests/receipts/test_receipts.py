@@ -13,7 +13,7 @@ from mercato.app.runtime import Runtime
 from mercato.kit.clock import utcnow
 from mercato.models import Order, Payment
 from tests.library.support import V1, Store
-from tests.money.refunds_support import completed_order
+from tests.support.refunds import completed_order
 
 
 @pytest.fixture

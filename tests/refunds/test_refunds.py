@@ -13,25 +13,16 @@ import pytest
 from mercato.app.runtime import Runtime
 from mercato.ledger import accounts
 from mercato.ledger import service as ledger
-from tests.conftest import Actor
 from tests.library.support import V1, Store, audit_rows, eventually
-from tests.money.invariants import assert_money_invariants
-from tests.money.refunds_support import Bought, completed_order
+from tests.support.actors import Actor
+from tests.support.invariants import assert_money_invariants
+from tests.support.refunds import ask, completed_order, downloaded, keyed
 from tests.web.test_foundation import sign_in
 
 
 @pytest.fixture
 async def store(client: httpx.AsyncClient, actors, runtime: Runtime) -> Store:  # type: ignore[no-untyped-def]
     return await Store.open(client, actors, runtime)
-
-
-def keyed(actor: Actor, key: str | None = None) -> dict[str, str]:
-    return {**actor.headers, "Idempotency-Key": key or uuid.uuid4().hex}
-
-
-async def ask(client: httpx.AsyncClient, buyer: Actor, bought: Bought, **body: Any) -> httpx.Response:
-    return await client.post(f"{V1}/orders/{bought.order_id}/refunds", headers=keyed(buyer),
-                             json={"reason": "Not what I expected", **body})
 
 
 async def balance(runtime: Runtime, ref: accounts.AccountRef) -> int:
@@ -77,7 +68,7 @@ async def test_a_refund_after_too_many_downloads_waits_for_the_publisher_who_app
     listing = await store.listing(price=1500)
     buyer = await actors.create()
     bought = await completed_order(runtime, buyer, [(listing, 1500, 1, "digital")])
-    await _downloaded(runtime, buyer, listing["id"], times=4)  # the default policy allows 3
+    await downloaded(runtime, buyer, listing["id"], times=4)  # the default policy allows 3
     response = await ask(client, buyer, bought)
     assert response.status_code == 201 and response.json()["status"] == "requested"
     refund_id = response.json()["id"]
@@ -106,7 +97,7 @@ async def test_a_rejected_refund_moves_no_money_and_tells_the_reason(
     listing = await store.listing(price=900)
     buyer = await actors.create()
     bought = await completed_order(runtime, buyer, [(listing, 900, 1, "digital")])
-    await _downloaded(runtime, buyer, listing["id"], times=10)
+    await downloaded(runtime, buyer, listing["id"], times=10)
     refund_id = (await ask(client, buyer, bought)).json()["id"]
     no_reason = await client.post(f"{V1}/refunds/{refund_id}/reject", headers=store.developer.headers, json={})
     assert no_reason.status_code == 422
@@ -197,7 +188,7 @@ async def test_nobody_else_refunds_or_decides(client: httpx.AsyncClient, runtime
     buyer, stranger = await actors.create(), await actors.create()
     bought = await completed_order(runtime, buyer, [(listing, 1200, 1, "digital")])
     assert (await ask(client, stranger, bought)).status_code == 404
-    await _downloaded(runtime, buyer, listing["id"], times=9)
+    await downloaded(runtime, buyer, listing["id"], times=9)
     refund_id = (await ask(client, buyer, bought)).json()["id"]
     other_dev = await actors.create()
     await actors.publisher(other_dev)
@@ -233,17 +224,6 @@ async def _order_status(runtime: Runtime, order_id: str) -> tuple[str, int]:
         order = await session.get(Order, uuid.UUID(order_id))
         assert order is not None
         return order.status, order.refunded_amount
-
-
-async def _downloaded(runtime: Runtime, buyer: Actor, listing_id: str, *, times: int) -> None:
-    from sqlalchemy import update
-
-    from mercato.models import Entitlement
-
-    async with runtime.db.transaction() as session:
-        await session.execute(update(Entitlement).where(Entitlement.user_id == uuid.UUID(buyer.id),
-                                                        Entitlement.listing_id == uuid.UUID(listing_id))
-                              .values(download_count=times))
 
 
 async def test_nothing_is_refunded_twice_one_request_after_the_other(

@@ -15,8 +15,8 @@ from mercato.app.runtime import Runtime
 from mercato.catalog import service as catalog
 from mercato.models import LedgerAccount, Listing, Order, OutboxEvent
 from mercato.wallet import service as wallet
-from tests.conftest import Actor, Actors
 from tests.library.support import new_slug, publish_listing
+from tests.support.actors import Actor, Actors
 from tests.support.bus import settled
 
 V1 = "/api/v1"
@@ -141,3 +141,16 @@ async def _deliveries_of(runtime: Runtime, subject: str) -> list[tuple[str, str,
                                             EventDelivery.attempts, EventDelivery.last_error)
                                      .where(EventDelivery.subject == subject))
         return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+SHIPPING = {"carrier": "DHL", "tracking_number": "JD0001"}
+
+
+async def paid_physical_order(client: httpx.AsyncClient, runtime: Runtime, buyer: Actor, seller: Seller,
+                              *, price: int = 2500, quantity: int = 2, stock: int = 5) -> tuple[dict, dict]:  # type: ignore[type-arg]
+    box = await seller.listing(physical=price, stock=stock)
+    await fund(runtime, buyer, price * quantity)
+    created = (await place(client, buyer, [item(box, "physical", quantity)], shipping_address=ADDRESS,
+                           wait=20)).json()
+    assert created["status"] == "awaiting_shipment", created
+    return created, box

@@ -16,7 +16,7 @@ from mercato.app.runtime import Runtime
 from mercato.models import LedgerTransaction
 from mercato.payments.providers import drain, gateway
 from mercato.payments.providers.sandbox import SandboxProvider, sign
-from tests.conftest import Actor
+from tests.support.actors import Actor
 
 V1 = "/api/v1"
 T = TypeVar("T")

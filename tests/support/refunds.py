@@ -9,13 +9,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import httpx
+from sqlalchemy import update
+
 from mercato.app.runtime import Runtime
 from mercato.kit.clock import utcnow
 from mercato.library import service as library
-from mercato.models import Order, OrderLine
+from mercato.models import Entitlement, Order, OrderLine
 from mercato.wallet import service as wallet
 from mercato.wallet.service import Split
-from tests.conftest import Actor
+from tests.library.support import V1
+from tests.support.actors import Actor
 
 
 @dataclass(frozen=True)
@@ -54,3 +58,20 @@ async def completed_order(runtime: Runtime, buyer: Actor, items: list[tuple[dict
             await library.grant(session, user_id=user_id, listing_id=line.listing_id, source="purchase",
                                 order_id=order_id)
     return Bought(str(order_id), [str(line.id) for line in lines])
+
+
+def keyed(actor: Actor, key: str | None = None) -> dict[str, str]:
+    return {**actor.headers, "Idempotency-Key": key or uuid.uuid4().hex}
+
+
+async def ask(client: httpx.AsyncClient, buyer: Actor, bought: Bought, **body: Any) -> httpx.Response:
+    return await client.post(f"{V1}/orders/{bought.order_id}/refunds", headers=keyed(buyer),
+                             json={"reason": "Not what I expected", **body})
+
+
+async def downloaded(runtime: Runtime, buyer: Actor, listing_id: str, *, times: int) -> None:
+    """As if ``buyer`` had downloaded ``listing_id`` ``times`` times (the automatic refund policy counts them)."""
+    async with runtime.db.transaction() as session:
+        await session.execute(update(Entitlement).where(Entitlement.user_id == uuid.UUID(buyer.id),
+                                                        Entitlement.listing_id == uuid.UUID(listing_id))
+                              .values(download_count=times))

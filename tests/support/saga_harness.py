@@ -1,5 +1,5 @@
 """A store process for the saga's crash tests (QUALITY F1):
-``python -m tests.money.saga_harness DATABASE_URL --seed N [--data-dir DIR]``.
+``python -m tests.support.saga_harness DATABASE_URL --seed N [--data-dir DIR]``.
 
 It sets up, idempotently, a deterministic scenario on a migrated database (buyers with
 funded wallets, a publisher with a digital listing, a licence-keyed listing whose pool

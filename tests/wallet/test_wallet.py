@@ -8,9 +8,9 @@ import httpx
 
 from mercato.app.runtime import Runtime
 from mercato.wallet import service as wallet
-from tests.conftest import Actor, Actors
 from tests.library.support import eventually
-from tests.money.invariants import assert_money_invariants
+from tests.support.actors import Actor, Actors
+from tests.support.invariants import assert_money_invariants
 
 V1 = "/api/v1"
 

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from mercato.app.runtime import Runtime
 from mercato.models import Order
-from tests.conftest import Actor, Actors
-from tests.money.orders_support import ADDRESS, Seller, fund, until
+from tests.support.actors import Actor, Actors
+from tests.support.orders import ADDRESS, Seller, fund, until
 from tests.web.test_foundation import TOKEN, sign_in
 
 V1 = "/api/v1"

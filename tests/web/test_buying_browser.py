@@ -24,8 +24,8 @@ from mercato.app.runtime import Runtime
 from mercato.models import Entitlement, Order, Refund
 from tests.catalog.support import Shop
 from tests.cli.servers import MERCATO, clean_env
-from tests.conftest import DEFAULT_PASSWORD, Actors
 from tests.installs.support import release
+from tests.support.actors import DEFAULT_PASSWORD, Actors
 from tests.web.conftest import Web
 
 V1 = "/api/v1"

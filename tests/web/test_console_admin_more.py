@@ -15,11 +15,10 @@ from mercato.app.runtime import Runtime
 from mercato.bus import scheduler
 from mercato.config import Settings
 from mercato.market import handlers  # noqa: F401  (declares the market sweep taken out below)
-from tests.conftest import Actor, Actors
 from tests.library.support import V1, Store, audit_rows
 from tests.market.conftest import FeedServer, feed_server  # noqa: F401
-from tests.money.refunds_support import completed_order
-from tests.money.test_refunds import _downloaded, ask
+from tests.support.actors import Actor, Actors
+from tests.support.refunds import ask, completed_order, downloaded
 from tests.web.conftest import Web
 from tests.web.test_consoles import as_person, token_of
 from tests.web.test_consoles_browser import http, person, publisher_of, sign_in  # noqa: F401
@@ -123,7 +122,7 @@ async def waiting_refund(client: httpx.AsyncClient, runtime: Runtime, store: Sto
     listing = await store.listing(price=price)
     buyer = await actors.create()
     bought = await completed_order(runtime, buyer, [(listing, price, 1, "digital")])
-    await _downloaded(runtime, buyer, listing["id"], times=10)  # beyond the automatic policy
+    await downloaded(runtime, buyer, listing["id"], times=10)  # beyond the automatic policy
     response = await ask(client, buyer, bought)
     assert response.status_code == 201 and response.json()["status"] == "requested", response.text
     return buyer, response.json()["id"]

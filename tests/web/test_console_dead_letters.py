@@ -10,7 +10,7 @@ import httpx
 from mercato.app.runtime import Runtime
 from tests.bus.test_admin_endpoints import Poison, dead_letters, poison, settings, wait_for_state  # noqa: F401
 from tests.catalog.support import V1, Shop
-from tests.conftest import Actors
+from tests.support.actors import Actors
 from tests.web.test_consoles import TOKEN, as_person
 
 

@@ -19,7 +19,7 @@ from mercato.bus.delivery import event_from_row
 from mercato.config import Settings
 from mercato.webhooks import service as webhook_service
 from tests.catalog.support import V1, Shop
-from tests.conftest import Actors
+from tests.support.actors import Actors
 from tests.web.conftest import Web
 from tests.web.test_consoles import TOKEN, as_person, token_of
 from tests.web.test_consoles_browser import person, publisher_of, sign_in

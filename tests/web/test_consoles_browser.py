@@ -20,7 +20,7 @@ import pytest
 from mercato.accounts import service as accounts
 from mercato.catalog import service as catalog
 from tests.catalog.support import package_bytes
-from tests.conftest import DEFAULT_PASSWORD
+from tests.support.actors import DEFAULT_PASSWORD
 from tests.web.conftest import Web
 
 V1 = "/api/v1"
@@ -295,9 +295,8 @@ async def test_admin_changes_a_setting_audits_exports_and_suspends(web: Web, htt
 
 
 async def test_publisher_ships_makes_a_coupon_and_is_paid_out(web: Web, http: httpx.AsyncClient) -> None:
-    from tests.conftest import Actors
-    from tests.money.orders_support import Seller, fund, item, place, until
-    from tests.money.test_fulfilment import paid_physical_order
+    from tests.support.actors import Actors
+    from tests.support.orders import Seller, fund, item, paid_physical_order, place, until
 
     actors = Actors(http, web.runtime)
     seller = await Seller.open(http, actors, web.runtime)

@@ -11,7 +11,7 @@ import pytest
 
 from mercato.web import session as web_session
 from mercato.web.pages import CSP
-from tests.conftest import DEFAULT_PASSWORD, Actors
+from tests.support.actors import DEFAULT_PASSWORD, Actors
 
 TOKEN = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 

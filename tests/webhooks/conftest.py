@@ -25,7 +25,7 @@ from mercato.config import Settings
 from mercato.kit.clock import utcnow
 from mercato.models import OutboxEvent, WebhookDelivery
 from mercato.webhooks import endpoints, handlers, sending
-from tests.conftest import Actor, Actors
+from tests.support.actors import Actor, Actors
 
 V1 = "/api/v1"
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from mercato.app.runtime import Runtime
 from mercato.models import AuditEntry
-from tests.conftest import Actor, Actors
+from tests.support.actors import Actor, Actors
 from tests.webhooks.conftest import V1, Receiver, World
 
 

@@ -272,7 +272,7 @@ async def create(session: AsyncSession, *, actor: Principal, idempotency_key: st
                 after={"status": order.status, "total": order.total, "currency": order.currency,
                        "lines": [{"listing_id": line.listing_id, "quantity": line.quantity, "total": line.total}
                                  for line in lines]})
-    await failpoint("saga.after_order_created")  # written, not committed (tests/money/test_saga_faults.py)
+    await failpoint("saga.after_order_created")  # written, not committed (tests/orders/test_saga_faults.py)
     if order.total == 0:
         await _settle_free(session, order, lines)
     return order
