@@ -18,9 +18,9 @@ from mercato.app.runtime import Runtime
 from mercato.config import Settings
 from mercato.market import sweep
 from mercato.models import MarketSource
-from tests.live.test_stream import serve
 from tests.support.actors import Actor, Actors
 from tests.support.backends import PG_URL, admin_url, pg_admin
+from tests.support.live_server import serve
 from tests.support.orders import Seller
 from tests.sync.support import feed, published, settle
 

@@ -22,7 +22,7 @@ from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 from playwright.async_api import Response as PageResponse
 
 from mercato.app.runtime import Runtime
-from tests.live.test_stream import serve
+from tests.support.live_server import serve
 
 CHROMIUM = os.environ.get("MERCATO_TEST_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"

@@ -16,8 +16,8 @@ from mercato.bus import scheduler
 from mercato.config import Settings
 from mercato.market import handlers  # noqa: F401  (declares the market sweep taken out below)
 from tests.library.support import V1, Store, audit_rows
-from tests.market.conftest import FeedServer, feed_server  # noqa: F401
 from tests.support.actors import Actor, Actors
+from tests.support.receivers import FeedServer, feed_server  # noqa: F401
 from tests.support.refunds import ask, completed_order, downloaded
 from tests.web.conftest import Web
 from tests.web.test_consoles import as_person, token_of
