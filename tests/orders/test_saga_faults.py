@@ -56,7 +56,7 @@ FAILPOINTS = [
     ("saga.after_settlement", 6),         # escrow paid out to the publisher and the platform
 ]
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]  # the first case also runs the baseline
 
 
 def _environment(failpoints: str | None = None) -> dict[str, str]:
