@@ -16,8 +16,8 @@ from mercato.ledger import service as ledger
 from tests.library.support import V1, Store, audit_rows, eventually
 from tests.support.actors import Actor
 from tests.support.invariants import assert_money_invariants
+from tests.support.pages import sign_in
 from tests.support.refunds import ask, completed_order, downloaded, keyed
-from tests.web.test_foundation import sign_in
 
 
 @pytest.fixture

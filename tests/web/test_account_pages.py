@@ -13,7 +13,7 @@ import httpx
 from mercato.app.runtime import Runtime
 from mercato.notifications import service as notifications
 from tests.support.actors import Actors
-from tests.web.test_foundation import TOKEN, sign_in
+from tests.support.pages import TOKEN, sign_in
 
 V1 = "/api/v1"
 

@@ -26,7 +26,7 @@ from tests.catalog.support import Shop
 from tests.cli.servers import MERCATO, clean_env
 from tests.installs.support import release
 from tests.support.actors import DEFAULT_PASSWORD, Actors
-from tests.web.conftest import Web
+from tests.web.browser import Web
 
 V1 = "/api/v1"
 FREE = [{"delivery": "digital", "price": {"amount": 0, "currency": "USD"}}]

@@ -17,7 +17,7 @@ from tests.support.dead_letters import (  # noqa: F401  (fixtures)
     poison_subscriber,
     wait_for_state,
 )
-from tests.web.test_consoles import TOKEN, as_person
+from tests.support.pages import TOKEN, as_person
 
 
 async def test_the_health_page_shows_the_review_queue_and_dead_letters(

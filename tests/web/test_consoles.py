@@ -12,25 +12,9 @@ import pytest
 
 from mercato.app.runtime import Runtime
 from mercato.policies.schemas import Policies
-from mercato.web import session as web_session
 from tests.catalog.support import V1, Shop, package_bytes
 from tests.support.actors import Actor, Actors
-
-TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def as_person(client: httpx.AsyncClient, actor: Actor) -> None:
-    """The page session of ``actor`` (the cookie carries the session's refresh token)."""
-    client.cookies.clear()
-    client.cookies.set(web_session.COOKIE, actor.refresh_token)
-
-
-async def token_of(client: httpx.AsyncClient, path: str) -> str:
-    page = await client.get(path)
-    assert page.status_code == 200, page.text
-    found = TOKEN.search(page.text)
-    assert found
-    return found.group(1)
+from tests.support.pages import TOKEN, as_person, token_of
 
 
 @pytest.fixture

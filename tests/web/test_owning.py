@@ -18,7 +18,7 @@ from tests.catalog.support import Shop
 from tests.installs.support import LINUX, Agent, published
 from tests.support.actors import Actors
 from tests.support.orders import until
-from tests.web.test_buying import add, form_of, signed_in
+from tests.support.pages import add, form_of, signed_in
 
 V1 = "/api/v1"
 FREE = [{"delivery": "digital", "price": {"amount": 0, "currency": "USD"}}]

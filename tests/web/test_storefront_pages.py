@@ -15,7 +15,7 @@ from mercato.library import service as library
 from mercato.web import storefront
 from tests.catalog.support import Shop
 from tests.support.actors import Actors
-from tests.web.test_foundation import TOKEN, sign_in
+from tests.support.pages import TOKEN, sign_in
 
 V1 = "/api/v1"
 
