@@ -14,8 +14,7 @@ from typing import Any
 
 from mercato.kit.clock import utcnow
 from mercato.models import Order, OrderLine, Shipment
-from tests.access.matrix_rows_library import a_listing
-from tests.access.test_matrix import (
+from tests.access.matrix import (
     ADMIN,
     ADMINS,
     ANON,
@@ -31,6 +30,7 @@ from tests.access.test_matrix import (
     signed_in,
     static,
 )
+from tests.access.matrix_rows_library import a_listing
 
 
 async def an_order(world: World, buyer_id: str, *, status: str = "created", shipment: str | None = None) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tests.access.test_matrix import ADMINS, SUPER, USER, V1, Row, World, dynamic, everyone, signed_in, static
+from tests.access.matrix import ADMINS, SUPER, USER, V1, Row, World, dynamic, everyone, signed_in, static
 
 
 async def a_topup_of(world: World, who: str) -> dict[str, Any]:

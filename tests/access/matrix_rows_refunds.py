@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import update
 
 from mercato.models import Entitlement
+from tests.access.matrix import ADMINS, ANON, DEV, OTHER_DEV, REVIEWER, USER, V1, Row, World, caller, signed_in
 from tests.access.matrix_rows_library import a_listing
-from tests.access.test_matrix import ADMINS, ANON, DEV, OTHER_DEV, REVIEWER, USER, V1, Row, World, caller, signed_in
 from tests.support.refunds import completed_order
 
 
