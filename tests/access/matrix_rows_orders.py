@@ -2,7 +2,7 @@
 admins any; publishers fulfil only orders with a shipment of theirs (others: 404).
 
 Orders are written straight to the database in the state a row needs (the saga is tested
-in tests/money); their lines are free so no money moves when a row's action lets the saga
+in tests/orders); their lines are free so no money moves when a row's action lets the saga
 go on (delivery completes the order and settles nothing).
 """
 

@@ -189,7 +189,7 @@ async def _all_ping_ids(runtime: Runtime) -> list[uuid.UUID]:
 async def test_a_nats_server_restarted_empty_keeps_the_bus_running(settings: Settings, runtime: Runtime) -> None:
     """F4 on NATS JetStream: the server is killed and started again with an empty store (no
     stream, no consumer) under a running worker, which is not restarted."""
-    from tests.private_servers import private_nats
+    from tests.support.private_servers import private_nats
 
     with private_nats() as server:
         configured = settings.model_copy(update={

@@ -31,7 +31,7 @@ import pytest
 from tests.catalog.support import package_bytes
 from tests.deploy.support import COMPOSE, DEPLOY, load_yaml_documents
 from tests.kit import s3server
-from tests.private_servers import free_port, port_open, private_nats, private_postgres, private_redis, wait_for
+from tests.support.private_servers import free_port, port_open, private_nats, private_postgres, private_redis, wait_for
 
 # slow (minutes: seven processes start on a shared machine); run once, in CI's scaled pass
 pytestmark = [pytest.mark.slow, pytest.mark.postgres,
