@@ -1,6 +1,7 @@
 """A completed purchase, arranged the way the order saga leaves it: the order and its lines,
 the buyer's money through the wallet into escrow and settled to the publisher, and the
-entitlements granted. (The saga itself is tested in test_saga.py; refunds start after it.)"""
+entitlements granted (the saga itself is tested in tests/orders/test_saga.py; refunds start
+after it); then asking for a refund of it, after as many downloads as a test needs."""
 
 from __future__ import annotations
 
