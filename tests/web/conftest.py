@@ -5,7 +5,8 @@ and Debian's Chromium driven by Playwright (``executable_path``, never a downloa
 and the checks every visited page must pass (``await web.check()``): axe-core finds no
 serious or critical violation, the page does not scroll sideways at 390 px, and no
 JavaScript error (console or uncaught) happened. ``await web.screenshot("home")`` writes
-docs/screenshots/home.png at desktop width.
+docs/screenshots/home.png at desktop width (the class ``Web``: ``browser.py``). ``http`` is a
+client of the same server, for the API calls a journey checks with.
 """
 
 from __future__ import annotations
