@@ -437,7 +437,7 @@ class Db:
         return found
 
     async def invariants(self) -> list[str]:
-        """The checks of tests/money/invariants.py (INV-1..5) and INV-7's deadlines, as a list
+        """The checks of tests/support/invariants.py (INV-1..5) and INV-7's deadlines, as a list
         of violations (empty: they hold). Ported here: bench/ does not import tests/."""
         from sqlalchemy import func, select
 

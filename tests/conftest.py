@@ -16,32 +16,26 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from mercato.app import create_app
 from mercato.app.bootstrap import prepare_database
 from mercato.app.runtime import Runtime
 from mercato.config import Settings
+from tests.support.actors import Actor, Actors
+from tests.support.backends import AMQP_URL, NATS_URL, PG_URL, REDIS_URL, admin_url, pg_admin
 from tests.support.databases import Clones
 
-PG_URL = os.environ.get("MERCATO_TEST_DATABASE_URL")
-REDIS_URL = os.environ.get("MERCATO_TEST_REDIS_URL")
-AMQP_URL = os.environ.get("MERCATO_TEST_AMQP_URL")
-NATS_URL = os.environ.get("MERCATO_TEST_NATS_URL")
-DEFAULT_PASSWORD = "a perfectly fine test password"
+pytest_plugins = ["tests.support.money_invariants"]  # the money tests' invariant checks
 
 
 BACKEND_MARKERS = ("postgres", "redis", "rabbitmq", "nats")
 # Names by which a test module reaches a backend of the environment without the fixtures.
-BACKEND_NAMES = ("MERCATO_TEST_", "PG_URL", "REDIS_URL", "AMQP_URL", "NATS_URL")
+BACKEND_NAMES = ("MERCATO_TEST_", "PG_URL", "REDIS_URL", "AMQP_URL", "NATS_URL", "tests.support.backends")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -76,20 +70,6 @@ def reaches_a_backend(item: pytest.Item) -> bool:
     return _MODULE_REACHES[path]
 
 
-def _admin_url(database: str) -> str:
-    assert PG_URL
-    return make_url(PG_URL).set(database=database).render_as_string(hide_password=False)
-
-
-async def _pg_admin(statement: str) -> None:
-    engine = create_async_engine(_admin_url("postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
 # PostgreSQL: this worker's clones of the template, made and dropped beside the tests.
 _clones: list[Clones] = []
 
@@ -99,12 +79,12 @@ def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     """A migrated and seeded database to clone per test: a file (SQLite) or a database name (PostgreSQL)."""
     if PG_URL:
         name = f"mercato_tpl_{uuid.uuid4().hex[:12]}"
-        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
-        prepare_database(Settings(data_dir=tmp_path_factory.mktemp("tpl"), database_url=_admin_url(name)))
+        asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
+        prepare_database(Settings(data_dir=tmp_path_factory.mktemp("tpl"), database_url=admin_url(name)))
         yield name
         if _clones:
             _clones.pop().close()  # its clones are gone before their template goes
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     else:
         directory = tmp_path_factory.mktemp("template")
         prepare_database(Settings(data_dir=directory))
@@ -115,9 +95,9 @@ def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 async def database_url(database_template: str, tmp_path: Path) -> AsyncIterator[str]:
     if PG_URL:
         if not _clones:
-            _clones.append(Clones(database_template, _pg_admin))
+            _clones.append(Clones(database_template, pg_admin))
         name = await asyncio.to_thread(_clones[0].take)
-        yield _admin_url(name)
+        yield admin_url(name)
         _clones[0].give_back(name)
     else:
         target = tmp_path / "mercato.db"
@@ -183,55 +163,6 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-un
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://mercato.test") as http:
         yield http
-
-
-@dataclass
-class Actor:
-    id: str
-    email: str
-    password: str
-    access_token: str
-    refresh_token: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.access_token}"}
-
-
-class Actors:
-    """Creates accounts with roles through the services and signs them in through the API."""
-
-    def __init__(self, client: httpx.AsyncClient, runtime: Runtime) -> None:
-        self.client = client
-        self.runtime = runtime
-
-    async def create(self, *roles: str, email: str | None = None, password: str = DEFAULT_PASSWORD) -> Actor:
-        from mercato.accounts import service
-
-        email = email or f"{'-'.join(roles) or 'user'}-{uuid.uuid4().hex[:8]}@example.org"
-        async with self.runtime.db.transaction() as session:
-            user = await service.create_user(session, self.runtime, email=email, password=password,
-                                             roles=["user", *roles])
-        return await self.login(email, password, user_id=str(user.id))
-
-    async def login(self, email: str, password: str, *, user_id: str | None = None) -> Actor:
-        response = await self.client.post("/api/v1/auth/login", json={"email": email, "password": password})
-        assert response.status_code == 200, response.text
-        body = response.json()
-        if user_id is None:
-            me = await self.client.get("/api/v1/me", headers={"Authorization": f"Bearer {body['access_token']}"})
-            user_id = me.json()["id"]
-        return Actor(id=user_id, email=email, password=password, access_token=body["access_token"],
-                     refresh_token=body["refresh_token"])
-
-    async def publisher(self, owner: Actor, slug: str | None = None) -> dict:  # type: ignore[type-arg]
-        """A publisher owned by ``owner``, created by a fresh admin through the API."""
-        admin = await self.create("marketplace_admin")
-        slug = slug or f"pub-{uuid.uuid4().hex[:8]}"
-        response = await self.client.post("/api/v1/publishers", headers=admin.headers, json={
-            "slug": slug, "name": f"Publisher {slug}", "owner_email": owner.email})
-        assert response.status_code == 201, response.text
-        return response.json()  # type: ignore[no-any-return]
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tests.access.test_matrix import (
+from tests.access.matrix import (
     ADMIN,
     ADMINS,
     ANON,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.access.test_matrix import V1, Row, signed_in, static
+from tests.access.matrix import V1, Row, signed_in, static
 
 MATRIX_ROWS: list[Row] = [
     Row("my history", "GET", f"{V1}/me/history", signed_in(200), static(f"{V1}/me/history?type=purchase")),

@@ -11,8 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tests.access.matrix_rows_library import a_listing
-from tests.access.test_matrix import (
+from tests.access.matrix import (
     ADMIN,
     ADMINS,
     SUPER,
@@ -25,6 +24,7 @@ from tests.access.test_matrix import (
     signed_in,
     static,
 )
+from tests.access.matrix_rows_library import a_listing
 
 INSTALLATION = f"{V1}/installations/{{installation_id}}"
 TASK = f"{V1}/tasks/{{task_id}}"

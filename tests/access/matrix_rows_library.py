@@ -14,7 +14,7 @@ from typing import Any
 
 from mercato.library import service as library
 from mercato.notifications import service as notifications
-from tests.access.test_matrix import (
+from tests.access.matrix import (
     ADMIN,
     ADMINS,
     DEV,

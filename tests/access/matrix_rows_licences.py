@@ -11,8 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tests.access.matrix_rows_library import a_listing, entitle
-from tests.access.test_matrix import (
+from tests.access.matrix import (
     ADMINS,
     DEV,
     OTHER_DEV,
@@ -24,6 +23,7 @@ from tests.access.test_matrix import (
     signed_in,
     static,
 )
+from tests.access.matrix_rows_library import a_listing, entitle
 
 KEYS = f"{V1}/listings/{{listing_id}}/keys"
 LICENCE = f"{V1}/library/{{listing_id}}/license"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.access.test_matrix import ADMINS, V1, Row, everyone, only, static
+from tests.access.matrix import ADMINS, V1, Row, everyone, only, static
 
 NOWHERE = uuid.UUID(int=0)
 

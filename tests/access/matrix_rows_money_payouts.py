@@ -14,8 +14,7 @@ from typing import Any
 
 from mercato.wallet import service as wallet
 from mercato.wallet.service import Split
-from tests.access.matrix_rows_library import a_listing
-from tests.access.test_matrix import (
+from tests.access.matrix import (
     ADMIN,
     ADMINS,
     DEV,
@@ -30,6 +29,7 @@ from tests.access.test_matrix import (
     only,
     static,
 )
+from tests.access.matrix_rows_library import a_listing
 
 MANAGERS = (DEV, OTHER_DEV, *ADMINS)
 PAYOUTS = f"{V1}/publishers/{{slug}}/payouts"

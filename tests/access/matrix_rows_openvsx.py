@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.access.policy_rows_openvsx import _REGISTRY
-from tests.access.test_matrix import (
+from tests.access.matrix import (
     ADMINS,
     ANON,
     DEV,
@@ -24,6 +23,7 @@ from tests.access.test_matrix import (
     only,
     static,
 )
+from tests.access.policy_rows_openvsx import _REGISTRY
 
 NOWHERE = uuid.UUID(int=0)
 BAD_TOKEN = "mcv_no-such-token"

@@ -2,7 +2,7 @@
 admins any; publishers fulfil only orders with a shipment of theirs (others: 404).
 
 Orders are written straight to the database in the state a row needs (the saga is tested
-in tests/money); their lines are free so no money moves when a row's action lets the saga
+in tests/orders); their lines are free so no money moves when a row's action lets the saga
 go on (delivery completes the order and settles nothing).
 """
 
@@ -14,8 +14,7 @@ from typing import Any
 
 from mercato.kit.clock import utcnow
 from mercato.models import Order, OrderLine, Shipment
-from tests.access.matrix_rows_library import a_listing
-from tests.access.test_matrix import (
+from tests.access.matrix import (
     ADMIN,
     ADMINS,
     ANON,
@@ -31,6 +30,7 @@ from tests.access.test_matrix import (
     signed_in,
     static,
 )
+from tests.access.matrix_rows_library import a_listing
 
 
 async def an_order(world: World, buyer_id: str, *, status: str = "created", shipment: str | None = None) -> str:
@@ -99,7 +99,7 @@ BUYER_AND_ADMINS = {**signed_in(404), **dict.fromkeys(ADMINS, 200)}
 
 MATRIX_ROWS: list[Row] = [
     # The matrix sends no Idempotency-Key: every signed-in caller passes the permission and then
-    # gets 400 for the missing key (tests/money/test_orders.py covers the 201).
+    # gets 400 for the missing key (tests/orders/test_orders.py covers the 201).
     Row("check out without an Idempotency-Key", "POST", f"{V1}/orders", signed_in(400),
         static(f"{V1}/orders", json={"items": [{"listing_id": str(uuid.uuid4()), "delivery": "digital"}]})),
     Row("my orders", "GET", f"{V1}/orders", signed_in(200), static(f"{V1}/orders")),

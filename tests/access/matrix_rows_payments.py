@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tests.access.test_matrix import ADMINS, SUPER, USER, V1, Row, World, dynamic, everyone, signed_in, static
+from tests.access.matrix import ADMINS, SUPER, USER, V1, Row, World, dynamic, everyone, signed_in, static
 
 
 async def a_topup_of(world: World, who: str) -> dict[str, Any]:
@@ -21,7 +21,7 @@ async def a_topup_of(world: World, who: str) -> dict[str, Any]:
 
 MATRIX_ROWS: list[Row] = [
     # The matrix sends no Idempotency-Key: every signed-in caller passes the permission and then
-    # gets 400 for the missing key (tests/money/test_payments.py covers the 201).
+    # gets 400 for the missing key (tests/payments/test_payments.py covers the 201).
     Row("top up my wallet without an Idempotency-Key", "POST", f"{V1}/wallet/topups", signed_in(400),
         static(f"{V1}/wallet/topups", json={"amount": 1000})),
     Row("my payments", "GET", f"{V1}/payments", signed_in(200), static(f"{V1}/payments")),

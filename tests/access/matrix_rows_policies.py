@@ -6,7 +6,7 @@ value, so no other row ever runs under changed policies.
 
 from __future__ import annotations
 
-from tests.access.test_matrix import ADMINS, V1, Row, only, static
+from tests.access.matrix import ADMINS, V1, Row, only, static
 
 SETTINGS = f"{V1}/admin/settings"
 

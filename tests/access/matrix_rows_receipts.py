@@ -9,9 +9,9 @@ from typing import Any
 
 from mercato.kit.clock import utcnow
 from mercato.models import Payment
+from tests.access.matrix import ADMINS, ANON, V1, Row, World, caller, everyone
 from tests.access.matrix_rows_library import a_listing
-from tests.access.test_matrix import ADMINS, ANON, V1, Row, World, caller, everyone
-from tests.money.refunds_support import completed_order
+from tests.support.refunds import completed_order
 
 
 async def own_order_receipt(world: World, who: str) -> dict[str, Any]:

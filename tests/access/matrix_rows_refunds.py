@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import update
 
 from mercato.models import Entitlement
+from tests.access.matrix import ADMINS, ANON, DEV, OTHER_DEV, REVIEWER, USER, V1, Row, World, caller, signed_in
 from tests.access.matrix_rows_library import a_listing
-from tests.access.test_matrix import ADMINS, ANON, DEV, OTHER_DEV, REVIEWER, USER, V1, Row, World, caller, signed_in
-from tests.money.refunds_support import completed_order
+from tests.support.refunds import completed_order
 
 
 async def a_purchase(world: World, who: str) -> tuple[dict[str, Any], str]:

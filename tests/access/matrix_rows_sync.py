@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.access.test_matrix import V1, Row, everyone, signed_in, static
+from tests.access.matrix import V1, Row, everyone, signed_in, static
 
 MATRIX_ROWS: list[Row] = [
     Row("catalog feed", "GET", f"{V1}/sync/catalog", everyone(200), static(f"{V1}/sync/catalog")),

@@ -18,8 +18,8 @@ import asyncio
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,121 +35,34 @@ from mercato.bus.events import CloudEvent, declare_event_type
 from mercato.bus.outbox import publish
 from mercato.config import Settings
 from mercato.kit.clock import utcnow
-from tests.conftest import DEFAULT_PASSWORD, PG_URL, REDIS_URL, Actor, Actors, _admin_url, _pg_admin
+from tests.access.matrix import (
+    ADMINS,
+    ANON,
+    DEV,
+    OTHER_DEV,
+    PRINCIPALS,
+    SUPER,
+    USER,
+    V1,
+    Make,
+    Row,
+    World,
+    build_world,
+    caller,
+    dynamic,
+    email,
+    everyone,
+    only,
+    signed_in,
+    slug,
+    static,
+)
+from tests.support.actors import DEFAULT_PASSWORD, Actors
+from tests.support.backends import PG_URL, REDIS_URL, admin_url, pg_admin
 
-V1 = "/api/v1"
-ANON, USER, DEV, OTHER_DEV, REVIEWER, ADMIN, SUPER = (
-    "anonymous", "user", "developer", "other_developer", "reviewer", "marketplace_admin", "super_admin")
-PRINCIPALS = (ANON, USER, DEV, OTHER_DEV, REVIEWER, ADMIN, SUPER)
 NEW_PASSWORD = "another perfectly fine passphrase"
 
 declare_event_type("test.matrix", source="tests", data="{}")
-
-
-# --- the world every row runs in ------------------------------------------------------------
-
-@dataclass
-class World:
-    client: httpx.AsyncClient
-    actors: Actors
-    runtime: Runtime
-    who: dict[str, Actor] = field(default_factory=dict)
-    mine: str = ""      # slug of the developer's publisher
-    theirs: str = ""    # slug of the other developer's publisher
-
-    @property
-    def super_admin(self) -> Actor:
-        return self.who[SUPER]
-
-    async def new_account(self) -> tuple[str, str]:
-        """A fresh account (id, email) that is none of the principals."""
-        from mercato.accounts import service
-
-        email = f"someone-{uuid.uuid4().hex[:8]}@example.org"
-        async with self.runtime.db.transaction() as session:
-            user = await service.create_user(session, self.runtime, email=email, password=DEFAULT_PASSWORD)
-        return str(user.id), email
-
-    async def pending_application(self) -> str:
-        applicant = await self.actors.create()
-        response = await self.client.post(f"{V1}/publisher-applications", headers=applicant.headers,
-                                          json={"slug": slug(), "name": "Applicant Co"})
-        assert response.status_code == 201, response.text
-        return str(response.json()["id"])
-
-    async def api_token_of(self, actor: Actor) -> str:
-        response = await self.client.post(f"{V1}/me/tokens", headers=actor.headers, json={"name": "cli"})
-        assert response.status_code == 201, response.text
-        return str(response.json()["id"])
-
-
-async def build_world(client: httpx.AsyncClient, actors: Actors, runtime: Runtime) -> World:
-    world = World(client, actors, runtime)
-    world.who = {
-        USER: await actors.create(),
-        DEV: await actors.create(),
-        OTHER_DEV: await actors.create(),
-        REVIEWER: await actors.create("reviewer"),
-        ADMIN: await actors.create("marketplace_admin"),
-        SUPER: await actors.create("super_admin"),
-    }
-    for name, owner in (("mine", DEV), ("theirs", OTHER_DEV)):
-        publisher_slug = f"{name}-{uuid.uuid4().hex[:6]}"
-        response = await client.post(f"{V1}/publishers", headers=world.super_admin.headers, json={
-            "slug": publisher_slug, "name": f"Publisher {name}", "owner_email": world.who[owner].email})
-        assert response.status_code == 201, response.text
-        setattr(world, name, publisher_slug)
-    return world
-
-
-def slug() -> str:
-    return f"s-{uuid.uuid4().hex[:10]}"
-
-
-def email() -> str:
-    return f"new-{uuid.uuid4().hex[:8]}@example.org"
-
-
-# --- expectations -----------------------------------------------------------------------------
-
-def everyone(status: int) -> dict[str, int]:
-    return dict.fromkeys(PRINCIPALS, status)
-
-
-def signed_in(status: int) -> dict[str, int]:
-    return {**everyone(status), ANON: 401}
-
-
-def only(*allowed: str, status: int) -> dict[str, int]:
-    """``allowed`` get ``status``; anonymous 401; every other principal 403."""
-    return {**everyone(403), ANON: 401, **dict.fromkeys(allowed, status)}
-
-
-ADMINS = (ADMIN, SUPER)
-
-# --- requests ----------------------------------------------------------------------------------
-
-Make = Callable[[World, str], Awaitable[dict[str, Any]]]
-
-
-def static(path: str, **kwargs: Any) -> Make:
-    async def make(world: World, who: str) -> dict[str, Any]:
-        return {"url": path, **kwargs}
-
-    return make
-
-
-def dynamic(build: Callable[[World, str], Any]) -> Make:
-    async def make(world: World, who: str) -> dict[str, Any]:
-        out = build(world, who)
-        return await out if isinstance(out, Awaitable) else out  # type: ignore[no-any-return]
-
-    return make
-
-
-def caller(world: World, who: str) -> Actor:
-    """The actor whose own resources an anonymous request would touch."""
-    return world.who[USER if who == ANON else who]
 
 
 async def login_body(world: World, who: str) -> dict[str, Any]:
@@ -240,16 +153,6 @@ def on_a_webhook(suffix: str = "", **kwargs: Any) -> Make:
         return {"url": f"{V1}/webhooks/{await a_webhook(world)}{suffix}", **kwargs}
 
     return make
-
-
-@dataclass(frozen=True)
-class Row:
-    name: str
-    method: str
-    route: str  # the path template as route_policies() reports it
-    expect: dict[str, int]
-    make: Make
-    stream: bool = False  # an endless response: only its status and headers are read
 
 
 MATRIX: list[Row] = [
@@ -497,8 +400,8 @@ async def store(database_template: str, tmp_path_factory: pytest.TempPathFactory
     directory = tmp_path_factory.mktemp("matrix")
     if PG_URL:
         name = f"mercato_m_{uuid.uuid4().hex[:12]}"
-        await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{database_template}"')
-        url = _admin_url(name)
+        await pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{database_template}"')
+        url = admin_url(name)
     else:
         shutil.copyfile(database_template, directory / "mercato.db")
         url = f"sqlite+aiosqlite:///{directory / 'mercato.db'}"
@@ -517,7 +420,7 @@ async def store(database_template: str, tmp_path_factory: pytest.TempPathFactory
             await runtime.limiter.reset()
         await runtime.close()
         if PG_URL:
-            await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.mark.asyncio(loop_scope="module")

@@ -13,7 +13,7 @@ from mercato.access.permissions import Permission
 from mercato.access.seeds import DEFAULT_ROLES
 from mercato.app.runtime import Runtime
 from mercato.models import AuditEntry, OutboxEvent
-from tests.conftest import DEFAULT_PASSWORD, Actor, Actors
+from tests.support.actors import DEFAULT_PASSWORD, Actor, Actors
 
 V1 = "/api/v1"
 EVERY_PERMISSION = {p.value: "any" for p in Permission}

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from mercato.config import Settings
-from tests.conftest import DEFAULT_PASSWORD, Actor
+from tests.support.actors import DEFAULT_PASSWORD, Actor
 
 V1 = "/api/v1"
 

@@ -24,7 +24,7 @@ from mercato.config import Settings
 from mercato.demo import DEMO_PASSWORD, load_demo
 from mercato.demo import catalog as demo_catalog
 from tests.cli.servers import MERCATO, clean_env, serving
-from tests.money.test_saga_faults import _fresh_database
+from tests.support.backends import fresh_database
 
 TIMEOUT = 60.0
 V1 = "/api/v1"
@@ -89,7 +89,7 @@ def server(database_template: str, tmp_path_factory: pytest.TempPathFactory) -> 
     (1.0.0, 1.1.0 and 1.2.0, all approved); each test registers an instance of its own."""
     directory = tmp_path_factory.mktemp("agent-e2e")
     hello = next(item for item in demo_catalog._listings() if item.slug == "hello-notes")
-    with _fresh_database(database_template, directory) as database_url, pytest.MonkeyPatch.context() as patch:
+    with fresh_database(database_template, directory) as database_url, pytest.MonkeyPatch.context() as patch:
         patch.setattr(demo_catalog, "_listings", lambda: [hello])
         asyncio.run(_seed(Settings(data_dir=directory, database_url=database_url, testing=True)))
         # Status correction compares every second (idle installations only: tasks in flight

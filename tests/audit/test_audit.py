@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 from mercato.app.runtime import Runtime
 from mercato.models import AuditEntry
-from tests.conftest import Actor, Actors
+from tests.support.actors import Actor, Actors
 
 V1 = "/api/v1"
 

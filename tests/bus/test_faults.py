@@ -115,7 +115,7 @@ async def test_duplicated_and_reordered_deliveries_still_give_exactly_once_in_or
 async def test_a_wiped_broker_is_re_driven_from_the_database(settings: Settings, runtime: Runtime) -> None:
     from redis.asyncio import Redis
 
-    from tests.conftest import REDIS_URL
+    from tests.support.backends import REDIS_URL
 
     assert REDIS_URL
     queue = f"mercato-wipe-{uuid.uuid4().hex[:8]}"
@@ -144,7 +144,7 @@ async def test_a_wiped_broker_is_re_driven_from_the_database(settings: Settings,
 async def test_two_worker_processes_handle_a_thousand_events_exactly_once(runtime: Runtime, database_url: str) -> None:
     from redis.asyncio import Redis
 
-    from tests.conftest import REDIS_URL
+    from tests.support.backends import REDIS_URL
 
     assert REDIS_URL
     count = 1000
@@ -189,7 +189,7 @@ async def _all_ping_ids(runtime: Runtime) -> list[uuid.UUID]:
 async def test_a_nats_server_restarted_empty_keeps_the_bus_running(settings: Settings, runtime: Runtime) -> None:
     """F4 on NATS JetStream: the server is killed and started again with an empty store (no
     stream, no consumer) under a running worker, which is not restarted."""
-    from tests.private_servers import private_nats
+    from tests.support.private_servers import private_nats
 
     with private_nats() as server:
         configured = settings.model_copy(update={

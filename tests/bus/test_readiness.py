@@ -70,7 +70,7 @@ async def test_a_nats_stream_that_is_gone_shows_as_broker_down(settings: Setting
     """Connected to NATS is not enough: without its stream the bus is dead (issue 11, item 13)."""
     import nats
 
-    from tests.conftest import NATS_URL
+    from tests.support.backends import NATS_URL
 
     assert NATS_URL
     queue = f"mercato-ready-{uuid.uuid4().hex[:8]}"

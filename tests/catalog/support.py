@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Actor, Actors
+from tests.support.actors import Actor, Actors
 
 V1 = "/api/v1"
 

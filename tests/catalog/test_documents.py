@@ -21,9 +21,10 @@ from mercato.listing_detail import repository
 from mercato.listing_detail import service as detail
 from mercato.models import Listing
 from tests.catalog.support import V1, Shop
-from tests.conftest import REDIS_URL, Actor, Actors
 from tests.library.support import grant
-from tests.money.orders_support import ADDRESS, fund, quiet
+from tests.support.actors import Actor, Actors
+from tests.support.backends import REDIS_URL
+from tests.support.orders import ADDRESS, fund, quiet
 
 MIGRATION = Path(__file__).parents[2] / "src/mercato/migrations/versions/2026_12_07_0013_listing_documents.py"
 

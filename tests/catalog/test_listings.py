@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.catalog.support import V1, Shop, new_slug
-from tests.conftest import Actor, Actors
+from tests.support.actors import Actor, Actors
 
 
 @pytest.fixture

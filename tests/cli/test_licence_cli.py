@@ -21,7 +21,7 @@ from mercato.kit.keys import StoreKeys
 from mercato.library import service as library
 from tests.catalog.support import Shop
 from tests.cli.servers import MERCATO, clean_env, serving
-from tests.conftest import Actors
+from tests.support.actors import Actors
 
 V1 = "/api/v1"
 

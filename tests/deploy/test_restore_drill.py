@@ -27,8 +27,9 @@ from mercato.bus.registry import load_handlers
 from mercato.bus.service import wait_idle
 from mercato.config import Settings
 from tests.catalog.support import Shop
-from tests.conftest import REDIS_URL, Actors, _pg_admin
 from tests.kit import s3server
+from tests.support.actors import Actors
+from tests.support.backends import REDIS_URL, pg_admin
 
 pytestmark = [pytest.mark.postgres,
               pytest.mark.skipif(shutil.which("pg_dump") is None or shutil.which("pg_restore") is None,
@@ -114,12 +115,12 @@ async def _download(client: httpx.AsyncClient, slug: str, version: str, headers:
 
 @pytest.fixture
 async def restored_database() -> AsyncIterator[str]:
-    from tests.conftest import _admin_url
+    from tests.support.backends import admin_url
 
     name = f"mercato_restored_{uuid.uuid4().hex[:12]}"
-    await _pg_admin(f'CREATE DATABASE "{name}"')
-    yield _admin_url(name)
-    await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await pg_admin(f'CREATE DATABASE "{name}"')
+    yield admin_url(name)
+    await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def test_a_backup_restores_into_a_new_database_and_bucket(

@@ -31,7 +31,7 @@ import pytest
 from tests.catalog.support import package_bytes
 from tests.deploy.support import COMPOSE, DEPLOY, load_yaml_documents
 from tests.kit import s3server
-from tests.private_servers import free_port, port_open, private_nats, private_postgres, private_redis, wait_for
+from tests.support.private_servers import free_port, port_open, private_nats, private_postgres, private_redis, wait_for
 
 # slow (minutes: seven processes start on a shared machine); run once, in CI's scaled pass
 pytestmark = [pytest.mark.slow, pytest.mark.postgres,
@@ -244,7 +244,7 @@ def _until(probe: Any, done: Any, *, timeout: float = 60.0, what: str) -> Any:
 def _invariants(database_url: str) -> None:
     from mercato.app.runtime import Runtime
     from mercato.config import Settings
-    from tests.money.invariants import assert_entitlements_follow_orders, assert_money_invariants
+    from tests.support.invariants import assert_entitlements_follow_orders, assert_money_invariants
 
     async def check() -> None:
         runtime = Runtime.from_settings(Settings(database_url=database_url, testing=True))

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from mercato.config import Settings
-from tests.conftest import Actors
+from tests.support.actors import Actors
 from tests.support.fuzz import run_role
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # ~5 minutes alone, the default timeout is 10 minutes
 
 
 async def test_super_admin_second_half(settings: Settings, actors: Actors, monkeypatch: pytest.MonkeyPatch) -> None:

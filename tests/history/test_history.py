@@ -13,9 +13,9 @@ from mercato.app.runtime import Runtime
 from mercato.bus.events import EVENT_TYPES, CloudEvent
 from mercato.history import handlers, service
 from mercato.kit.clock import utcnow
-from tests.conftest import Actor, Actors
 from tests.library.support import eventually
-from tests.money.orders_support import Seller, fund, item, place, quiet, until
+from tests.support.actors import Actor, Actors
+from tests.support.orders import Seller, fund, item, place, quiet, until
 
 V1 = "/api/v1"
 

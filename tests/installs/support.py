@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from tests.catalog.support import Shop, manifest_text, package_bytes
-from tests.conftest import Actor
+from tests.support.actors import Actor
 
 V1 = "/api/v1"
 CONFIGURED = ('\n[requirements]\nmemory_mb = 256\ndisk_mb = 40\n\n[config]\nschema = { type = "object", '

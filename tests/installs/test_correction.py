@@ -14,7 +14,6 @@ from mercato.installs.handlers import correct_status
 from mercato.kit.clock import utcnow
 from mercato.models import InstallTask, SweepLease
 from tests.catalog.support import Shop
-from tests.conftest import Actor, Actors
 from tests.installs.support import (
     V1,
     install,
@@ -24,6 +23,7 @@ from tests.installs.support import (
     register,
 )
 from tests.library.support import events
+from tests.support.actors import Actor, Actors
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from mercato.app.runtime import Runtime
 from mercato.kit.security import secret_digest
 from mercato.models import Instance
-from tests.conftest import Actor, Actors
 from tests.installs.support import V1, register
+from tests.support.actors import Actor, Actors
 
 
 async def test_the_token_is_shown_once_and_stored_only_as_its_digest(client: httpx.AsyncClient, user: Actor,

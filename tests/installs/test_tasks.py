@@ -12,7 +12,6 @@ import pytest
 from mercato.app.runtime import Runtime
 from mercato.models import InstallTask
 from tests.catalog.support import Shop, package_bytes
-from tests.conftest import Actor, Actors
 from tests.installs.support import (
     CONFIGURED,
     V1,
@@ -26,6 +25,7 @@ from tests.installs.support import (
     unknown,
 )
 from tests.library.support import events
+from tests.support.actors import Actor, Actors
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import pytest
 
 from mercato.app.runtime import Runtime
 from tests.catalog.support import Shop
-from tests.conftest import Actor, Actors
 from tests.installs.support import (
     V1,
     installation,
@@ -20,6 +19,7 @@ from tests.installs.support import (
     release,
 )
 from tests.library.support import eventually
+from tests.support.actors import Actor, Actors
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.cli.servers import clean_env, serving
-from tests.private_servers import private_postgres
+from tests.support.private_servers import private_postgres
 
 PASSWORD = "a perfectly fine test password"
 BUDGET_SECONDS = 5.0  # the server's request budget in this test

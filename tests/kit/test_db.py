@@ -13,7 +13,7 @@ from sqlalchemy import inspect, select, text
 from mercato.kit import migrate
 from mercato.kit.db import Database
 from mercato.models import Base, OutboxEvent
-from tests.conftest import _admin_url, _pg_admin
+from tests.support.backends import admin_url, pg_admin
 
 
 async def test_fifty_concurrent_read_modify_write_transactions_on_sqlite_lose_nothing(tmp_path: Path) -> None:
@@ -108,12 +108,12 @@ def test_migrations_from_empty_on_sqlite_create_every_model_table(tmp_path: Path
 @pytest.mark.postgres
 def test_migrations_from_empty_on_postgresql_create_every_model_table() -> None:
     name = f"mercato_mig_{uuid.uuid4().hex[:10]}"
-    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
     try:
-        tables = _tables_after_migrating(_admin_url(name))
+        tables = _tables_after_migrating(admin_url(name))
         assert set(Base.metadata.tables) <= tables
     finally:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def test_migrations_match_the_models(tmp_path: Path) -> None:

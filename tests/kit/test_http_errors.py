@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import DEFAULT_PASSWORD, Actor
+from tests.support.actors import DEFAULT_PASSWORD, Actor
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "code", "request_id"}
 JSON = {"Content-Type": "application/json"}

@@ -25,7 +25,7 @@ from mercato.kit.http import install_error_handlers
 from mercato.models import IdempotencyRecord, OutboxEvent, PublisherApplication
 from mercato.platform import idempotency
 from mercato.platform.routing import TransactionalRoute, WriteSession
-from tests.conftest import Actor, Actors
+from tests.support.actors import Actor, Actors
 
 URL = "/api/v1/publisher-applications"
 EVENT = "publisher.application_submitted"

@@ -15,8 +15,8 @@ import pytest
 
 from mercato.config import Settings
 from tests.catalog.support import V1, Shop
-from tests.conftest import DEFAULT_PASSWORD, Actor, Actors
-from tests.private_servers import PrivateRedis, private_redis
+from tests.support.actors import DEFAULT_PASSWORD, Actor, Actors
+from tests.support.private_servers import PrivateRedis, private_redis
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 
 from tests.catalog.support import Shop
-from tests.conftest import Actor, Actors
 from tests.installs.support import install, published, register
 from tests.kit.support import budget_of
+from tests.support.actors import Actor, Actors
 
 
 async def test_a_long_poll_gets_its_wait_on_top_of_the_budget(app: Any, client: httpx.AsyncClient,

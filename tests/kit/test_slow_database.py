@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from mercato.app.runtime import Runtime
 from mercato.config import Settings
-from tests.conftest import Actor
 from tests.kit.support import budget_of
+from tests.support.actors import Actor
 
 BUDGETS = {
     # the database cancels the statement (lock waits included) before the request budget

@@ -6,7 +6,7 @@ import uuid
 
 import httpx
 
-from tests.conftest import Actor, Actors
+from tests.support.actors import Actor, Actors
 
 V1 = "/api/v1"
 

@@ -18,7 +18,7 @@ from mercato.catalog import service as catalog
 from mercato.kit.clock import utcnow
 from mercato.library import service as library
 from mercato.models import AuditEntry, Listing, OutboxEvent
-from tests.conftest import Actor, Actors
+from tests.support.actors import Actor, Actors
 
 V1 = "/api/v1"
 T = TypeVar("T")

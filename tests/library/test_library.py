@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from mercato.app.runtime import Runtime
 from mercato.library import service as library
 from mercato.models import Entitlement
-from tests.conftest import Actor, Actors
 from tests.library.support import V1, Store, audit_rows, events, grant, listing_row
+from tests.support.actors import Actor, Actors
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,10 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from mercato.accounts import service
-from mercato.app import create_app
 from mercato.app.runtime import Runtime
 from mercato.bus import repository
 from mercato.bus.events import EVENT_TYPES
@@ -32,8 +29,9 @@ from mercato.live import endpoints as live_endpoints
 from mercato.live import hub as live_hub
 from mercato.live.hub import LiveHub, LiveMessage, MemoryHub, RedisHub, make_hub
 from mercato.models import OutboxEvent
-from tests.conftest import DEFAULT_PASSWORD, Actor
+from tests.support.actors import DEFAULT_PASSWORD, Actor
 from tests.support.bus import handled
+from tests.support.live_server import serve
 
 V1 = "/api/v1"
 STREAM = f"{V1}/events/stream"
@@ -83,37 +81,6 @@ class Server:
     async def pushed(self, event: OutboxEvent) -> None:
         """Wait until ``live.push`` has handled ``event`` (it has been handed to the hub)."""
         await handled(self.runtime, "live.push", event.id, timeout=WAIT)
-
-
-@contextlib.asynccontextmanager
-async def serve(runtime: Runtime) -> AsyncIterator[str]:
-    """uvicorn serving create_app(runtime) (its lifespan starts the embedded bus) on a free port."""
-    app = create_app(runtime=runtime)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_config=None, access_log=False,
-                                           timeout_graceful_shutdown=2, timeout_keep_alive=1))
-    task = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")
-    try:
-        async with asyncio.timeout(WAIT):
-            while not server.started:
-                assert not task.done(), "uvicorn did not start"
-                await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        try:
-            await asyncio.wait_for(asyncio.shield(task), WAIT)
-        except TimeoutError:
-            server.force_exit = True
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-            raise AssertionError("uvicorn did not shut down") from None
-        finally:
-            sock.close()
 
 
 @pytest.fixture

@@ -18,9 +18,10 @@ from mercato.app.runtime import Runtime
 from mercato.config import Settings
 from mercato.market import sweep
 from mercato.models import MarketSource
-from tests.conftest import PG_URL, Actor, Actors, _admin_url, _pg_admin
-from tests.live.test_stream import serve
-from tests.money.orders_support import Seller
+from tests.support.actors import Actor, Actors
+from tests.support.backends import PG_URL, admin_url, pg_admin
+from tests.support.live_server import serve
+from tests.support.orders import Seller
 from tests.sync.support import feed, published, settle
 
 V1 = "/api/v1"
@@ -33,11 +34,11 @@ async def another_database(template: str, directory: Path) -> AsyncIterator[str]
     """A migrated database of the source store's own, made like the ``database_url`` fixture's."""
     if PG_URL:
         name = f"mercato_src_{uuid.uuid4().hex[:12]}"
-        await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        await pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         try:
-            yield _admin_url(name)
+            yield admin_url(name)
         finally:
-            await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     else:
         directory.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - test set-up of a local folder
         shutil.copyfile(template, directory / "mercato.db")

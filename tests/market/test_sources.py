@@ -14,8 +14,8 @@ from mercato.app.runtime import Runtime
 from mercato.kit.clock import utcnow
 from mercato.market import sweep
 from mercato.models import AuditEntry, MarketSource
-from tests.conftest import Actor
-from tests.market.conftest import FeedServer
+from tests.support.actors import Actor
+from tests.support.receivers import FeedServer
 
 V1 = "/api/v1"
 SOURCES = f"{V1}/admin/sources"  # the contract path (API.md)

@@ -11,7 +11,7 @@ import pytest
 from mercato.app.runtime import Runtime
 from mercato.moderation import service as review
 from tests.catalog.support import V1, Shop
-from tests.conftest import Actors
+from tests.support.actors import Actors
 
 
 @pytest.fixture

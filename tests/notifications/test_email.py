@@ -29,12 +29,12 @@ from mercato.notifications import email as channel
 from mercato.notifications import service as notifications
 from mercato.payments.providers.sandbox import CARD_DECLINED
 from tests.catalog.support import Shop
-from tests.conftest import Actor, Actors
 from tests.library.support import V1, eventually
-from tests.money.orders_support import ADDRESS, Seller, fund, item, place, quiet, until
-from tests.money.payments_support import pay, topup
-from tests.money.refunds_support import completed_order
-from tests.money.test_earnings import sold
+from tests.support.actors import Actor, Actors
+from tests.support.earnings import sold
+from tests.support.orders import ADDRESS, Seller, fund, item, place, quiet, until
+from tests.support.payments import pay, topup
+from tests.support.refunds import completed_order
 
 PUBLIC_URL = "https://store.example.org"
 SENDER = "store@mercato.test"

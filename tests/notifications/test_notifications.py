@@ -14,8 +14,8 @@ from mercato.bus.events import CloudEvent
 from mercato.models import Notification, OutboxEvent
 from mercato.notifications import handlers
 from mercato.notifications import service as notifications
-from tests.conftest import Actor, Actors
 from tests.library.support import V1, Store, eventually
+from tests.support.actors import Actor, Actors
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Actor, Actors
+from tests.support.actors import Actor, Actors
 
 V1 = "/api/v1"
 REGISTRY = "/openvsx"

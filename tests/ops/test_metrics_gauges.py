@@ -15,7 +15,7 @@ from mercato.kit.clock import utcnow
 from mercato.models import Order
 from mercato.ops import gauges
 from mercato.ops.metrics_server import MetricsServer
-from tests.conftest import Actor
+from tests.support.actors import Actor
 
 
 def _value(metrics: str, name: str) -> float:

@@ -17,9 +17,9 @@ from mercato.app.runtime import Runtime
 from mercato.bus.events import CloudEvent
 from mercato.kit.clock import utcnow
 from mercato.policies import handlers, repository, service
-from tests.conftest import Actor
 from tests.library.support import eventually
 from tests.policies.support import SETTINGS, current, events, system_admin
+from tests.support.actors import Actor
 from tests.support.bus import handled
 
 

@@ -16,7 +16,6 @@ from mercato.app.runtime import Runtime
 from mercato.kit.errors import ValidationFailed
 from mercato.policies import service
 from mercato.policies.schemas import Policies
-from tests.conftest import Actor, Actors
 from tests.policies.support import (
     DEFAULTS,
     SETTINGS,
@@ -26,6 +25,7 @@ from tests.policies.support import (
     stored,
     system_admin,
 )
+from tests.support.actors import Actor, Actors
 
 
 async def patch(client: httpx.AsyncClient, actor: Actor, body: Any) -> httpx.Response:

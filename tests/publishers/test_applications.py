@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from mercato.app.runtime import Runtime
 from mercato.models import AuditEntry, OutboxEvent, Publisher
-from tests.conftest import Actor, Actors
+from tests.support.actors import Actor, Actors
 
 V1 = "/api/v1"
 

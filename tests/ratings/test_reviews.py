@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from mercato.app.runtime import Runtime
-from tests.conftest import Actor, Actors
 from tests.library.support import V1, Store, audit_rows, events, grant, listing_row
+from tests.support.actors import Actor, Actors
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 
 from mercato.kit.keys import artifact_message, verify
 from tests.catalog.support import V1, Shop, package_bytes
-from tests.conftest import Actor, Actors
+from tests.support.actors import Actor, Actors
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from mercato.config import Settings
 from tests.catalog.support import V1, Shop, manifest_text, package_bytes
-from tests.conftest import Actor, Actors
+from tests.support.actors import Actor, Actors
 
 
 @pytest.fixture

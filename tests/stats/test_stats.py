@@ -15,9 +15,9 @@ from mercato.catalog import repository as catalog_repository
 from mercato.catalog import service as catalog
 from mercato.kit.clock import utcnow
 from mercato.stats import handlers as stats_handlers
-from tests.conftest import Actor, Actors
 from tests.library.support import V1, Store, events
-from tests.money.orders_support import Seller, fund, item, place, quiet
+from tests.support.actors import Actor, Actors
+from tests.support.orders import Seller, fund, item, place, quiet
 
 
 @pytest.fixture

@@ -1,1 +1,2 @@
-"""Helpers shared by test folders (never imported from ``test_*.py`` modules of another folder)."""
+"""Helpers and fixtures shared by the test folders (``tests/README.md``): test modules import
+them from here, never from another ``test_*.py`` module or a ``conftest.py``."""

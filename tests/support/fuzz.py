@@ -38,7 +38,7 @@ from schemathesis.python import asgi as schemathesis_asgi
 
 from mercato.app import create_app
 from mercato.config import Settings
-from tests.conftest import Actor, Actors
+from tests.support.actors import Actor, Actors
 
 ROLES = ("anonymous", "user", "super_admin")
 

@@ -9,7 +9,7 @@ import httpx
 
 from mercato.app.runtime import Runtime
 from mercato.sync import catalog_feed
-from tests.money.orders_support import Seller, quiet
+from tests.support.orders import Seller, quiet
 
 V1 = "/api/v1"
 

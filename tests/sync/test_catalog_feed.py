@@ -14,8 +14,8 @@ from mercato.catalog import service as catalog
 from mercato.kit.clock import utcnow
 from mercato.sync import catalog_feed
 from mercato.sync.handlers import reconcile
-from tests.conftest import Actors
-from tests.money.orders_support import Seller
+from tests.support.actors import Actors
+from tests.support.orders import Seller
 from tests.sync.support import V1, feed, published, settle
 
 

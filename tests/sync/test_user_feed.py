@@ -16,8 +16,8 @@ from mercato.library import service as library
 from mercato.models import Entitlement, Installation, InstallTask, Notification
 from mercato.notifications import service as notifications
 from mercato.sync import user_feed
-from tests.conftest import Actor, Actors
-from tests.money.orders_support import Seller, fund, item, place, quiet, until
+from tests.support.actors import Actor, Actors
+from tests.support.orders import Seller, fund, item, place, quiet, until
 from tests.sync.support import V1
 
 

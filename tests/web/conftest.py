@@ -5,92 +5,23 @@ and Debian's Chromium driven by Playwright (``executable_path``, never a downloa
 and the checks every visited page must pass (``await web.check()``): axe-core finds no
 serious or critical violation, the page does not scroll sideways at 390 px, and no
 JavaScript error (console or uncaught) happened. ``await web.screenshot("home")`` writes
-docs/screenshots/home.png at desktop width.
+docs/screenshots/home.png at desktop width (the class ``Web``: ``browser.py``). ``http`` is a
+client of the same server, for the API calls a journey checks with.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
-from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
-from playwright.async_api import Response as PageResponse
+from playwright.async_api import Browser, async_playwright
 
 from mercato.app.runtime import Runtime
-from tests.live.test_stream import serve
-
-CHROMIUM = os.environ.get("MERCATO_TEST_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
-BLOCKING_IMPACTS = ("serious", "critical")
-_axe = Axe()
-
-
-@dataclass
-class Web:
-    url: str
-    runtime: Runtime
-    page: Page
-    errors: list[str] = field(default_factory=list)
-    checked: list[str] = field(default_factory=list)
-
-    def on_console(self, message: ConsoleMessage) -> None:
-        if message.type != "error":
-            return
-        # An error page (403, 404) is itself a "failed" load of the document: expected, not a
-        # JavaScript error. A failed load of anything the page uses (script, style, image) counts.
-        source = (message.location or {}).get("url", "")
-        if message.text.startswith("Failed to load resource") and source == self.page.url:
-            return
-        self.errors.append(f"console: {message.text} ({source})")
-
-    async def goto(self, path: str) -> PageResponse | None:
-        return await self.page.goto(self.url + path)
-
-    async def axe_violations(self) -> list[str]:
-        results = await _axe.run(self.page)
-        return [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes'][:3]]}"
-                for v in results.response["violations"] if v.get("impact") in BLOCKING_IMPACTS]
-
-    async def sideways_overflow(self) -> int:
-        """How many pixels the page is wider than a 390 px viewport (0: no sideways scrolling)."""
-        viewport = self.page.viewport_size
-        await self.page.set_viewport_size(PHONE)
-        try:
-            return int(await self.page.evaluate(
-                "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
-                " - document.documentElement.clientWidth"))
-        finally:
-            if viewport:
-                await self.page.set_viewport_size(viewport)
-
-    async def check(self) -> None:
-        """The checks every page the journeys visit must pass."""
-        where = self.page.url
-        violations = await self.axe_violations()
-        assert violations == [], f"axe on {where}: {violations}"
-        overflow = await self.sideways_overflow()
-        assert overflow <= 0, f"{where} scrolls sideways by {overflow}px at 390 px wide"
-        assert self.errors == [], f"JavaScript errors on {where}: {self.errors}"
-        self.checked.append(where)
-
-    async def screenshot(self, name: str, *, viewport: dict[str, int] = DESKTOP) -> Path:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOTS / f"{name}.png"
-        before = self.page.viewport_size
-        await self.page.set_viewport_size(viewport)  # type: ignore[arg-type]
-        try:
-            await self.page.screenshot(path=str(path), full_page=True)
-        finally:
-            if before:
-                await self.page.set_viewport_size(before)
-        return path
+from tests.support.live_server import serve
+from tests.web.browser import CHROMIUM, PHONE, Web
 
 
 def _chromium_missing() -> bool:
@@ -122,3 +53,10 @@ async def web(runtime: Runtime, browser: Browser) -> AsyncIterator[Web]:
             yield found
         finally:
             await context.close()
+
+
+@pytest.fixture
+async def http(web: Web) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the served store (for the API calls a browser journey checks with)."""
+    async with httpx.AsyncClient(base_url=web.url, timeout=30) as client:
+        yield client

@@ -12,8 +12,8 @@ import httpx
 
 from mercato.app.runtime import Runtime
 from mercato.notifications import service as notifications
-from tests.conftest import Actors
-from tests.web.test_foundation import TOKEN, sign_in
+from tests.support.actors import Actors
+from tests.support.pages import TOKEN, sign_in
 
 V1 = "/api/v1"
 

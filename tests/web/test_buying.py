@@ -7,47 +7,17 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from typing import Any
 
 import httpx
 from sqlalchemy import func, select
 
 from mercato.app.runtime import Runtime
 from mercato.models import Order
-from tests.conftest import Actor, Actors
-from tests.money.orders_support import ADDRESS, Seller, fund, until
-from tests.web.test_foundation import TOKEN, sign_in
+from tests.support.actors import Actor, Actors
+from tests.support.orders import ADDRESS, Seller, fund, until
+from tests.support.pages import add, form_of, signed_in
 
 V1 = "/api/v1"
-KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
-
-
-async def signed_in(client: httpx.AsyncClient, actors: Actors) -> Actor:
-    buyer = await actors.create()
-    answer = await sign_in(client, buyer.email)
-    assert answer.status_code == 303, answer.text
-    return buyer
-
-
-async def form_of(client: httpx.AsyncClient, path: str) -> dict[str, str]:
-    """The CSRF token and the Idempotency-Key a page put in its form."""
-    page = await client.get(path)
-    assert page.status_code == 200, page.text
-    tokens = TOKEN.findall(page.text) or TOKEN.findall((await client.get("/login")).text)
-    fields = {"csrf_token": tokens[-1]}
-    key = KEY.search(page.text)
-    if key:
-        fields["idempotency_key"] = key.group(1)
-    return fields
-
-
-async def add(client: httpx.AsyncClient, listing: dict[str, Any], delivery: str = "digital",
-              quantity: int = 1) -> httpx.Response:
-    fields = await form_of(client, "/cart")
-    return await client.post("/cart", data={**fields, "listing_id": listing["id"], "delivery": delivery,
-                                            "quantity": str(quantity)})
-
-
 async def orders_of(runtime: Runtime, buyer: Actor) -> list[Order]:
     async with runtime.db.read_session() as session:
         return list(await session.scalars(select(Order).where(Order.user_id == uuid.UUID(buyer.id))))

@@ -24,9 +24,9 @@ from mercato.app.runtime import Runtime
 from mercato.models import Entitlement, Order, Refund
 from tests.catalog.support import Shop
 from tests.cli.servers import MERCATO, clean_env
-from tests.conftest import DEFAULT_PASSWORD, Actors
 from tests.installs.support import release
-from tests.web.conftest import Web
+from tests.support.actors import DEFAULT_PASSWORD, Actors
+from tests.web.browser import Web
 
 V1 = "/api/v1"
 FREE = [{"delivery": "digital", "price": {"amount": 0, "currency": "USD"}}]

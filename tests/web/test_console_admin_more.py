@@ -15,14 +15,12 @@ from mercato.app.runtime import Runtime
 from mercato.bus import scheduler
 from mercato.config import Settings
 from mercato.market import handlers  # noqa: F401  (declares the market sweep taken out below)
-from tests.conftest import Actor, Actors
 from tests.library.support import V1, Store, audit_rows
-from tests.market.conftest import FeedServer, feed_server  # noqa: F401
-from tests.money.refunds_support import completed_order
-from tests.money.test_refunds import _downloaded, ask
-from tests.web.conftest import Web
-from tests.web.test_consoles import as_person, token_of
-from tests.web.test_consoles_browser import http, person, publisher_of, sign_in  # noqa: F401
+from tests.support.actors import Actor, Actors
+from tests.support.pages import as_person, token_of
+from tests.support.receivers import FeedServer, feed_server  # noqa: F401
+from tests.support.refunds import ask, completed_order, downloaded
+from tests.web.browser import Web, person, publisher_of, sign_in
 
 PAGES = ("/console/admin/publishers", "/console/admin/categories", "/console/admin/refunds",
          "/console/admin/events", "/console/admin/market-sources", "/console/admin/roles", "/console/review/reviews")
@@ -123,7 +121,7 @@ async def waiting_refund(client: httpx.AsyncClient, runtime: Runtime, store: Sto
     listing = await store.listing(price=price)
     buyer = await actors.create()
     bought = await completed_order(runtime, buyer, [(listing, price, 1, "digital")])
-    await _downloaded(runtime, buyer, listing["id"], times=10)  # beyond the automatic policy
+    await downloaded(runtime, buyer, listing["id"], times=10)  # beyond the automatic policy
     response = await ask(client, buyer, bought)
     assert response.status_code == 201 and response.json()["status"] == "requested", response.text
     return buyer, response.json()["id"]
@@ -269,7 +267,7 @@ async def test_a_reviewer_hides_and_restores_a_user_review(client: httpx.AsyncCl
 
 # --- in the browser ---------------------------------------------------------------------------------
 
-async def test_an_admin_walks_the_new_pages_in_the_browser(web: Web, http: httpx.AsyncClient) -> None:  # noqa: F811
+async def test_an_admin_walks_the_new_pages_in_the_browser(web: Web, http: httpx.AsyncClient) -> None:
     """Every new page passes the foundation's checks (axe, 390 px, no JavaScript errors); the
     badge and the category made here are seen through the API."""
     root = await person(web, http, "super_admin")

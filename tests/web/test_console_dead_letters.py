@@ -8,14 +8,20 @@ import re
 import httpx
 
 from mercato.app.runtime import Runtime
-from tests.bus.test_admin_endpoints import Poison, dead_letters, poison, settings, wait_for_state  # noqa: F401
 from tests.catalog.support import V1, Shop
-from tests.conftest import Actors
-from tests.web.test_consoles import TOKEN, as_person
+from tests.support.actors import Actors
+from tests.support.dead_letters import (  # noqa: F401  (fixtures)
+    Poison,
+    dead_letters,
+    one_attempt_settings,
+    poison_subscriber,
+    wait_for_state,
+)
+from tests.support.pages import TOKEN, as_person
 
 
 async def test_the_health_page_shows_the_review_queue_and_dead_letters(
-        client: httpx.AsyncClient, actors: Actors, runtime: Runtime, poison: Poison) -> None:  # noqa: F811
+        client: httpx.AsyncClient, actors: Actors, runtime: Runtime, poison: Poison) -> None:
     shop = await Shop.open(client, actors)
     listing = await shop.listing()
     assert (await shop.upload(listing["slug"], "1.0.0")).status_code == 201

@@ -19,10 +19,9 @@ from mercato.bus.delivery import event_from_row
 from mercato.config import Settings
 from mercato.webhooks import service as webhook_service
 from tests.catalog.support import V1, Shop
-from tests.conftest import Actors
-from tests.web.conftest import Web
-from tests.web.test_consoles import TOKEN, as_person, token_of
-from tests.web.test_consoles_browser import person, publisher_of, sign_in
+from tests.support.actors import Actors
+from tests.support.pages import TOKEN, as_person, token_of
+from tests.web.browser import Web, person, publisher_of, sign_in
 
 RECEIVER = "http://127.0.0.1:9/hook"  # allowed below; nothing listens there
 

@@ -12,25 +12,9 @@ import pytest
 
 from mercato.app.runtime import Runtime
 from mercato.policies.schemas import Policies
-from mercato.web import session as web_session
 from tests.catalog.support import V1, Shop, package_bytes
-from tests.conftest import Actor, Actors
-
-TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def as_person(client: httpx.AsyncClient, actor: Actor) -> None:
-    """The page session of ``actor`` (the cookie carries the session's refresh token)."""
-    client.cookies.clear()
-    client.cookies.set(web_session.COOKIE, actor.refresh_token)
-
-
-async def token_of(client: httpx.AsyncClient, path: str) -> str:
-    page = await client.get(path)
-    assert page.status_code == 200, page.text
-    found = TOKEN.search(page.text)
-    assert found
-    return found.group(1)
+from tests.support.actors import Actor, Actors
+from tests.support.pages import TOKEN, as_person, token_of
 
 
 @pytest.fixture
@@ -174,8 +158,7 @@ async def test_an_admin_suspends_a_listing_and_decides_a_payout_refusal(client: 
 
 async def test_a_publisher_ships_and_delivers_a_physical_order(client: httpx.AsyncClient, actors: Actors,
                                                                runtime: Runtime, user: Actor) -> None:
-    from tests.money.orders_support import Seller, until
-    from tests.money.test_fulfilment import paid_physical_order
+    from tests.support.orders import Seller, paid_physical_order, until
 
     seller = await Seller.open(client, actors, runtime)
     created, _box = await paid_physical_order(client, runtime, user, seller)
@@ -203,8 +186,7 @@ async def test_a_publisher_requests_a_payout_once_and_an_admin_approves_it(
         client: httpx.AsyncClient, actors: Actors, runtime: Runtime, user: Actor, admin: Actor) -> None:
     import asyncio
 
-    from tests.money.orders_support import Seller, until
-    from tests.money.test_fulfilment import SHIPPING, paid_physical_order
+    from tests.support.orders import SHIPPING, Seller, paid_physical_order, until
 
     seller = await Seller.open(client, actors, runtime)
     created, _box = await paid_physical_order(client, runtime, user, seller)
@@ -245,7 +227,7 @@ async def test_a_publisher_requests_a_payout_once_and_an_admin_approves_it(
 
 async def test_a_coupon_made_in_the_console_is_used_by_a_buyer(client: httpx.AsyncClient, actors: Actors,
                                                               runtime: Runtime, user: Actor) -> None:
-    from tests.money.orders_support import Seller, fund, item, place
+    from tests.support.orders import Seller, fund, item, place
 
     seller = await Seller.open(client, actors, runtime)
     box = await seller.listing(digital=1000)

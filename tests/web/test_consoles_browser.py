@@ -11,58 +11,15 @@ import csv
 import io
 import re
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
 
-from mercato.accounts import service as accounts
 from mercato.catalog import service as catalog
 from tests.catalog.support import package_bytes
-from tests.conftest import DEFAULT_PASSWORD
-from tests.web.conftest import Web
+from tests.web.browser import Person, Web, person, publisher_of, sign_in
 
 V1 = "/api/v1"
-
-
-@dataclass
-class Person:
-    email: str
-    headers: dict[str, str]
-
-
-async def person(web: Web, http: httpx.AsyncClient, *roles: str) -> Person:
-    email = f"{'-'.join(roles) or 'user'}-{uuid.uuid4().hex[:8]}@example.org"
-    async with web.runtime.db.transaction() as session:
-        await accounts.create_user(session, web.runtime, email=email, password=DEFAULT_PASSWORD,
-                                   roles=["user", *roles])
-    login = await http.post(f"{V1}/auth/login", json={"email": email, "password": DEFAULT_PASSWORD})
-    assert login.status_code == 200, login.text
-    return Person(email, {"Authorization": f"Bearer {login.json()['access_token']}"})
-
-
-async def publisher_of(http: httpx.AsyncClient, admin: Person, owner: Person) -> str:
-    slug = f"pub-{uuid.uuid4().hex[:8]}"
-    created = await http.post(f"{V1}/publishers", headers=admin.headers,
-                              json={"slug": slug, "name": f"Studio {slug[-4:]}", "owner_email": owner.email})
-    assert created.status_code == 201, created.text
-    return slug
-
-
-async def sign_in(web: Web, who: Person) -> None:
-    await web.page.context.clear_cookies()
-    await web.goto("/login")
-    await web.page.get_by_label("Email").fill(who.email)
-    await web.page.get_by_label("Password").fill(DEFAULT_PASSWORD)
-    async with web.page.expect_navigation():
-        await web.page.get_by_role("button", name="Sign in").click()
-
-
-@pytest.fixture
-async def http(web: Web) -> httpx.AsyncClient:
-    async with httpx.AsyncClient(base_url=web.url, timeout=30) as client:
-        yield client
 
 
 async def test_people_without_the_role_get_the_403_page_on_every_console(web: Web, http: httpx.AsyncClient) -> None:
@@ -295,9 +252,8 @@ async def test_admin_changes_a_setting_audits_exports_and_suspends(web: Web, htt
 
 
 async def test_publisher_ships_makes_a_coupon_and_is_paid_out(web: Web, http: httpx.AsyncClient) -> None:
-    from tests.conftest import Actors
-    from tests.money.orders_support import Seller, fund, item, place, until
-    from tests.money.test_fulfilment import paid_physical_order
+    from tests.support.actors import Actors
+    from tests.support.orders import Seller, fund, item, paid_physical_order, place, until
 
     actors = Actors(http, web.runtime)
     seller = await Seller.open(http, actors, web.runtime)

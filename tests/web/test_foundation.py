@@ -11,24 +11,8 @@ import pytest
 
 from mercato.web import session as web_session
 from mercato.web.pages import CSP
-from tests.conftest import DEFAULT_PASSWORD, Actors
-
-TOKEN = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
-
-
-async def csrf_token(client: httpx.AsyncClient, path: str = "/login") -> str:
-    response = await client.get(path)
-    assert response.status_code == 200, response.text
-    found = TOKEN.search(response.text)
-    assert found, "the page has no CSRF field"
-    return found.group(1)
-
-
-async def sign_in(client: httpx.AsyncClient, email: str, password: str = DEFAULT_PASSWORD,
-                  next_path: str = "/") -> httpx.Response:
-    token = await csrf_token(client)
-    return await client.post("/login", data={"email": email, "password": password, "next": next_path,
-                                             "csrf_token": token})
+from tests.support.actors import DEFAULT_PASSWORD, Actors
+from tests.support.pages import TOKEN, csrf_token, sign_in
 
 
 async def test_pages_send_csp_without_inline_scripts_and_nosniff(client: httpx.AsyncClient) -> None:

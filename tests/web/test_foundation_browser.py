@@ -4,7 +4,7 @@ in the layout, /api/docs draws the API offline, and a CSRF-less post is refused.
 
 from __future__ import annotations
 
-from tests.web.conftest import Web
+from tests.web.browser import Web
 
 
 async def test_the_layout_passes_the_page_checks(web: Web) -> None:

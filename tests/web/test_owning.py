@@ -15,10 +15,10 @@ from mercato.app.runtime import Runtime
 from mercato.models import Entitlement, Notification
 from mercato.notifications import service as notifications
 from tests.catalog.support import Shop
-from tests.conftest import Actors
 from tests.installs.support import LINUX, Agent, published
-from tests.money.orders_support import until
-from tests.web.test_buying import add, form_of, signed_in
+from tests.support.actors import Actors
+from tests.support.orders import until
+from tests.support.pages import add, form_of, signed_in
 
 V1 = "/api/v1"
 FREE = [{"delivery": "digital", "price": {"amount": 0, "currency": "USD"}}]

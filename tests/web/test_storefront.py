@@ -12,8 +12,8 @@ from playwright.async_api import expect
 
 from mercato.accounts import repository as accounts_repository
 from mercato.demo import load_demo
-from tests.conftest import DEFAULT_PASSWORD
-from tests.web.conftest import PHONE, Web
+from tests.support.actors import DEFAULT_PASSWORD
+from tests.web.browser import PHONE, Web
 
 V1 = "/api/v1"
 

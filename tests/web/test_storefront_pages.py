@@ -14,8 +14,8 @@ from mercato.app.runtime import Runtime
 from mercato.library import service as library
 from mercato.web import csrf, pages, storefront
 from tests.catalog.support import Shop
-from tests.conftest import Actors
-from tests.web.test_foundation import TOKEN, sign_in
+from tests.support.actors import Actors
+from tests.support.pages import TOKEN, sign_in
 
 V1 = "/api/v1"
 

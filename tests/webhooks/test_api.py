@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from mercato.app.runtime import Runtime
 from mercato.models import AuditEntry
-from tests.conftest import Actor, Actors
-from tests.webhooks.conftest import V1, Receiver, World
+from tests.support.actors import Actor, Actors
+from tests.support.receivers import Receiver
+from tests.webhooks.support import V1, World
 
 
 async def audit_actions(runtime: Runtime, resource_id: str) -> list[str]:

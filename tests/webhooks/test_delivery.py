@@ -12,8 +12,9 @@ import pytest
 
 from mercato.app.runtime import Runtime
 from mercato.kit.clock import utcnow
-from tests.conftest import Actor, Actors
-from tests.webhooks.conftest import V1, Driver, Receiver, World, signatures_valid_for
+from tests.support.actors import Actor, Actors
+from tests.support.receivers import Receiver
+from tests.webhooks.support import V1, Driver, World, signatures_valid_for
 
 LATER = timedelta(days=1)  # past any backoff
 

@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 
 from mercato.kit import ssrf
-from tests.webhooks.conftest import Driver, Receiver, World
+from tests.support.receivers import Receiver
+from tests.webhooks.support import Driver, World
 
 
 @pytest.fixture

@@ -82,7 +82,7 @@ async def create(session: AsyncSession, *, actor: Principal, idempotency_key: st
     if coupon is not None:
         await coupons.redeem(session, coupon_id=coupon.coupon_id, user_id=actor.user_id, order_id=order.id)
     await _announce(session, actor, order, lines)
-    await failpoint("saga.after_order_created")  # written, not committed (tests/money/test_saga_faults.py)
+    await failpoint("saga.after_order_created")  # written, not committed (tests/orders/test_saga_faults.py)
     if order.total == 0:
         await _settle_free(session, order, lines)
     return order

@@ -87,7 +87,7 @@ async def create_order(body: OrderCreate, actor: Buyer, key: Annotated[str, idem
     # commit and the stored reply leaves the key retryable, and the retry finds this order
     # by its (user, key) pair.
     await session.commit()
-    await failpoint("saga.after_checkout_commit")  # committed, no reply stored (tests/money/test_saga_faults.py)
+    await failpoint("saga.after_checkout_commit")  # committed, no reply stored (tests/orders/test_saga_faults.py)
     await _wait_settled(rt, actor, order.id, wait)
     return await _read(rt, actor, order.id)
 
