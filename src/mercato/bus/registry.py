@@ -97,6 +97,7 @@ def for_each(handler: Handler) -> BatchHandler:
             await handler(session, event)
 
     run_each.__qualname__ = run_each.__name__ = handler.__name__
+    run_each.__module__ = handler.__module__  # where the reaction is written (logs, docs/modules.md)
     return run_each
 
 
