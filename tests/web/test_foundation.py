@@ -87,6 +87,9 @@ async def test_the_session_cookie_is_secure_over_https(app, actors: Actors) -> N
 async def test_a_signed_out_visitor_is_sent_to_sign_in_and_back(client: httpx.AsyncClient, actors: Actors) -> None:
     response = await client.get("/account")
     assert response.status_code == 303 and response.headers["location"] == "/login?next=%2Faccount"
+    login = (await client.get(response.headers["location"])).text
+    assert "to go on where you were" in login and "/register?next=/account" in login
+    assert "to go on where you were" not in (await client.get("/login")).text  # came by itself: no reason to give
     user = await actors.create()
     signed = await sign_in(client, user.email, next_path="/account")
     assert signed.headers["location"] == "/account"

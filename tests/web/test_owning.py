@@ -65,6 +65,9 @@ async def test_get_for_free_places_the_free_order_in_one_click_once(
     assert first.headers["location"] == second.headers["location"]  # a double click: one order
     assert re.fullmatch(r"/orders/[0-9a-f-]{36}", first.headers["location"])
     await until(runtime, first.headers["location"].removeprefix("/orders/"), "completed")
+    order_page = (await client.get(first.headers["location"])).text
+    assert "Complete" in order_page and "Request a refund" not in order_page  # nothing to give back
+    assert 'id="refunds"' not in order_page
     mine = (await client.get(f"{V1}/orders", headers=buyer.headers)).json()["items"]
     assert len(mine) == 1 and mine[0]["lines"][0]["listing_id"] == listing["id"]
     assert "One Click Notes" in (await client.get("/library")).text

@@ -58,7 +58,9 @@ async def _context(session: AsyncSession, actor: Principal, order_id: uuid.UUID,
     asked = await refunds.visible(session, actor=actor, status=None, order_id=order.id, after=None, limit=50)
     poll = "every 2s" if order.status in MOVING else "every 5s" if order.status in SHIPPING else None
     return {"order": order, "refunds": asked, "labels": LABELS, "poll": poll,
-            "refundable": order.status in REFUNDABLE, "refund_key": once.new_key(), "pay_key": once.new_key(),
+            # nothing to give back on a free order: the page offers no refund (the API refuses it too)
+            "refundable": order.status in REFUNDABLE and order.total.amount > 0,
+            "refund_key": once.new_key(), "pay_key": once.new_key(),
             "errors": {}, "values": {}, "error": None, "seen": None, **extra}
 
 
