@@ -32,6 +32,7 @@ from mercato.models import OutboxEvent
 from tests.support.actors import DEFAULT_PASSWORD, Actor
 from tests.support.bus import handled
 from tests.support.live_server import serve
+from tests.support.pages import TOKEN
 
 V1 = "/api/v1"
 STREAM = f"{V1}/events/stream"
@@ -538,3 +539,38 @@ async def test_an_instance_token_streams_only_its_own_instance(server: Server) -
         assert_frame_is(await stream.next_event(), await latest_about(ids["a"], "instance.deleted"))
     refused = await server.http.get(STREAM, headers=agent.headers)
     assert refused.status_code == 401, refused.text
+
+
+# --- the pages' live wire (/live/{subject}, web/live.py) ---------------------------------------------
+
+async def test_a_page_s_live_wire_sends_changed_for_the_signed_in_person_s_events_about_its_subject(
+        server: Server) -> None:
+    """The order page and the task bar refresh at each event about their subject: the wire,
+    over the page's cookie session, says ``ready`` once subscribed, then ``changed`` with the
+    event's type for each event of the person about that subject, and nothing for another."""
+    actor = await server.sign_up()
+    login = await server.http.get("/login")
+    token = TOKEN.search(login.text).group(1)  # type: ignore[union-attr]
+    signed = await server.http.post("/login", data={"email": actor.email, "password": actor.password,
+                                                    "next": "/", "csrf_token": token})
+    assert signed.status_code == 303, signed.text
+    async with server.http.stream("GET", f"/live/{actor.id}") as mine, \
+            server.http.stream("GET", f"/live/{uuid.uuid4()}") as other:
+        assert mine.status_code == other.status_code == 200
+        assert mine.headers["content-type"].startswith("text/event-stream")
+        wire, elsewhere = Stream(mine), Stream(other)
+        try:
+            assert (await wire.next_event()).event == "ready"
+            assert (await elsewhere.next_event()).event == "ready"
+            event = await server.rename(actor, "Live Wire")
+            await server.pushed(event)
+            changed = await wire.next_event()
+            assert (changed.event, changed.data) == ("changed", "user.updated")
+            # the other subject's wire: the next frame after the push is a heartbeat, not the event
+            assert (await elsewhere.next()).is_heartbeat
+        finally:
+            await wire.close()
+            await elsewhere.close()
+    async with httpx.AsyncClient(base_url=server.url, timeout=WAIT) as stranger:
+        signed_out = await stranger.get(f"/live/{actor.id}")
+    assert signed_out.status_code == 303 and signed_out.headers["location"].startswith("/login")

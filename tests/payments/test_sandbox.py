@@ -52,6 +52,7 @@ async def test_a_topup_paid_on_the_pay_page_credits_the_wallet_once(client: http
     assert 'value="approve"' in page.text and 'value="decline"' in page.text
     answered = await client.post(pay_path(payment), data={"card_number": "4242 4242 4242 4242", "action": "approve"})
     assert answered.status_code == 200 and 'data-status="succeeded"' in answered.text
+    assert "This payment succeeded." in answered.text
     await delivered(runtime)
     assert await status_of(client, user, payment["id"]) == "succeeded"
     assert await credited_balance(client, user, 2500) == 2500
@@ -67,6 +68,7 @@ async def test_a_declined_card_fails_the_payment_and_moves_no_money(client: http
     payment = await topup(client, user, 1000)
     answered = await pay(client, payment, DECLINED)
     assert answered.status_code == 200 and 'data-status="failed"' in answered.text
+    assert "This payment failed (card declined)." in answered.text
     await delivered(runtime)
     read = await read_payment(client, user, payment["id"])
     assert read["status"] == "failed" and read["failure_reason"] == "card declined"

@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.add_middleware(RequestBudget, seconds=settings.request_timeout_seconds, exempt=[
         Exempt("POST", upload.pattern),  # a large body takes its time to arrive
         Exempt("GET", re.compile(rf"^{API_PREFIX}/events/stream$")),  # streams until the client leaves
+        Exempt("GET", re.compile(r"^/live/[^/]+$")),  # a page's live wire (web/live.py), likewise
     ])
     # Outermost: the client's address comes from X-Forwarded-For only through a trusted proxy,
     # before the sign-in lockout, the sign-up limit and the access log read it.

@@ -1,9 +1,10 @@
 """``/orders`` and ``/orders/{id}`` (WEB.md; PRODUCT U1, M3–M6, M10): order history, live
 status, paying a shortfall through the provider's pay page, cancel, refund request, receipt.
 
-The status box polls ``/orders/{id}/status`` (htmx, every two seconds) until the order
-reaches a state that waits for nobody in the saga; the API's live stream takes bearer
-tokens only, and the pages keep the API bearer-only (WEB.md "Sessions").
+The status box refreshes from ``/orders/{id}/status`` at each of the order's events (the page's
+live stream, ``/live/{order_id}`` in web/live.py, over the cookie session: the API's stream
+takes bearer tokens only) and polls slowly as a safety net, until the order reaches a state
+that waits for nobody in the saga.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ async def _order(session: AsyncSession, actor: Principal, order_id: uuid.UUID) -
 async def _context(session: AsyncSession, actor: Principal, order_id: uuid.UUID, **extra: Any) -> dict[str, Any]:
     order = await _order(session, actor, order_id)
     asked = await refunds.visible(session, actor=actor, status=None, order_id=order.id, after=None, limit=50)
-    poll = "every 2s" if order.status in MOVING else "every 5s" if order.status in SHIPPING else None
+    # the live stream (data-live, web/live.py) refreshes the box at each change; the poll is its safety net
+    poll = "every 4s" if order.status in MOVING else "every 10s" if order.status in SHIPPING else None
     return {"order": order, "refunds": asked, "labels": LABELS, "poll": poll,
             # nothing to give back on a free order: the page offers no refund (the API refuses it too)
             "refundable": order.status in REFUNDABLE and order.total.amount > 0,

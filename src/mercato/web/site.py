@@ -14,6 +14,7 @@ from mercato.web import (
     cart,
     instances,
     library,
+    live,
     notifications,
     orders,
     pages,
@@ -37,7 +38,7 @@ from mercato.web.console.publisher import orders as publisher_orders
 def routers() -> list[APIRouter]:
     """Every page router, in the order the app includes them."""
     return [storefront.router, account.router, artwork.router, cart.router, orders.router, wallet.router,
-            library.router, instances.router, notifications.router,
+            library.router, instances.router, notifications.router, live.router,
             review.router, admin.router, admin_store.router, overview.router, listings.router, versions.router,
             licence_keys.router, publisher_orders.router, earnings.router, coupons.router, members.router,
             webhooks.router]
