@@ -16,6 +16,7 @@ from mercato.bus.outbox import publish
 from mercato.catalog import repository
 from mercato.catalog.errors import CategoryInUse, CategoryNotFound, CategorySlugTaken, UnknownCategory
 from mercato.kit.clock import utcnow
+from mercato.kit.errors import found_or_raise
 from mercato.models import Category
 
 DEFAULT_CATEGORIES = (
@@ -39,9 +40,8 @@ async def categories_by_id(session: AsyncSession, ids: set[uuid.UUID]) -> dict[u
 
 
 async def category(session: AsyncSession, slug: str) -> Category:
-    found = await repository.category_by_slug(session, slug)
-    if found is None:
-        raise CategoryNotFound(f"There is no category {slug!r}.")
+    found = found_or_raise(await repository.category_by_slug(session, slug), CategoryNotFound,
+                           f"There is no category {slug!r}.")
     return found
 
 

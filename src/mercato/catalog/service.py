@@ -37,7 +37,7 @@ from mercato.catalog.categories import (
 from mercato.catalog.errors import InvalidOffer, ListingNotFound, ListingSlugTaken, ListingTransitionRefused
 from mercato.catalog.search.backend import listing_search_for
 from mercato.kit.clock import utcnow
-from mercato.kit.errors import Forbidden
+from mercato.kit.errors import Forbidden, found_or_raise
 from mercato.models import Listing, Publisher
 from mercato.publishers import service as publishers
 
@@ -106,9 +106,8 @@ async def _may(session: AsyncSession, actor: Principal, listing: Listing, permis
 
 
 async def get_by_id(session: AsyncSession, listing_id: uuid.UUID) -> Listing:
-    listing = await repository.by_id(session, listing_id)
-    if listing is None:
-        raise ListingNotFound(f"There is no listing {listing_id}.")
+    listing = found_or_raise(await repository.by_id(session, listing_id), ListingNotFound,
+                             f"There is no listing {listing_id}.")
     return listing
 
 

@@ -31,6 +31,7 @@ from mercato.installs.transitions import (
     task_event,
 )
 from mercato.kit.clock import utcnow
+from mercato.kit.errors import found_or_raise
 from mercato.library import service as library
 from mercato.models import InstallTask, ListingVersion
 from mercato.releases import service as versions
@@ -67,9 +68,8 @@ async def dispatch(session: AsyncSession, *, settings: Settings, instance_id: uu
 
 
 async def agent_task(session: AsyncSession, *, instance_id: uuid.UUID, task_id: uuid.UUID) -> InstallTask:
-    task = await repository.task(session, task_id, instance_id=instance_id)
-    if task is None:
-        raise TaskNotFound(f"This instance has no task {task_id}.")
+    task = found_or_raise(await repository.task(session, task_id, instance_id=instance_id), TaskNotFound,
+                          f"This instance has no task {task_id}.")
     return task
 
 
@@ -134,9 +134,8 @@ async def artifact_of(session: AsyncSession, *, instance_id: uuid.UUID, task_id:
     task = await agent_task(session, instance_id=instance_id, task_id=task_id)
     if task.version_id is None or task.state not in repository.ACTIVE_TASK_STATES:
         raise TaskNotFound(f"Task {task.id} has no artifact to download now (it is {task.state}).")
-    found = await versions.find_by_id(session, task.version_id)
-    if found is None:
-        raise TaskNotFound(f"The version of task {task.id} is gone.")
+    found = found_or_raise(await versions.find_by_id(session, task.version_id), TaskNotFound,
+                           f"The version of task {task.id} is gone.")
     return found
 
 

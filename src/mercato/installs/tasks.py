@@ -13,13 +13,13 @@ from mercato.installs.errors import RetryLimitReached, TaskNotFound, TaskTransit
 from mercato.installs.instances import Scope
 from mercato.installs.transitions import TERMINAL_TASK, cancel_task, task_event
 from mercato.kit.clock import utcnow
+from mercato.kit.errors import found_or_raise
 from mercato.models import InstallTask
 
 
 async def get_task(session: AsyncSession, *, scope: Scope, task_id: uuid.UUID) -> InstallTask:
-    task = await repository.task(session, task_id, owner_id=scope.owner_id)
-    if task is None:
-        raise TaskNotFound(f"You have no task {task_id}.")
+    task = found_or_raise(await repository.task(session, task_id, owner_id=scope.owner_id), TaskNotFound,
+                          f"You have no task {task_id}.")
     return task
 
 

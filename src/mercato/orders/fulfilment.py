@@ -14,6 +14,7 @@ from mercato.access.principal import Principal
 from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
 from mercato.kit.clock import utcnow
+from mercato.kit.errors import found_or_raise
 from mercato.models import Order
 from mercato.notifications import service as notifications
 from mercato.orders import repository
@@ -40,9 +41,8 @@ async def _fulfilling(session: AsyncSession, actor: Principal, order: Order) -> 
 async def cancel(session: AsyncSession, *, actor: Principal, order_id: uuid.UUID) -> Order:
     """The buyer cancels an unpaid order; a publisher of the order (or an admin) cancels one
     awaiting shipment before anything shipped: full refund, stock back. Anyone else: 404."""
-    order = await repository.by_id(session, order_id, fresh=True)
-    if order is None:
-        raise OrderNotFound(f"There is no order {order_id}.")
+    order = found_or_raise(await repository.by_id(session, order_id, fresh=True), OrderNotFound,
+                           f"There is no order {order_id}.")
     if order.user_id == actor.user_id:
         before = order.status
         if not await close(session, order, from_=UNPAID, to="canceled", reason="Canceled by the buyer",
@@ -140,9 +140,8 @@ async def _for_fulfilment(session: AsyncSession, actor: Principal, order_id: uui
                           ) -> tuple[Order, list[uuid.UUID]]:
     """The order and the publishers of it the actor ships for; 404 when there are none
     (another publisher's order, or no physical lines)."""
-    order = await repository.by_id(session, order_id, fresh=True)
-    if order is None:
-        raise OrderNotFound(f"There is no order {order_id}.")
+    order = found_or_raise(await repository.by_id(session, order_id, fresh=True), OrderNotFound,
+                           f"There is no order {order_id}.")
     mine, _ = await _fulfilling(session, actor, order)
     if not mine:
         raise OrderNotFound(f"There is no order {order_id}.")

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mercato.access.permissions import Condition, Permission
 from mercato.access.principal import Principal
 from mercato.kit.clock import utcnow
-from mercato.kit.errors import Forbidden
+from mercato.kit.errors import Forbidden, found_or_raise
 from mercato.models import Order, OrderLine
 from mercato.orders import repository
 from mercato.orders.errors import OrderNotFound
@@ -23,9 +23,8 @@ async def get_visible(session: AsyncSession, *, actor: Principal, order_id: uuid
     """The buyer's own order (``order:read`` own) or any (``any``); 404 otherwise."""
     condition = actor.condition_for(Permission.order_read)
     buyer = None if condition is Condition.any else actor.user_id
-    order = await repository.visible(session, order_id, buyer_id=buyer)
-    if order is None:
-        raise OrderNotFound(f"There is no order {order_id}.")
+    order = found_or_raise(await repository.visible(session, order_id, buyer_id=buyer), OrderNotFound,
+                           f"There is no order {order_id}.")
     return order
 
 

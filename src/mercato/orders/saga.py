@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mercato.access.principal import Principal
 from mercato.kit.clock import utcnow
+from mercato.kit.errors import found_or_raise
 from mercato.ledger.errors import InsufficientFunds
 from mercato.models import Order
 from mercato.orders import repository
@@ -115,9 +116,8 @@ async def pay(session: AsyncSession, *, actor: Principal, order_id: uuid.UUID) -
     """``POST /orders/{id}/pay``: the buyer's order waiting for money. When the wallet holds
     the total by now, it is debited at once (no payment); otherwise a provider payment for
     the shortfall is started and returned with its ``checkout_url``."""
-    order = await repository.visible(session, order_id, buyer_id=actor.user_id)
-    if order is None:
-        raise OrderNotFound(f"There is no order {order_id}.")
+    order = found_or_raise(await repository.visible(session, order_id, buyer_id=actor.user_id), OrderNotFound,
+                           f"There is no order {order_id}.")
     if order.status != "awaiting_payment":
         raise OrderTransitionRefused(f"Order {order.id} is {order.status}; only orders awaiting payment are paid "
                                      "this way.")
