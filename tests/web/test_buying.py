@@ -9,6 +9,7 @@ import re
 import uuid
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from mercato.app.runtime import Runtime
@@ -213,3 +214,43 @@ async def test_the_wallet_tops_up_through_the_sandbox_pay_page(client: httpx.Asy
     assert wallet["balance"]["amount"] == 2550
     page = await client.get(back.group(1).replace("&amp;", "&"))
     assert page.status_code == 200 and "25.50 USD" in page.text and 'data-status="succeeded"' in page.text
+    assert "Refresh" not in page.headers
+
+
+async def test_a_topup_not_yet_in_the_wallet_is_shown_on_its_way_and_the_page_looks_again(
+        client: httpx.AsyncClient, actors: Actors, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The payment succeeds first and the wallet's credit follows (a reaction): the page the
+    payer returns to never shows "it is in your wallet" beside the old balance."""
+    from mercato.wallet import service as wallet_service
+
+    buyer = await signed_in(client, actors)
+    fields = await form_of(client, "/wallet")
+    started = await client.post("/wallet/topup", data={**fields, "amount": "10"})
+    paid = await client.post(started.headers["location"], data={"action": "approve",
+                                                                "card_number": "4242424242424242"})
+    found = re.search(r'href="(/wallet\?payment=[^"]+)"', paid.text)
+    assert found, paid.text
+    back = found.group(1).replace("&amp;", "&")
+
+    async def not_yet(session: object, payment_id: uuid.UUID) -> bool:
+        return False
+
+    payment_id = uuid.UUID(back.rsplit("=", 1)[1])
+    for _ in range(200):  # the provider's confirmation (the sandbox's webhook) comes shortly after
+        status = (await client.get(f"{V1}/payments/{payment_id}", headers=buyer.headers)).json()["status"]
+        if status == "succeeded":
+            break
+        await asyncio.sleep(0.05)
+    assert status == "succeeded"
+    monkeypatch.setattr(wallet_service, "payment_was_credited", not_yet)
+    waiting = await client.get(back)
+    assert 'data-status="crediting"' in waiting.text and "on its way into your wallet" in waiting.text
+    assert waiting.headers["Refresh"] == "2"
+    monkeypatch.undo()
+    for _ in range(200):  # the credit is posted by the bus shortly after
+        async with runtime.db.read_session() as session:
+            if await wallet_service.payment_was_credited(session, payment_id):
+                break
+        await asyncio.sleep(0.05)
+    arrived = await client.get(back)
+    assert 'data-status="succeeded"' in arrived.text and "10.00 USD" in arrived.text

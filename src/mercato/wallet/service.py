@@ -70,6 +70,12 @@ async def credit_payment(session: AsyncSession, *, payment_id: uuid.UUID, user_i
                              payment_id=payment_id, order_id=order_id)
 
 
+async def payment_was_credited(session: AsyncSession, payment_id: uuid.UUID) -> bool:
+    """Whether a provider payment that succeeded is in the payer's wallet yet (its credit is
+    posted: a reaction to ``payment.succeeded``, so shortly after the payment's own state)."""
+    return await ledger.posted(session, f"payment:{payment_id}")
+
+
 async def debit_order(session: AsyncSession, *, order_id: uuid.UUID, user_id: uuid.UUID, amount: int,
                       currency: str) -> Posted:
     """Take an order's total from the buyer's wallet into escrow. Raises

@@ -62,8 +62,12 @@ async def _context(request: Request, session: Any, rt: Runtime, actor: Principal
                                                   any_user=False)
         except (ValueError, PaymentNotFound):
             returned = None
+    # A top-up that succeeded is in the wallet once its credit is posted (a reaction shortly after):
+    # until then the page says it is on its way and looks again, rather than show the old balance.
+    crediting = (returned is not None and returned.status == "succeeded" and returned.purpose == "topup"
+                 and not await wallet.payment_was_credited(session, returned.id))
     return {"balance": await wallet.balance(session, actor.user_id), "currency": currency,
-            "movements": page, "payments": recent, "returned": returned,
+            "movements": page, "payments": recent, "returned": returned, "crediting": crediting,
             "next_cursor": next_cursor,
             "topup_key": once.new_key(), "local": lambda url: on_this_site(url, rt.settings),
             "min_topup": format_money(MIN_TOPUP, currency),
@@ -74,8 +78,9 @@ async def _context(request: Request, session: Any, rt: Runtime, actor: Principal
 async def wallet_page(request: Request, actor: WalletReader, session: ReadSession, rt: RuntimeDep,
                       cursor: CursorParam = None) -> Response:
     context = await _context(request, session, rt, actor, cursor)
-    # While a payment the payer came back from is still pending, the page looks again shortly.
-    headers = {"Refresh": "3"} if context["returned"] is not None and context["returned"].status == "pending" else None
+    # While a payment the payer came back from is pending, or not yet in the wallet, the page looks again.
+    waiting = context["crediting"] or (context["returned"] is not None and context["returned"].status == "pending")
+    headers = {"Refresh": "2"} if waiting else None
     return await render(request, "buyer/wallet.html", context, headers=headers)
 
 
