@@ -8,8 +8,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from mercato.app.runtime import Runtime
 from mercato.config import Settings
+from mercato.models import AuditEntry
 from tests.support.actors import DEFAULT_PASSWORD, Actor
 
 V1 = "/api/v1"
@@ -65,3 +68,15 @@ def test_trusted_proxies_is_a_documented_setting() -> None:
 
     docs = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
     assert "MERCATO_TRUSTED_PROXIES" in docs
+
+
+async def test_the_audit_log_records_the_forwarded_address_behind_a_trusted_proxy(
+        balancer: httpx.AsyncClient, runtime: Runtime, user: Actor) -> None:
+    """The request context (audit rows' ``ip``) is read after the proxy headers are applied."""
+    request_id = f"proxied-{uuid.uuid4().hex[:12]}"
+    refused = await balancer.get(f"{V1}/admin/audit", headers={
+        **user.headers, "X-Forwarded-For": "203.0.113.77", "X-Request-ID": request_id})
+    assert refused.status_code == 403
+    async with runtime.db.read_session() as session:
+        row = await session.scalar(select(AuditEntry).where(AuditEntry.request_id == request_id))
+    assert row is not None and row.ip == "203.0.113.77"

@@ -137,14 +137,16 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         Exempt("GET", re.compile(rf"^{API_PREFIX}/events/stream$")),  # streams until the client leaves
         Exempt("GET", re.compile(r"^/live/[^/]+$")),  # a page's live wire (web/live.py), likewise
     ])
-    # Outermost: the client's address comes from X-Forwarded-For only through a trusted proxy,
-    # before the sign-in lockout, the sign-up limit and the access log read it.
-    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)  # type: ignore[arg-type]
     body_policy = BodyPolicy(default_max_bytes=settings.max_body_bytes,
                              rules=[upload, sandbox_form, vsix_upload, console_upload_rule(settings),
                                     web_pages.FORM_RULE])
     app.add_middleware(RequestMiddleware, body_policy=body_policy,
                        access_log=settings.access_log, slow_ms=settings.access_log_slow_ms)
+    # Outside RequestMiddleware (added after it): the client's address and scheme come from
+    # X-Forwarded-For/-Proto only through a trusted proxy, before the request context (the audit
+    # log's address), the answers given before routing, the sign-in lockout and the sign-up limit
+    # read them.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)  # type: ignore[arg-type]
 
     for module in (accounts_endpoints, access_endpoints, publishers_endpoints, audit_endpoints, bus_endpoints,
                    live_endpoints, webhooks_endpoints, catalog_endpoints, listing_detail_endpoints,
