@@ -193,6 +193,45 @@ async def test_anonymous_readers_share_one_rendered_listing_page_with_their_own_
     assert len(renders) > 1  # rendered for the signed-in reader, not taken from the shared page
 
 
+async def test_an_anonymous_listing_page_rendered_already_is_answered_before_routing_until_it_changes(
+        client: httpx.AsyncClient, actors: Actors, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared listing page is answered by the request middleware (kit/http FastPath) without
+    the route, with the page's security headers and a new browser's CSRF cookie; an edit of the
+    listing shows at once, and a signed-in reader or a query takes the route."""
+    shop = await Shop.open(client, actors)
+    listing = await shop.published(name="Fast Page")
+    page = f"/listings/{listing['slug']}"
+    routed: list[str] = []
+    route = storefront._listing
+    monkeypatch.setattr(storefront, "_listing", lambda request, *a, **k: routed.append(request.url.path)
+                        or route(request, *a, **k))
+
+    client.cookies.clear()
+    assert (await client.get(page)).status_code == 200 and routed == [page]
+    client.cookies.clear()
+    fast = await client.get(page)
+    assert routed == [page]  # not routed
+    assert fast.status_code == 200 and "Fast Page" in fast.text and pages.CSRF_STAND_IN not in fast.text
+    assert "script-src 'self'" in fast.headers["content-security-policy"]
+    assert fast.headers["x-content-type-options"] == "nosniff" and fast.headers["x-request-id"]
+    assert csrf.COOKIE in fast.headers["set-cookie"] and "httponly" in fast.headers["set-cookie"].lower()
+    form = {"listing_id": listing["id"], "idempotency_key": _hidden(fast.text, "idempotency_key"),
+            "csrf_token": _hidden(fast.text, "csrf_token")}
+    assert (await client.post(f"{page}/get", data=form)).status_code != 403  # its token is this browser's
+
+    patched = await client.patch(f"{V1}/listings/{listing['slug']}", headers=shop.developer.headers,
+                                 json={"name": "Fast Page Renamed"})
+    assert patched.status_code == 200, patched.text
+    client.cookies.clear()
+    renamed = await client.get(page)
+    assert "Fast Page Renamed" in renamed.text and routed == [page, page]  # the change shows at once
+    await client.get(f"{page}?tab=reviews")
+    reader = await actors.create()
+    await sign_in(client, reader.email)
+    assert "Sign out" in (await client.get(page)).text
+    assert routed == [page] * 4
+
+
 async def test_a_page_s_searches_read_the_index_generation_once_and_a_bump_forgets_it(runtime: Runtime) -> None:
     from mercato.catalog.search.backend import listing_search_for
     from mercato.catalog.search.cache import GENERATION_MEMO, bump_generation, read_generation_once

@@ -9,6 +9,7 @@ endpoints' functions, and a review is written through the ratings service.
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.parse
 from collections import OrderedDict
@@ -17,13 +18,16 @@ from typing import Annotated, Any, Literal
 from fastapi import Path, Query, Request
 from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
+from starlette.types import ASGIApp, Scope
 
 from mercato.access.principal import Principal
 from mercato.catalog import service as catalog
+from mercato.catalog.cache_keys import DETAIL_CACHE_PREFIX
 from mercato.catalog.errors import CategoryNotFound
 from mercato.catalog.schemas import ListingDetail, ListingPage
 from mercato.catalog.search.cache import read_generation_once
 from mercato.kit.errors import Conflict, Forbidden, found_or_raise
+from mercato.kit.http import FastPath, register_fast_path
 from mercato.kit.pagination import CursorParam
 from mercato.kit.schemas import Slug
 from mercato.listing_detail import service as detail
@@ -43,6 +47,7 @@ from mercato.web.pages import (
     render_shared,
     validation_messages,
 )
+from mercato.web.session import COOKIE as SESSION_COOKIE
 from mercato.web.session import OptionalUser, SignedIn
 
 router = page_router()
@@ -315,6 +320,39 @@ async def _listing(request: Request, session: Any, rt: Any, user: Any, key: str,
 async def listing_page(request: Request, key: ListingKey, user: OptionalUser, session: ReadSession,
                        rt: RuntimeDep) -> Response:
     return await _listing(request, session, rt, user, key)
+
+
+# --- the shared listing page, answered before routing ------------------------------------------
+# An anonymous reader's listing page is the shared page (render_shared) of the listing's current
+# detail and extras, both in the cache. When that page was rendered already, the request
+# middleware answers it before routing and the page's dependencies (kit/http.py, FastPath): the
+# route would read the same two cache entries and answer the same text, at ~10 times the CPU.
+# Anything else (a session cookie, credentials, a query, a miss) takes the route.
+_LISTING_PAGE = re.compile(r"^/listings/([A-Za-z0-9-]{2,64})$")
+
+
+async def _answer_shared_listing(scope: Scope, headers: dict[str, str]) -> ASGIApp | None:
+    found = _LISTING_PAGE.match(scope["path"])
+    if (found is None or scope.get("query_string") or "authorization" in headers
+            or f"{SESSION_COOKIE}=" in headers.get("cookie", "")):
+        return None
+    key = found[1]
+    known_id = key if detail.is_uuid(key) and key == key.lower() else detail.SLUG_IDS.get(key)
+    if known_id is None:
+        return None
+    cache = scope["app"].state.runtime.cache
+    cached_detail = await cache.get(DETAIL_CACHE_PREFIX + known_id)
+    cached_extras = await cache.get(detail.PAGE_CACHE_PREFIX + known_id) if cached_detail else None
+    if cached_detail is None or cached_extras is None:
+        return None
+    etag = cached_detail.partition(b"\n")[0]
+    extras_etag, _, extras = cached_extras.partition(b"\n")
+    if extras_etag != etag:  # the extras of an older detail: the route renders the page anew
+        return None
+    return answer_shared(Request(scope), ("listing", etag.decode(), extras))
+
+
+register_fast_path(FastPath(prefix="/listings/", template="/listings/{key}", answer=_answer_shared_listing))
 
 
 @router.post("/listings/{key}/reviews")
