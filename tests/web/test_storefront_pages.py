@@ -232,6 +232,30 @@ async def test_an_anonymous_listing_page_rendered_already_is_answered_before_rou
     assert routed == [page] * 4
 
 
+async def test_anonymous_readers_share_a_rendered_search_page_until_its_results_change(
+        client: httpx.AsyncClient, actors: Actors, monkeypatch: pytest.MonkeyPatch) -> None:
+    shop = await Shop.open(client, actors)
+    word = f"zq{uuid.uuid4().hex[:8]}"
+    await shop.published(name=f"First {word}")
+    renders: list[str] = []
+    get_template = pages.templates.get_template
+    monkeypatch.setattr(pages.templates, "get_template",
+                        lambda name, *a, **k: renders.append(name) or get_template(name, *a, **k))
+    client.cookies.clear()
+    first = await client.get("/search", params={"q": word})
+    client.cookies.clear()
+    again = await client.get("/search", params={"q": word})
+    assert renders == ["store/search.html"] and first.text.count(f"First {word}") == again.text.count(f"First {word}")
+    assert f'value="{word}"' in again.text  # the header's search box keeps the query
+    assert pages.CSRF_STAND_IN not in again.text and pages.ONCE_STAND_IN not in again.text
+    sorted_by_price = await client.get("/search", params={"q": word, "sort": "price"})
+    assert sorted_by_price.status_code == 200 and len(renders) == 2  # other parameters, another page
+
+    await shop.published(name=f"Second {word}")
+    changed = await client.get("/search", params={"q": word})
+    assert f"Second {word}" in changed.text and len(renders) == 3
+
+
 async def test_a_page_s_searches_read_the_index_generation_once_and_a_bump_forgets_it(runtime: Runtime) -> None:
     from mercato.catalog.search.backend import listing_search_for
     from mercato.catalog.search.cache import GENERATION_MEMO, bump_generation, read_generation_once

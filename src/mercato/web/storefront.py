@@ -153,11 +153,21 @@ async def _results(request: Request, session: ReadSession, *, path: str, params:
     active = [{"label": f"{FACET_TITLES[n]}: {names.get(params[n], VALUE_NAMES.get(params[n], params[n]))}",
                "url": _url(path, {**params, n: None})}
               for n in FILTERS if params.get(n) and not (n == "category" and category is not None)]
-    return await render(request, "store/search.html", {
+    context = {
         "page": page, "params": params, "facets": facets, "active": active, "sorts": SORTS, "path": path,
         "heading": heading, "category": category, "publisher": publisher,
         "next_url": _url(path, {**params, "cursor": page.next_cursor}) if page.next_cursor else None,
-        "hidden": {k: v for k, v in params.items() if v and k not in ("sort", "category" if category else "")}})
+        "hidden": {k: v for k, v in params.items() if v and k not in ("sort", "category" if category else "")}}
+    if SESSION_COOKIE not in request.cookies:
+        # Anonymous readers of the same results share one rendered page (render_shared), keyed on
+        # everything it shows: rendering costs more than the search whose answer it shows.
+        query = request.query_params.get("q", "") if path == "/search" else ""  # as render() shows it
+        shown = json.dumps([params, facets, active, heading, context["next_url"], path, context["hidden"],
+                            getattr(category, "description", None), getattr(publisher, "slug", None), query],
+                           default=str)
+        return await render_shared(request, "store/search.html", {**context, "query": query},
+                                   key=("results", page.model_dump_json(), shown))
+    return await render(request, "store/search.html", context)
 
 
 @router.get("/search")
