@@ -218,8 +218,13 @@ async def test_a_publisher_requests_a_payout_once_and_an_admin_approves_it(
     assert [(p["amount"]["amount"], p["status"]) for p in payouts] == [(1000, "requested")]
     as_person(client, admin)
     token = await token_of(client, "/console/admin/payouts")
+    short = await client.post(f"/console/admin/payouts/{payouts[0]['id']}/reject",
+                              data={"csrf_token": token, "reason": ""})
+    assert short.status_code == 422 and "payouts" in short.text  # the page again, the message beside the form
     approved = await client.post(f"/console/admin/payouts/{payouts[0]['id']}/approve", data={"csrf_token": token})
     assert approved.status_code == 303
+    twice = await client.post(f"/console/admin/payouts/{payouts[0]['id']}/approve", data={"csrf_token": token})
+    assert twice.status_code == 409 and 'class="site-header"' in twice.text
     payouts = (await client.get(f"{V1}/admin/payouts", headers=admin.headers,
                                 params={"publisher": seller.slug})).json()["items"]
     assert payouts[0]["status"] == "approved"

@@ -6,6 +6,7 @@ permission (``audit:read``, ``settings:read|write``, ``dead_letter:manage``, ``l
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -252,21 +253,37 @@ async def payouts_page(request: Request, session: ReadSession, actor: PayoutDeci
 async def decide_payout(payout_id: uuid.UUID, decision: Literal["approve", "reject"], request: Request,
                         session: WriteSession, actor: PayoutDecider,
                         reason: Annotated[str, Form(max_length=2000)] = "") -> Response:
+    async def reject(reason: str) -> None:
+        await earnings.reject(session, actor=actor, payout_id=payout_id, reason=reason)
+
+    return await _decide(
+        request, session, decision, reason, schema=PayoutReject, reject=reject,
+        approve=lambda: earnings.approve(session, actor=actor, payout_id=payout_id),
+        page="console_admin_payouts", template="console/admin/payouts.html",
+        context=lambda reader: _payouts_context(reader, "requested"))
+
+
+async def _decide(request: Request, session: AsyncSession, decision: str, reason: str, *,
+                  approve: Callable[[], Awaitable[Any]], reject: Callable[[str], Awaitable[Any]],
+                  schema: type[PayoutReject] | type[ApplicationReject], page: str, template: str,
+                  context: Callable[[AsyncSession], Awaitable[dict[str, Any]]]) -> Response:
+    """Approve, or reject with a reason (validated by ``schema``); a refusal shows the page again
+    with the message beside the form, read in a fresh session after the failed one is discarded."""
     try:
         if decision == "approve":
-            await earnings.approve(session, actor=actor, payout_id=payout_id)
+            await approve()
         else:
             try:
-                body = PayoutReject.model_validate({"reason": reason})
+                body = schema.model_validate({"reason": reason})
             except ValidationError as exc:
                 raise _problem(exc, "reason") from None
-            await earnings.reject(session, actor=actor, payout_id=payout_id, reason=body.reason)
+            await reject(body.reason)
     except MercatoError as error:
         await discard(session)
         async with get_runtime(request).db.read_session() as reader:
-            context = await _payouts_context(reader, "requested")
-        return await refused(request, error, "console/admin/payouts.html", context)
-    return redirect(str(request.url_for("console_admin_payouts")))
+            shown = await context(reader)
+        return await refused(request, error, template, shown)
+    return redirect(str(request.url_for(page)))
 
 
 # --- publisher applications -----------------------------------------------------------------------
@@ -290,21 +307,14 @@ async def decide_application(application_id: uuid.UUID, decision: Literal["appro
                              session: WriteSession, actor: ApplicationReviewer,
                              reason: Annotated[str, Form(max_length=2000)] = "") -> Response:
     """Approve (the publisher is created, its applicant the owner) or reject with a reason."""
-    try:
-        if decision == "approve":
-            await publishers.approve(session, actor=actor, application_id=application_id)
-        else:
-            try:
-                body = ApplicationReject.model_validate({"reason": reason})
-            except ValidationError as exc:
-                raise _problem(exc, "reason") from None
-            await publishers.reject(session, actor=actor, application_id=application_id, reason=body.reason)
-    except MercatoError as error:
-        await discard(session)
-        async with get_runtime(request).db.read_session() as reader:
-            context = await _applications_context(reader, "pending")
-        return await refused(request, error, "console/admin/applications.html", context)
-    return redirect(str(request.url_for("console_admin_applications")))
+    async def reject(reason: str) -> None:
+        await publishers.reject(session, actor=actor, application_id=application_id, reason=reason)
+
+    return await _decide(
+        request, session, decision, reason, schema=ApplicationReject, reject=reject,
+        approve=lambda: publishers.approve(session, actor=actor, application_id=application_id),
+        page="console_admin_applications", template="console/admin/applications.html",
+        context=lambda reader: _applications_context(reader, "pending"))
 
 
 # --- users ----------------------------------------------------------------------------------------
