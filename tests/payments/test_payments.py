@@ -347,7 +347,7 @@ async def test_start_payment_for_an_order_uses_the_configured_provider(client: h
     order_id = uuid.uuid4()
     async with runtime.db.transaction() as session:
         payment = await service.start_payment(session, user_id=uuid.UUID(user.id), amount=1234, purpose="order",
-                                              order_id=order_id)
+                                              order_id=order_id, gateway=runtime.payments)
     assert (payment.status, payment.provider, payment.order_id, payment.purpose) == (
         "pending", "sandbox", order_id, "order")
     assert payment.checkout_url and payment.expires_at > payment.created_at
