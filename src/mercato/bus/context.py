@@ -36,9 +36,9 @@ def current_bus() -> HandlerContext:
     return bus
 
 
-def store_runtime(bus: HandlerContext | None = None) -> Runtime:
-    """The runtime of ``bus`` (default: the bus running this handler); RuntimeError in a bare bus."""
-    runtime = (bus or current_bus()).runtime
+def store_runtime() -> Runtime:
+    """The runtime of the bus running this handler; RuntimeError in a bare bus."""
+    runtime = current_bus().runtime
     if runtime is None:
         raise RuntimeError("this handler needs the store's runtime: the bus running it was built without one")
     return runtime
