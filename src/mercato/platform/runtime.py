@@ -1,13 +1,15 @@
 """The long-lived objects of one running store, built once from the settings.
 
-Every port (ARCHITECTURE "Ports": storage, payments, search, cache, bus, live fan-out, mail)
-is chosen here, in :meth:`Runtime.from_settings`, and nowhere else: code reaches an adapter
-through the runtime it was given (a request's ``RuntimeDep``, a handler's or a sweep's bus).
-Four adapters live in modules above the platform (the live hub in ``live``, the mailer in
-``notifications``, the payment gateway in ``payments``, the listing search in ``catalog``):
-the composition root (:mod:`mercato.app.runtime`) wires their factories in with :func:`wire`,
-so the platform imports none of those modules. (The bus is built beside the runtime, from it:
-``create_app`` and ``mercato worker``.)
+Every port (ARCHITECTURE "Ports": storage, payments, search, cache, live fan-out, mail) is
+chosen here, in :meth:`Runtime.from_settings`: code reaches an adapter through the runtime it
+was given (a request's ``RuntimeDep``, the bus running a handler or sweep) and hands it down.
+Two exceptions, each documented where it is: the bus's broker, which :class:`mercato.bus.service.Bus`
+picks from ``broker_url`` (the bus is built from the runtime by ``create_app`` and
+``mercato worker``), and ``catalog.service.reindex``, which makes a search adapter for its
+session's dialect. Four adapters live in modules above the platform (the live hub in ``live``,
+the mailer in ``notifications``, the payment gateway in ``payments``, the listing search in
+``catalog``): the composition root (:mod:`mercato.app.runtime`) wires their factories in with
+:func:`wire`, so the platform imports none of those modules.
 """
 
 from __future__ import annotations
