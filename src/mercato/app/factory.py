@@ -90,8 +90,8 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A runtime the caller put in app.state (create_app(runtime=…), or a test re-using one
         # app with each test's runtime) is the caller's to close; one made here is closed here.
+        # Closing it closes its payment gateway (the sandbox's pending webhook deliveries).
         given: Runtime | None = getattr(app.state, "runtime", None)
-        # Its payment gateway too (Runtime.close stops the sandbox's pending webhook deliveries).
         rt = app.state.runtime = given or Runtime.from_settings(settings)
         # Embedded: the relay, deliveries and sweeps run in this process. With a broker
         # URL, `mercato worker` processes do that and this one only serves the API.
