@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mercato.app.runtime import Runtime
+from mercato.catalog.search.backend import listing_search_for
 from mercato.catalog.search.query import ListingSearch, SearchQuery
 from mercato.models import Category, Listing, Publisher
 
@@ -158,7 +159,7 @@ async def make_shelf(runtime: Runtime, *specs: Spec) -> Shelf:
             session.add(Publisher(id=publishers[slug], slug=slug, name=name))
         for position, slug in enumerate(CATEGORIES):
             session.add(Category(id=categories[slug], slug=slug, name=slug.title(), position=position))
-    shelf = Shelf(runtime=runtime, search=runtime.search, specs={},
+    shelf = Shelf(runtime=runtime, search=listing_search_for(runtime.db.writer.dialect.name), specs={},
                   categories=categories, publishers=publishers)
     if specs:
         await shelf.add(*specs)

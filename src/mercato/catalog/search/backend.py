@@ -1,10 +1,8 @@
-"""The one place that picks the search adapter for a database dialect.
-
-The store's runtime holds the adapter it searches with (``Runtime.search``, built once with
-this factory in ``Runtime.from_settings``): it keeps the answers it computed, so it lives as
-long as the runtime. A new adapter starts with an empty cache."""
+"""The one place that picks the search adapter for a database dialect."""
 
 from __future__ import annotations
+
+from functools import cache
 
 from mercato.catalog.search.postgres import PostgresListingSearch
 from mercato.catalog.search.query import ListingSearch
@@ -12,7 +10,13 @@ from mercato.catalog.search.sqlite import SQLiteListingSearch
 
 
 def listing_search_for(dialect_name: str) -> ListingSearch:
-    """A new adapter for a database dialect ("sqlite" or "postgresql")."""
+    """The adapter for a database dialect ("sqlite" or "postgresql")."""
+    return _adapter(dialect_name)
+
+
+@cache
+def _adapter(dialect_name: str) -> ListingSearch:
+    # One adapter per dialect for the process: each keeps its cache of computed answers.
     if dialect_name == "sqlite":
         return SQLiteListingSearch()
     if dialect_name == "postgresql":
