@@ -321,9 +321,15 @@ async def _listing(request: Request, session: Any, rt: Any, user: Any, key: str,
         **context}
     if shared:
         # the same page for every anonymous reader while the detail (its ETag) and extras stand
-        return await render_shared(request, "store/listing.html", values, key=("listing", found.etag, extras))
+        return await render_shared(request, "store/listing.html", values, key=_shared_listing_key(found.etag, extras))
     return await render(request, "store/listing.html", {**values, "idempotency_key": once.new_key()},
                         status_code=status_code)
+
+
+def _shared_listing_key(etag: str, extras: bytes) -> tuple[str, str, bytes]:
+    """The shared listing page's key, for the route that renders it and the fast path that
+    answers it: the detail's ETag and the extras cached under it."""
+    return ("listing", etag, extras)
 
 
 @router.get("/listings/{key}")
@@ -359,7 +365,7 @@ async def _answer_shared_listing(scope: Scope, headers: dict[str, str]) -> ASGIA
     extras_etag, _, extras = cached_extras.partition(b"\n")
     if extras_etag != etag:  # the extras of an older detail: the route renders the page anew
         return None
-    return answer_shared(Request(scope), ("listing", etag.decode(), extras))
+    return answer_shared(Request(scope), _shared_listing_key(etag.decode(), extras))
 
 
 register_fast_path(FastPath(prefix="/listings/", template="/listings/{key}", answer=_answer_shared_listing))
