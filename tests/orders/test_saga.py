@@ -15,7 +15,7 @@ from mercato.app.runtime import Runtime
 from mercato.config import Settings
 from mercato.kit.clock import utcnow
 from mercato.library import service as library
-from mercato.models import LedgerTransaction, LicenceKey, Notification, Order
+from mercato.models import EventDelivery, LedgerTransaction, LicenceKey, Notification, Order, OutboxEvent
 from mercato.orders import service as orders
 from mercato.wallet import service as wallet
 from tests.support.actors import Actor, Actors
@@ -63,6 +63,27 @@ async def test_completion_settles_the_money_counts_the_sale_and_notifies_the_buy
         kinds = list(await session.scalars(select(Notification.kind).where(Notification.user_id == uuid.UUID(user.id))))
     assert "order.completed" in kinds
     await assert_money_invariants(runtime.db)
+
+
+async def test_only_a_purchase_s_grant_is_owed_to_the_completion_step(
+        client: httpx.AsyncClient, actors: Actors, runtime: Runtime, user: Actor) -> None:
+    # An admin's grant completes no order: the relay owes the completion step nothing for it,
+    # so a bulk of grants (the demo's) never queues ahead of a buyer's order in the saga's lane.
+    seller = await Seller.open(client, actors, runtime)
+    bought, given = await seller.listing(digital=1999), await seller.listing(digital=2999)
+    await fund(runtime, user, 1999)
+    assert (await place(client, user, [item(bought)], wait=20)).json()["status"] == "completed"
+    async with runtime.db.transaction() as session:
+        await library.grant(session, user_id=uuid.UUID(user.id), listing_id=uuid.UUID(given["id"]), source="admin")
+    await quiet(runtime)
+    async with runtime.db.read_session() as session:
+        owed = list(await session.scalars(select(EventDelivery.event_id).where(
+            EventDelivery.subscriber == "orders.complete_on_granted")))
+        grants = {row.data["source"]: row.id for row in await session.scalars(
+            select(OutboxEvent).where(OutboxEvent.type == "entitlement.granted",
+                                      OutboxEvent.user_id == uuid.UUID(user.id)))}
+    assert set(grants) == {"purchase", "admin"}
+    assert owed == [grants["purchase"]]
 
 
 async def test_a_shortfall_paid_through_the_provider_completes_the_order(

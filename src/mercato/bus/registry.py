@@ -59,6 +59,19 @@ class Subscriber:
     # Observers take a list of events (``BatchHandler``) and follow a cursor instead of
     # having one delivery row per event.
     batch: bool = False
+    # A step's filter on the event's payload: the relay owes it no delivery for an event it is
+    # False for (the step would do nothing with it), so such events cost the saga's lane no turn.
+    when: Callable[[Any], bool] | None = None
+
+    def concerns(self, event: CloudEvent) -> bool:
+        """Whether this step gets a delivery of ``event`` (of a type it wants). A payload the
+        filter cannot read is delivered: the step's own failure then shows (retries, dead letter)."""
+        if self.when is None:
+            return True
+        try:
+            return bool(self.when(event.data))
+        except Exception:
+            return True
 
     def wants(self, event_type: str) -> bool:
         return ALL_EVENTS in self.event_types or event_type in self.event_types
@@ -105,12 +118,15 @@ def for_each(handler: Handler) -> BatchHandler:
 class Registry:
     subscribers: dict[str, Subscriber] = field(default_factory=dict)
 
-    def subscribe(self, *event_types: EventKind, name: str, outside_transaction: bool = False
-                  ) -> Callable[[Any], Any]:
-        """Register a step for event types, named by their payload models (or as strings)."""
+    def subscribe(self, *event_types: EventKind, name: str, outside_transaction: bool = False,
+                  when: Callable[[Any], bool] | None = None) -> Callable[[Any], Any]:
+        """Register a step for event types, named by their payload models (or as strings).
+        ``when``: a filter on the parsed payload; events it refuses get no delivery. The
+        handler still gets only events it passed, but keeps its own checks: a delivery owed
+        before a filter changed is still delivered."""
         def register(handler: Any) -> Any:
             self.add(Subscriber(name=name, event_types=_names(event_types), handler=handler,
-                                outside_transaction=outside_transaction))
+                                outside_transaction=outside_transaction, when=when))
             return handler
 
         return register

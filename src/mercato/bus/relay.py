@@ -67,10 +67,13 @@ class Relay:
             for row in rows:
                 position += 1
                 positions.append((row.sequence, position))
+                event = event_from_row(row)
                 if self.remember is not None:
-                    self.remember(event_from_row(row))
+                    self.remember(event)
                 relayed.observers.update(o.name for o in observers if o.wants(row.type))
                 for subscriber in self.registry.steps_for(row.type):
+                    if not subscriber.concerns(event):
+                        continue
                     first_of_subject = (subscriber.name, row.subject) not in seen
                     seen.add((subscriber.name, row.subject))
                     deliveries.append({

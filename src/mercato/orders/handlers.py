@@ -100,10 +100,14 @@ async def on_debit_refused(session: AsyncSession, event: CloudEvent[WalletDebitR
     await service.on_debit_refused(session, order_id=event.data.order_id, shortfall=event.data.shortfall)
 
 
-@subscribe(PaymentSucceeded, name="orders.on_payment_succeeded")
+def _pays_an_order(payment: PaymentSucceeded) -> bool:
+    return payment.purpose == "order" and payment.order_id is not None  # not a top-up
+
+
+@subscribe(PaymentSucceeded, name="orders.on_payment_succeeded", when=_pays_an_order)
 async def on_payment_succeeded(session: AsyncSession, event: CloudEvent[PaymentSucceeded]) -> None:
     payment = event.data
-    if payment.purpose != "order" or payment.order_id is None:
+    if not _pays_an_order(payment) or payment.order_id is None:
         return
     await service.on_payment_succeeded(session, payment_id=payment.payment_id, order_id=payment.order_id,
                                        user_id=payment.user_id, provider=payment.provider, amount=payment.amount,
@@ -123,11 +127,15 @@ async def _grant_or_refuse(session: AsyncSession, order: OrderPaid | OrderDelive
     await failpoint("saga.after_grant")
 
 
-@subscribe(OrderPaid, name="library.grant_on_paid")
+def _digital_only(paid: OrderPaid) -> bool:
+    return not paid.physical
+
+
+@subscribe(OrderPaid, name="library.grant_on_paid", when=_digital_only)
 async def grant_on_paid(session: AsyncSession, event: CloudEvent[OrderPaid]) -> None:
     """Digital-only orders are entitled once paid; orders with physical lines wait for
     delivery (``order.delivered``) and are entitled whole then."""
-    if not event.data.physical:
+    if _digital_only(event.data):
         await _grant_or_refuse(session, event.data)
 
 
@@ -136,9 +144,14 @@ async def grant_on_delivered(session: AsyncSession, event: CloudEvent[OrderDeliv
     await _grant_or_refuse(session, event.data)
 
 
-@subscribe(EntitlementGranted, name="orders.complete_on_granted")
+def _granted_for_an_order(granted: EntitlementGranted) -> bool:
+    # an admin's grant, a free claim or a publisher's own copy completes no order
+    return granted.order_id is not None and granted.source == "purchase"
+
+
+@subscribe(EntitlementGranted, name="orders.complete_on_granted", when=_granted_for_an_order)
 async def complete_on_granted(session: AsyncSession, event: CloudEvent[EntitlementGranted]) -> None:
-    if event.data.order_id is not None and event.data.source == "purchase":
+    if _granted_for_an_order(event.data):
         await service.complete(session, order_id=event.data.order_id)
         await failpoint("saga.after_completion")
 
