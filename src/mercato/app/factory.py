@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -43,7 +43,8 @@ from mercato.installs.auth import INSTANCE_TOKEN_PREFIX, identify_instance
 from mercato.kit.budget import Exempt, RequestBudget
 from mercato.kit.errors import ProblemModel
 from mercato.kit.http import BodyPolicy, BodyRule, RequestMiddleware, install_error_handlers
-from mercato.kit.logging import configure_logging
+from mercato.kit.logging import configure_logging, log
+from mercato.kit.tasks import cancel_and_wait
 from mercato.library import endpoints as library_endpoints
 from mercato.licences import endpoints as licences_endpoints
 from mercato.listing_detail import endpoints as listing_detail_endpoints
@@ -77,7 +78,24 @@ from mercato.webhooks import endpoints as webhooks_endpoints
 API_PREFIX = "/api/v1"
 
 
-def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+async def _run_background(work: BackgroundWork, rt: Runtime) -> None:
+    try:
+        await work(rt)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # the store goes on serving without it
+        log.exception("background work failed", work=getattr(work, "__name__", repr(work)))
+
+
+# Work a store does beside serving, once its bus runs: a coroutine function of the runtime.
+BackgroundWork = Callable[[Runtime], Awaitable[object]]
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None,
+               background: Sequence[BackgroundWork] = ()) -> FastAPI:
+    """The store's ASGI app. ``background``: work started once the app runs, on its runtime and
+    in its event loop (``serve --demo`` loads the demo so: its writes queue with the requests' on
+    the one writer instead of racing them for SQLite's lock), cancelled at stop if unfinished."""
     settings = settings or (runtime.settings if runtime else load_settings())
     configure_logging(level=settings.log_level, json=settings.log_json)
     load_event_types()  # the catalogue the API documentation lists
@@ -99,10 +117,13 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         bus = app.state.bus = Bus(rt.settings, rt.db, load_handlers(), live=rt.live, runtime=rt,
                                   role="api" if rt.settings.broker_url else "embedded")
         await bus.start()
+        tasks = [asyncio.create_task(_run_background(work, rt), name=f"background:{getattr(work, '__name__', work)}")
+                 for work in background]
         try:
             yield
         finally:
             app.state.stopping.set()
+            await cancel_and_wait(tasks, what="background work")
             await bus.stop()
             await payment_providers.close(rt.settings)
             if given is None:

@@ -6,17 +6,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
-import threading
-import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mercato.cli.output import fail
 from mercato.config import Settings, bound_url, load_settings, with_bound_address
+
+if TYPE_CHECKING:
+    from mercato.app.runtime import Runtime
 
 app = typer.Typer(help="Mercato: a self-hostable marketplace server for software.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -69,11 +69,9 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
     if host in ("0.0.0.0", "::") and settings is not configured:
         typer.echo(f"payment links and e-mails use {settings.public_url}: set MERCATO_PUBLIC_URL to the "
                    "address buyers reach", err=True)
-    application = create_app(settings)
-    if demo:
-        # The demo is loaded beside the running server (its own connections), once it
-        # answers: the store is usable at once and the catalog fills in within seconds.
-        _start_demo_loader(settings, host, port)
+    # The demo is loaded beside the running server, on its runtime: the store answers at once,
+    # the catalog fills in within seconds, and a buyer's order does not wait behind the demo's writes.
+    application = create_app(settings, background=[_load_demo_beside] if demo else [])
     _run_server(application, host, port)
 
 
@@ -104,24 +102,16 @@ def _run_server(application: object, host: str, port: int) -> None:
     Server(config).run()
 
 
-def _start_demo_loader(settings: Settings, host: str, port: int) -> None:
-    def load() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # until the server accepts connections
-            try:
-                socket.create_connection((host if host not in ("0.0.0.0", "::") else "127.0.0.1", port), 0.5).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        try:
-            created = _load_demo(settings)
-        except Exception as error:  # the server goes on without (all of) the demo
-            typer.secho(f"warning: the demo could not be loaded completely: {error}", fg=typer.colors.YELLOW,
-                        err=True)
-            return
-        typer.echo(f"demo loaded ({len(created)} things created)", err=True)
+async def _load_demo_beside(rt: Runtime) -> None:
+    # lazy: a command loads only what it runs (start-up time of mercato)
+    from mercato.demo import load_demo
 
-    threading.Thread(target=load, name="mercato-demo", daemon=True).start()
+    try:
+        created = await load_demo(rt)
+    except Exception as error:  # the server goes on without (all of) the demo
+        typer.secho(f"warning: the demo could not be loaded completely: {error}", fg=typer.colors.YELLOW, err=True)
+        return
+    typer.echo(f"demo loaded ({len(created)} things created)", err=True)
 
 
 @app.command()

@@ -3,6 +3,7 @@ approved versions and user reviews, created through the same services as real da
 
 from __future__ import annotations
 
+import asyncio
 import random
 import tempfile
 from dataclasses import dataclass
@@ -219,8 +220,8 @@ async def load_catalog(rt: Runtime, password: str) -> list[str]:
                 continue
             await _create_listing(rt, Path(scratch), item)
             created.append(f"listing {item.slug}")
-        async with rt.db.transaction() as session:
-            for item in _listings():
+        for item in _listings():  # a transaction per listing: the writer is shared with the store's requests
+            async with rt.db.transaction() as session:
                 await _review(session, rng, item)
     return created
 
@@ -241,7 +242,9 @@ async def _create_listing(rt: Runtime, scratch: Path, item: DemoListing) -> None
             "screenshots": [f"/screenshots/{item.slug}/{n}.svg" for n in (1, 2, 3)],
             "description": f"## {item.name}\n\n{item.summary}\n\n- Works offline\n- No tracking\n"})
     for version in item.versions:
-        archive, report = await ingest(rt, _write_package(scratch, item, version))
+        # building the archive is CPU and file work: off the event loop the store serves from
+        built = await asyncio.to_thread(_write_package, scratch, item, version)
+        archive, report = await ingest(rt, built)
         async with rt.db.transaction() as session:
             developer = await _principal(session, owner)
             await publishing.record_upload(session, actor=developer, key=item.slug, archive=archive, report=report)
