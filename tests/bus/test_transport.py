@@ -54,6 +54,6 @@ async def test_stopping_cancels_queued_in_process_jobs_instead_of_waiting_for_th
     await asyncio.wait_for(started.wait(), 5)
     with caplog.at_level(logging.DEBUG):
         await asyncio.wait_for(transport.stop(), 5)
-    assert not any(not task.done() for task in transport.broker._running_tasks)
+    assert not transport.running
     # a job cancelled by the stop is not an error: no trace in the output
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info], caplog.text

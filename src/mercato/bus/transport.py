@@ -1,6 +1,8 @@
-"""The broker that carries delivery jobs (``subscriber``, ``event_id``) to workers, through taskiq.
+"""What carries delivery jobs (``subscriber``, ``event_id``) to the code that delivers them.
 
-- no ``MERCATO_BROKER_URL``: taskiq's in-memory broker; jobs run as asyncio tasks in this process;
+- no ``MERCATO_BROKER_URL``: in this process, each job an asyncio task (no broker, no
+  serialization: the embedded store does not load taskiq at all);
+- through taskiq, to ``mercato worker`` processes:
 - ``redis://`` Redis Streams with consumer groups and acknowledgements;
 - ``amqp://`` RabbitMQ (aio-pika);
 - ``nats://`` NATS JetStream (pull consumers).
@@ -15,21 +17,20 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-from taskiq import AsyncBroker, InMemoryBroker
-from taskiq.api import run_receiver_task
+from typing import TYPE_CHECKING, Any
 
 from mercato.kit.logging import log
 from mercato.kit.tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    from taskiq import AsyncBroker
 
 OnJob = Callable[[str, uuid.UUID], Awaitable[Any]]
 TASK_NAME = "mercato.bus.deliver"
 
 
-def make_taskiq_broker(url: str | None, *, queue: str) -> AsyncBroker:
-    if not url or url.startswith("memory"):
-        return InMemoryBroker(await_inplace=False)
+def make_taskiq_broker(url: str, *, queue: str) -> AsyncBroker:
+    """The taskiq broker of a broker URL (only the configured broker's client is imported)."""
     if url.startswith(("redis://", "rediss://")):
         return _redis_streams_broker(url, queue)
     if url.startswith(("amqp://", "amqps://")):
@@ -139,16 +140,16 @@ def _redis_streams_broker(url: str, queue: str) -> AsyncBroker:
 
 
 class Transport:
-    """One taskiq broker with the delivery task registered on it."""
+    """Delivery jobs: asyncio tasks in this process without a broker URL, else a taskiq broker
+    with the delivery task registered on it."""
 
     def __init__(self, url: str | None, *, queue: str, on_job: OnJob, concurrency: int = 4,
                  lanes: dict[str, int] | None = None, lane_of: Callable[[str], str] | None = None) -> None:
         self.url = url
         self.in_process = not url or url.startswith("memory")
-        self.broker = make_taskiq_broker(url, queue=queue)
         self._on_job = on_job
         self.concurrency = concurrency
-        # The in-memory broker starts a task per job at once: without a bound a backlog of
+        # In this process a job is a task started at once: without a bound a backlog of
         # thousands would queue for the connection pool ahead of every request. Each lane has
         # its own bound, so slow jobs (an SMTP server taking its time) never take the turn of
         # a saga step.
@@ -164,12 +165,18 @@ class Transport:
                     return
                 raise
 
-        self.task = self.broker.register_task(deliver, task_name=TASK_NAME)
+        self._deliver = deliver
+        self.running: set[asyncio.Task[None]] = set()  # in-process jobs not finished yet
+        self.broker: AsyncBroker | None = None if self.in_process else make_taskiq_broker(url or "", queue=queue)
+        self.task = self.broker.register_task(deliver, task_name=TASK_NAME) if self.broker is not None else None
         self._receiver: asyncio.Task[None] | None = None
         self._started = False
         self._stopping = False
 
     async def start(self, *, consume: bool) -> None:
+        if self.broker is None:
+            self._started = True
+            return
         # Brokers open their consuming side only in worker processes (taskiq's flag).
         self.broker.is_worker_process = consume
         if consume:
@@ -181,7 +188,9 @@ class Transport:
                 log.warning("bus: broker unreachable at start", error=str(exc))
                 return
         self._started = True
-        if consume and not self.in_process:
+        if consume:
+            from taskiq.api import run_receiver_task  # with the broker's client (start-up time)
+
             # taskiq's receiver loop restarts its listener after any error.
             self._receiver = asyncio.create_task(
                 run_receiver_task(self.broker, max_async_tasks=50, propagate_exceptions=False), name="bus:receiver")
@@ -195,24 +204,36 @@ class Transport:
             # pending in the database and the next start re-drives them.
             self._stopping = True
             try:
-                await cancel_and_wait(list(getattr(self.broker, "_running_tasks", ())), what="in-process deliveries")
+                await cancel_and_wait(list(self.running), what="in-process deliveries")
             finally:
                 self._stopping = False
-        if self._started:
+        if self._started and self.broker is not None:
             with contextlib.suppress(Exception):
                 await self.broker.shutdown()
-            self._started = False
+        self._started = False
 
     async def kick(self, subscriber: str, event_id: uuid.UUID) -> None:
-        """Hand a job to the broker; failures are logged, the sweep re-drives."""
+        """Hand a job on; failures are logged, the sweep re-drives."""
+        if self.task is None:
+            job = asyncio.get_running_loop().create_task(self._deliver(subscriber, str(event_id)),
+                                                         name=f"bus:deliver:{subscriber}")
+            self.running.add(job)
+            job.add_done_callback(self._finished)
+            return
         try:
             await self.task.kiq(subscriber, str(event_id))
         except Exception as exc:
             log.warning("bus: broker refused a job; the sweep will re-drive it", error=str(exc))
 
+    def _finished(self, job: asyncio.Task[None]) -> None:
+        self.running.discard(job)
+        if not job.cancelled() and job.exception() is not None:
+            # the delivery is still pending in the database: the sweep re-drives it
+            log.warning("bus: an in-process delivery job failed", job=job.get_name(), error=str(job.exception()))
+
     async def ping(self) -> None:
         """Raise if the broker is unreachable (readiness)."""
-        if self.in_process:
+        if self.broker is None:
             return
         if self.url and self.url.startswith(("redis://", "rediss://")):
             # the configured broker's client only (start-up time)
