@@ -14,6 +14,7 @@ import typer
 
 from mercato.cli.output import fail
 from mercato.config import Settings, bound_url, load_settings, with_bound_address
+from mercato.kit import startup_gc
 
 if TYPE_CHECKING:
     from mercato.app.runtime import Runtime
@@ -57,6 +58,7 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
                                                       help="Apply migrations at start (default on SQLite).")] = None,  # type: ignore[assignment]
           ) -> None:
     """Run the API (and, on the embedded default, the workers) in this process."""
+    startup_gc.pause()  # until the server runs (kit/startup_gc.py)
     # lazy: a command loads only what it runs (start-up time of mercato)
     from mercato.app import create_app
     from mercato.app.bootstrap import prepare_database
@@ -95,6 +97,10 @@ def _run_server(application: object, host: str, port: int) -> None:
         async def serve(self, sockets: object = None) -> None:
             self._mercato_loop = asyncio.get_running_loop()
             await super().serve(sockets)  # type: ignore[arg-type]
+
+        async def startup(self, sockets: object = None) -> None:
+            await super().startup(sockets)  # type: ignore[arg-type]
+            startup_gc.settle()  # the app is up: its start-up's garbage collected, the rest frozen
 
     # proxy_headers off: the app reads X-Forwarded-For itself, from MERCATO_TRUSTED_PROXIES only.
     config = uvicorn.Config(application, host=host, port=port, log_level="warning", access_log=False,  # type: ignore[arg-type]
@@ -189,6 +195,7 @@ def createsuperuser(
 @app.command()
 def worker(data_dir: DataDir = None) -> None:
     """Run event handlers, the relay and the scheduled sweeps (scaled form: set MERCATO_BROKER_URL)."""
+    startup_gc.pause()  # until the bus runs (kit/startup_gc.py)
     settings = _settings(data_dir)
     if not settings.broker_url:
         typer.echo("note: no MERCATO_BROKER_URL; this worker relays and delivers in-process", err=True)
@@ -217,6 +224,7 @@ async def _run_bus(settings: Settings, *, role: str) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await bus.start()
+    startup_gc.settle()
     metrics = None
     if settings.metrics_port is not None:
         # lazy: a command loads only what it runs (start-up time of mercato)
