@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,7 +29,7 @@ from mercato.audit.actions import AuditAction
 from mercato.audit.service import record as audit
 from mercato.kit.errors import Forbidden, Unauthenticated
 from mercato.platform import idempotency
-from mercato.platform.routing import get_runtime
+from mercato.platform.routing import get_runtime, routes_with_paths
 from mercato.platform.runtime import Runtime
 
 POLICY_ATTRIBUTE = "__mercato_policy__"
@@ -283,11 +283,10 @@ def route_policy(route: APIRoute) -> str | None:
 def api_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:
     """Every API route with its full path (FastAPI keeps included routers as wrappers)."""
     out = []
-    for context in iter_route_contexts(app.routes):
-        route = context.original_route
+    for path, route in routes_with_paths(app.routes):
         # Pages (web/pages.py PageRoute) are no part of the API: their own dependencies decide.
-        if isinstance(route, APIRoute) and context.path and not getattr(route, "is_page", False):
-            out.append((context.path, route))
+        if isinstance(route, APIRoute) and path and not getattr(route, "is_page", False):
+            out.append((path, route))
     return out
 
 

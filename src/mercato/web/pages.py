@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -29,7 +29,7 @@ from mercato.kit.logging import log
 from mercato.kit.markdown import render_markdown
 from mercato.kit.money import format_money
 from mercato.platform import pages as platform_pages
-from mercato.platform.routing import TransactionalRoute
+from mercato.platform.routing import TransactionalRoute, routes_with_paths
 from mercato.web import csrf, once, session
 
 HERE = Path(__file__).parent
@@ -226,8 +226,7 @@ def install(app: FastAPI) -> None:
 
 def page_routes(app: FastAPI) -> list[tuple[str, APIRoute]]:
     """Every page route with its full path."""
-    return [(c.path, c.original_route) for c in iter_route_contexts(app.routes)
-            if isinstance(c.original_route, PageRoute)]
+    return [(path, route) for path, route in routes_with_paths(app.routes) if isinstance(route, PageRoute)]
 
 
 def form_values(form: Any, *names: str) -> dict[str, str]:
