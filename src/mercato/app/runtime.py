@@ -8,7 +8,7 @@ from __future__ import annotations
 from mercato.catalog.search.backend import listing_search_for
 from mercato.live.hub import make_hub
 from mercato.notifications.email import make_mailer
-from mercato.payments.providers import build_gateway
+from mercato.payments.providers.factory import build_gateway
 from mercato.platform.runtime import Runtime, wire
 
 wire(live_hub=make_hub, mailer=make_mailer, payments=build_gateway, listing_search=listing_search_for)

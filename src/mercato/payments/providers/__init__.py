@@ -1,11 +1,11 @@
-"""The payment provider port (ARCHITECTURE "Ports") and the gateway that picks adapters.
+"""The payment provider port (ARCHITECTURE "Ports") and the gateway that holds the adapters.
 
 A provider creates a hosted checkout for a payment, answers "what became of it?" (the
 poller), gives money back, cancels a checkout that the store gave up on, and reports by
 signed webhook. Two adapters: :mod:`.sandbox` (built in, offline) and :mod:`.stripe`.
 
-The gateway is built from the settings, once per store: it is the runtime's ``payments``
-(``Runtime.from_settings``, through the factory the composition root wires in). The service
+The gateway is built from the settings (:mod:`.factory`), once per store: it is the runtime's
+``payments`` (``Runtime.from_settings``, through the factory the composition root wires in). The service
 is handed it by its callers: a request's runtime, or the runtime of the bus running a
 handler or sweep. ``Runtime.close`` closes it (the sandbox's pending webhook deliveries).
 """
@@ -108,20 +108,3 @@ class Gateway:
             closing = getattr(provider, "close", None)
             if closing is not None:
                 await closing()
-
-
-def build_gateway(settings: Settings) -> Gateway:
-    """The gateway of the providers ``settings`` enable (the runtime builds one per store)."""
-    gateway = Gateway(settings)
-    if settings.sandbox_payments_enabled:
-        # an adapter loaded only when enabled, like Stripe's; it also delivers its webhooks through
-        # payments.service, which imports this module, to the store of this gateway
-        from mercato.payments.providers.sandbox import SandboxProvider
-
-        gateway.providers["sandbox"] = SandboxProvider(settings, store=gateway)
-    if settings.stripe_secret_key and settings.stripe_webhook_secret:
-        # the Stripe SDK is loaded only when Stripe is configured (start-up time)
-        from mercato.payments.providers.stripe import StripeProvider
-
-        gateway.providers["stripe"] = StripeProvider(settings)
-    return gateway
