@@ -51,7 +51,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from mercato.catalog.search.backend import listing_search_for
-from mercato.catalog.search.query import SearchQuery
+from mercato.catalog.search.query import ListingSearch, SearchQuery
 from mercato.kit import migrate
 from mercato.kit.db import Database
 from mercato.models import Category, Listing, Publisher
@@ -234,9 +234,8 @@ async def load(db: Database, catalogue: Catalogue) -> float:
     return time.perf_counter() - started
 
 
-async def measure(db: Database, mix: list[tuple[str, SearchQuery]], *, concurrency: int,
+async def measure(db: Database, search: ListingSearch, mix: list[tuple[str, SearchQuery]], *, concurrency: int,
                   follow_cursor: bool = True) -> dict[str, list[float]]:
-    search = listing_search_for(db.reader.dialect.name)
     timings: dict[str, list[float]] = {}
     queue = list(enumerate(mix))
     follow = random.Random(11)
@@ -288,13 +287,13 @@ async def bench_database(url: str, catalogue: Catalogue, mix: list[tuple[str, Se
             # (another seed), so hits come only from queries repeating within the measured mix
             search.cache.size = cache_size  # type: ignore[attr-defined]
             search.cache.clear()  # type: ignore[attr-defined]
-            await measure(db, query_mix(catalogue, len(mix), seed=99), concurrency=concurrency)  # warm-up
+            await measure(db, search, query_mix(catalogue, len(mix), seed=99), concurrency=concurrency)  # warm-up
             search.cache.hits = search.cache.misses = 0  # type: ignore[attr-defined]
             started, cpu_started = time.perf_counter(), time.process_time()
-            timings = await measure(db, mix, concurrency=concurrency)
+            timings = await measure(db, search, mix, concurrency=concurrency)
             wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
             hits, misses = search.cache.hits, search.cache.misses  # type: ignore[attr-defined]
-            broad = await measure(db, broad_queries(catalogue) * 4, concurrency=concurrency)
+            broad = await measure(db, search, broad_queries(catalogue) * 4, concurrency=concurrency)
             out[mode] = summarise({**timings, **broad}, wall)
             out[mode]["cpu_us_per_query"] = round(cpu / max(1, out[mode]["count"]) * 1e6, 1)
             out[mode]["cache_hit_rate"] = round(hits / (hits + misses), 2) if hits + misses else 0.0

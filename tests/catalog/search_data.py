@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mercato.app.runtime import Runtime
-from mercato.catalog.search.backend import listing_search_for
 from mercato.catalog.search.query import ListingSearch, SearchQuery
 from mercato.models import Category, Listing, Publisher
 
@@ -159,7 +158,7 @@ async def make_shelf(runtime: Runtime, *specs: Spec) -> Shelf:
             session.add(Publisher(id=publishers[slug], slug=slug, name=name))
         for position, slug in enumerate(CATEGORIES):
             session.add(Category(id=categories[slug], slug=slug, name=slug.title(), position=position))
-    shelf = Shelf(runtime=runtime, search=listing_search_for(runtime.db.writer.dialect.name), specs={},
+    shelf = Shelf(runtime=runtime, search=runtime.search, specs={},
                   categories=categories, publishers=publishers)
     if specs:
         await shelf.add(*specs)

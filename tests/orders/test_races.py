@@ -88,7 +88,7 @@ def confirmations(client: httpx.AsyncClient, runtime: Runtime, payment: dict[str
         assert response.status_code == 200, response.text
 
     async def poll() -> None:
-        await payments.poll_due(runtime.db, settings=runtime.settings, now=utcnow() + timedelta(seconds=31))
+        await payments.poll_due(runtime.db, gateway=runtime.payments, now=utcnow() + timedelta(seconds=31))
 
     async def both() -> None:
         await asyncio.gather(webhook(), poll())

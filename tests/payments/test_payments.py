@@ -261,11 +261,13 @@ async def test_a_partial_then_full_refund_gives_the_money_back_through_the_provi
     payment = await paid_topup(client, runtime, user, 5000)
     payment_id = uuid.UUID(payment["id"])
     async with runtime.db.transaction() as session:
-        partial = await service.refund(session, payment_id=payment_id, amount=1500, reason="excess")
+        partial = await service.refund(session, payment_id=payment_id, amount=1500, reason="excess",
+                                       gateway=runtime.payments)
         assert (partial.status, partial.refunded_amount) == ("partially_refunded", 1500)
     assert await balance(client, user) == 3500
     async with runtime.db.transaction() as session:
-        full = await service.refund(session, payment_id=payment_id, amount=3500, reason="late payment")
+        full = await service.refund(session, payment_id=payment_id, amount=3500, reason="late payment",
+                                    gateway=runtime.payments)
         assert (full.status, full.refunded_amount) == ("refunded", 5000)
     assert await balance(client, user) == 0
     async with runtime.db.read_session() as session:
@@ -280,7 +282,7 @@ async def test_a_partial_then_full_refund_gives_the_money_back_through_the_provi
     assert EVENT_KEYS <= set(refunded[0].data)
     async with runtime.db.transaction() as session:
         with pytest.raises(PaymentNotRefundable):
-            await service.refund(session, payment_id=payment_id, amount=1, reason="again")
+            await service.refund(session, payment_id=payment_id, amount=1, reason="again", gateway=runtime.payments)
     await assert_money_invariants(runtime.db)
 
 
@@ -288,10 +290,12 @@ async def test_a_refund_larger_than_what_is_left_is_refused(client: httpx.AsyncC
                                                             user: Actor) -> None:
     payment = await paid_topup(client, runtime, user, 1000)
     async with runtime.db.transaction() as session:
-        await service.refund(session, payment_id=uuid.UUID(payment["id"]), amount=400, reason="excess")
+        await service.refund(session, payment_id=uuid.UUID(payment["id"]), amount=400, reason="excess",
+                             gateway=runtime.payments)
     async with runtime.db.transaction() as session:
         with pytest.raises(RefundTooLarge):
-            await service.refund(session, payment_id=uuid.UUID(payment["id"]), amount=601, reason="too much")
+            await service.refund(session, payment_id=uuid.UUID(payment["id"]), amount=601, reason="too much",
+                                 gateway=runtime.payments)
     assert await balance(client, user) == 600
     await assert_money_invariants(runtime.db)
 
@@ -304,9 +308,11 @@ async def test_a_refund_the_wallet_cannot_cover_changes_nothing(client: httpx.As
                                  currency="USD")
     async with runtime.db.transaction() as session:
         with pytest.raises(InsufficientFunds):
-            await service.refund(session, payment_id=uuid.UUID(payment["id"]), amount=500, reason="excess")
+            await service.refund(session, payment_id=uuid.UUID(payment["id"]), amount=500, reason="excess",
+                                 gateway=runtime.payments)
         # the caller's transaction stays usable, and the payment unchanged
-        again = await service.refund(session, payment_id=uuid.UUID(payment["id"]), amount=100, reason="excess")
+        again = await service.refund(session, payment_id=uuid.UUID(payment["id"]), amount=100, reason="excess",
+                                     gateway=runtime.payments)
         assert (again.status, again.refunded_amount) == ("partially_refunded", 100)
     assert await balance(client, user) == 0
     assert (await read_payment(client, user, payment["id"]))["refunded_amount"]["amount"] == 100
@@ -318,7 +324,8 @@ async def test_a_pending_payment_cannot_be_refunded(client: httpx.AsyncClient, r
     payment = await topup(client, user, 1000)
     async with runtime.db.transaction() as session:
         with pytest.raises(PaymentNotRefundable) as refused:
-            await service.refund(session, payment_id=uuid.UUID(payment["id"]), amount=100, reason="no")
+            await service.refund(session, payment_id=uuid.UUID(payment["id"]), amount=100, reason="no",
+                                 gateway=runtime.payments)
     assert refused.value.code == "invalid_transition"
 
 
@@ -329,7 +336,8 @@ async def test_concurrent_refunds_of_the_same_amount_refund_once(client: httpx.A
     async def attempt() -> str:
         try:
             async with runtime.db.transaction() as session:
-                await service.refund(session, payment_id=uuid.UUID(payment["id"]), amount=1000, reason="race")
+                await service.refund(session, payment_id=uuid.UUID(payment["id"]), amount=1000, reason="race",
+                                     gateway=runtime.payments)
             return "refunded"
         except Exception as exc:  # the loser's error is what the test looks at
             return type(exc).__name__
@@ -347,7 +355,7 @@ async def test_start_payment_for_an_order_uses_the_configured_provider(client: h
     order_id = uuid.uuid4()
     async with runtime.db.transaction() as session:
         payment = await service.start_payment(session, user_id=uuid.UUID(user.id), amount=1234, purpose="order",
-                                              order_id=order_id)
+                                              order_id=order_id, gateway=runtime.payments)
     assert (payment.status, payment.provider, payment.order_id, payment.purpose) == (
         "pending", "sandbox", order_id, "order")
     assert payment.checkout_url and payment.expires_at > payment.created_at
@@ -361,7 +369,8 @@ async def test_a_refund_the_provider_refuses_is_undone_with_the_callers_transact
     payment = await succeeded_topup(client, runtime, user, 1000)
     with pytest.raises(ProviderError):
         async with runtime.db.transaction() as session:
-            await service.refund(session, payment_id=uuid.UUID(payment["id"]), amount=1000, reason="excess")
+            await service.refund(session, payment_id=uuid.UUID(payment["id"]), amount=1000, reason="excess",
+                                 gateway=runtime.payments)
     read = await read_payment(client, user, payment["id"])
     assert (read["status"], read["refunded_amount"]["amount"]) == ("succeeded", 0)
     assert await balance(client, user) == 1000

@@ -131,8 +131,8 @@ async def test_a_dropped_webhook_is_caught_up_by_the_poller(client: httpx.AsyncC
     await delivered(runtime)
     assert await status_of(client, user, payment["id"]) == "pending"  # the store was never told
     # Not due yet: the poller leaves it alone.
-    assert await service.poll_due(runtime.db, settings=runtime.settings) == 0
-    looked = await service.poll_due(runtime.db, settings=runtime.settings, now=utcnow() + timedelta(seconds=31))
+    assert await service.poll_due(runtime.db, gateway=runtime.payments) == 0
+    looked = await service.poll_due(runtime.db, gateway=runtime.payments, now=utcnow() + timedelta(seconds=31))
     assert looked == 1
     assert await status_of(client, user, payment["id"]) == "succeeded"
     assert await credited_balance(client, user, 1500) == 1500
@@ -146,7 +146,7 @@ async def test_a_never_confirming_card_is_polled_with_backoff_then_expires(clien
     start = utcnow()
     schedule = []
     for minutes in (1, 3, 7):
-        await service.poll_due(runtime.db, settings=runtime.settings, now=start + timedelta(minutes=minutes))
+        await service.poll_due(runtime.db, gateway=runtime.payments, now=start + timedelta(minutes=minutes))
         async with runtime.db.read_session() as session:
             row = await session.get(Payment, uuid.UUID(payment["id"]))
             assert row is not None and row.status == "pending"
@@ -156,7 +156,7 @@ async def test_a_never_confirming_card_is_polled_with_backoff_then_expires(clien
     gaps = [(at - (start + timedelta(minutes=m))).total_seconds()
             for (_, at), m in zip(schedule, (1, 3, 7), strict=True)]
     assert gaps[0] < gaps[1] < gaps[2]  # exponential backoff
-    await service.poll_due(runtime.db, settings=runtime.settings, now=start + timedelta(minutes=31))
+    await service.poll_due(runtime.db, gateway=runtime.payments, now=start + timedelta(minutes=31))
     read = await read_payment(client, user, payment["id"])
     assert read["status"] == "expired"
     ref = await provider_ref(runtime, payment["id"])
@@ -168,7 +168,7 @@ async def test_a_never_confirming_card_is_polled_with_backoff_then_expires(clien
 async def test_an_unpaid_checkout_expires_and_can_no_longer_be_paid(client: httpx.AsyncClient, runtime: Runtime,
                                                                     user: Actor) -> None:
     payment = await topup(client, user, 1000)
-    await service.poll_due(runtime.db, settings=runtime.settings, now=utcnow() + timedelta(minutes=31))
+    await service.poll_due(runtime.db, gateway=runtime.payments, now=utcnow() + timedelta(minutes=31))
     assert await status_of(client, user, payment["id"]) == "expired"
     late = await client.post(pay_path(payment), data={"card_number": SUCCEEDS, "action": "approve"})
     assert late.status_code == 409
@@ -194,7 +194,7 @@ async def test_a_late_webhook_after_the_poller_settled_changes_nothing(client: h
     payment = await topup(client, user, 900)
     await pay(client, payment, SUCCEEDS)
     # The poller asks before the late webhook arrives.
-    await service.poll_due(runtime.db, settings=runtime.settings, now=utcnow() + timedelta(seconds=31))
+    await service.poll_due(runtime.db, gateway=runtime.payments, now=utcnow() + timedelta(seconds=31))
     assert await status_of(client, user, payment["id"]) == "succeeded"
     await delivered(runtime)
     assert await status_of(client, user, payment["id"]) == "succeeded"

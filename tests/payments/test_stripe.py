@@ -22,7 +22,6 @@ from mercato.app.runtime import Runtime
 from mercato.config import Settings
 from mercato.kit.clock import utcnow
 from mercato.payments import service
-from mercato.payments.providers import gateway
 from mercato.payments.providers.stripe import StripeProvider
 from tests.support.actors import Actor
 from tests.support.invariants import assert_money_invariants
@@ -101,7 +100,7 @@ def fake_stripe(runtime: Runtime) -> FakeStripe:
     fake = FakeStripe()
     http_client = stripe.HTTPXClient()
     http_client._client_async = httpx.AsyncClient(transport=httpx.MockTransport(fake.handle))
-    gateway(runtime.settings).providers["stripe"] = StripeProvider(runtime.settings, http_client=http_client)
+    runtime.payments.providers["stripe"] = StripeProvider(runtime.settings, http_client=http_client)
     return fake
 
 
@@ -207,7 +206,7 @@ async def test_the_poller_asks_stripe_and_settles_a_paid_session(client: httpx.A
                                                                  user: Actor, fake_stripe: FakeStripe) -> None:
     payment, session_id = await stripe_topup(client, runtime, user)
     fake_stripe.sessions[session_id].update(status="complete", payment_status="paid")
-    await service.poll_due(runtime.db, settings=runtime.settings, now=utcnow() + timedelta(seconds=31))
+    await service.poll_due(runtime.db, gateway=runtime.payments, now=utcnow() + timedelta(seconds=31))
     assert (await read_payment(client, user, payment["id"]))["status"] == "succeeded"
     assert await credited_balance(client, user, AMOUNT) == AMOUNT
     await assert_money_invariants(runtime.db)
@@ -216,7 +215,7 @@ async def test_the_poller_asks_stripe_and_settles_a_paid_session(client: httpx.A
 async def test_the_poller_expires_an_unpaid_session_at_stripe_first(client: httpx.AsyncClient, runtime: Runtime,
                                                                     user: Actor, fake_stripe: FakeStripe) -> None:
     payment, session_id = await stripe_topup(client, runtime, user)
-    await service.poll_due(runtime.db, settings=runtime.settings, now=utcnow() + timedelta(minutes=31))
+    await service.poll_due(runtime.db, gateway=runtime.payments, now=utcnow() + timedelta(minutes=31))
     assert fake_stripe.sessions[session_id]["status"] == "expired"
     assert any(r.url.path.endswith(f"{session_id}/expire") for r in fake_stripe.requests)
     assert (await read_payment(client, user, payment["id"]))["status"] == "expired"

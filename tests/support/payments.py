@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 
 from mercato.app.runtime import Runtime
 from mercato.models import LedgerTransaction
-from mercato.payments.providers import drain, gateway
 from mercato.payments.providers.sandbox import SandboxProvider, sign
 from tests.support.actors import Actor
 
@@ -42,14 +41,14 @@ async def pay(client: httpx.AsyncClient, payment: dict[str, Any], card: str = "4
 
 
 def sandbox(runtime: Runtime) -> SandboxProvider:
-    provider = gateway(runtime.settings).providers["sandbox"]
+    provider = runtime.payments.providers["sandbox"]
     assert isinstance(provider, SandboxProvider)
     return provider
 
 
 async def delivered(runtime: Runtime) -> None:
     """Every webhook the sandbox scheduled has been delivered (or dropped)."""
-    await drain(runtime.settings)
+    await runtime.payments.drain()
 
 
 async def read_payment(client: httpx.AsyncClient, actor: Actor, payment_id: str) -> dict[str, Any]:

@@ -298,8 +298,6 @@ class Store:
     async def pay_shortfall(self, order_id: str, who: str) -> None:
         """The buyer pays what the wallet lacks through the sandbox's pay page. One payment
         per order: a restart picks up the one started before the crash."""
-        from mercato.payments.providers import drain, gateway
-
         async with self.db.read_session() as session:
             payment = await session.scalar(select(Payment).where(Payment.order_id == uuid.UUID(order_id))
                                            .order_by(Payment.created_at.desc()).limit(1))
@@ -313,7 +311,7 @@ class Store:
                                             .where(SandboxPayment.merchant_payment_id == payment_id))
         if checkout is None:
             raise HarnessError(f"no sandbox checkout for payment {payment_id}")
-        sandbox = gateway(self.runtime.settings).providers["sandbox"]
+        sandbox = self.runtime.payments.providers["sandbox"]
         if checkout.status == "open":
             path = f"/sandbox/pay/{payment_id}"
             page = await self.client.get(path)
@@ -322,7 +320,7 @@ class Store:
                 raise HarnessError(f"the pay page answered {page.status_code}, {paid.status_code}: {paid.text}")
         elif payment is not None and payment.status not in ("succeeded", "failed", "canceled", "expired"):
             sandbox.send_webhook(self.db, checkout)  # the provider retries a webhook a crash swallowed
-        await drain(self.runtime.settings)
+        await self.runtime.payments.drain()
 
     async def run(self) -> None:
         await self.set_up()

@@ -261,11 +261,10 @@ async def test_anonymous_readers_share_a_rendered_search_page_until_its_results_
 
 
 async def test_a_page_s_searches_read_the_index_generation_once_and_a_bump_forgets_it(runtime: Runtime) -> None:
-    from mercato.catalog.search.backend import listing_search_for
     from mercato.catalog.search.cache import GENERATION_MEMO, bump_generation, read_generation_once
     from mercato.catalog.search.query import SearchQuery
 
-    search = listing_search_for(runtime.db.reader.dialect.name)
+    search = runtime.search
     async with runtime.db.read_session() as session:
         await search.search(session, SearchQuery())
         assert GENERATION_MEMO not in session.info  # only when the request opts in

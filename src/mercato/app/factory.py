@@ -57,7 +57,6 @@ from mercato.ops import audit_endpoints, bus_endpoints
 from mercato.ops import endpoints as ops_endpoints
 from mercato.orders import endpoints as orders_endpoints
 from mercato.payments import endpoints as payments_endpoints
-from mercato.payments import providers as payment_providers
 from mercato.payments import sandbox_endpoints
 from mercato.platform import idempotency
 from mercato.policies import endpoints as policies_endpoints
@@ -109,9 +108,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A runtime the caller put in app.state (create_app(runtime=…), or a test re-using one
         # app with each test's runtime) is the caller's to close; one made here is closed here.
+        # Closing it closes its payment gateway (the sandbox's pending webhook deliveries).
         given: Runtime | None = getattr(app.state, "runtime", None)
         rt = app.state.runtime = given or Runtime.from_settings(settings)
-        payment_providers.configure(rt.settings)
         # Embedded: the relay, deliveries and sweeps run in this process. With a broker
         # URL, `mercato worker` processes do that and this one only serves the API.
         bus = app.state.bus = Bus(rt.settings, rt.db, load_handlers(), live=rt.live, runtime=rt,
@@ -125,7 +124,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             app.state.stopping.set()
             await cancel_and_wait(tasks, what="background work")
             await bus.stop()
-            await payment_providers.close(rt.settings)
             if given is None:
                 await rt.close()
                 del app.state.runtime
@@ -193,7 +191,6 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(openvsx_endpoints.personal_router, prefix=openvsx_endpoints.PERSONAL_PREFIX)
     if settings.sandbox_payments_enabled:  # the built-in provider's pay page and API (docs/payments.md)
         app.include_router(sandbox_endpoints.router)
-    payment_providers.configure(settings)
     app.include_router(ops_endpoints.router)
     # The pages (WEB.md): storefront and consoles, static files, /api/docs, error pages for page paths.
     web_site.install(app)

@@ -1,6 +1,8 @@
 """What a handler or a sweep may use of the bus running it: :class:`HandlerContext` (the
 settings, the database, the live hub and the store's runtime). ``current_bus()`` returns it
-inside a delivery; a sweep gets it as its argument. Set around every handler call."""
+inside a delivery; a sweep gets it as its argument. Set around every handler call.
+``store_runtime()`` is the runtime, for a handler or sweep that needs one of the store's ports
+(the payment gateway, say): a bare bus (tests of the bus alone) has none."""
 
 from __future__ import annotations
 
@@ -32,6 +34,14 @@ def current_bus() -> HandlerContext:
     if bus is None:
         raise RuntimeError("no bus is running this handler")
     return bus
+
+
+def store_runtime() -> Runtime:
+    """The runtime of the bus running this handler; RuntimeError in a bare bus."""
+    runtime = current_bus().runtime
+    if runtime is None:
+        raise RuntimeError("this handler needs the store's runtime: the bus running it was built without one")
+    return runtime
 
 
 def set_current_bus(bus: HandlerContext | None) -> Any:

@@ -81,6 +81,8 @@ class Bus:
         self.registry = registry
         self.role = role
         concurrency = settings.bus_worker_concurrency
+        # The one port chosen outside Runtime.from_settings: the broker (broker_url, else in process),
+        # since the transport calls back into this bus; the bus itself is built from the runtime.
         self.transport = transport or Transport(
             settings.broker_url, queue=settings.bus_queue, on_job=self._on_job, concurrency=concurrency,
             lanes={"saga": concurrency, "slow": max(1, concurrency // 2)}, lane_of=self._lane_of)

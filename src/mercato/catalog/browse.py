@@ -1,6 +1,7 @@
 """Browsing and searching published listings, as ``GET /listings`` answers (the API and
 the storefront): the search port (``catalog.search``) finds the ids, the listings are read
-and presented here."""
+and presented here. Callers hand in the store's search adapter (``Runtime.search``): it
+keeps the answers it computed for the life of the runtime."""
 
 from __future__ import annotations
 
@@ -12,16 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mercato.catalog import presenter, repository
 from mercato.catalog.categories import categories
 from mercato.catalog.schemas import ListingPage
-from mercato.catalog.search.backend import listing_search_for
-from mercato.catalog.search.query import SearchQuery
+from mercato.catalog.search.query import ListingSearch, SearchQuery
 from mercato.models import Category, Listing
 from mercato.publishers import service as publishers
 from mercato.publishers.errors import PublisherNotFound
 
 
-async def search_listings(session: AsyncSession, *, q: str | None = None, kind: str | None = None,
-                          category: str | None = None, price: str | None = None, delivery: str | None = None,
-                          platform: str | None = None, publisher: str | None = None, sort: str = "relevance",
+async def search_listings(session: AsyncSession, *, search: ListingSearch, q: str | None = None,
+                          kind: str | None = None, category: str | None = None, price: str | None = None,
+                          delivery: str | None = None, platform: str | None = None, publisher: str | None = None,
+                          sort: str = "relevance",
                           cursor: str | None = None, limit: int = 20, facets: bool = True,
                           known: list[Category] | None = None) -> ListingPage:
     """Published listings as ``GET /listings`` answers them (the API and the storefront): full
@@ -39,7 +40,7 @@ async def search_listings(session: AsyncSession, *, q: str | None = None, kind: 
             publisher_id = uuid.UUID(int=0)
     if category is not None and category_id is None:
         category_id = uuid.UUID(int=0)
-    result = await listing_search_for(session.bind.dialect.name).search(session, SearchQuery(
+    result = await search.search(session, SearchQuery(
         q=q.strip() or None if q else None, kind=kind, category_id=category_id, price=price,  # type: ignore[arg-type]
         delivery=delivery, platform=platform, publisher_id=publisher_id, sort=sort,  # type: ignore[arg-type]
         cursor=cursor, limit=limit, facets=facets))
@@ -52,14 +53,15 @@ async def search_listings(session: AsyncSession, *, q: str | None = None, kind: 
     return ListingPage(items=items, next_cursor=result.next_cursor, total=result.total, facets=out_facets)
 
 
-async def facet_counts(session: AsyncSession, *, categories: list[Category], q: str | None = None,
-                       kind: str | None = None, category: str | None = None, price: str | None = None,
-                       delivery: str | None = None, platform: str | None = None) -> dict[str, dict[str, int]]:
+async def facet_counts(session: AsyncSession, *, search: ListingSearch, categories: list[Category],
+                       q: str | None = None, kind: str | None = None, category: str | None = None,
+                       price: str | None = None, delivery: str | None = None,
+                       platform: str | None = None) -> dict[str, dict[str, int]]:
     """Only the facet counts ``GET /listings`` would answer for these filters (category keyed by
     slug), without reading, hydrating and presenting a page of listings: the storefront's
     count of a chosen filter's alternatives (one per active filter) needs nothing else."""
     category_id = next((c.id for c in categories if c.slug == category), uuid.UUID(int=0)) if category else None
-    result = await listing_search_for(session.bind.dialect.name).search(session, SearchQuery(
+    result = await search.search(session, SearchQuery(
         q=q.strip() or None if q else None, kind=kind, category_id=category_id, price=price,  # type: ignore[arg-type]
         delivery=delivery, platform=platform, sort="popular", limit=1, facets=True,  # type: ignore[arg-type]
         items=False))

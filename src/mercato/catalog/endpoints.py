@@ -80,7 +80,7 @@ async def delete_category(slug: Slug, session: WriteSession,
 
 @router.get("/listings", response_model=ListingPage, dependencies=[public()])
 async def search_listings(
-        session: ReadSession,
+        session: ReadSession, rt: RuntimeDep,
         q: Annotated[str | None, Query(max_length=200, description="Full-text query.")] = None,
         kind: Literal["app", "plugin", "game"] | None = None,
         category: Slug | None = None,
@@ -94,9 +94,9 @@ async def search_listings(
     """Published listings: full text over name, summary, description, tags and publisher, with
     filters, sorts and facet counts (`facets.category` is keyed by category slug). An unknown
     category or publisher simply matches nothing."""
-    return await service.search_listings(session, q=q, kind=kind, category=category, price=price, delivery=delivery,
-                                         platform=platform, publisher=publisher, sort=sort, cursor=cursor,
-                                         limit=limit, facets=facets)
+    return await service.search_listings(session, search=rt.search, q=q, kind=kind, category=category,
+                                         price=price, delivery=delivery, platform=platform, publisher=publisher,
+                                         sort=sort, cursor=cursor, limit=limit, facets=facets)
 
 
 @router.post("/listings/batch", response_model=BatchResponse, dependencies=[public()])

@@ -169,6 +169,13 @@ def _event_data(listing: Listing, **extra: Any) -> dict[str, Any]:
 
 
 async def reindex(session: AsyncSession, listing_id: uuid.UUID) -> None:
+    """Bring the listing's search entry up to date in the caller's transaction.
+
+    The one use of the search port not handed the runtime's adapter: a listing changes through
+    many paths that hold only a session (this module's moves, the releases and moderation
+    services, Open VSX, the consoles, the demo data). Reindexing keeps nothing per process (it
+    writes the index and bumps its generation, which invalidates the answers the runtime's
+    adapter cached), so an adapter for the session's dialect, made here, does the same."""
     await listing_search_for(session.bind.dialect.name).reindex(session, listing_id)
 
 

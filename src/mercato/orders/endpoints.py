@@ -123,11 +123,11 @@ async def cancel_order(order_id: uuid.UUID, actor: Canceller, session: WriteSess
 
 @router.post("/orders/{order_id}/pay", response_model=OrderPaymentRead,
              responses=OrderNotFound.responses(OrderTransitionRefused, PaymentsUnavailable))
-async def pay_order(order_id: uuid.UUID, actor: Buyer, session: WriteSession,
+async def pay_order(order_id: uuid.UUID, actor: Buyer, session: WriteSession, rt: RuntimeDep,
                     _key: Annotated[str | None, idempotent(required=False)]) -> OrderPaymentRead:
     """Pay an order awaiting payment: from the wallet when it holds the total by now,
     else through the payment provider for the shortfall (follow `payment.checkout_url`)."""
-    order, payment = await service.pay(session, actor=actor, order_id=order_id)
+    order, payment = await service.pay(session, actor=actor, order_id=order_id, gateway=rt.payments)
     summary = None
     if payment is not None:
         summary = PaymentSummary(id=payment.id, status=payment.status,

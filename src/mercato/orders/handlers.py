@@ -19,7 +19,7 @@ from collections import defaultdict
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.bus.context import HandlerContext
+from mercato.bus.context import HandlerContext, store_runtime
 from mercato.bus.events import CloudEvent
 from mercato.bus.outbox import publish
 from mercato.bus.registry import observe, subscribe
@@ -111,7 +111,7 @@ async def on_payment_succeeded(session: AsyncSession, event: CloudEvent[PaymentS
         return
     await service.on_payment_succeeded(session, payment_id=payment.payment_id, order_id=payment.order_id,
                                        user_id=payment.user_id, provider=payment.provider, amount=payment.amount,
-                                       currency=payment.currency)
+                                       currency=payment.currency, gateway=store_runtime().payments)
     await failpoint("saga.after_shortfall_paid")
 
 

@@ -8,6 +8,9 @@ the library entitles (``entitlement.granted``) → here: ``completed`` (``order.
 which settles the money to the publishers. A refused debit leaves the order
 ``awaiting_payment`` until a provider payment for the shortfall arrives (or it expires);
 a refused grant fails the order with a full refund.
+
+The steps that start or refund a provider payment are handed the store's payment gateway by
+their caller (the endpoint's runtime, or the runtime of the bus running the handler).
 """
 
 from __future__ import annotations
@@ -88,7 +91,8 @@ async def _debit_and_mark_paid(session: AsyncSession, order: Order, *, actor: Pr
 
 
 async def on_payment_succeeded(session: AsyncSession, *, payment_id: uuid.UUID, order_id: uuid.UUID,
-                               user_id: uuid.UUID, provider: str, amount: int, currency: str) -> None:
+                               user_id: uuid.UUID, provider: str, amount: int, currency: str,
+                               gateway: payments.Gateway) -> None:
     """A provider payment for an order arrived (M5). The wallet holds it (credited here too,
     idempotent by reference: it does not matter whether the wallet's own subscriber ran
     first). An order still waiting is debited again; whatever of the payment the order did
@@ -109,10 +113,11 @@ async def on_payment_succeeded(session: AsyncSession, *, payment_id: uuid.UUID, 
     if excess > 0:
         reason = "overpayment" if order is not None and order.status not in ("expired", "canceled", "failed") \
             else "order ended before the payment arrived"
-        await payments.refund(session, payment_id=payment_id, amount=excess, reason=reason)
+        await payments.refund(session, payment_id=payment_id, amount=excess, reason=reason, gateway=gateway)
 
 
-async def pay(session: AsyncSession, *, actor: Principal, order_id: uuid.UUID) -> tuple[Order, Any]:
+async def pay(session: AsyncSession, *, actor: Principal, order_id: uuid.UUID,
+              gateway: payments.Gateway) -> tuple[Order, Any]:
     """``POST /orders/{id}/pay``: the buyer's order waiting for money. When the wallet holds
     the total by now, it is debited at once (no payment); otherwise a provider payment for
     the shortfall is started and returned with its ``checkout_url``."""
@@ -132,7 +137,7 @@ async def pay(session: AsyncSession, *, actor: Principal, order_id: uuid.UUID) -
         if balance >= order.total:
             raise OrderTransitionRefused("The wallet changed while paying; try again.")
     payment = await payments.start_payment(session, user_id=actor.user_id, amount=order.total - balance,
-                                           purpose="order", order_id=order.id)
+                                           purpose="order", order_id=order.id, gateway=gateway)
     return order, payment
 
 

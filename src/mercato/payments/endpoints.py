@@ -39,7 +39,7 @@ async def create_topup(body: TopupCreate, actor: Annotated[Principal, requires(P
     Pay there; the wallet is credited when the provider confirms (webhook or poll).
     Requires an `Idempotency-Key`: the same key and body answers the same payment."""
     payment = await service.start_payment(session, user_id=actor.user_id, amount=body.amount, purpose="topup",
-                                          settings=rt.settings)
+                                          gateway=rt.payments)
     return PaymentRead.from_model(payment)
 
 
@@ -69,6 +69,6 @@ async def provider_webhook(request: Request, session: WriteSession, rt: RuntimeD
     answers 400 `invalid_signature`, one older than 300 s 400 `stale_webhook`; a duplicate
     or out-of-order report answers 200 and changes nothing."""
     body = await request.body()
-    effect = await service.receive_webhook(session, provider=provider, body=body, headers=request.headers,
-                                           settings=rt.settings)
+    effect = await service.receive_webhook(session, gateway=rt.payments, provider=provider, body=body,
+                                           headers=request.headers)
     return WebhookReceipt(received=True, effect=effect)

@@ -4,6 +4,7 @@ one process runs it per interval (a lease), and running it twice is harmless."""
 
 from __future__ import annotations
 
+from mercato.bus.context import HandlerContext
 from mercato.bus.scheduler import sweep
 from mercato.payments import service
 
@@ -11,5 +12,7 @@ POLL_EVERY_SECONDS = 5.0
 
 
 @sweep("payments.poll", every=POLL_EVERY_SECONDS)
-async def poll_pending_payments(bus) -> None:  # type: ignore[no-untyped-def]
-    await service.poll_due(bus.db, settings=bus.settings)
+async def poll_pending_payments(bus: HandlerContext) -> None:
+    if bus.runtime is None:
+        return  # a bare bus (the bus's own tests) runs every sweep but has no store's gateway to ask
+    await service.poll_due(bus.db, gateway=bus.runtime.payments)

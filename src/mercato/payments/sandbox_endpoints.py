@@ -22,7 +22,6 @@ from mercato.kit.errors import found_or_raise
 from mercato.kit.money import format_money
 from mercato.models import SandboxPayment
 from mercato.payments import repository
-from mercato.payments.providers import gateway
 from mercato.payments.providers.sandbox import (
     TEST_CARDS,
     SandboxCheckoutClosed,
@@ -39,7 +38,7 @@ from mercato.platform.runtime import Runtime
 router = APIRouter(route_class=TransactionalRoute, tags=["sandbox provider"], dependencies=[public()])
 
 def _sandbox(rt: Runtime) -> SandboxProvider:
-    provider = gateway(rt.settings).providers.get("sandbox")
+    provider = rt.payments.providers.get("sandbox")
     if not isinstance(provider, SandboxProvider):
         raise SandboxCheckoutNotFound("The sandbox provider is switched off.")
     return provider

@@ -8,7 +8,9 @@ no payment goes backwards and ``payment.succeeded`` (which the wallet credits, b
 reference ``payment:<id>``) is published once.
 
 Callers own the transaction (an endpoint, a bus handler, the poller); nothing here commits,
-except :func:`poll_due`, which is a sweep and opens its own short transactions.
+except :func:`poll_due`, which is a sweep and opens its own short transactions. Callers hand
+in the store's payment gateway too (``Runtime.payments``: a request's runtime, or the runtime
+of the bus running a handler or sweep).
 """
 
 from __future__ import annotations
@@ -46,15 +48,11 @@ from mercato.payments.errors import (
     RefundTooLarge,
     UnknownProvider,
 )
-from mercato.payments.providers import (
-    FINAL_REPORTS,
-    PaymentProvider,
-    current_settings,
-    gateway,
-)
+from mercato.payments.providers import FINAL_REPORTS, Gateway, PaymentProvider
 from mercato.policies import service as policies
 
-__all__ = ["ALLOWED_FROM", "OPEN", "poll_due", "receive_webhook", "refund", "start_payment"]
+# Gateway: the type callers hand in (the runtime's ``payments``), re-exported for other modules.
+__all__ = ["ALLOWED_FROM", "OPEN", "Gateway", "poll_due", "receive_webhook", "refund", "start_payment"]
 
 OPEN = frozenset({"created", "pending"})
 REFUNDABLE = frozenset({"succeeded", "partially_refunded"})
@@ -89,16 +87,16 @@ async def _announce(session: AsyncSession, payment: Payment, event_type: str | N
 # --- starting -------------------------------------------------------------------------------------
 
 async def start_payment(session: AsyncSession, *, user_id: uuid.UUID, amount: int, purpose: Purpose,
-                        order_id: uuid.UUID | None = None, settings: Settings | None = None) -> Payment:
-    """Create a payment with the configured provider: ``pending``, with the provider's
+                        gateway: Gateway, order_id: uuid.UUID | None = None) -> Payment:
+    """Create a payment with the gateway's default provider: ``pending``, with the provider's
     ``checkout_url`` for the payer, expiring after the policy's ``payment_expire_seconds``.
     Publishes ``payment.created``."""
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise ValidationFailed("A payment's amount is a positive integer in minor units.")
     if purpose not in ("topup", "order") or (purpose == "order") != (order_id is not None):
         raise ValidationFailed("A payment is a top-up (no order) or pays an order (with its id).")
-    settings = settings or current_settings()
-    provider = gateway(settings).default()
+    settings = gateway.settings
+    provider = gateway.default()
     rules = await policies.current(session)
     now = utcnow()
     payment = Payment(id=uuid.uuid4(), user_id=user_id, provider=provider.name, purpose=purpose, order_id=order_id,
@@ -150,13 +148,13 @@ async def settle(session: AsyncSession, payment: Payment, status: str, *, reason
     return True
 
 
-async def receive_webhook(session: AsyncSession, *, provider: str, body: bytes, headers: Mapping[str, str],
-                          settings: Settings | None = None) -> str:
+async def receive_webhook(session: AsyncSession, *, gateway: Gateway, provider: str, body: bytes,
+                          headers: Mapping[str, str]) -> str:
     """Verify a provider's webhook and apply it. Returns what it did: ``succeeded`` (etc.,
     the payment moved), ``duplicate`` (nothing to do), ``ignored`` (an event type the store
     does not act on) or ``unknown_payment``. Raises UnknownProvider (404), InvalidSignature,
     StaleWebhook or MalformedWebhook (400): nothing changes then."""
-    adapter = gateway(settings or current_settings()).provider(provider)
+    adapter = gateway.provider(provider)
     report = adapter.verify_webhook(body, headers, now=utcnow())
     if report.status is None:
         return "ignored"
@@ -181,7 +179,7 @@ async def receive_webhook(session: AsyncSession, *, provider: str, body: bytes, 
 
 # --- the poller ----------------------------------------------------------------------------------
 
-async def poll_due(db: Database, *, settings: Settings, now: datetime | None = None, limit: int = 100) -> int:
+async def poll_due(db: Database, *, gateway: Gateway, now: datetime | None = None, limit: int = 100) -> int:
     """Ask the provider about every pending payment whose poll is due (exponential backoff
     from ``payment_poll_after_seconds`` up to ``payment_poll_max_interval_seconds``), and
     expire those past ``expires_at`` after closing their checkout at the provider. Returns
@@ -192,15 +190,15 @@ async def poll_due(db: Database, *, settings: Settings, now: datetime | None = N
         rules = await policies.current(session)
     for payment in due:
         try:
-            await _poll_one(db, settings, payment, now=now, base=rules.payment_poll_after_seconds)
+            await _poll_one(db, gateway, payment, now=now, base=rules.payment_poll_after_seconds)
         except Exception:  # one provider failure must not stop the others
             log.exception("payments: poll failed", payment_id=str(payment.id))
     return len(due)
 
 
-async def _poll_one(db: Database, settings: Settings, payment: Payment, *, now: datetime, base: float) -> None:
+async def _poll_one(db: Database, gateway: Gateway, payment: Payment, *, now: datetime, base: float) -> None:
     try:
-        adapter: PaymentProvider | None = gateway(settings).provider(payment.provider)
+        adapter: PaymentProvider | None = gateway.provider(payment.provider)
     except UnknownProvider:
         adapter = None  # the provider was switched off: nobody left to ask
     answer = None
@@ -230,14 +228,14 @@ async def _poll_one(db: Database, settings: Settings, payment: Payment, *, now: 
                                 error=str(exc))
                     ended = None
                     if adapter.name != "sandbox":
-                        await _back_off(session, current, now=now, base=base, settings=settings)
+                        await _back_off(session, current, now=now, base=base, settings=gateway.settings)
                         return
             if ended is not None and ended.status in FINAL_REPORTS and ended.status != "expired":
                 await settle(session, current, ended.status, reason=ended.reason)
             else:
                 await settle(session, current, "expired", reason="not confirmed before it expired")
             return
-        await _back_off(session, current, now=now, base=base, settings=settings)
+        await _back_off(session, current, now=now, base=base, settings=gateway.settings)
 
 
 async def _back_off(session: AsyncSession, payment: Payment, *, now: datetime, base: float,
@@ -251,7 +249,7 @@ async def _back_off(session: AsyncSession, payment: Payment, *, now: datetime, b
 # --- giving money back ---------------------------------------------------------------------------
 
 async def refund(session: AsyncSession, *, payment_id: uuid.UUID, amount: int, reason: str,
-                 settings: Settings | None = None) -> Payment:
+                 gateway: Gateway) -> Payment:
     """Give ``amount`` of a succeeded payment back through its provider: the payer's wallet
     pays it to ``provider_clearing:<provider>`` (ledger reference
     ``payment-refund:<payment id>:<refunded amount before>``), the payment becomes
@@ -264,7 +262,7 @@ async def refund(session: AsyncSession, *, payment_id: uuid.UUID, amount: int, r
     left = payment.amount - payment.refunded_amount
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0 or amount > left:
         raise RefundTooLarge(f"Refund between 1 and {left} (minor units) of payment {payment_id}.")
-    adapter = gateway(settings or current_settings()).provider(payment.provider)
+    adapter = gateway.provider(payment.provider)
     before = payment.refunded_amount
     reference = f"payment-refund:{payment.id}:{before}"
     now = utcnow()

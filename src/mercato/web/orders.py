@@ -121,7 +121,7 @@ async def order_pay(request: Request, order_id: uuid.UUID, actor: Buyer, session
     key = form.get(once.FIELD)
     await once.claim(request, actor, key if isinstance(key, str) else None)
     try:
-        _, payment = await orders.pay(session, actor=actor, order_id=order_id)
+        _, payment = await orders.pay(session, actor=actor, order_id=order_id, gateway=rt.payments)
     except MercatoError as exc:
         return await _refused(request, session, rt, actor, order_id, exc, error=exc.detail)
     if payment is not None and payment.checkout_url:

@@ -32,6 +32,7 @@ from mercato.kit.pagination import CursorParam
 from mercato.kit.schemas import Slug
 from mercato.listing_detail import service as detail
 from mercato.platform.routing import ReadSession, RuntimeDep, WriteSession
+from mercato.platform.runtime import Runtime
 from mercato.publishers import service as publishers
 from mercato.ratings import service as ratings
 from mercato.ratings.schemas import ReviewCreate, ReviewRead
@@ -69,7 +70,7 @@ VALUE_NAMES = {"app": "Apps", "plugin": "Plugins", "game": "Games", "free": "Fre
 ListingKey = Annotated[str, Path(pattern=r"^[A-Za-z0-9-]{2,64}$")]
 
 
-async def search(session: ReadSession, *, categories: list[Any] | None = None, q: str | None = None,
+async def search(session: ReadSession, rt: Runtime, *, categories: list[Any] | None = None, q: str | None = None,
                  kind: str | None = None, category: str | None = None, price: str | None = None,
                  delivery: str | None = None, platform: str | None = None, publisher: str | None = None,
                  sort: str = "relevance", cursor: str | None = None, limit: int = PAGE_SIZE,
@@ -79,7 +80,7 @@ async def search(session: ReadSession, *, categories: list[Any] | None = None, q
     searches read the index generation once (catalog.search.cache.read_generation_once)."""
     read_generation_once(session)
     return await catalog.search_listings(
-        session, known=categories, q=q, kind=kind, category=category, price=price, delivery=delivery,
+        session, search=rt.search, known=categories, q=q, kind=kind, category=category, price=price, delivery=delivery,
         platform=platform, publisher=publisher, sort=sort, cursor=cursor, limit=limit, facets=facets)
 
 
@@ -112,7 +113,7 @@ async def home(request: Request, session: ReadSession, user: OptionalUser, rt: R
         shelves = []
         categories = await catalog.categories(session)
         for name, title, params in SHELVES:
-            page = await search(session, categories=categories, limit=SHELF_SIZE, facets=False, **params)
+            page = await search(session, rt, categories=categories, limit=SHELF_SIZE, facets=False, **params)
             if page.items:
                 shelves.append({"key": name, "title": title, "items": page.items, "more": _url("/search", params)})
         _SHELVES.update(key=key, context={"categories": categories, "shelves": shelves})
@@ -123,10 +124,10 @@ async def home(request: Request, session: ReadSession, user: OptionalUser, rt: R
 
 # --- search and categories -----------------------------------------------------------------------
 
-async def _results(request: Request, session: ReadSession, *, path: str, params: dict[str, Any],
+async def _results(request: Request, session: ReadSession, rt: Runtime, *, path: str, params: dict[str, Any],
                    cursor: str | None, heading: str, category: Any = None, publisher: Any = None) -> Response:
     categories = await catalog.categories(session)
-    page = await search(session, categories=categories, cursor=cursor, **params)
+    page = await search(session, rt, categories=categories, cursor=cursor, **params)
     names = {c.slug: c.name for c in categories}
     # A chosen filter's own group counts what choosing another value instead would find
     # (the other filters still apply), so the alternatives stay visible.
@@ -135,7 +136,8 @@ async def _results(request: Request, session: ReadSession, *, path: str, params:
     for name in FILTERS:
         if params.get(name) and not (name == "category" and category is not None):
             others = {k: v for k, v in params.items() if k in ("q", *FILTERS) and k != name}
-            own_counts[name] = (await catalog.facet_counts(session, categories=categories, **others)
+            own_counts[name] = (await catalog.facet_counts(session, search=rt.search, categories=categories,
+                                                           **others)
                                 ).get(name) or {}
     facets = []
     for name in FILTERS:
@@ -172,7 +174,7 @@ async def _results(request: Request, session: ReadSession, *, path: str, params:
 
 @router.get("/search")
 async def search_page(
-        request: Request, session: ReadSession,
+        request: Request, session: ReadSession, rt: RuntimeDep,
         q: Annotated[str | None, Query(max_length=200)] = None,
         kind: Literal["app", "plugin", "game"] | None = None,
         category: Slug | None = None,
@@ -185,12 +187,12 @@ async def search_page(
     params = {"q": q, "kind": kind, "category": category, "price": price, "delivery": delivery,
               "platform": platform, "sort": sort or ("relevance" if q else "popular")}
     heading = f"Results for “{q}”" if q else "All listings"
-    return await _results(request, session, path="/search", params=params, cursor=cursor, heading=heading)
+    return await _results(request, session, rt, path="/search", params=params, cursor=cursor, heading=heading)
 
 
 @router.get("/categories/{slug}")
 async def category_page(
-        request: Request, session: ReadSession, slug: Slug,
+        request: Request, session: ReadSession, rt: RuntimeDep, slug: Slug,
         kind: Literal["app", "plugin", "game"] | None = None,
         price: Literal["free", "paid"] | None = None,
         delivery: Literal["digital", "physical"] | None = None,
@@ -201,16 +203,17 @@ async def category_page(
                               CategoryNotFound, f"There is no category {slug!r}.")
     params = {"category": slug, "kind": kind, "price": price, "delivery": delivery, "platform": platform,
               "sort": sort}
-    return await _results(request, session, path=f"/categories/{slug}", params=params, cursor=cursor,
+    return await _results(request, session, rt, path=f"/categories/{slug}", params=params, cursor=cursor,
                           heading=category.name, category=category)
 
 
 # --- publisher --------------------------------------------------------------------------------------
 
 @router.get("/publishers/{slug}")
-async def publisher_page(request: Request, session: ReadSession, slug: Slug, cursor: CursorParam = None) -> Response:
+async def publisher_page(request: Request, session: ReadSession, rt: RuntimeDep, slug: Slug,
+                         cursor: CursorParam = None) -> Response:
     publisher = await publishers.get(session, slug)  # PublisherNotFound: the 404 page
-    page = await search(session, publisher=slug, sort="newest", cursor=cursor, facets=False)
+    page = await search(session, rt, publisher=slug, sort="newest", cursor=cursor, facets=False)
     return await render(request, "store/publisher.html", {
         "publisher": publisher, "page": page,
         "next_url": _url(f"/publishers/{slug}", {"cursor": page.next_cursor}) if page.next_cursor else None})

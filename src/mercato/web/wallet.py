@@ -103,7 +103,7 @@ async def wallet_topup(request: Request, actor: Payer, session: WriteSession, rt
         try:
             assert amount is not None
             payment = await payments.start_payment(session, user_id=actor.user_id, amount=amount, purpose="topup",
-                                                   settings=rt.settings)
+                                                   gateway=rt.payments)
         except MercatoError as exc:
             if session.in_transaction():
                 await session.rollback()

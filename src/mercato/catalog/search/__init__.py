@@ -3,7 +3,8 @@
 Two adapters implement :class:`~mercato.catalog.search.query.ListingSearch` (ARCHITECTURE.md
 "ports"), one per database: ``sqlite.SQLiteListingSearch`` (FTS5, bm25) and
 ``postgres.PostgresListingSearch`` (weighted ``tsvector`` + GIN, ``ts_rank_cd``);
-``backend.listing_search_for`` picks the one for the database in use.
+``backend.listing_search_for`` makes the one for the database in use, once per store
+(``Runtime.search``, built in ``Runtime.from_settings``).
 ``tests/catalog/test_search.py`` is the contract suite both pass. ``docs/search.md``
 explains the design and its numbers (PERF-3).
 
@@ -16,7 +17,7 @@ The modules, each importing only those above it:
 - ``cache``: answers already computed, valid per index generation;
 - ``flow``: the search flow both adapters share (counts, facets, pages);
 - ``sqlite``, ``postgres``: the adapters;
-- ``backend``: the adapter for a database dialect.
+- ``backend``: a new adapter for a database dialect (the runtime's factory).
 
 What both share, so that results agree across databases:
 

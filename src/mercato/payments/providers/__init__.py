@@ -1,12 +1,13 @@
-"""The payment provider port (ARCHITECTURE "Ports") and the gateway that picks adapters.
+"""The payment provider port (ARCHITECTURE "Ports") and the gateway that holds the adapters.
 
 A provider creates a hosted checkout for a payment, answers "what became of it?" (the
 poller), gives money back, cancels a checkout that the store gave up on, and reports by
 signed webhook. Two adapters: :mod:`.sandbox` (built in, offline) and :mod:`.stripe`.
 
-The gateway is built from the settings. The service finds the settings of the running
-store through :func:`current_settings`: the bus running the current handler or sweep, or
-else the application created in this process (``create_app`` calls :func:`configure`).
+The gateway is built from the settings (:mod:`.factory`), once per store: it is the runtime's
+``payments`` (``Runtime.from_settings``, through the factory the composition root wires in). The service
+is handed it by its callers: a request's runtime, or the runtime of the bus running a
+handler or sweep. ``Runtime.close`` closes it (the sandbox's pending webhook deliveries).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.bus.context import current_bus
 from mercato.config import Settings
 from mercato.payments.errors import ProviderNotConfigured, UnknownProvider
 
@@ -94,67 +94,17 @@ class Gateway:
             raise ProviderNotConfigured(f"The payment provider {name!r} is not configured.")
         return found
 
+    async def drain(self) -> None:
+        """Wait for the sandbox's pending webhook deliveries (tests, shutdown)."""
+        sandbox = self.providers.get("sandbox")
+        if sandbox is not None:
+            await sandbox.drain()  # type: ignore[attr-defined]
+        await asyncio.sleep(0)
+
     async def close(self) -> None:
+        """Stop the providers' background work (the sandbox's pending webhook deliveries) and
+        release their clients."""
         for provider in self.providers.values():
             closing = getattr(provider, "close", None)
             if closing is not None:
                 await closing()
-
-
-def build_gateway(settings: Settings) -> Gateway:
-    gateway = Gateway(settings)
-    if settings.sandbox_payments_enabled:
-        # an adapter loaded only when enabled, like Stripe's; it also delivers its webhooks through
-        # payments.service, which imports this module
-        from mercato.payments.providers.sandbox import SandboxProvider
-
-        gateway.providers["sandbox"] = SandboxProvider(settings)
-    if settings.stripe_secret_key and settings.stripe_webhook_secret:
-        # the Stripe SDK is loaded only when Stripe is configured (start-up time)
-        from mercato.payments.providers.stripe import StripeProvider
-
-        gateway.providers["stripe"] = StripeProvider(settings)
-    return gateway
-
-
-# One gateway per settings object (a process normally has one; tests make many stores).
-_gateways: dict[int, tuple[Settings, Gateway]] = {}
-_configured: list[Settings] = []
-
-
-def gateway(settings: Settings) -> Gateway:
-    held = _gateways.get(id(settings))
-    if held is None or held[0] is not settings:
-        held = (settings, build_gateway(settings))
-        _gateways[id(settings)] = held
-    return held[1]
-
-
-def configure(settings: Settings) -> None:
-    """Make ``settings`` the store of this process for code running outside the bus."""
-    _configured[:] = [settings]
-
-
-def current_settings() -> Settings:
-    try:
-        return current_bus().settings
-    except RuntimeError:
-        pass
-    if not _configured:
-        raise ProviderNotConfigured("No store is configured in this process (create_app was not called).")
-    return _configured[0]
-
-
-async def close(settings: Settings) -> None:
-    """Stop the gateway's background work (the sandbox's pending webhook deliveries)."""
-    held = _gateways.pop(id(settings), None)
-    if held is not None:
-        await held[1].close()
-
-
-async def drain(settings: Settings) -> None:
-    """Wait for the sandbox's pending webhook deliveries (tests, shutdown)."""
-    sandbox = gateway(settings).providers.get("sandbox")
-    if sandbox is not None:
-        await sandbox.drain()  # type: ignore[attr-defined]
-    await asyncio.sleep(0)

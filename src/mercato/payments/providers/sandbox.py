@@ -36,7 +36,7 @@ from mercato.kit.tasks import cancel_and_wait
 from mercato.models import Payment, SandboxPayment
 from mercato.payments import repository, service
 from mercato.payments.errors import InvalidSignature, MalformedWebhook, ProviderError, StaleWebhook
-from mercato.payments.providers import Checkout, ProviderStatus, ReportedStatus, WebhookReport
+from mercato.payments.providers import Checkout, Gateway, ProviderStatus, ReportedStatus, WebhookReport
 
 NAME = "sandbox"
 SIGNATURE_HEADER = "Mercato-Signature"
@@ -138,8 +138,10 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 class SandboxProvider:
     name = NAME
 
-    def __init__(self, settings: Settings, *, rng: random.Random | None = None) -> None:
+    def __init__(self, settings: Settings, *, store: Gateway, rng: random.Random | None = None) -> None:
         self.settings = settings
+        # The store's gateway, whose service receives the webhooks (as its webhook endpoint would).
+        self.store = store
         self.secret = resolve_secret(settings)
         self.random = rng or random.Random()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -266,8 +268,8 @@ class SandboxProvider:
         headers = sign(self.secret, body)  # signed when sent, as a real provider does
         try:
             async with db.transaction() as session:
-                await service.receive_webhook(session, provider=NAME, body=body, headers=headers,
-                                              settings=self.settings)
+                await service.receive_webhook(session, gateway=self.store, provider=NAME, body=body,
+                                              headers=headers)
         except Exception as exc:  # a provider logs a failed delivery; the poller catches up
             log.warning("sandbox: webhook delivery failed", error=f"{type(exc).__name__}: {exc}")
 
