@@ -38,6 +38,8 @@ class Relayed:
     count: int = 0
     # Observers that have new events to read.
     observers: set[str] = field(default_factory=set)
+    # The subjects of the events relayed (waiters in this process are told: bus/watch.py).
+    subjects: set[str] = field(default_factory=set)
 
 
 class Relay:
@@ -71,6 +73,7 @@ class Relay:
                 if self.remember is not None:
                     self.remember(event)
                 relayed.observers.update(o.name for o in observers if o.wants(row.type))
+                relayed.subjects.add(row.subject)
                 for subscriber in self.registry.steps_for(row.type):
                     if not subscriber.concerns(event):
                         continue

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mercato.bus import repository
+from mercato.bus import repository, watch
 from mercato.bus.delivery import Deliverer, RecentEvents, RetryPolicy
 from mercato.bus.metrics import DEAD_LETTERS, OUTBOX_BACKLOG, PENDING
 from mercato.bus.observers import Observers, SagaTraffic, types_of
@@ -147,6 +147,7 @@ class Bus:
     def _relayed(self, relayed: Relayed) -> None:
         if relayed.observers:
             self.observers.wake(relayed.observers)
+        watch.relayed(relayed.subjects)
         _progressed()
 
     async def relay_now(self) -> int:
