@@ -3,6 +3,7 @@ set, else the address ``mercato serve`` binds (not a hard-coded :8000)."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,13 @@ def _serve(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *args: str) -> tuple
     import mercato.app
 
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(mercato.app, "create_app", lambda settings: seen.setdefault("settings", settings))
+    monkeypatch.setattr(mercato.app, "create_app", lambda settings, **_: seen.setdefault("settings", settings))
     monkeypatch.setattr(cli, "_run_server", lambda application, host, port: None)
     monkeypatch.setenv("MERCATO_DATA_DIR", str(tmp_path))
     result = CliRunner().invoke(cli.app, ["serve", "--no-migrate", *args])
     assert result.exit_code == 0, result.output
+    # serve pauses the collector until its server runs; a server that never ran leaves it on
+    assert gc.isenabled()
     return seen["settings"], result.output
 
 

@@ -58,7 +58,11 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
                                                       help="Apply migrations at start (default on SQLite).")] = None,  # type: ignore[assignment]
           ) -> None:
     """Run the API (and, on the embedded default, the workers) in this process."""
-    startup_gc.pause()  # until the server runs (kit/startup_gc.py)
+    with startup_gc.paused():  # until the server runs (kit/startup_gc.py)
+        _serve(host, port, data_dir, demo=demo, migrate_first=migrate_first)
+
+
+def _serve(host: str, port: int, data_dir: Path | None, *, demo: bool, migrate_first: bool | None) -> None:
     # lazy: a command loads only what it runs (start-up time of mercato)
     from mercato.app import create_app
     from mercato.app.bootstrap import prepare_database
@@ -195,11 +199,11 @@ def createsuperuser(
 @app.command()
 def worker(data_dir: DataDir = None) -> None:
     """Run event handlers, the relay and the scheduled sweeps (scaled form: set MERCATO_BROKER_URL)."""
-    startup_gc.pause()  # until the bus runs (kit/startup_gc.py)
     settings = _settings(data_dir)
     if not settings.broker_url:
         typer.echo("note: no MERCATO_BROKER_URL; this worker relays and delivers in-process", err=True)
-    asyncio.run(_run_bus(settings, role="worker" if settings.broker_url else "embedded"))
+    with startup_gc.paused():  # until the bus runs (kit/startup_gc.py)
+        asyncio.run(_run_bus(settings, role="worker" if settings.broker_url else "embedded"))
 
 
 @app.command()

@@ -10,12 +10,21 @@ serving). Only those commands do this; tests and library use keep the default co
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 
 
-def pause() -> None:
-    """Before the imports and the build of a long-running process."""
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """Around a long-running command: the collector is off until :func:`settle` (called once
+    the process serves), and on again however the command ends (a failed start, a test's
+    stand-in server that never settles)."""
     gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def settle() -> None:
