@@ -77,17 +77,21 @@ from mercato.webhooks import endpoints as webhooks_endpoints
 API_PREFIX = "/api/v1"
 
 
+# Work a store does beside serving, once its bus runs: a coroutine function of the runtime.
+BackgroundWork = Callable[[Runtime], Awaitable[object]]
+
+
+def _name_of(work: BackgroundWork) -> str:
+    return getattr(work, "__name__", repr(work))
+
+
 async def _run_background(work: BackgroundWork, rt: Runtime) -> None:
     try:
         await work(rt)
     except asyncio.CancelledError:
         raise
     except Exception:  # the store goes on serving without it
-        log.exception("background work failed", work=getattr(work, "__name__", repr(work)))
-
-
-# Work a store does beside serving, once its bus runs: a coroutine function of the runtime.
-BackgroundWork = Callable[[Runtime], Awaitable[object]]
+        log.exception("background work failed", work=_name_of(work))
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None,
@@ -116,7 +120,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         bus = app.state.bus = Bus(rt.settings, rt.db, load_handlers(), live=rt.live, runtime=rt,
                                   role="api" if rt.settings.broker_url else "embedded")
         await bus.start()
-        tasks = [asyncio.create_task(_run_background(work, rt), name=f"background:{getattr(work, '__name__', work)}")
+        tasks = [asyncio.create_task(_run_background(work, rt), name=f"background:{_name_of(work)}")
                  for work in background]
         try:
             yield
