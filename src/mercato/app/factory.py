@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from starlette.routing import compile_path
+from starlette.types import Scope
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mercato import __version__
@@ -42,6 +43,7 @@ from mercato.installs import endpoints as installs_endpoints
 from mercato.installs.auth import INSTANCE_TOKEN_PREFIX, identify_instance
 from mercato.kit.budget import Exempt, RequestBudget
 from mercato.kit.errors import ProblemModel
+from mercato.kit.foreground import Foreground
 from mercato.kit.http import BodyPolicy, BodyRule, RequestMiddleware, install_error_handlers
 from mercato.kit.logging import configure_logging, log
 from mercato.kit.tasks import cancel_and_wait
@@ -92,6 +94,12 @@ async def _run_background(work: BackgroundWork, rt: Runtime) -> None:
         raise
     except Exception:  # the store goes on serving without it
         log.exception("background work failed", work=_name_of(work))
+
+
+def _foreground_of(scope: Scope) -> Foreground | None:
+    """The requests in flight of the app's runtime (none before its lifespan has made one)."""
+    runtime: Runtime | None = getattr(scope["app"].state, "runtime", None)
+    return runtime.foreground if runtime is not None else None
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None,
@@ -155,7 +163,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     vsix_upload = BodyRule(re.compile(r"^/openvsx(/t/[^/]+)?/api/-/publish$"), max_bytes=settings.package_max_bytes,
                            content_types=("application/octet-stream", "application/zip", "application/vsix"))
     # Inside RequestMiddleware (added after it), so over-budget answers are counted and logged too.
-    app.add_middleware(RequestBudget, seconds=settings.request_timeout_seconds, exempt=[
+    app.add_middleware(RequestBudget, seconds=settings.request_timeout_seconds, foreground=_foreground_of, exempt=[
         Exempt("POST", upload.pattern),  # a large body takes its time to arrive
         Exempt("GET", re.compile(rf"^{API_PREFIX}/events/stream$")),  # streams until the client leaves
         Exempt("GET", re.compile(r"^/live/[^/]+$")),  # a page's live wire (web/live.py), likewise

@@ -214,6 +214,7 @@ async def load_catalog(rt: Runtime, password: str) -> list[str]:
                 await publishers.update(session, actor=admin, slug=slug, changes={"verified": True})
     with tempfile.TemporaryDirectory(prefix="mercato-demo-") as scratch:
         for item in _listings():
+            await rt.foreground.quiet()  # a request in flight goes first (kit/foreground.py)
             async with rt.db.read_session() as session:
                 exists = await catalog_repository.slug_taken(session, item.slug)
             if exists:
@@ -221,6 +222,7 @@ async def load_catalog(rt: Runtime, password: str) -> list[str]:
             await _create_listing(rt, Path(scratch), item)
             created.append(f"listing {item.slug}")
         for item in _listings():  # a transaction per listing: the writer is shared with the store's requests
+            await rt.foreground.quiet()
             async with rt.db.transaction() as session:
                 await _review(session, rng, item)
     return created
@@ -242,6 +244,7 @@ async def _create_listing(rt: Runtime, scratch: Path, item: DemoListing) -> None
             "screenshots": [f"/screenshots/{item.slug}/{n}.svg" for n in (1, 2, 3)],
             "description": f"## {item.name}\n\n{item.summary}\n\n- Works offline\n- No tracking\n"})
     for version in item.versions:
+        await rt.foreground.quiet()
         # building the archive is CPU and file work: off the event loop the store serves from
         built = await asyncio.to_thread(_write_package, scratch, item, version)
         archive, report = await ingest(rt, built)

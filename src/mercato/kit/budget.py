@@ -7,6 +7,9 @@ by its first byte only. A long poll's own ``wait`` (query parameter, seconds) is
 the budget; routes that take their time by design (an upload of a large body, a live event
 stream) are exempt.
 
+The requests under a budget are also the store's foreground (kit/foreground.py): while one
+is in flight, background work that can wait gives way to it.
+
 The database has its own, shorter, statement timeout (``kit/db.py``), so a locked table
 usually answers through that first; this budget covers everything else (a pool queue, a
 frozen server, a dependency without a timeout of its own).
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
@@ -24,6 +27,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mercato.kit.errors import ServiceUnavailable, problem_response
+from mercato.kit.foreground import Foreground
 from mercato.kit.logging import log
 
 RETRY_AFTER_SECONDS = 2
@@ -50,17 +54,30 @@ class Exempt:
 class RequestBudget:
     """Pure ASGI middleware that bounds each request's time to its first byte."""
 
-    def __init__(self, app: ASGIApp, *, seconds: float, exempt: Sequence[Exempt] = ()) -> None:
+    def __init__(self, app: ASGIApp, *, seconds: float, exempt: Sequence[Exempt] = (),
+                 foreground: Callable[[Scope], Foreground | None] = lambda scope: None) -> None:
         self.app = app
         self.seconds = seconds
         self.exempt = tuple(exempt)
+        self.foreground = foreground
 
     def _exempt(self, scope: Scope) -> bool:
         method, path = scope["method"], scope["path"]
         return any(rule.method == method and rule.pattern.match(path) for rule in self.exempt)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.seconds <= 0 or self._exempt(scope):
+        if scope["type"] != "http" or self._exempt(scope):
+            await self.app(scope, receive, send)
+            return
+        foreground = self.foreground(scope)
+        if foreground is None:
+            await self._within_budget(scope, receive, send)
+            return
+        with foreground.serving():
+            await self._within_budget(scope, receive, send)
+
+    async def _within_budget(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.seconds <= 0:
             await self.app(scope, receive, send)
             return
         seconds = self.seconds + _long_poll_wait(scope)

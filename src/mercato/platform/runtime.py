@@ -15,13 +15,14 @@ the mailer in ``notifications``, the payment gateway in ``payments``, the listin
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from mercato.config import Settings
 from mercato.kit.cache import Cache, make_cache
 from mercato.kit.db import Database
+from mercato.kit.foreground import Foreground
 from mercato.kit.keys import StoreKeys
 from mercato.kit.passwords import PasswordHashing
 from mercato.kit.ratelimit import RateLimiter
@@ -76,6 +77,8 @@ class Runtime:
     search: ListingSearch
     # Sends notification e-mails; None when no SMTP server is configured (e-mail off).
     mailer: Mailer | None = None
+    # The requests this process is answering; background work gives way to them.
+    foreground: Foreground = field(default_factory=Foreground)
 
     def __post_init__(self) -> None:
         self.db.cache = self.cache  # evictions recorded in transactions outside requests
