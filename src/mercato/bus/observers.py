@@ -98,11 +98,14 @@ class Observers:
 
     async def start(self) -> None:
         observers = self.registry.observers
+        names = [o.name for o in observers]
         async with self.db.transaction() as session:
-            await repository.start_cursors(session, [o.name for o in observers], utcnow())
+            await repository.start_cursors(session, names, utcnow())
+            behind = await repository.cursors_behind(session, names)
         for observer in observers:
             self._wakeups[observer.name] = asyncio.Event()
-            self._wakeups[observer.name].set()  # catch up at once
+            if observer.name in behind:  # catch up at once; the others wait for the relay (or the poll)
+                self._wakeups[observer.name].set()
             self._tasks.append(asyncio.create_task(self._loop(observer), name=f"bus:observe:{observer.name}"))
 
     async def stop(self) -> None:

@@ -277,6 +277,17 @@ async def start_cursors(session: AsyncSession, names: list[str], at: datetime) -
         {"subscriber": name, "position": start, "attempts": 0, "updated_at": at} for name in missing])
 
 
+async def cursors_behind(session: AsyncSession, names: list[str]) -> set[str]:
+    """The observers among ``names`` with something to do: relayed events past their cursor,
+    or an event held for a retry."""
+    if not names:
+        return set()
+    head = await max_position(session)
+    rows = await session.execute(select(CURSORS.c.subscriber).where(
+        CURSORS.c.subscriber.in_(names), or_(CURSORS.c.position < head, CURSORS.c.next_attempt_at.is_not(None))))
+    return {row.subscriber for row in rows}
+
+
 async def lock_cursor(session: AsyncSession, subscriber: str) -> Any:
     """The observer's cursor row, locked for this transaction; None while another process
     runs the same observer (PostgreSQL ``SKIP LOCKED``; on SQLite the write transaction
