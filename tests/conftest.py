@@ -27,7 +27,7 @@ from mercato.app.bootstrap import prepare_database
 from mercato.app.runtime import Runtime
 from mercato.config import Settings
 from tests.support.actors import Actor, Actors
-from tests.support.backends import AMQP_URL, NATS_URL, PG_URL, REDIS_URL, admin_url, pg_admin
+from tests.support.backends import AMQP_URL, NATS_URL, PG_URL, REDIS_URL, admin_url, asyncpg_dsn, pg_admin
 from tests.support.databases import Clones
 
 pytest_plugins = ["tests.support.money_invariants"]  # the money tests' invariant checks
@@ -70,7 +70,7 @@ def reaches_a_backend(item: pytest.Item) -> bool:
     return _MODULE_REACHES[path]
 
 
-# PostgreSQL: this worker's clones of the template, made and dropped beside the tests.
+# PostgreSQL: this worker's clones of the template, made and reset beside the tests (tests/support/databases.py).
 _clones: list[Clones] = []
 
 
@@ -95,7 +95,7 @@ def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 async def database_url(database_template: str, tmp_path: Path) -> AsyncIterator[str]:
     if PG_URL:
         if not _clones:
-            _clones.append(Clones(database_template, pg_admin))
+            _clones.append(Clones(database_template, pg_admin, asyncpg_dsn))
         name = await asyncio.to_thread(_clones[0].take)
         yield admin_url(name)
         _clones[0].give_back(name)

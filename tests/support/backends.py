@@ -32,6 +32,11 @@ def admin_url(database: str) -> str:
     return make_url(PG_URL).set(database=database).render_as_string(hide_password=False)
 
 
+def asyncpg_dsn(database: str) -> str:
+    """The same URL as :func:`admin_url`, for asyncpg itself."""
+    return admin_url(database).replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
 async def pg_admin(statement: str) -> None:
     """Run ``statement`` (CREATE/DROP DATABASE) outside a transaction on the server's ``postgres`` database."""
     engine = create_async_engine(admin_url("postgres"), isolation_level="AUTOCOMMIT")
