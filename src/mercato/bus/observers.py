@@ -32,6 +32,7 @@ from mercato.bus.metrics import DELIVERIES, DELIVERY_LAG
 from mercato.bus.registry import ALL_EVENTS, Registry, Subscriber
 from mercato.kit.clock import utcnow
 from mercato.kit.db import Database, is_database_unavailable
+from mercato.kit.foreground import Foreground
 from mercato.kit.logging import log
 from mercato.kit.tasks import cancel_and_wait
 
@@ -49,31 +50,6 @@ class _BatchFailed(Exception):
         self.events = events
 
 
-class SagaTraffic:
-    """Counts this process's saga deliveries in flight, so observers can give way to them."""
-
-    def __init__(self) -> None:
-        self.in_flight = 0
-        self._quiet = asyncio.Event()
-        self._quiet.set()
-
-    @contextlib.contextmanager
-    def delivering(self):  # type: ignore[no-untyped-def]
-        self.in_flight += 1
-        self._quiet.clear()
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-            if self.in_flight == 0:
-                self._quiet.set()
-
-    async def give_way(self, at_most: float) -> None:
-        if self.in_flight:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._quiet.wait(), timeout=at_most)
-
-
 def types_of(subscriber: Subscriber) -> frozenset[str] | None:
     return None if ALL_EVENTS in subscriber.event_types else subscriber.event_types
 
@@ -83,7 +59,7 @@ class Observers:
     and every ``poll`` seconds as a fallback (events relayed by another process)."""
 
     def __init__(self, db: Database, registry: Registry, retry: RetryPolicy, *, context: HandlerContext,
-                 traffic: SagaTraffic, poll: float, batch: int = BATCH,
+                 traffic: Foreground, poll: float, batch: int = BATCH,
                  on_progress: Callable[[], None] | None = None) -> None:
         self.db = db
         self.registry = registry
@@ -126,7 +102,7 @@ class Observers:
             try:
                 one_at_a_time = False
                 while True:
-                    await self.traffic.give_way(YIELD_TO_SAGA_SECONDS)
+                    await self.traffic.quiet(at_most=YIELD_TO_SAGA_SECONDS)
                     outcome, retry_in = await self.run(observer, one_at_a_time=one_at_a_time)
                     # A batch that failed is taken again one event at a time, at once.
                     one_at_a_time = outcome == "split"

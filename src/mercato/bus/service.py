@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mercato.bus import repository, watch
 from mercato.bus.delivery import Deliverer, RecentEvents, RetryPolicy
 from mercato.bus.metrics import DEAD_LETTERS, OUTBOX_BACKLOG, PENDING
-from mercato.bus.observers import Observers, SagaTraffic, types_of
+from mercato.bus.observers import Observers, types_of
 from mercato.bus.outbox import register_wakeup, unregister_wakeup
 from mercato.bus.registry import Registry
 from mercato.bus.relay import Relay, Relayed
@@ -36,6 +36,7 @@ from mercato.bus.transport import Transport
 from mercato.config import Settings
 from mercato.kit.clock import utcnow
 from mercato.kit.db import Database, is_database_unavailable
+from mercato.kit.foreground import Foreground
 from mercato.kit.logging import log
 from mercato.kit.tasks import cancel_and_wait
 from mercato.kit.waiting import poll_until
@@ -93,7 +94,7 @@ class Bus:
         self.deliverer = Deliverer(db, registry, retry, self.transport.kick, context=self, recent=recent)
         self.relay = Relay(db, registry, self.transport.kick, redelivery_timeout=self.redelivery_timeout,
                            remember=recent.remember)
-        self.traffic = SagaTraffic()
+        self.traffic = Foreground()  # this process's saga deliveries in flight: observers give way to them
         self.observers = Observers(db, registry, retry, context=self, traffic=self.traffic,
                                    poll=settings.bus_observer_poll_seconds, on_progress=_progressed)
         builtin = [Sweep("bus.redeliver", settings.bus_sweep_interval_seconds, _redeliver),
@@ -114,7 +115,7 @@ class Bus:
 
     async def _on_job(self, subscriber: str, event_id: uuid.UUID) -> None:
         if self._lane_of(subscriber) == "saga":
-            with self.traffic.delivering():
+            with self.traffic.serving():
                 await self.deliverer.deliver(subscriber, event_id)
         else:
             await self.deliverer.deliver(subscriber, event_id)

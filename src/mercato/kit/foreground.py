@@ -1,11 +1,14 @@
-"""The store's foreground: the requests it is answering now. Background work that can wait
-(``serve --demo``'s loader) asks :meth:`Foreground.quiet` before each step and so gives the
-one event loop and the one SQLite writer to a buyer's checkout and the saga steps its
-``?wait=`` request is waiting for, instead of interleaving with them.
+"""Foreground work: work in flight that other work gives way to. Two kinds use it:
 
-Requests that take their time by design (a live stream, a large upload) are not counted:
-the request budget's exempt routes (kit/budget.py). A wait is bounded (``at_most``), so a
-store that is never idle still gets its background work done, only more slowly.
+- the requests a store is answering (counted by the request budget, kit/budget.py; a live
+  stream or a large upload, which take their time by design, are not counted): background
+  work that can wait (``serve --demo``'s loader) asks :meth:`Foreground.quiet` before each
+  step, and so leaves the one event loop and the one SQLite writer to a buyer's checkout and
+  the saga steps its ``?wait=`` request is waiting for;
+- a bus's saga deliveries in flight (bus/service.py): observers give way to them.
+
+A wait is bounded (``at_most``), so a store that is never idle still gets its background
+work done, only more slowly.
 """
 
 from __future__ import annotations
