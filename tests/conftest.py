@@ -52,18 +52,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         kept = [item for item in items if reaches_a_backend(item)]
         config.hook.pytest_deselected(items=[item for item in items if item not in kept])
         items[:] = kept
-    # Longest first: the test workers take files in this order (--dist loadfile), so the long
-    # ones start while there is still short work to run beside them, instead of ending the run
-    # on one worker while the other idles.
-    long_modules = {item.path for item in items if is_long(item)}
-    items.sort(key=lambda item: item.path not in long_modules)
-
-
-def is_long(item: pytest.Item) -> bool:
-    """Marked ``slow`` (fault, load and fuzz runs, subprocesses), driving a browser, or one of
-    the access matrix's rows (one file, one store for all its rows)."""
-    return ("slow" in item.keywords or "browser" in getattr(item, "fixturenames", ())
-            or item.path.name == "test_matrix.py")
 
 
 _MODULE_REACHES: dict[Path, bool] = {}
