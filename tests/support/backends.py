@@ -20,6 +20,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench.servers import asyncpg_dsn as plain_dsn
+
 PG_URL = os.environ.get("MERCATO_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("MERCATO_TEST_REDIS_URL")
 AMQP_URL = os.environ.get("MERCATO_TEST_AMQP_URL")
@@ -34,7 +36,7 @@ def admin_url(database: str) -> str:
 
 def asyncpg_dsn(database: str) -> str:
     """The same URL as :func:`admin_url`, for asyncpg itself."""
-    return admin_url(database).replace("postgresql+asyncpg://", "postgresql://", 1)
+    return plain_dsn(admin_url(database))
 
 
 async def pg_admin(statement: str) -> None:

@@ -76,8 +76,9 @@ class TemplateState:
         for table in tables:
             columns = [row["attname"] for row in await connection.fetch(
                 "SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
-                "AND NOT attisdropped AND attgenerated = '' ORDER BY attnum", f'public."{table}"')]
-            records = await connection.fetch(f'SELECT {", ".join(_quoted(c) for c in columns)} FROM public."{table}"')
+                "AND NOT attisdropped AND attgenerated = '' ORDER BY attnum", f"public.{_quoted(table)}")]
+            selected = ", ".join(_quoted(column) for column in columns)
+            records = await connection.fetch(f"SELECT {selected} FROM public.{_quoted(table)}")
             if records:
                 rows[table] = (columns, [tuple(record) for record in records])
         sequences = [(row["sequencename"], row["last_value"]) for row in await connection.fetch(
@@ -94,14 +95,15 @@ class TemplateState:
             # while the rows are put back: the state written is the template's, as it was.
             await connection.execute("SET LOCAL session_replication_role = replica")
             for table in self.tables:
-                await connection.execute(f'DELETE FROM public."{table}"')
+                await connection.execute(f"DELETE FROM public.{_quoted(table)}")
             for table, (columns, records) in self.rows.items():
                 await connection.copy_records_to_table(table, records=records, columns=columns, schema_name="public")
             for name, last_value in self.sequences:
                 if last_value is None:
-                    await connection.execute(f'ALTER SEQUENCE public."{name}" RESTART')
+                    await connection.execute(f"ALTER SEQUENCE public.{_quoted(name)} RESTART")
                 else:
-                    await connection.execute("SELECT setval($1::regclass, $2, true)", f'public."{name}"', last_value)
+                    await connection.execute("SELECT setval($1::regclass, $2, true)", f"public.{_quoted(name)}",
+                                             last_value)
         return True
 
 
@@ -120,7 +122,6 @@ class Clones:
         self._work: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self.made: set[str] = set()
         self.failed_drops: list[str] = []
-        self.reused = 0
         self.reset_errors: list[str] = []  # resets that failed (the clone was replaced): for a look, not a failure
         self._thread = threading.Thread(target=self._run, name="test-database-clones", daemon=True)
         self._thread.start()
@@ -157,7 +158,6 @@ class Clones:
             if action == "create":
                 self._create(name)
             elif asyncio.run(self._reset(name)):
-                self.reused += 1
                 self._ready.put(name)
             else:  # dropped: a fresh clone in its place
                 self._drop(name)
